@@ -1,0 +1,186 @@
+"""Audio between capture and analysis: the ring buffer and the schedule of analysis windows it hands out.
+
+One producer (the capture callback, or a file reader) writes; one consumer (the pipeline) reads
+windows. Writing never blocks and never waits for the reader: when the reader falls behind, the
+oldest audio is overwritten and counted as dropped. Samples are addressed by their absolute index
+since the stream started, so a window's timestamp is exact however much was dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+__all__ = ["RingBuffer", "WindowSchedule", "signal_windows", "utterance_windows"]
+
+
+class RingBuffer:
+    """Fixed-capacity single-producer, single-consumer buffer of mono float32 samples.
+
+    The writer only copies into a preallocated array and then publishes the new total with one
+    attribute assignment (atomic in CPython), so it takes no lock and can be called from a
+    PortAudio callback. The reader copies a span and then checks that the writer did not
+    overwrite it meanwhile (a sequence-lock check); overwritten samples are returned as zeros and
+    counted as dropped.
+
+    Parameters
+    ----------
+    capacity_samples : int
+        Samples kept; older ones are overwritten.
+    """
+
+    def __init__(self, capacity_samples: int) -> None:
+        if capacity_samples <= 0:
+            raise ValueError("capacity_samples must be positive")
+        self.capacity_samples = int(capacity_samples)
+        self._data = np.zeros(self.capacity_samples, dtype=np.float32)
+        self._written = 0
+        self._read_until = 0
+        self.dropped_samples = 0
+
+    @property
+    def total_written(self) -> int:
+        """Samples written since the stream started (the absolute index of the next sample)."""
+        return self._written
+
+    def write(self, samples: np.ndarray) -> None:
+        """Append samples, overwriting the oldest when full. Never blocks.
+
+        Parameters
+        ----------
+        samples : np.ndarray, shape (n,)
+            Mono samples; converted to float32.
+        """
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        n = samples.shape[0]
+        if n == 0:
+            return
+        start = self._written
+        if n > self.capacity_samples:
+            samples = samples[-self.capacity_samples :]
+            start += n - self.capacity_samples
+        m = samples.shape[0]
+        pos = start % self.capacity_samples
+        first = min(m, self.capacity_samples - pos)
+        self._data[pos : pos + first] = samples[:first]
+        if first < m:
+            self._data[: m - first] = samples[first:]
+        self._written = self._written + n  # publish only after the copy
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Copy the samples with absolute indices ``start <= i < stop``.
+
+        Indices before the stream began read as zeros (a window that starts before time 0 is
+        zero-padded). Samples already overwritten read as zeros and are added to
+        :attr:`dropped_samples` if no earlier read covered them.
+
+        Raises
+        ------
+        ValueError
+            If ``stop`` lies beyond what was written, or the span exceeds the capacity.
+        """
+        if stop < start:
+            raise ValueError("stop must be >= start")
+        if stop - start > self.capacity_samples:
+            raise ValueError(f"cannot read {stop - start} samples from a buffer of {self.capacity_samples}")
+        if stop > self._written:
+            raise ValueError(f"samples up to {stop} requested but only {self._written} written")
+        out = np.zeros(stop - start, dtype=np.float32)
+        lo = max(start, 0)
+        if lo < stop:
+            idx = np.arange(lo, stop) % self.capacity_samples
+            out[lo - start :] = self._data[idx]
+        # Whatever the writer may have overwritten during or before the copy is not valid.
+        oldest_valid = self._written - self.capacity_samples
+        if oldest_valid > lo:
+            out[lo - start : min(oldest_valid, stop) - start] = 0.0
+            unseen_from = max(self._read_until, 0)
+            if oldest_valid > unseen_from:
+                self.dropped_samples += min(oldest_valid, stop) - unseen_from
+        self._read_until = max(self._read_until, stop)
+        return out
+
+
+class WindowSchedule:
+    """Which analysis windows are due: one ending at every multiple of the hop.
+
+    Window ``k`` (k = 0, 1, ...) covers samples ``[(k+1)*hop - window, (k+1)*hop)``; the first
+    windows reach back before time 0 and are zero-padded, so the first result comes one hop after
+    the start rather than one window after it.
+
+    Parameters
+    ----------
+    window_samples, hop_samples : int
+        Window length and hop in samples.
+    max_lag_windows : int or None
+        If the consumer falls more than this many windows behind, the stale ones are skipped
+        (counted in :attr:`skipped_windows`) so latency stays bounded. ``None`` never skips
+        (files analysed as fast as possible).
+    """
+
+    def __init__(self, window_samples: int, hop_samples: int, *, max_lag_windows: int | None = None) -> None:
+        if window_samples <= 0 or hop_samples <= 0:
+            raise ValueError("window_samples and hop_samples must be positive")
+        if max_lag_windows is not None and max_lag_windows < 1:
+            raise ValueError("max_lag_windows must be at least 1")
+        self.window_samples = int(window_samples)
+        self.hop_samples = int(hop_samples)
+        self.max_lag_windows = max_lag_windows
+        self.next_end = self.hop_samples
+        self.skipped_windows = 0
+
+    def due(self, total_written: int) -> list[tuple[int, int]]:
+        """Spans ``(start, stop)`` of every window now complete, oldest first, and advance past them."""
+        n_due = (total_written - self.next_end) // self.hop_samples + 1 if total_written >= self.next_end else 0
+        if self.max_lag_windows is not None and n_due > self.max_lag_windows:
+            skip = n_due - self.max_lag_windows
+            self.skipped_windows += skip
+            self.next_end += skip * self.hop_samples
+            n_due = self.max_lag_windows
+        spans = []
+        for _ in range(n_due):
+            spans.append((self.next_end - self.window_samples, self.next_end))
+            self.next_end += self.hop_samples
+        return spans
+
+    def samples_until_next(self, total_written: int) -> int:
+        """Samples still to be written before the next window is complete."""
+        return max(0, self.next_end - total_written)
+
+
+def signal_windows(y: np.ndarray, *, window_samples: int, hop_samples: int) -> Iterator[tuple[int, np.ndarray]]:
+    """The windows the live monitor would analyse if ``y`` were played into it.
+
+    Yields
+    ------
+    end_sample : int
+        Absolute index one past the window's last sample (its timestamp is ``end_sample / rate``).
+    window : np.ndarray, shape (window_samples,)
+        Zero-padded at the start for the first windows.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    for end in range(hop_samples, y.shape[0] + 1, hop_samples):
+        start = end - window_samples
+        if start >= 0:
+            yield end, y[start:end]
+        else:
+            yield end, np.concatenate([np.zeros(-start, dtype=np.float32), y[:end]])
+
+
+def utterance_windows(y: np.ndarray, *, window_samples: int, hop_samples: int) -> Iterator[tuple[int, np.ndarray]]:
+    """The live windows of a whole recording, plus one ending at its last sample.
+
+    Used to classify or train on complete recordings: the live windows (see
+    :func:`signal_windows`) and, when the recording does not end on a hop boundary, a final
+    window ending at its last sample, so the tail and clips shorter than a hop are analysed too.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    yield from signal_windows(y, window_samples=window_samples, hop_samples=hop_samples)
+    n = y.shape[0]
+    if n % hop_samples or n == 0:
+        start = n - window_samples
+        tail = y[max(start, 0) :]
+        if start < 0:
+            tail = np.concatenate([np.zeros(-start, dtype=np.float32), tail])
+        yield n, tail

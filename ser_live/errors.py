@@ -1,0 +1,36 @@
+"""Error types: every failure a user can cause or meet, each with a message that names the fix."""
+
+from __future__ import annotations
+
+__all__ = [
+    "SerLiveError",
+    "AudioFileError",
+    "DeviceError",
+    "ModelError",
+    "FeatureConfigError",
+    "UntrustedModelError",
+]
+
+
+class SerLiveError(Exception):
+    """Base class: the message is one line, fit to print to a user as it is."""
+
+
+class AudioFileError(SerLiveError):
+    """An audio file is missing, unreadable or holds no usable audio."""
+
+
+class DeviceError(SerLiveError):
+    """No usable input device, or the device failed while capturing."""
+
+
+class ModelError(SerLiveError):
+    """A model file is missing, damaged or incompatible with this ser-live."""
+
+
+class FeatureConfigError(ModelError):
+    """A model's feature configuration does not match the feature code."""
+
+
+class UntrustedModelError(ModelError):
+    """A model file other than the shipped one was loaded without ``trust=True``."""

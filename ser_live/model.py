@@ -1,0 +1,274 @@
+"""The emotion model: a fitted scikit-learn pipeline bundled with everything needed to feed it correctly.
+
+A model file is a joblib dictionary holding the estimator, its class list, the
+:class:`~ser_live.features.FeatureConfig` it was trained with, the analysis window and hop, and
+provenance (corpora, evaluation figures, library versions). joblib files are pickles and can run
+code when loaded, so only the shipped model (checked by SHA-256) loads without ``trust=True``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import FeatureConfigError, ModelError, UntrustedModelError
+from .features import FEATURE_VERSION, FeatureConfig
+
+__all__ = [
+    "EMOTIONS",
+    "MODEL_FORMAT",
+    "MODEL_FORMAT_VERSION",
+    "DEFAULT_MODEL_NAME",
+    "TRUST_ENV_VAR",
+    "EmotionModel",
+    "default_model_path",
+    "file_sha256",
+    "build_provenance",
+]
+
+#: The product's label set, in display order. Corpora map their labels onto these.
+EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+
+MODEL_FORMAT = "ser-live-model"
+MODEL_FORMAT_VERSION = 1
+DEFAULT_MODEL_NAME = "ser-live-default.joblib"
+#: Setting this environment variable to 1 has the effect of ``--trust-model``.
+TRUST_ENV_VAR = "SER_LIVE_TRUST_MODEL"
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _shipped_hashes() -> frozenset[str]:
+    from . import _shipped_model
+
+    return frozenset(_shipped_model.SHIPPED_MODEL_SHA256)
+
+
+def _model_dirs() -> list[Path]:
+    """Where the shipped model may live: the source tree, then the installed data directory."""
+    here = Path(__file__).resolve().parent
+    dirs = [here.parent / "models", Path(sys.prefix) / "share" / "ser-live" / "models"]
+    user_base = os.environ.get("PYTHONUSERBASE")
+    if user_base:
+        dirs.append(Path(user_base) / "share" / "ser-live" / "models")
+    return dirs
+
+
+def default_model_path() -> Path:
+    """Path of the shipped default model.
+
+    Raises
+    ------
+    ModelError
+        If the file is in none of the places an install puts it.
+    """
+    for directory in _model_dirs():
+        candidate = directory / DEFAULT_MODEL_NAME
+        if candidate.is_file():
+            return candidate
+    searched = ", ".join(str(d) for d in _model_dirs())
+    raise ModelError(
+        f"the shipped model {DEFAULT_MODEL_NAME} is missing (looked in {searched}); "
+        "reinstall ser-live with 'pip install .' from the source tree, or pass --model PATH"
+    )
+
+
+@dataclasses.dataclass
+class EmotionModel:
+    """A trained emotion classifier and the settings it must be fed with.
+
+    Parameters
+    ----------
+    estimator : object
+        Fitted scikit-learn estimator with ``predict_proba`` and ``classes_`` (for ser-live's own
+        models a ``Pipeline(StandardScaler, MLPClassifier)``).
+    feature_config : FeatureConfig
+        Feature settings the estimator was trained with.
+    window_s, hop_s : float
+        Analysis window length and hop the model was trained and evaluated with.
+    metadata : dict
+        Provenance: corpora and counts, evaluation figures, creation date, library versions.
+    """
+
+    estimator: Any
+    feature_config: FeatureConfig
+    window_s: float = 2.0
+    hop_s: float = 0.5
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        classes = [str(c) for c in getattr(self.estimator, "classes_", [])]
+        if not classes:
+            raise ModelError("the model's estimator is not fitted (it has no classes)")
+        unknown = [c for c in classes if c not in EMOTIONS]
+        if unknown:
+            raise ModelError(f"the model predicts labels ser-live does not know: {', '.join(unknown)}")
+        if not 0 < self.hop_s <= self.window_s:
+            raise ModelError(f"the model's hop ({self.hop_s} s) must be positive and at most its window ({self.window_s} s)")
+        # Probabilities are always reported in the product's fixed display order.
+        self.classes: tuple[str, ...] = tuple(e for e in EMOTIONS if e in classes)
+        self._order = np.array([classes.index(c) for c in self.classes])
+
+    @property
+    def sample_rate_hz(self) -> int:
+        """Sample rate the model's features expect."""
+        return self.feature_config.sample_rate_hz
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities for feature vectors.
+
+        Parameters
+        ----------
+        features : np.ndarray, shape (n_features,) or (n_windows, n_features)
+
+        Returns
+        -------
+        probs : np.ndarray, shape (n_classes,) or (n_windows, n_classes)
+            Columns in the order of :attr:`classes`; rows sum to 1.
+        """
+        x = np.asarray(features, dtype=np.float64)
+        single = x.ndim == 1
+        probs = self.estimator.predict_proba(np.atleast_2d(x))[:, self._order]
+        return probs[0] if single else probs
+
+    def to_bundle(self) -> dict[str, Any]:
+        """The dictionary stored in a model file."""
+        return {
+            "format": MODEL_FORMAT,
+            "format_version": MODEL_FORMAT_VERSION,
+            "estimator": self.estimator,
+            "classes": list(self.classes),
+            "feature_config": self.feature_config.to_dict(),
+            "feature_version": FEATURE_VERSION,
+            "sample_rate_hz": self.sample_rate_hz,
+            "window_s": self.window_s,
+            "hop_s": self.hop_s,
+            "metadata": self.metadata,
+        }
+
+    def save(self, path: str | os.PathLike[str], *, compress: int = 3) -> str:
+        """Write the model file and return its SHA-256."""
+        import joblib
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        joblib.dump(self.to_bundle(), tmp, compress=compress)
+        os.replace(tmp, path)
+        return file_sha256(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, *, trust: bool = False) -> EmotionModel:
+        """Load a model file.
+
+        Parameters
+        ----------
+        path : path-like, optional
+            Model file; the shipped default when omitted.
+        trust : bool
+            Allow loading a file that is not the shipped model. Model files are pickles and can run
+            code when loaded: trust only files from people you trust. The environment variable
+            ``SER_LIVE_TRUST_MODEL=1`` has the same effect.
+
+        Raises
+        ------
+        ModelError
+            Missing, damaged, not a ser-live model, or made for other feature code.
+        UntrustedModelError
+            Not the shipped model and not trusted.
+        """
+        path = Path(path) if path is not None else default_model_path()
+        if not path.is_file():
+            raise ModelError(f"model file {path} does not exist; check the path given to --model")
+        digest = file_sha256(path)
+        shipped = _shipped_hashes()
+        trusted = trust or os.environ.get(TRUST_ENV_VAR, "") not in ("", "0")
+        if digest not in shipped and not trusted:
+            if path.name == DEFAULT_MODEL_NAME and path.resolve().parent in [d.resolve() for d in _model_dirs()]:
+                raise ModelError(
+                    f"the shipped model {path} has been modified (its SHA-256 is not the one recorded in ser-live); "
+                    "reinstall ser-live"
+                )
+            raise UntrustedModelError(
+                f"{path} is not the shipped model, and model files can run code when loaded; "
+                f"pass --trust-model (or set {TRUST_ENV_VAR}=1) only if you trust where it came from"
+            )
+        import joblib
+
+        try:
+            bundle = joblib.load(path)
+        except Exception as exc:  # a damaged pickle can raise nearly anything
+            raise ModelError(f"model file {path} is damaged or truncated and cannot be read ({type(exc).__name__})") from exc
+        return cls.from_bundle(bundle, path=path)
+
+    @classmethod
+    def from_bundle(cls, bundle: Any, *, path: Path | None = None) -> EmotionModel:
+        """Rebuild a model from the dictionary :meth:`to_bundle` made, validating it."""
+        where = f"model file {path}" if path else "model bundle"
+        if not isinstance(bundle, dict) or bundle.get("format") != MODEL_FORMAT:
+            raise ModelError(f"{where} is not a ser-live model")
+        if bundle.get("format_version") != MODEL_FORMAT_VERSION:
+            raise ModelError(
+                f"{where} has format version {bundle.get('format_version')}, this ser-live reads "
+                f"version {MODEL_FORMAT_VERSION}; use the ser-live version that made it"
+            )
+        if bundle.get("feature_version") != FEATURE_VERSION:
+            raise FeatureConfigError(
+                f"{where} was trained with feature version {bundle.get('feature_version')} but this ser-live "
+                f"computes version {FEATURE_VERSION}; retrain it (scripts/train.py) or use the matching ser-live"
+            )
+        try:
+            config = FeatureConfig.from_dict(dict(bundle["feature_config"]))
+        except FeatureConfigError as exc:
+            raise FeatureConfigError(f"{where}: {exc}") from exc
+        except (KeyError, TypeError) as exc:
+            raise ModelError(f"{where} has no usable feature configuration") from exc
+        model = cls(
+            estimator=bundle["estimator"],
+            feature_config=config,
+            window_s=float(bundle.get("window_s", 2.0)),
+            hop_s=float(bundle.get("hop_s", 0.5)),
+            metadata=dict(bundle.get("metadata", {})),
+            path=path,
+        )
+        if list(bundle.get("classes", [])) != list(model.classes):
+            raise ModelError(f"{where} lists classes that do not match its estimator")
+        n_expected = getattr(model.estimator, "n_features_in_", None)
+        from .features import feature_names
+
+        if n_expected is not None and n_expected != len(feature_names(config)):
+            raise FeatureConfigError(
+                f"{where} expects {n_expected} features but its feature configuration gives "
+                f"{len(feature_names(config))}; it was made by incompatible feature code"
+            )
+        return model
+
+
+def build_provenance() -> dict[str, str]:
+    """Creation time and library versions, recorded in a new model's metadata."""
+    import joblib
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "joblib": joblib.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
