@@ -86,6 +86,21 @@ class RingBuffer:
             raise ValueError(f"cannot read {stop - start} samples from a buffer of {self.capacity_samples}")
         if stop > self._written:
             raise ValueError(f"samples up to {stop} requested but only {self._written} written")
+        out, oldest_valid = self._copy(start, stop)
+        if oldest_valid > max(start, 0):
+            unseen_from = max(self._read_until, 0)
+            if oldest_valid > unseen_from:
+                self.dropped_samples += min(oldest_valid, stop) - unseen_from
+        self._read_until = max(self._read_until, stop)
+        return out
+
+    def peek(self, start: int, stop: int) -> np.ndarray:
+        """Like :meth:`read` but for displays: clipped to what was written, no drop accounting."""
+        stop = min(stop, self._written)
+        start = min(max(start, stop - self.capacity_samples), stop)
+        return self._copy(start, stop)[0]
+
+    def _copy(self, start: int, stop: int) -> tuple[np.ndarray, int]:
         out = np.zeros(stop - start, dtype=np.float32)
         lo = max(start, 0)
         if lo < stop:
@@ -95,11 +110,7 @@ class RingBuffer:
         oldest_valid = self._written - self.capacity_samples
         if oldest_valid > lo:
             out[lo - start : min(oldest_valid, stop) - start] = 0.0
-            unseen_from = max(self._read_until, 0)
-            if oldest_valid > unseen_from:
-                self.dropped_samples += min(oldest_valid, stop) - unseen_from
-        self._read_until = max(self._read_until, stop)
-        return out
+        return out, oldest_valid
 
 
 class WindowSchedule:

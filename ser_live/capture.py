@@ -1,0 +1,297 @@
+"""Microphone capture: a thin, honest wrapper over PyAudio/PortAudio that delivers mono samples.
+
+The PortAudio callback only converts the block it is handed to mono float32 and passes it on
+(normally straight into the ring buffer); it never waits on anything. When the device refuses the
+model's rate, capture runs at the device's own rate and a separate thread resamples with soxr.
+Every failure is a :class:`~ser_live.errors.DeviceError` with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from .errors import DeviceError
+
+__all__ = ["InputDevice", "list_input_devices", "find_input_device", "MicrophoneStream"]
+
+SampleSink = Callable[[np.ndarray], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class InputDevice:
+    """An audio input as PortAudio reports it."""
+
+    index: int
+    name: str
+    channels: int
+    default_sample_rate_hz: float
+    host_api: str
+    is_default: bool = False
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence the C-level chatter ALSA and JACK print while PortAudio probes devices."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def _portaudio():
+    try:
+        import pyaudio
+    except ImportError as exc:  # pragma: no cover - install problem
+        raise DeviceError("PyAudio is not installed; run 'make run' or 'pip install pyaudio'") from exc
+    with _quiet_stderr():
+        try:
+            return pyaudio, pyaudio.PyAudio()
+        except Exception as exc:
+            raise DeviceError(f"PortAudio could not start ({exc}); is an audio system (PulseAudio, PipeWire, ALSA) running?") from exc
+
+
+def _devices(pa) -> list[InputDevice]:
+    try:
+        default_index = pa.get_default_input_device_info()["index"]
+    except (OSError, IOError):
+        default_index = None
+    devices = []
+    for i in range(pa.get_device_count()):
+        info = pa.get_device_info_by_index(i)
+        if int(info.get("maxInputChannels", 0)) <= 0:
+            continue
+        devices.append(
+            InputDevice(
+                index=i,
+                name=str(info["name"]),
+                channels=int(info["maxInputChannels"]),
+                default_sample_rate_hz=float(info["defaultSampleRate"]),
+                host_api=str(pa.get_host_api_info_by_index(info["hostApi"])["name"]),
+                is_default=(i == default_index),
+            )
+        )
+    return devices
+
+
+def list_input_devices() -> list[InputDevice]:
+    """Every input device PortAudio sees (an empty list when there is none)."""
+    _, pa = _portaudio()
+    try:
+        return _devices(pa)
+    finally:
+        pa.terminate()
+
+
+def _pick(devices: list[InputDevice], spec: int | str | None) -> InputDevice:
+    if not devices:
+        raise DeviceError(
+            "no input device found; plug in a microphone (or check the audio system), "
+            "or analyse a file with --input FILE"
+        )
+    if spec is None or spec == "":
+        for d in devices:
+            if d.is_default:
+                return d
+        return devices[0]
+    text = str(spec).strip()
+    if text.isdigit():
+        for d in devices:
+            if d.index == int(text):
+                return d
+        raise DeviceError(f"no input device with index {text}; see 'ser-live --list-devices'")
+    matches = [d for d in devices if text.lower() in d.name.lower()]
+    exact = [d for d in matches if d.name.lower() == text.lower()]
+    if exact:
+        return exact[0]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise DeviceError(f"no input device named like '{text}'; see 'ser-live --list-devices'")
+    names = ", ".join(f"{d.index}: {d.name}" for d in matches)
+    raise DeviceError(f"'{text}' matches several input devices ({names}); give the index instead")
+
+
+def find_input_device(spec: int | str | None = None) -> InputDevice:
+    """The input device for ``--device``: an index, a case-insensitive name fragment, or the default."""
+    return _pick(list_input_devices(), spec)
+
+
+class MicrophoneStream:
+    """Capture from one input device and hand mono float32 blocks at ``sample_rate_hz`` to a sink.
+
+    Parameters
+    ----------
+    sink : callable
+        Receives each block (for ser-live, ``RingBuffer.write``). Called on PortAudio's thread when
+        the device runs at ``sample_rate_hz``, else on the resampling thread; it must not block.
+    device : int or str, optional
+        Index or name fragment; the default input when omitted.
+    sample_rate_hz : int
+        Rate the sink wants.
+    block_s : float
+        PortAudio buffer length.
+    stall_s : float
+        No audio for this long while running means the device is lost.
+    """
+
+    def __init__(
+        self,
+        sink: SampleSink,
+        *,
+        device: int | str | None = None,
+        sample_rate_hz: int = 16000,
+        block_s: float = 0.05,
+        stall_s: float = 2.0,
+    ) -> None:
+        self._sink = sink
+        self._device_spec = device
+        self.sample_rate_hz = int(sample_rate_hz)
+        self.block_s = block_s
+        self.stall_s = stall_s
+        self.device: InputDevice | None = None
+        self.capture_rate_hz: int | None = None
+        self.channels = 1
+        self._pa = None
+        self._stream = None
+        self._queue: queue.SimpleQueue | None = None
+        self._resampler_thread: threading.Thread | None = None
+        self._last_block_at = 0.0
+        self._failed = False
+
+    # PortAudio's thread: convert and pass on, nothing else.
+    def _callback(self, in_data, frame_count, time_info, status):
+        samples = np.frombuffer(in_data, dtype=np.float32)
+        if self.channels > 1:
+            samples = samples.reshape(-1, self.channels).mean(axis=1)
+        if self._queue is not None:
+            self._queue.put(samples.copy())
+        else:
+            self._sink(samples)
+        self._last_block_at = time.monotonic()
+        return None, self._pyaudio.paContinue
+
+    def _resample_loop(self, q: queue.SimpleQueue, from_rate_hz: int) -> None:
+        import soxr
+
+        stream = soxr.ResampleStream(from_rate_hz, self.sample_rate_hz, 1, dtype="float32")
+        while True:
+            block = q.get()
+            if block is None:
+                return
+            out = stream.resample_chunk(block)
+            if out.size:
+                self._sink(out)
+
+    def _open_at(self, rate_hz: int, channels: int):
+        return self._pa.open(
+            format=self._pyaudio.paFloat32,
+            channels=channels,
+            rate=rate_hz,
+            input=True,
+            input_device_index=self.device.index,
+            frames_per_buffer=max(64, int(rate_hz * self.block_s)),
+            stream_callback=self._callback,
+        )
+
+    def start(self) -> None:
+        """Open the device and start capturing.
+
+        Tries the wanted rate in mono first, then the device's own rate and channel count.
+
+        Raises
+        ------
+        DeviceError
+            No such device, device busy, or no usable rate.
+        """
+        self._pyaudio, self._pa = _portaudio()
+        try:
+            self.device = _pick(_devices(self._pa), self._device_spec)
+            attempts = [(self.sample_rate_hz, 1), (int(self.device.default_sample_rate_hz), 1)]
+            attempts += [(rate, self.device.channels) for rate, _ in attempts if self.device.channels > 1]
+            errors = []
+            for rate_hz, channels in dict.fromkeys(attempts):
+                self.channels = channels
+                self.capture_rate_hz = rate_hz
+                self._queue = queue.SimpleQueue() if rate_hz != self.sample_rate_hz else None
+                try:
+                    with _quiet_stderr():
+                        self._stream = self._open_at(rate_hz, channels)
+                except (OSError, ValueError) as exc:
+                    errors.append(f"{rate_hz} Hz x{channels}: {exc}")
+                    continue
+                break
+            else:
+                busy = any("busy" in e.lower() or "unavailable" in e.lower() for e in errors)
+                hint = "close the other program using it" if busy else "pick another with --device"
+                raise DeviceError(
+                    f"cannot open input device '{self.device.name}' at any usable rate "
+                    f"({'; '.join(errors)}); {hint}"
+                )
+        except BaseException:
+            self._release()
+            raise
+        if self._queue is not None:
+            self._resampler_thread = threading.Thread(
+                target=self._resample_loop, args=(self._queue, self.capture_rate_hz), name="ser-live-resample", daemon=True
+            )
+            self._resampler_thread.start()
+        self._last_block_at = time.monotonic()
+        self._failed = False
+        self._stream.start_stream()
+
+    def healthy(self) -> bool:
+        """False once the device has stopped delivering audio (unplugged, server gone)."""
+        if self._stream is None or self._failed:
+            return False
+        try:
+            active = self._stream.is_active()
+        except (OSError, ValueError):
+            active = False
+        if not active or time.monotonic() - self._last_block_at > self.stall_s:
+            self._failed = True
+        return not self._failed
+
+    def restart(self) -> None:
+        """Close and reopen the device (after it was lost); raises DeviceError while it is gone."""
+        self.close()
+        self.start()
+
+    def _release(self) -> None:
+        if self._queue is not None:
+            self._queue.put(None)
+        if self._resampler_thread is not None:
+            self._resampler_thread.join(timeout=1.0)
+        self._resampler_thread = None
+        self._queue = None
+        if self._pa is not None:
+            with _quiet_stderr():
+                self._pa.terminate()
+        self._pa = None
+
+    def close(self) -> None:
+        """Stop capturing and release the device. Safe to call twice."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                stream.stop_stream()
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
+        self._release()

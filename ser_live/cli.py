@@ -1,0 +1,279 @@
+"""Command line: ``ser-live`` opens the window, ``--print`` the console monitor, ``--classify`` batch mode.
+
+Every failure a user can cause ends with one line on stderr naming the problem and the fix and a
+non-zero exit status; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import SerLiveError
+
+__all__ = ["main", "build_parser"]
+
+PROG = "ser-live"
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def _smoothing(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used by the GUI for its defaults)."""
+    from . import __version__
+
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Real-time speech emotion monitor. With no options it opens the monitor window "
+        "(or the console monitor when there is no display).",
+    )
+    mode = p.add_argument_group("mode")
+    mode.add_argument("--print", dest="print_mode", action="store_true", help="console monitor: one line per hop")
+    mode.add_argument("--classify", nargs="+", metavar="PATH", help="classify files and folders (recursively), one result per file")
+    mode.add_argument("--list-devices", action="store_true", help="list audio input devices and exit")
+    src = p.add_argument_group("input")
+    src.add_argument("--input", metavar="FILE", help="analyse an audio file instead of the microphone (WAV, FLAC, OGG, ...)")
+    src.add_argument("--realtime", action="store_true", help="with --input: play the file at real-time pace")
+    src.add_argument("--device", metavar="INDEX|NAME", help="input device: index or case-insensitive name fragment")
+    ana = p.add_argument_group("analysis")
+    ana.add_argument("--model", metavar="PATH", help="model file (default: the shipped model)")
+    ana.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="allow a model file other than the shipped one; model files can run code when loaded",
+    )
+    ana.add_argument("--window", type=_positive_float, metavar="S", help="analysis window in seconds (default: the model's)")
+    ana.add_argument("--hop", type=_positive_float, metavar="S", help="seconds between analyses (default: the model's)")
+    ana.add_argument("--smooth", type=_smoothing, default=0.0, metavar="A",
+                     help="exponential smoothing of probabilities across hops, 0 (off) to <1 (default 0)")
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="JSON lines instead of text")
+    out.add_argument("--record", metavar="CSV", help="also write every hop to this CSV file as it happens")
+    out.add_argument("--workers", type=int, default=0, metavar="N", help="--classify: worker processes (default: all cores)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(f"{PROG}: {message}\n")
+    sys.stderr.flush()
+
+
+def load_model_from_args(args: argparse.Namespace):
+    """The model named by ``--model``/``--trust-model``, or the shipped default."""
+    from .model import EmotionModel
+
+    return EmotionModel.load(args.model, trust=args.trust_model)
+
+
+def _monitor_settings(args: argparse.Namespace, model) -> dict[str, Any]:
+    window_s = args.window if args.window is not None else model.window_s
+    hop_s = args.hop if args.hop is not None else model.hop_s
+    if hop_s > window_s:
+        raise SerLiveError(f"--hop ({hop_s:g} s) must not be longer than the window ({window_s:g} s)")
+    if window_s > 8.0:
+        raise SerLiveError(f"--window {window_s:g} s is too long; at most 8 s")
+    return {"window_s": window_s, "hop_s": hop_s, "smoothing": args.smooth}
+
+
+def _list_devices() -> int:
+    from .capture import list_input_devices
+
+    devices = list_input_devices()
+    if not devices:
+        _err("no input devices found; plug in a microphone or use --input FILE")
+        return 1
+    print(f"{'index':>5}  {'channels':>8}  {'rate_hz':>7}  name")
+    for d in devices:
+        mark = "  (default)" if d.is_default else ""
+        print(f"{d.index:>5}  {d.channels:>8}  {d.default_sample_rate_hz:>7.0f}  {d.name} [{d.host_api}]{mark}")
+    return 0
+
+
+def _run_console(args: argparse.Namespace) -> int:
+    from .output import CsvRecorder, JsonPrinter, TextPrinter, format_summary
+    from .pipeline import Monitor
+
+    model = load_model_from_args(args)
+    monitor = Monitor(model, **_monitor_settings(args, model), on_status=lambda m: _err(m))
+    printer = JsonPrinter(sys.stdout) if args.json else TextPrinter(sys.stdout, model.classes)
+    monitor.add_callback(printer)
+    recorder = CsvRecorder(args.record, model.classes) if args.record else None
+    if recorder is not None:
+        monitor.add_callback(recorder)
+
+    def _stop(signum, frame):
+        monitor.request_stop()
+
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if not args.json:
+            source = args.input or f"microphone ({args.device or 'default input'})"
+            _err(f"listening to {source}; window {monitor.window_s:g} s, hop {monitor.hop_s:g} s; Ctrl-C to stop")
+            print(printer.header(), flush=True)
+        if args.input:
+            monitor.run_file(args.input, realtime=args.realtime)
+        else:
+            monitor.listen(args.device)
+            while not monitor.wait(0.25):
+                if monitor.error is not None:
+                    raise monitor.error
+            monitor.stop()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        monitor.stop()
+        if recorder is not None:
+            recorder.close()
+    summary = format_summary(monitor.summary)
+    if args.json:
+        _err(summary)
+    else:
+        print(summary, flush=True)
+    return 0
+
+
+_worker_model = None
+
+
+def _classify_init(model_path: str | None, trust: bool) -> None:
+    global _worker_model
+    from .model import EmotionModel
+
+    _worker_model = EmotionModel.load(model_path, trust=trust)
+
+
+def _classify_one(path: str):
+    from .audio import read_audio
+    from .pipeline import _classify_windows
+
+    try:
+        y = read_audio(path, sample_rate_hz=_worker_model.sample_rate_hz)
+        return path, _classify_windows(y, _worker_model), None
+    except SerLiveError as exc:
+        return path, None, str(exc)
+    except Exception as exc:  # one bad file must not stop the batch
+        return path, None, f"{type(exc).__name__}: {exc}"
+
+
+def _run_classify(args: argparse.Namespace) -> int:
+    import json
+
+    from .audio import find_audio_files
+    from .output import clip_json, format_clip
+
+    model = load_model_from_args(args)  # fail early, once, on a bad model
+    files = [str(p) for p in find_audio_files(args.classify)]
+    if not files:
+        _err("no audio files found in " + ", ".join(args.classify))
+        return 1
+    workers = args.workers if args.workers > 0 else (os.cpu_count() or 1)
+    workers = max(1, min(workers, len(files)))
+    if workers == 1:
+        global _worker_model
+        _worker_model = model
+        results = map(_classify_one, files)
+        pool = None
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_classify_init, initargs=(args.model, args.trust_model))
+        results = pool.map(_classify_one, files, chunksize=max(1, min(16, len(files) // (4 * workers))))
+    failed = 0
+    try:
+        for path, result, error in results:
+            failed += error is not None
+            print(json.dumps(clip_json(path, result, error)) if args.json else format_clip(path, result, error), flush=True)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    if failed:
+        _err(f"{failed} of {len(files)} files could not be classified")
+    return 1 if failed else 0
+
+
+def _gui_available() -> str | None:
+    """None when the window can open, else the reason it cannot."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")):
+        if sys.platform.startswith("linux"):
+            return "no display found"
+    try:
+        import pyqtgraph  # noqa: F401
+        from PyQt6 import QtWidgets  # noqa: F401
+    except ImportError:
+        return "the window needs PyQt6 and pyqtgraph ('pip install ser-live[gui]')"
+    except Exception as exc:  # a broken Qt install must not stop the console monitor
+        return f"Qt cannot start ({exc})"
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ser-live`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.workers < 0:
+        parser.error("--workers must be 0 (all cores) or more")
+    if args.realtime and not args.input:
+        parser.error("--realtime goes with --input FILE")
+    try:
+        if args.list_devices:
+            return _list_devices()
+        if args.classify:
+            return _run_classify(args)
+        if not args.print_mode and not args.json:
+            reason = _gui_available()
+            if reason is None:
+                from .gui import run_gui
+
+                return run_gui(args)
+            _err(f"{reason}: showing the console monitor instead (ser-live --print)")
+        return _run_console(args)
+    except SerLiveError as exc:
+        if args.debug:
+            traceback.print_exc()
+        _err(f"error: {exc}")
+        return 1
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. '| head'); that is not an error.
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter shutdown quiet
+        except OSError:
+            pass
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        _err(f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for details, and please report it)")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

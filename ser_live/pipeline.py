@@ -1,0 +1,413 @@
+"""The analysis pipeline: buffer → windows → speech gate → features → model → predictions for consumers.
+
+:class:`Monitor` is the one engine behind the console, the GUI and the Python API. Audio comes in
+through :meth:`Monitor.feed` (files, tests, any source) or from the microphone
+(:meth:`Monitor.listen`); every due window becomes a :class:`Prediction` handed to the callbacks.
+:func:`classify_signal` classifies a whole recording the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from .audio import iter_audio_blocks, resample
+from .buffer import RingBuffer, WindowSchedule, utterance_windows
+from .errors import DeviceError
+from .features import extract_features
+from .gate import SpeechGate
+from .model import EmotionModel
+
+__all__ = ["Prediction", "ClipResult", "SessionSummary", "WindowAnalyzer", "Monitor", "classify_signal"]
+
+PredictionCallback = Callable[["Prediction"], None]
+StatusCallback = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """What the monitor heard in one analysis window.
+
+    Attributes
+    ----------
+    t_s : float
+        Seconds of audio since the start of the stream, at the window's end.
+    speech : bool
+        Whether the speech gate found speech; without it nothing was classified.
+    emotion : str or None
+        Most probable emotion (None without speech).
+    confidence : float
+        Its probability (0 without speech).
+    probs : dict or None
+        Probability of every class, in the model's display order, summing to 1 (None without speech).
+    level_db : float
+        RMS level of the window in dBFS.
+    """
+
+    t_s: float
+    speech: bool
+    emotion: str | None
+    confidence: float
+    probs: dict[str, float] | None
+    level_db: float
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The ``--json`` line for this window (``probs`` only with speech)."""
+        out: dict[str, Any] = {
+            "t": round(self.t_s, 3),
+            "speech": self.speech,
+            "emotion": self.emotion,
+            "confidence": round(self.confidence, 4),
+        }
+        if self.probs is not None:
+            out["probs"] = {k: round(v, 4) for k, v in self.probs.items()}
+        out["level_db"] = round(self.level_db, 1) if math.isfinite(self.level_db) else None
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipResult:
+    """Classification of a whole recording: probabilities averaged over its speech windows."""
+
+    emotion: str | None
+    confidence: float
+    probs: dict[str, float] | None
+    duration_s: float
+    n_windows: int
+    n_speech_windows: int
+
+
+@dataclasses.dataclass
+class SessionSummary:
+    """Totals of a monitoring session, for the closing summary line."""
+
+    heard_s: float = 0.0
+    n_windows: int = 0
+    n_speech: int = 0
+    emotion_counts: Counter = dataclasses.field(default_factory=Counter)
+    dropped_s: float = 0.0
+    skipped_windows: int = 0
+
+    def shares(self) -> dict[str, float]:
+        """Share of the speech windows won by each emotion."""
+        total = sum(self.emotion_counts.values())
+        return {e: n / total for e, n in self.emotion_counts.most_common()} if total else {}
+
+
+class WindowAnalyzer:
+    """Gate, features and model for one window; optional smoothing of probabilities across hops.
+
+    Parameters
+    ----------
+    model : EmotionModel
+    smoothing : float
+        Weight of the past in an exponential moving average of the probabilities over consecutive
+        speech windows, in [0, 1); 0 turns smoothing off. With hop ``h`` the time constant is
+        ``h / (1 - smoothing)``.
+    gate : SpeechGate, optional
+        A fresh gate at the model's rate when omitted.
+    """
+
+    def __init__(self, model: EmotionModel, *, smoothing: float = 0.0, gate: SpeechGate | None = None) -> None:
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+        self.model = model
+        self.smoothing = smoothing
+        self.gate = gate if gate is not None else SpeechGate(sample_rate_hz=model.sample_rate_hz)
+        self._smoothed: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Forget the noise floor and the smoothing state."""
+        self.gate.reset()
+        self._smoothed = None
+
+    def probabilities(self, window: np.ndarray) -> np.ndarray:
+        """Unsmoothed class probabilities of a window, in the model's class order."""
+        return self.model.predict_proba(extract_features(window, self.model.feature_config))
+
+    def __call__(self, window: np.ndarray, *, t_s: float) -> Prediction:
+        """Analyse the window ending at stream time ``t_s``."""
+        decision = self.gate(window, end_s=t_s)
+        if not decision.speech:
+            return Prediction(t_s, False, None, 0.0, None, decision.level_db)
+        probs = self.probabilities(window)
+        if self.smoothing > 0.0:
+            if self._smoothed is not None:
+                probs = self.smoothing * self._smoothed + (1.0 - self.smoothing) * probs
+            self._smoothed = probs
+        best = int(np.argmax(probs))
+        return Prediction(
+            t_s=t_s,
+            speech=True,
+            emotion=self.model.classes[best],
+            confidence=float(probs[best]),
+            probs={c: float(p) for c, p in zip(self.model.classes, probs)},
+            level_db=decision.level_db,
+        )
+
+
+def classify_signal(samples: np.ndarray, *, sample_rate_hz: int, model: EmotionModel) -> ClipResult:
+    """Classify a whole recording: average the probabilities of its speech windows.
+
+    Parameters
+    ----------
+    samples : np.ndarray, shape (n,) or (n, channels)
+        Audio at any rate; mixed to mono and resampled to the model's rate.
+    sample_rate_hz : int
+        Rate of ``samples``.
+    model : EmotionModel
+
+    Returns
+    -------
+    ClipResult
+        ``emotion`` is None when no window held speech.
+    """
+    from .audio import to_mono
+
+    y = resample(to_mono(samples), from_rate_hz=sample_rate_hz, to_rate_hz=model.sample_rate_hz)
+    return _classify_windows(y, model)
+
+
+def _classify_windows(y: np.ndarray, model: EmotionModel) -> ClipResult:
+    analyzer = WindowAnalyzer(model)
+    rate = model.sample_rate_hz
+    window_samples = int(round(model.window_s * rate))
+    hop_samples = int(round(model.hop_s * rate))
+    speech_probs = []
+    n_windows = 0
+    for end, window in utterance_windows(y, window_samples=window_samples, hop_samples=hop_samples):
+        n_windows += 1
+        if analyzer.gate(window, end_s=end / rate).speech:
+            speech_probs.append(analyzer.probabilities(window))
+    duration_s = y.shape[0] / rate
+    if not speech_probs:
+        return ClipResult(None, 0.0, None, duration_s, n_windows, 0)
+    mean = np.mean(speech_probs, axis=0)
+    best = int(np.argmax(mean))
+    return ClipResult(
+        emotion=model.classes[best],
+        confidence=float(mean[best]),
+        probs={c: float(p) for c, p in zip(model.classes, mean)},
+        duration_s=duration_s,
+        n_windows=n_windows,
+        n_speech_windows=len(speech_probs),
+    )
+
+
+class Monitor:
+    """Live emotion monitor over a stream of audio.
+
+    Parameters
+    ----------
+    model : EmotionModel
+    window_s, hop_s : float, optional
+        Analysis window and hop; the model's own when omitted.
+    smoothing : float
+        See :class:`WindowAnalyzer`.
+    buffer_s : float
+        Ring-buffer capacity in seconds (at least two windows).
+    max_lag_windows : int, optional
+        Live only: how many due windows may queue before stale ones are skipped.
+    on_prediction : callable, optional
+        Called with every :class:`Prediction`, on the thread that analyses (the caller's for
+        :meth:`feed`, the monitor's worker for :meth:`listen`). Keep it fast.
+    on_status : callable, optional
+        Called with one-line human-readable status messages (device lost, reconnected, ...).
+    """
+
+    def __init__(
+        self,
+        model: EmotionModel,
+        *,
+        window_s: float | None = None,
+        hop_s: float | None = None,
+        smoothing: float = 0.0,
+        buffer_s: float = 10.0,
+        max_lag_windows: int | None = 4,
+        on_prediction: PredictionCallback | None = None,
+        on_status: StatusCallback | None = None,
+    ) -> None:
+        self.model = model
+        self.window_s = float(window_s if window_s is not None else model.window_s)
+        self.hop_s = float(hop_s if hop_s is not None else model.hop_s)
+        if not 0 < self.hop_s <= self.window_s:
+            raise ValueError(f"need 0 < hop ({self.hop_s} s) <= window ({self.window_s} s)")
+        self.sample_rate_hz = model.sample_rate_hz
+        self.window_samples = int(round(self.window_s * self.sample_rate_hz))
+        self.hop_samples = int(round(self.hop_s * self.sample_rate_hz))
+        capacity = max(int(buffer_s * self.sample_rate_hz), 2 * self.window_samples)
+        self.buffer = RingBuffer(capacity)
+        self.analyzer = WindowAnalyzer(model, smoothing=smoothing)
+        self._max_lag_windows = max_lag_windows
+        self.schedule = WindowSchedule(self.window_samples, self.hop_samples, max_lag_windows=None)
+        self.summary = SessionSummary()
+        self._callbacks: list[PredictionCallback] = [on_prediction] if on_prediction else []
+        self._status_callbacks: list[StatusCallback] = [on_status] if on_status else []
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._capture: Any = None
+        self.error: BaseException | None = None
+
+    # -- consumers -------------------------------------------------------------------------
+    def add_callback(self, callback: PredictionCallback) -> None:
+        """Register another consumer of predictions."""
+        self._callbacks.append(callback)
+
+    def add_status_callback(self, callback: StatusCallback) -> None:
+        """Register another consumer of status messages."""
+        self._status_callbacks.append(callback)
+
+    def _status(self, message: str) -> None:
+        for callback in self._status_callbacks:
+            callback(message)
+
+    # -- the analysis step shared by every source -------------------------------------------
+    def _process_due(self) -> list[Prediction]:
+        out = []
+        for start, stop in self.schedule.due(self.buffer.total_written):
+            window = self.buffer.read(start, stop)
+            prediction = self.analyzer(window, t_s=stop / self.sample_rate_hz)
+            self._account(prediction)
+            out.append(prediction)
+            for callback in self._callbacks:
+                callback(prediction)
+        return out
+
+    def _account(self, prediction: Prediction) -> None:
+        s = self.summary
+        s.n_windows += 1
+        s.heard_s = self.buffer.total_written / self.sample_rate_hz
+        s.dropped_s = self.buffer.dropped_samples / self.sample_rate_hz
+        s.skipped_windows = self.schedule.skipped_windows
+        if prediction.speech:
+            s.n_speech += 1
+            s.emotion_counts[prediction.emotion] += 1
+
+    def feed(self, samples: np.ndarray) -> list[Prediction]:
+        """Add mono samples at the model's rate and analyse every window that became due.
+
+        Nothing is skipped or dropped: the caller sets the pace. Returns the new predictions
+        (they were also passed to the callbacks).
+        """
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        out: list[Prediction] = []
+        # Write at most one hop at a time so no window is overwritten before it is read.
+        for i in range(0, samples.shape[0], self.hop_samples):
+            self.buffer.write(samples[i : i + self.hop_samples])
+            out.extend(self._process_due())
+        self.summary.heard_s = self.buffer.total_written / self.sample_rate_hz
+        return out
+
+    def run_file(self, path: str, *, realtime: bool = False, block_s: float | None = None) -> SessionSummary:
+        """Run a file through the monitor, as fast as possible or at real-time pace.
+
+        Stops early when :meth:`stop` is called. Raises :class:`~ser_live.errors.AudioFileError`
+        for unreadable files.
+        """
+        return self.run_blocks(
+            iter_audio_blocks(path, sample_rate_hz=self.sample_rate_hz, block_s=block_s or self.hop_s),
+            realtime=realtime,
+        )
+
+    def run_blocks(self, blocks: Iterable[np.ndarray], *, realtime: bool = False) -> SessionSummary:
+        """Feed blocks of mono samples at the model's rate (see :meth:`run_file`)."""
+        t0 = time.monotonic()
+        for block in blocks:
+            if self._stop.is_set():
+                break
+            if realtime:
+                # Pace by the audio clock: block k may only arrive once its audio has "happened".
+                due_at = t0 + (self.buffer.total_written + block.shape[0]) / self.sample_rate_hz
+                delay = due_at - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    break
+            self.feed(block)
+        return self.summary
+
+    # -- the microphone ---------------------------------------------------------------------
+    def listen(self, device: int | str | None = None, *, reconnect_s: float = 2.0) -> None:
+        """Start capturing from an input device and analysing in a background thread.
+
+        Returns at once; predictions go to the callbacks from the worker thread. Call
+        :meth:`stop` to end, :meth:`wait` to block until then. If the device is lost the worker
+        reports it through the status callbacks and tries again every ``reconnect_s`` seconds.
+
+        Raises
+        ------
+        DeviceError
+            If the device cannot be opened at all (no input device, busy, unknown name).
+        """
+        from .capture import MicrophoneStream
+
+        if self._worker is not None:
+            raise RuntimeError("this monitor is already running")
+        self.schedule.max_lag_windows = self._max_lag_windows
+        self._stop.clear()
+        capture = MicrophoneStream(self.buffer.write, device=device, sample_rate_hz=self.sample_rate_hz)
+        capture.start()
+        self._capture = capture
+        self._worker = threading.Thread(
+            target=self._listen_loop, args=(capture, reconnect_s), name="ser-live-analysis", daemon=True
+        )
+        self._worker.start()
+
+    @property
+    def device_name(self) -> str | None:
+        """Name of the input device being captured, if any."""
+        return self._capture.device.name if self._capture is not None else None
+
+    def _listen_loop(self, capture: Any, reconnect_s: float) -> None:
+        try:
+            while not self._stop.is_set():
+                if not capture.healthy():
+                    self._reconnect(capture, reconnect_s)
+                    continue
+                self._process_due()
+                wait_s = self.schedule.samples_until_next(self.buffer.total_written) / self.sample_rate_hz
+                self._stop.wait(min(max(wait_s, 0.005), 0.05))
+        except BaseException as exc:  # surfaced to the caller through .error and the status callbacks
+            self.error = exc
+            self._status(f"analysis stopped: {exc}")
+        finally:
+            capture.close()
+
+    def _reconnect(self, capture: Any, reconnect_s: float) -> None:
+        self._status(f"input device lost ({capture.device.name}); retrying every {reconnect_s:g} s")
+        while not self._stop.wait(reconnect_s):
+            try:
+                capture.restart()
+            except DeviceError as exc:
+                self._status(f"still no input device: {exc}")
+                continue
+            self.analyzer.reset()
+            self._status(f"input device back: {capture.device.name}")
+            return
+
+    def request_stop(self) -> None:
+        """Ask the monitor to stop without waiting (safe from signal handlers and callbacks)."""
+        self._stop.set()
+
+    def stop(self) -> None:
+        """Stop listening (or a running file) and wait for the worker to finish."""
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+            self._worker = None
+        self._capture = None
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until :meth:`stop` is called (from another thread or a signal handler)."""
+        return self._stop.wait(timeout_s)
+
+    def recent_audio(self, seconds: float) -> tuple[np.ndarray, float]:
+        """The last ``seconds`` of audio and the stream time of its end, for waveform displays."""
+        end = self.buffer.total_written
+        n = min(int(seconds * self.sample_rate_hz), self.buffer.capacity_samples - self.hop_samples)
+        return self.buffer.peek(end - n, end), end / self.sample_rate_hz
