@@ -1,0 +1,111 @@
+"""Shared test fixtures: generated audio, a tiny trained model, and the location of the corpora."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+SAMPLE_RATE_HZ = 16000
+
+# Qt must never try to open a real display from the unit tests.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def requires_corpora():
+    """Skip marker for tests that read ../shared/data."""
+    return pytest.mark.skipif(
+        not (SHARED_DATA / "ravdess").is_dir(),
+        reason=f"needs the RAVDESS/EMOVO corpora in {SHARED_DATA} (present in CI, absent on users' machines)",
+    )
+
+
+def tone(
+    f0_hz: float, duration_s: float, *, sample_rate_hz: int = SAMPLE_RATE_HZ, level: float = 0.3,
+    vibrato_hz: float = 0.0, harmonics: int = 8, seed: int = 0,
+) -> np.ndarray:
+    """A voiced, speech-like harmonic signal with a little noise (deterministic)."""
+    t = np.arange(int(duration_s * sample_rate_hz)) / sample_rate_hz
+    f = f0_hz * (1.0 + 0.03 * np.sin(2 * np.pi * vibrato_hz * t)) if vibrato_hz else np.full_like(t, f0_hz)
+    phase = 2 * np.pi * np.cumsum(f) / sample_rate_hz
+    y = sum(np.sin(k * phase) / k for k in range(1, harmonics + 1))
+    # Syllable-like amplitude envelope, 4 Hz.
+    y = y * (0.6 + 0.4 * np.sin(2 * np.pi * 4.0 * t) ** 2)
+    rng = np.random.default_rng(seed)
+    y = y / np.max(np.abs(y)) * level + rng.normal(0, level * 0.01, t.shape)
+    return y.astype(np.float32)
+
+
+def write_wav(path: Path, samples: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ, subtype: str | None = None) -> Path:
+    """Write audio with soundfile and return the path."""
+    import soundfile as sf
+
+    sf.write(str(path), samples, sample_rate_hz, subtype=subtype)
+    return path
+
+
+def espeak(text: str, path: Path, *, voice: str = "en") -> Path:
+    """Synthesise speech with espeak-ng into a WAV file (skips the test if espeak-ng is missing)."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        pytest.skip("espeak-ng is not installed ('make test' installs it)")
+    subprocess.run([exe, "-v", voice, "-w", str(path), text], check=True, capture_output=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    """A small model trained inside the test session on generated signals (never shipped).
+
+    Seven pitch/vibrato patterns stand in for the seven emotions, so the model is really trained
+    and its predictions depend on the input.
+    """
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ser_live.features import FeatureConfig, extract_features
+    from ser_live.model import EMOTIONS, EmotionModel
+
+    config = FeatureConfig()
+    x, labels = [], []
+    for i, emotion in enumerate(EMOTIONS):
+        for j in range(6):
+            y = tone(90.0 + 40.0 * i + 3 * j, 2.0, vibrato_hz=1.0 + i, seed=10 * i + j)
+            x.append(extract_features(y, config))
+            labels.append(emotion)
+    estimator = make_pipeline(StandardScaler(), MLPClassifier((16,), max_iter=500, random_state=0))
+    estimator.fit(np.array(x), labels)
+    model = EmotionModel(estimator, config, window_s=2.0, hop_s=0.5, metadata={"note": "test fixture, not shipped"})
+    path = tmp_path_factory.mktemp("model") / "tiny.joblib"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_path):
+    """The tiny test model, loaded (trusted: it was made by the test session)."""
+    from ser_live.model import EmotionModel
+
+    return EmotionModel.load(tiny_model_path, trust=True)
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 120, input_bytes: bytes | None = None):
+    """Run ``python -m ser_live`` as a user would and return the CompletedProcess (text mode)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "ser_live", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=str(REPO),
+        input=input_bytes.decode() if input_bytes else None,
+    )
