@@ -43,7 +43,9 @@ def tone(
     return y.astype(np.float32)
 
 
-def write_wav(path: Path, samples: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ, subtype: str | None = None) -> Path:
+def write_wav(
+    path: Path, samples: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ, subtype: str | None = None
+) -> Path:
     """Write audio with soundfile and return the path."""
     import soundfile as sf
 

@@ -1,0 +1,55 @@
+# ser-live: 'make run' sets everything up and starts the monitor; 'make test' sets up and runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+# System packages: PortAudio headers to build PyAudio, libsndfile for soundfile, and the libraries
+# Qt's xcb platform plugin needs on a minimal Debian/Ubuntu.
+# python3-venv / python3-dev only when this Python lacks ensurepip / its headers (Debian splits them off).
+PY_APT    := $(shell $(PYTHON) -c "import ensurepip" 2>/dev/null || echo python3-venv) \
+             $(shell $(PYTHON) -c "import os,sys,sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" 2>/dev/null || echo python3-dev)
+APT_BUILD := $(PY_APT) gcc portaudio19-dev libsndfile1
+APT_GUI   := libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 \
+             libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 libdbus-1-3
+# What the tests drive: a private PulseAudio server as the microphone, espeak-ng speech, a virtual
+# X display for the real window, imagemagick screenshots, tmux for the terminal view.
+APT_TEST  := pulseaudio pulseaudio-utils espeak-ng sox xvfb x11-utils imagemagick tmux
+
+.PHONY: run test setup setup-test lint bench train install-desktop clean
+
+run: $(VENV)/.stamp-run
+	$(VENV)/bin/ser-live $(ARGS)
+
+test: $(VENV)/.stamp-test
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+setup: $(VENV)/.stamp-run
+setup-test: $(VENV)/.stamp-test
+
+$(VENV)/.stamp-run: setup.cfg pyproject.toml
+	bash scripts/ensure_apt.sh $(APT_BUILD) $(APT_GUI)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip setuptools wheel
+	$(PIP) install -e ".[gui]"
+	touch $@
+
+$(VENV)/.stamp-test: $(VENV)/.stamp-run
+	bash scripts/ensure_apt.sh $(APT_TEST)
+	$(PIP) install -e ".[gui,train,test]"
+	touch $@
+
+lint: $(VENV)/.stamp-test
+	$(VENV)/bin/ruff check ser_live scripts tests
+
+bench: $(VENV)/.stamp-test
+	$(PY) scripts/bench.py $(ARGS)
+
+train: $(VENV)/.stamp-test
+	$(PY) scripts/train.py --data ../shared/data --out models/ $(ARGS)
+
+install-desktop: $(VENV)/.stamp-run
+	$(PY) scripts/install_desktop.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
