@@ -251,6 +251,8 @@ class Monitor:
         self._callbacks: list[PredictionCallback] = [on_prediction] if on_prediction else []
         self._status_callbacks: list[StatusCallback] = [on_status] if on_status else []
         self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
         self._worker: threading.Thread | None = None
         self._capture: Any = None
         self.error: BaseException | None = None
@@ -320,6 +322,11 @@ class Monitor:
         """Feed blocks of mono samples at the model's rate (see :meth:`run_file`)."""
         t0 = time.monotonic()
         for block in blocks:
+            if not self._running.is_set():
+                paused_at = time.monotonic()
+                while not self._running.wait(0.05) and not self._stop.is_set():
+                    pass
+                t0 += time.monotonic() - paused_at  # the pause does not count as audio time
             if self._stop.is_set():
                 break
             if realtime:
@@ -389,6 +396,19 @@ class Monitor:
             self.analyzer.reset()
             self._status(f"input device back: {capture.device.name}")
             return
+
+    def pause(self) -> None:
+        """Hold :meth:`run_file`/:meth:`run_blocks` before the next block until :meth:`resume`."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        """Continue a paused :meth:`run_file`/:meth:`run_blocks`."""
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        """Whether :meth:`pause` holds the file run."""
+        return not self._running.is_set()
 
     def request_stop(self) -> None:
         """Ask the monitor to stop without waiting (safe from signal handlers and callbacks)."""
