@@ -1,0 +1,217 @@
+"""Speaker adaptation: the current speaker's running feature statistics, shrunk toward the training population's.
+
+Much of what makes a voice sound "sad" or "angry" to a model is the speaker (pitch, loudness,
+timbre), not the emotion. A model trained on features standardised per speaker removes that, but
+needs the speaker's own statistics; live, they are learnt from the speech heard so far. Until
+enough speech has been heard they are blended with the population's: after ``t`` seconds of speech
+the speaker's own statistics get the weight ``t / (t + half_s)`` (one half at ``half_s`` seconds).
+Only speech windows update the statistics; silence never moves them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SpeakerPrior", "RunningStats", "SpeakerNormalizer", "profile_path", "PROFILE_VERSION"]
+
+PROFILE_VERSION = 1
+_PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeakerPrior:
+    """The training population's feature statistics, stored in an adaptive model.
+
+    Parameters
+    ----------
+    mean : np.ndarray, shape (n_features,)
+        Average of the training speakers' feature means.
+    std : np.ndarray, shape (n_features,)
+        Typical within-speaker standard deviation (root of the average per-speaker variance).
+    half_s : float
+        Seconds of speech after which the speaker's own statistics weigh as much as the prior.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    half_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        mean = np.asarray(self.mean, dtype=np.float64)
+        std = np.asarray(self.std, dtype=np.float64)
+        if mean.ndim != 1 or mean.shape != std.shape:
+            raise ValueError("prior mean and std must be 1-D and of equal length")
+        if not np.all(std > 0):
+            raise ValueError("prior std must be positive")
+        if not self.half_s > 0:
+            raise ValueError("half_s must be positive")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dictionary for a model file."""
+        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "half_s": self.half_s}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SpeakerPrior:
+        """Inverse of :meth:`to_dict`."""
+        return cls(np.asarray(values["mean"]), np.asarray(values["std"]), float(values["half_s"]))
+
+
+class RunningStats:
+    """Mean and variance of a stream of vectors, updated one vector at a time (Welford's method).
+
+    Parameters
+    ----------
+    n_features : int
+    """
+
+    def __init__(self, n_features: int) -> None:
+        self.count = 0
+        self.mean = np.zeros(n_features, dtype=np.float64)
+        self._m2 = np.zeros(n_features, dtype=np.float64)
+
+    def update(self, x: np.ndarray) -> None:
+        """Add one observation."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != self.mean.shape:
+            raise ValueError(f"expected {self.mean.shape[0]} features, got shape {x.shape}")
+        if not np.all(np.isfinite(x)):
+            return  # one broken window must not poison the speaker's statistics
+        self.count += 1
+        delta = x - self.mean
+        self.mean += delta / self.count
+        self._m2 += delta * (x - self.mean)
+
+    @property
+    def variance(self) -> np.ndarray:
+        """Population variance of what was seen (zeros before two observations)."""
+        return self._m2 / self.count if self.count > 1 else np.zeros_like(self.mean)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "mean": self.mean.tolist(), "m2": self._m2.tolist()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunningStats:
+        mean = np.asarray(values["mean"], dtype=np.float64)
+        m2 = np.asarray(values["m2"], dtype=np.float64)
+        count = int(values["count"])
+        if mean.ndim != 1 or mean.shape != m2.shape or count < 0 or not np.all(np.isfinite(mean)) or np.any(m2 < 0):
+            raise ValueError("inconsistent running statistics")
+        stats = cls(mean.shape[0])
+        stats.count, stats.mean, stats._m2 = count, mean, m2
+        return stats
+
+
+class SpeakerNormalizer:
+    """Standardise feature vectors with the current speaker's statistics, learnt online.
+
+    Parameters
+    ----------
+    prior : SpeakerPrior
+        Population statistics and the half-way point of the blend.
+    hop_s : float
+        New audio each speech window brings (the monitor's hop), used to count seconds of speech.
+    """
+
+    def __init__(self, prior: SpeakerPrior, *, hop_s: float) -> None:
+        if not hop_s > 0:
+            raise ValueError("hop_s must be positive")
+        self.prior = prior
+        self.hop_s = hop_s
+        self.stats = RunningStats(prior.mean.shape[0])
+
+    @property
+    def heard_s(self) -> float:
+        """Seconds of speech learnt from."""
+        return self.stats.count * self.hop_s
+
+    @property
+    def weight(self) -> float:
+        """Weight of the speaker's own statistics, ``heard_s / (heard_s + half_s)``, in [0, 1)."""
+        return self.heard_s / (self.heard_s + self.prior.half_s)
+
+    def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
+        """The blended mean and standard deviation used to normalise now."""
+        w = self.weight
+        mean = w * self.stats.mean + (1.0 - w) * self.prior.mean
+        var = w * self.stats.variance + (1.0 - w) * np.square(self.prior.std)
+        return mean, np.sqrt(np.maximum(var, 1e-12))
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        """Standardise features (shape ``(n_features,)`` or ``(n, n_features)``) with the current blend."""
+        mean, std = self.mean_std()
+        return (np.asarray(features, dtype=np.float64) - mean) / std
+
+    def update(self, features: np.ndarray) -> None:
+        """Learn from the features of one speech window (never call it for silence)."""
+        self.stats.update(features)
+
+    def reset(self) -> None:
+        """Forget the speaker (a new person sits down)."""
+        self.stats = RunningStats(self.prior.mean.shape[0])
+
+    # -- profiles -------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str], *, feature_version: int) -> None:
+        """Write the learnt statistics as a JSON profile (atomically)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "profile_version": PROFILE_VERSION,
+            "feature_version": feature_version,
+            "n_features": int(self.prior.mean.shape[0]),
+            "stats": self.stats.to_dict(),
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(payload), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def load(self, path: str | os.PathLike[str], *, feature_version: int) -> bool:
+        """Resume from a saved profile; a missing one is a fresh start.
+
+        A damaged or incompatible profile is ignored with a :class:`UserWarning` (never fatal).
+        Returns whether statistics were loaded.
+        """
+        path = Path(path)
+        if not path.exists():
+            return False
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            if payload.get("profile_version") != PROFILE_VERSION:
+                raise ValueError(f"profile version {payload.get('profile_version')}")
+            if payload.get("feature_version") != feature_version:
+                raise ValueError(f"made for feature version {payload.get('feature_version')}")
+            stats = RunningStats.from_dict(payload["stats"])
+            if stats.mean.shape != self.prior.mean.shape:
+                raise ValueError("made for another feature set")
+            if not math.isfinite(float(stats.count)):
+                raise ValueError("bad count")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            warnings.warn(f"ignoring speaker profile {path}: it is damaged or incompatible ({exc})", stacklevel=2)
+            return False
+        self.stats = stats
+        return True
+
+
+def profile_path(name: str) -> Path:
+    """Where the profile called ``name`` lives: the user's data directory (``--profile NAME``).
+
+    Raises
+    ------
+    ValueError
+        If the name is not a plain word (letters, digits, ``_ . -``).
+    """
+    if not _PROFILE_NAME.match(name):
+        raise ValueError(f"profile name '{name}' must be letters, digits, '_', '.' or '-' (at most 64)")
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("ser-live")) / "profiles" / f"{name}.json"
