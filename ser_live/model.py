@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import hashlib
+import math
 import os
 import platform
 import sys
@@ -28,6 +29,7 @@ __all__ = [
     "MODEL_FORMAT_VERSION",
     "DEFAULT_MODEL_NAME",
     "TRUST_ENV_VAR",
+    "trust_from_env",
     "EmotionModel",
     "default_model_path",
     "file_sha256",
@@ -56,7 +58,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 def _shipped_hashes() -> frozenset[str]:
     from . import _shipped_model
 
-    return frozenset(_shipped_model.SHIPPED_MODEL_SHA256)
+    return frozenset(h.strip().lower() for h in _shipped_model.SHIPPED_MODEL_SHA256)
 
 
 def _model_dirs() -> list[Path]:
@@ -86,6 +88,58 @@ def default_model_path() -> Path:
         f"the shipped model {DEFAULT_MODEL_NAME} is missing (looked in {searched}); "
         "reinstall ser-live with 'pip install .' from the source tree, or pass --model PATH"
     )
+
+
+def trust_from_env() -> bool:
+    """Whether ``$SER_LIVE_TRUST_MODEL`` says to trust model files (``1``/``true``/``yes``/``on``).
+
+    Raises
+    ------
+    ModelError
+        For a value that is neither yes nor no, rather than guessing on a security switch.
+    """
+    value = os.environ.get(TRUST_ENV_VAR, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ModelError(f"{TRUST_ENV_VAR}={value!r} is not understood; set it to 1 to trust model files, or unset it")
+
+
+def _is_shipped_location(path: Path) -> bool:
+    try:
+        return path.name == DEFAULT_MODEL_NAME and path.resolve().parent in [d.resolve() for d in _model_dirs()]
+    except OSError:
+        return False
+
+
+def _read_model_bytes(path: Path) -> bytes:
+    if path.is_dir():
+        raise ModelError(f"model path {path} is a folder, not a model file; check the path given to --model")
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist; check the path given to --model")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"model file {path} cannot be read ({exc.strerror or exc})") from exc
+    if not data:
+        raise ModelError(f"model file {path} is empty")
+    return data
+
+
+def _unpickle(data: bytes, path: Path) -> Any:
+    """Unpickle model bytes that were already checked (shipped hash or trusted)."""
+    import io
+
+    import joblib
+
+    try:
+        return joblib.load(io.BytesIO(data))
+    except Exception as exc:  # a damaged pickle can raise nearly anything
+        raise ModelError(
+            f"model file {path} is damaged or truncated and cannot be read ({type(exc).__name__}); "
+            "download or train it again"
+        ) from exc
 
 
 @dataclasses.dataclass
@@ -120,7 +174,9 @@ class EmotionModel:
         if unknown:
             raise ModelError(f"the model predicts labels ser-live does not know: {', '.join(unknown)}")
         if not 0 < self.hop_s <= self.window_s:
-            raise ModelError(f"the model's hop ({self.hop_s} s) must be positive and at most its window ({self.window_s} s)")
+            raise ModelError(
+                f"the model's hop ({self.hop_s} s) must be positive and at most its window ({self.window_s} s)"
+            )
         # Probabilities are always reported in the product's fixed display order.
         self.classes: tuple[str, ...] = tuple(e for e in EMOTIONS if e in classes)
         self._order = np.array([classes.index(c) for c in self.classes])
@@ -194,13 +250,11 @@ class EmotionModel:
             Not the shipped model and not trusted.
         """
         path = Path(path) if path is not None else default_model_path()
-        if not path.is_file():
-            raise ModelError(f"model file {path} does not exist; check the path given to --model")
-        digest = file_sha256(path)
-        shipped = _shipped_hashes()
-        trusted = trust or os.environ.get(TRUST_ENV_VAR, "") not in ("", "0")
-        if digest not in shipped and not trusted:
-            if path.name == DEFAULT_MODEL_NAME and path.resolve().parent in [d.resolve() for d in _model_dirs()]:
+        data = _read_model_bytes(path)
+        # Hash and unpickle the same bytes, so the file cannot be swapped between check and load.
+        digest = hashlib.sha256(data).hexdigest()
+        if digest not in _shipped_hashes() and not (trust or trust_from_env()):
+            if _is_shipped_location(path):
                 raise ModelError(
                     f"the shipped model {path} has been modified (its SHA-256 is not the one recorded in ser-live); "
                     "reinstall ser-live"
@@ -209,13 +263,7 @@ class EmotionModel:
                 f"{path} is not the shipped model, and model files can run code when loaded; "
                 f"pass --trust-model (or set {TRUST_ENV_VAR}=1) only if you trust where it came from"
             )
-        import joblib
-
-        try:
-            bundle = joblib.load(path)
-        except Exception as exc:  # a damaged pickle can raise nearly anything
-            raise ModelError(f"model file {path} is damaged or truncated and cannot be read ({type(exc).__name__})") from exc
-        return cls.from_bundle(bundle, path=path)
+        return cls.from_bundle(_unpickle(data, path), path=path)
 
     @classmethod
     def from_bundle(cls, bundle: Any, *, path: Path | None = None) -> EmotionModel:
@@ -237,26 +285,45 @@ class EmotionModel:
             config = FeatureConfig.from_dict(dict(bundle["feature_config"]))
         except FeatureConfigError as exc:
             raise FeatureConfigError(f"{where}: {exc}") from exc
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{where} has no usable feature configuration") from exc
-        model = cls(
-            estimator=bundle["estimator"],
-            feature_config=config,
-            window_s=float(bundle.get("window_s", 2.0)),
-            hop_s=float(bundle.get("hop_s", 0.5)),
-            metadata=dict(bundle.get("metadata", {})),
-            path=path,
-        )
+        estimator = bundle.get("estimator")
+        if not callable(getattr(estimator, "predict_proba", None)):
+            raise ModelError(f"{where} holds no classifier with predict_proba")
+        try:
+            window_s = float(bundle.get("window_s", 2.0))
+            hop_s = float(bundle.get("hop_s", 0.5))
+            metadata = dict(bundle.get("metadata") or {})
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{where} has malformed settings ({exc})") from exc
+        if not (math.isfinite(window_s) and math.isfinite(hop_s)):
+            raise ModelError(f"{where} has a non-finite window or hop")
+        try:
+            model = cls(estimator, config, window_s=window_s, hop_s=hop_s, metadata=metadata, path=path)
+        except TypeError as exc:  # e.g. an estimator whose classes_ is not a list of labels
+            raise ModelError(f"{where} holds a malformed classifier ({exc})") from exc
         if list(bundle.get("classes", [])) != list(model.classes):
             raise ModelError(f"{where} lists classes that do not match its estimator")
-        n_expected = getattr(model.estimator, "n_features_in_", None)
         from .features import feature_names
 
-        if n_expected is not None and n_expected != len(feature_names(config)):
+        n_features = len(feature_names(config))
+        n_expected = getattr(model.estimator, "n_features_in_", None)
+        if n_expected is not None and n_expected != n_features:
             raise FeatureConfigError(
                 f"{where} expects {n_expected} features but its feature configuration gives "
-                f"{len(feature_names(config))}; it was made by incompatible feature code"
+                f"{n_features}; it was made by incompatible feature code"
             )
+        # Refuse at load time a model that cannot predict (e.g. pickled by an incompatible
+        # scikit-learn), rather than failing on the first window of a session.
+        try:
+            probe = model.predict_proba(np.zeros(n_features))
+        except Exception as exc:
+            raise ModelError(
+                f"{where} cannot predict with the installed libraries ({type(exc).__name__}: {exc}); "
+                "retrain it or install the library versions it was made with"
+            ) from exc
+        if probe.shape != (len(model.classes),) or not np.all(np.isfinite(probe)):
+            raise ModelError(f"{where} gives malformed probabilities")
         return model
 
 
