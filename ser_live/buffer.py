@@ -18,11 +18,12 @@ __all__ = ["RingBuffer", "WindowSchedule", "signal_windows", "utterance_windows"
 class RingBuffer:
     """Fixed-capacity single-producer, single-consumer buffer of mono float32 samples.
 
-    The writer only copies into a preallocated array and then publishes the new total with one
-    attribute assignment (atomic in CPython), so it takes no lock and can be called from a
-    PortAudio callback. The reader copies a span and then checks that the writer did not
-    overwrite it meanwhile (a sequence-lock check); overwritten samples are returned as zeros and
-    counted as dropped.
+    The writer takes no lock, so it can be called from a PortAudio callback: it first announces
+    how far it is about to write, then copies into a preallocated array, then publishes the new
+    total (each a single attribute assignment, atomic in CPython). The reader copies a span and
+    then checks the announcement (a sequence-lock check): whatever a write in progress may have
+    overwritten during the copy is returned as zeros, never as wrong audio. Overwritten samples
+    the reader asked for and had not read before are counted in :attr:`dropped_samples`.
 
     Parameters
     ----------
@@ -36,6 +37,7 @@ class RingBuffer:
         self.capacity_samples = int(capacity_samples)
         self._data = np.zeros(self.capacity_samples, dtype=np.float32)
         self._written = 0
+        self._writing_until = 0  # announced before a write touches the data, see _copy
         self._read_until = 0
         self.dropped_samples = 0
 
@@ -56,24 +58,25 @@ class RingBuffer:
         n = samples.shape[0]
         if n == 0:
             return
-        start = self._written
+        end = self._written + n
         if n > self.capacity_samples:
             samples = samples[-self.capacity_samples :]
-            start += n - self.capacity_samples
+        self._writing_until = end  # announce first: a concurrent reader must distrust these slots
         m = samples.shape[0]
-        pos = start % self.capacity_samples
+        pos = (end - m) % self.capacity_samples
         first = min(m, self.capacity_samples - pos)
         self._data[pos : pos + first] = samples[:first]
         if first < m:
             self._data[: m - first] = samples[first:]
-        self._written = self._written + n  # publish only after the copy
+        self._written = end  # publish only after the copy
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Copy the samples with absolute indices ``start <= i < stop``.
 
         Indices before the stream began read as zeros (a window that starts before time 0 is
-        zero-padded). Samples already overwritten read as zeros and are added to
-        :attr:`dropped_samples` if no earlier read covered them.
+        zero-padded). Samples already overwritten (or being overwritten) read as zeros and are
+        added to :attr:`dropped_samples` unless an earlier read reached past them. Reads are
+        expected in increasing order, as the window schedule makes them.
 
         Raises
         ------
@@ -87,10 +90,11 @@ class RingBuffer:
         if stop > self._written:
             raise ValueError(f"samples up to {stop} requested but only {self._written} written")
         out, oldest_valid = self._copy(start, stop)
-        if oldest_valid > max(start, 0):
-            unseen_from = max(self._read_until, 0)
-            if oldest_valid > unseen_from:
-                self.dropped_samples += min(oldest_valid, stop) - unseen_from
+        # Count only samples asked for now and never read before: windows overlap, and audio the
+        # reader skipped on purpose (stale windows) is not a loss of the buffer's making.
+        unseen_from = max(self._read_until, start, 0)
+        if oldest_valid > unseen_from:
+            self.dropped_samples += min(oldest_valid, stop) - unseen_from
         self._read_until = max(self._read_until, stop)
         return out
 
@@ -104,10 +108,14 @@ class RingBuffer:
         out = np.zeros(stop - start, dtype=np.float32)
         lo = max(start, 0)
         if lo < stop:
-            idx = np.arange(lo, stop) % self.capacity_samples
-            out[lo - start :] = self._data[idx]
-        # Whatever the writer may have overwritten during or before the copy is not valid.
-        oldest_valid = self._written - self.capacity_samples
+            pos = lo % self.capacity_samples
+            first = min(stop - lo, self.capacity_samples - pos)
+            out[lo - start : lo - start + first] = self._data[pos : pos + first]
+            if lo + first < stop:
+                out[lo - start + first :] = self._data[: stop - lo - first]
+        # Read the announcement only after the copy: any write that started before the copy ended
+        # announced itself first, so whatever it may have overwritten is below this index.
+        oldest_valid = self._writing_until - self.capacity_samples
         if oldest_valid > lo:
             out[lo - start : min(oldest_valid, stop) - start] = 0.0
         return out, oldest_valid
