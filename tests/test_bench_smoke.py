@@ -1,0 +1,34 @@
+"""The benchmark script runs end to end (a smoke run: no thresholds, its figures mean nothing)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+
+@pytest.mark.slow
+def test_bench_smoke_run_produces_every_section(tmp_path):
+    model = REPO / "models" / "ser-live-default.joblib"
+    if not model.exists():
+        pytest.skip("the shipped model models/ser-live-default.joblib is not built yet")
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench.py"), "--smoke", "--out", str(out)],
+        capture_output=True, text=True, timeout=900, cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(out.read_text())
+    assert results["smoke"] is True
+    for window in ("1s", "2s", "3s"):
+        timing = results["window_compute"][window]["ours_ms"]
+        assert timing["n"] == 20 and 0 < timing["median"] <= timing["p95"]
+    # Without a real microphone path or display these parts would say 'skipped'; CI has both.
+    for part in ("latency", "startup", "steady", "classify"):
+        assert "skipped" not in results[part], results[part]
+    assert results["steady"]["print"]["peak_rss_mb"] > 0
+    assert results["classify"]["2_workers"]["files_per_s"] > 0
+    assert "| measure |" in proc.stdout
