@@ -1,0 +1,81 @@
+"""The desktop monitor: a PyQt6 + pyqtgraph window over the same :class:`~ser_live.pipeline.Monitor` as the console.
+
+``ser-live`` (with a display) calls :func:`run_gui` with its parsed arguments. Importing this
+package does not import Qt; :func:`run_gui` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+__all__ = ["run_gui"]
+
+
+def _load(args: argparse.Namespace):
+    """The model and the settings from the arguments, or None and the reason (shown in the window)."""
+    from ..cli import _monitor_settings, load_model_from_args
+    from ..errors import SerLiveError
+    from .runner import Settings
+
+    try:
+        model = load_model_from_args(args)
+    except SerLiveError as exc:
+        return None, None, str(exc)
+    try:
+        settings = Settings(**_monitor_settings(args, model))
+    except SerLiveError as exc:
+        return model, None, f"{exc}; using the model's window and hop instead"
+    return model, settings, None
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    """Open the monitor window and run until it is closed; returns the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``ser-live`` arguments (``input``, ``device``, ``model``, ``trust_model``,
+        ``window``, ``hop``, ``smooth``, ``record``). A model or settings problem opens the window
+        with the message; only a failure to start Qt itself returns non-zero.
+    """
+    from PyQt6 import QtCore, QtGui, QtWidgets
+
+    from .window import MainWindow, apply_theme, icon_path
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0] if sys.argv else "ser-live"])
+    app.setApplicationName("ser-live")
+    app.setDesktopFileName("ser-live")
+    app.setWindowIcon(QtGui.QIcon(str(icon_path())))
+    apply_theme(app)
+    model, settings, problem = _load(args)
+    window = MainWindow(
+        model,
+        settings,
+        model_error=problem if model is None else None,
+        device=args.device,
+        record_path=args.record,
+        realtime=True,
+    )
+    if model is not None and problem:
+        window.banner.show_message(problem, "warning")
+    window.show()
+    if model is not None:
+        if args.input:
+            window.open_file(args.input)
+        else:
+            window.start_microphone()
+
+    # Ctrl-C in the terminal closes the window cleanly (the session file is closed, not cut).
+    previous = {s: signal.signal(s, lambda *_: window.close()) for s in (signal.SIGINT, signal.SIGTERM)}
+    wake = QtCore.QTimer()
+    wake.timeout.connect(lambda: None)  # lets the Python signal handlers run while Qt waits
+    wake.start(200)
+    try:
+        status = app.exec()
+    finally:
+        window.shutdown()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return int(status)

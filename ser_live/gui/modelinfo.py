@@ -1,0 +1,110 @@
+"""What the window tells about the model: classes, training corpora and speaker-independent UAR from its metadata.
+
+Model files record their provenance in a free-form ``metadata`` dictionary; older or hand-made
+files may lack any of it. Everything here degrades to "not recorded" rather than failing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from ..model import EmotionModel
+
+__all__ = ["ModelInfo", "describe_model"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """The facts about a model the window shows.
+
+    Attributes
+    ----------
+    name : str
+        File name (or "built-in" for a model without a file).
+    classes : tuple of str
+    corpora : tuple of str
+        Training corpora as recorded (empty when the metadata does not say).
+    uar : float or None
+        Speaker-independent unweighted average recall, if the metadata records one.
+    uar_where : str
+        Which figure ``uar`` is (its key path in the metadata), for honesty.
+    window_s, hop_s : float
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    corpora: tuple[str, ...]
+    uar: float | None
+    uar_where: str
+    window_s: float
+    hop_s: float
+
+    def lines(self) -> list[str]:
+        """Plain-text lines for the model panel."""
+        uar = f"{self.uar:.1%} ({self.uar_where})" if self.uar is not None else "not recorded in the model file"
+        return [
+            f"Model: {self.name}",
+            f"Classes: {', '.join(self.classes)}",
+            f"Trained on: {', '.join(self.corpora) if self.corpora else 'not recorded in the model file'}",
+            f"Speaker-independent UAR: {uar}",
+            f"Chance level: {1 / len(self.classes):.1%}",
+        ]
+
+
+def _walk(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield (*path, str(key)), value
+            yield from _walk(value, (*path, str(key)))
+
+
+def _corpus_names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, dict):
+        return tuple(str(k) for k in value)
+    if isinstance(value, (list, tuple)):
+        names = []
+        for item in value:
+            if isinstance(item, dict):
+                item = item.get("name") or item.get("corpus")
+            if item:
+                names.append(str(item))
+        return tuple(names)
+    return ()
+
+
+def _uar_score(path: tuple[str, ...]) -> int:
+    # Prefer the headline figure: speaker-independent, over utterances, over all corpora.
+    text = "/".join(path).lower()
+    return sum(word in text for word in ("speaker", "independent", "overall", "utterance")) - len(path) // 4
+
+
+def describe_model(model: EmotionModel) -> ModelInfo:
+    """Collect the model facts from its attributes and (tolerantly) from its metadata."""
+    meta = model.metadata if isinstance(model.metadata, dict) else {}
+    corpora: tuple[str, ...] = ()
+    uars: list[tuple[int, tuple[str, ...], float]] = []
+    for path, value in _walk(meta):
+        key = path[-1].lower()
+        if key == "corpora" and not corpora:
+            corpora = _corpus_names(value)
+        elif "uar" in key and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isfinite(value) and 0.0 <= value <= 1.0:
+                uars.append((_uar_score(path), path, float(value)))
+    uar, where = None, ""
+    if uars:
+        _, best_path, uar = max(uars, key=lambda item: (item[0], -len(item[1])))
+        where = "/".join(best_path)
+    return ModelInfo(
+        name=model.path.name if model.path is not None else "built-in",
+        classes=model.classes,
+        corpora=corpora,
+        uar=uar,
+        uar_where=where,
+        window_s=model.window_s,
+        hop_s=model.hop_s,
+    )

@@ -1,0 +1,341 @@
+"""The window's views: current emotion headline, probability bars, 60 s history, waveform and level meter.
+
+Every view is passive: the window's timer hands it the latest state and it redraws. Colours come
+from :mod:`ser_live.gui.palette` only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from ..pipeline import Prediction
+from . import palette
+
+__all__ = [
+    "HISTORY_S",
+    "WAVEFORM_S",
+    "CLIP_LEVEL",
+    "QUIET_PEAK_DBFS",
+    "EmotionHeadline",
+    "ProbabilityBars",
+    "HistoryPlot",
+    "WaveformPlot",
+    "LevelMeter",
+    "input_level",
+    "envelope",
+]
+
+HISTORY_S = 60.0
+WAVEFORM_S = 5.0
+#: A sample at or above this magnitude counts as clipped.
+CLIP_LEVEL = 0.99
+#: Below this peak over the last few seconds, even speech is too quiet to analyse well.
+QUIET_PEAK_DBFS = -40.0
+METER_FLOOR_DBFS = -60.0
+
+
+def _db(value: float) -> float:
+    return 20.0 * math.log10(value) if value > 1e-10 else -200.0
+
+
+def input_level(samples: np.ndarray, sample_rate_hz: int, *, rms_s: float = 0.1) -> tuple[float, float, str]:
+    """Level-meter reading of recent audio.
+
+    Parameters
+    ----------
+    samples : np.ndarray
+        The last few seconds of input.
+    sample_rate_hz : int
+    rms_s : float
+        The RMS level is taken over this much of the end (what the meter shows now).
+
+    Returns
+    -------
+    rms_db, peak_db : float
+        RMS of the end and peak of all of ``samples``, in dBFS.
+    state : str
+        ``"clipping"`` if any sample reached :data:`CLIP_LEVEL`, ``"quiet"`` if the peak stayed
+        below :data:`QUIET_PEAK_DBFS`, else ``"ok"``.
+    """
+    x = np.asarray(samples, dtype=np.float32)
+    if x.size == 0:
+        return -200.0, -200.0, "quiet"
+    tail = x[-max(1, int(rms_s * sample_rate_hz)) :]
+    rms_db = _db(float(np.sqrt(np.mean(np.square(tail, dtype=np.float64)))))
+    peak = float(np.max(np.abs(x)))
+    state = "clipping" if peak >= CLIP_LEVEL else ("quiet" if _db(peak) < QUIET_PEAK_DBFS else "ok")
+    return rms_db, _db(peak), state
+
+
+def envelope(samples: np.ndarray, n_columns: int) -> np.ndarray:
+    """Min/max envelope of ``samples`` in ``n_columns`` columns, interleaved ``[min0, max0, min1, ...]``.
+
+    Drawing 2 points per screen column instead of every sample keeps the scrolling waveform cheap.
+    """
+    x = np.asarray(samples, dtype=np.float32)
+    n_columns = max(1, min(n_columns, x.size // 2 or 1))
+    usable = (x.size // n_columns) * n_columns
+    if usable == 0:
+        return np.zeros(2 * n_columns, dtype=np.float32)
+    cols = x[x.size - usable :].reshape(n_columns, -1)
+    out = np.empty(2 * n_columns, dtype=np.float32)
+    out[0::2] = cols.min(axis=1)
+    out[1::2] = cols.max(axis=1)
+    return out
+
+
+def _font(px: int, *, bold: bool = False) -> QtGui.QFont:
+    font = QtGui.QFont()
+    font.setPixelSize(px)
+    font.setBold(bold)
+    return font
+
+
+def _style_plot(plot: pg.PlotWidget, *, tick_px: int = 14) -> None:
+    plot.setBackground(palette.PANEL)
+    plot.setMenuEnabled(False)
+    plot.setMouseEnabled(x=False, y=False)
+    plot.hideButtons()
+    for name in ("left", "bottom"):
+        axis = plot.getAxis(name)
+        axis.setTextPen(palette.TEXT_DIM)
+        axis.setPen(palette.TEXT_DIM)
+        axis.setStyle(tickFont=_font(tick_px))
+        axis.label.setFont(_font(tick_px))
+
+
+def _brush(colour: str, alpha: int = 255) -> QtGui.QBrush:
+    c = QtGui.QColor(colour)
+    c.setAlpha(alpha)
+    return QtGui.QBrush(c)
+
+
+class EmotionHeadline(QtWidgets.QWidget):
+    """The current emotion in large type and its colour, with its confidence; "listening…" without speech."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.name = QtWidgets.QLabel("listening…")
+        self.name.setFont(_font(96, bold=True))
+        # The text must not resize the layout as it changes (the views would jump).
+        self.name.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        self.name.setMinimumHeight(self.name.fontMetrics().height())
+        self.confidence = QtWidgets.QLabel("")
+        self.confidence.setFont(_font(56, bold=True))
+        self.caption = QtWidgets.QLabel("no speech")
+        self.caption.setFont(_font(22))
+        self.caption.setStyleSheet(f"color: {palette.TEXT_DIM}")
+        row = QtWidgets.QHBoxLayout()
+        row.setSpacing(14)
+        row.addWidget(self.confidence, 0, QtCore.Qt.AlignmentFlag.AlignBaseline)
+        row.addWidget(self.caption, 0, QtCore.Qt.AlignmentFlag.AlignBaseline)
+        row.addStretch(1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(20, 0, 8, 0)
+        layout.setSpacing(0)
+        layout.addStretch(1)
+        layout.addWidget(self.name)
+        layout.addLayout(row)
+        layout.addStretch(1)
+        self.show_prediction(None)
+
+    def show_prediction(self, prediction: Prediction | None, *, note: str | None = None) -> None:
+        """Show the latest prediction (None: nothing heard yet); ``note`` replaces the caption."""
+        if prediction is not None and prediction.speech and prediction.emotion:
+            colour = palette.colour_of(prediction.emotion)
+            self.name.setFont(_font(96, bold=True))
+            self.name.setText(prediction.emotion)
+            self.confidence.setText(f"{prediction.confidence:.0%}")
+            self.caption.setText(note or "confidence")
+        else:
+            colour = palette.TEXT_DIM
+            self.name.setFont(_font(72, bold=True))  # a state, not a result: smaller
+            self.name.setText("listening…")
+            self.confidence.setText("")
+            self.caption.setText(note or "no speech")
+        self.name.setStyleSheet(f"color: {colour}")
+        self.confidence.setStyleSheet(f"color: {colour}")
+
+
+class ProbabilityBars(pg.PlotWidget):
+    """One horizontal bar per emotion, in the model's fixed order, with its probability.
+
+    Without speech the last heard probabilities stay, dimmed, so the view does not jump.
+    """
+
+    def __init__(self, classes: Sequence[str], parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.classes = tuple(classes)
+        _style_plot(self, tick_px=20)
+        self.setXRange(0, 1.06, padding=0)
+        self.setYRange(-0.6, len(self.classes) - 0.4, padding=0)
+        self.getPlotItem().invertY(True)
+        self.getAxis("left").setTicks([[(i, c) for i, c in enumerate(self.classes)]])
+        self.getAxis("left").setWidth(120)
+        self.getAxis("bottom").setTicks([[(v, f"{v:.0%}") for v in (0, 0.25, 0.5, 0.75, 1.0)]])
+        self.showGrid(x=True, alpha=0.15)
+        self.probs = np.zeros(len(self.classes))
+        self.bars = pg.BarGraphItem(
+            x0=np.zeros(len(self.classes)), y=np.arange(len(self.classes)), height=0.72,
+            width=self.probs, brushes=self._brushes(255), pens=[pg.mkPen(None)] * len(self.classes),
+        )
+        self.addItem(self.bars)
+        self.values = []
+        for i in range(len(self.classes)):
+            text = pg.TextItem("", color=palette.TEXT, anchor=(0, 0.5))
+            text.setFont(_font(18, bold=True))
+            text.setPos(0.01, i)
+            self.addItem(text)
+            self.values.append(text)
+
+    def _brushes(self, alpha: int) -> list[QtGui.QBrush]:
+        return [_brush(palette.colour_of(c), alpha) for c in self.classes]
+
+    def show_prediction(self, prediction: Prediction | None) -> None:
+        """Bars for the latest prediction."""
+        speech = prediction is not None and prediction.speech and prediction.probs is not None
+        if speech:
+            self.probs = np.array([prediction.probs.get(c, 0.0) for c in self.classes])
+        self.bars.setOpts(width=self.probs, brushes=self._brushes(255 if speech else 70))
+        for i, p in enumerate(self.probs):
+            self.values[i].setText(f"{p:.0%}" if (speech or p > 0) else "")
+            self.values[i].setColor(palette.TEXT if speech else palette.TEXT_DIM)
+            # Inside a long bar's end, just after a short one.
+            self.values[i].setPos(p - 0.01 if p > 0.85 else p + 0.015, i)
+            self.values[i].setAnchor((1, 0.5) if p > 0.85 else (0, 0.5))
+
+
+class HistoryPlot(pg.PlotWidget):
+    """Probability of every emotion over the last 60 s; grey bands mark the stretches without speech."""
+
+    def __init__(self, classes: Sequence[str], parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.classes = tuple(classes)
+        _style_plot(self)
+        self.setXRange(-HISTORY_S, 0, padding=0)
+        self.setYRange(-0.02, 1.04, padding=0)
+        self.setLabel("bottom", "seconds ago")
+        self.getAxis("left").setTicks([[(v, f"{v:.0%}") for v in (0, 0.5, 1.0)], [(v, "") for v in (0.25, 0.75)]])
+        self.showGrid(x=True, y=True, alpha=0.12)
+        self.no_speech = pg.PlotDataItem(
+            stepMode="center", fillLevel=0, fillBrush=_brush(palette.NO_SPEECH_COLOUR, 90), pen=pg.mkPen(None)
+        )
+        self.addItem(self.no_speech)
+        self.curves = {
+            c: self.plot(pen=pg.mkPen(palette.colour_of(c), width=3), connect="finite", name=c) for c in self.classes
+        }
+
+    def legend_html(self) -> str:
+        """A one-line legend (rich text) naming each line's colour and the no-speech band."""
+        items = [f'<span style="color:{palette.colour_of(c)}">&#9632;</span>&nbsp;{c}' for c in self.classes]
+        items.append(f'<span style="color:{palette.NO_SPEECH_COLOUR}">&#9608;</span>&nbsp;no speech')
+        return "&nbsp;&nbsp; ".join(items)
+
+    def show_history(self, rows: Sequence[Prediction], now_s: float, hop_s: float) -> None:
+        """Redraw from the session rows of the last :data:`HISTORY_S` seconds (older rows are ignored)."""
+        rows = [r for r in rows if r.t_s > now_s - HISTORY_S - hop_s]
+        if not rows:
+            for curve in self.curves.values():
+                curve.setData([], [])
+            self.no_speech.setData([], [])
+            return
+        t = np.array([r.t_s for r in rows]) - now_s
+        speech = np.array([r.speech for r in rows])
+        for c, curve in self.curves.items():
+            y = np.array([r.probs.get(c, 0.0) if r.probs is not None else np.nan for r in rows])
+            curve.setData(t, y)
+        # A band of full height over each window without speech, edges at the hops.
+        edges = np.concatenate([[t[0] - hop_s], t])
+        self.no_speech.setData(edges, np.where(speech, 0.0, 1.0))
+
+
+class WaveformPlot(pg.PlotWidget):
+    """The last seconds of input as a min/max envelope, with the latest analysis window shaded."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, *, columns: int = 800) -> None:
+        super().__init__(parent)
+        self.columns = columns
+        _style_plot(self, tick_px=12)
+        self.setXRange(-WAVEFORM_S, 0, padding=0)
+        self.setYRange(-1, 1, padding=0.02)
+        self.getAxis("left").setTicks([[(-1, "-1"), (0, "0"), (1, "1")]])
+        self.getAxis("left").setWidth(40)
+        self.region = pg.LinearRegionItem(
+            values=(-2.0, 0.0), movable=False, brush=_brush("#FFFFFF", 28),
+            pen=pg.mkPen("#FFFFFF", width=1, style=QtCore.Qt.PenStyle.DashLine),
+        )
+        self.addItem(self.region)
+        self.region_label = pg.TextItem("analysis window", color=palette.TEXT_DIM, anchor=(0, 0))
+        self.region_label.setFont(_font(12))
+        self.addItem(self.region_label)
+        self.curve = self.plot(pen=pg.mkPen("#C9D1D9", width=1))
+
+    def show_audio(self, samples: np.ndarray, window_start_s: float, window_end_s: float) -> None:
+        """Draw ``samples`` ending now; the analysis window in seconds relative to now (negative)."""
+        env = envelope(samples, self.columns)
+        duration_s = WAVEFORM_S
+        x = np.repeat(np.linspace(-duration_s, 0, env.size // 2), 2)
+        self.curve.setData(x, env)
+        self.region.setRegion((max(window_start_s, -duration_s), min(window_end_s, 0.0)))
+        self.region_label.setPos(max(window_start_s, -duration_s), 1.0)
+
+
+class LevelMeter(QtWidgets.QWidget):
+    """Input level from -60 to 0 dBFS with a peak mark; turns orange when too quiet, vermillion when clipping."""
+
+    MESSAGES = {
+        "ok": "input level OK",
+        "quiet": "too quiet: speak up, move closer or raise the input gain",
+        "clipping": "CLIPPING: lower the input gain or move back",
+        "idle": "no input",
+    }
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumHeight(44)
+        self.rms_db = METER_FLOOR_DBFS
+        self.peak_db = METER_FLOOR_DBFS
+        self.state = "idle"
+
+    def set_level(self, rms_db: float, peak_db: float, state: str) -> None:
+        """Show a reading of :func:`input_level` (``state`` may also be ``"idle"``)."""
+        changed = (round(rms_db), round(peak_db), state) != (round(self.rms_db), round(self.peak_db), self.state)
+        self.rms_db, self.peak_db, self.state = rms_db, peak_db, state
+        if changed:
+            self.update()
+
+    @property
+    def message(self) -> str:
+        """The text the meter shows for its state."""
+        return self.MESSAGES[self.state]
+
+    def _x(self, db: float, width: int) -> int:
+        frac = (min(max(db, METER_FLOOR_DBFS), 0.0) - METER_FLOOR_DBFS) / -METER_FLOOR_DBFS
+        return int(round(frac * width))
+
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        painter = QtGui.QPainter(self)
+        bar = self.rect().adjusted(0, 0, 0, -22)
+        painter.fillRect(bar, QtGui.QColor(palette.PANEL))
+        colour = {"clipping": palette.ALERT, "quiet": palette.WARN}.get(self.state, "#4CAF7A")
+        if self.state != "idle":
+            filled = QtCore.QRect(bar.left(), bar.top(), self._x(self.rms_db, bar.width()), bar.height())
+            painter.fillRect(filled, QtGui.QColor(colour))
+            peak_x = bar.left() + self._x(self.peak_db, bar.width())
+            painter.fillRect(QtCore.QRect(peak_x - 2, bar.top(), 3, bar.height()), QtGui.QColor(palette.TEXT))
+        painter.setPen(QtGui.QColor(palette.TEXT_DIM))
+        painter.setFont(_font(12))
+        for db in (-60, -40, -20, -10, 0):
+            x = bar.left() + self._x(db, bar.width() - 1)
+            painter.drawLine(x, bar.bottom(), x, bar.bottom() + 4)
+        text_rect = self.rect().adjusted(0, bar.height() + 4, 0, 0)
+        painter.setPen(QtGui.QColor(colour if self.state in ("clipping", "quiet") else palette.TEXT_DIM))
+        painter.setFont(_font(14, bold=self.state in ("clipping", "quiet")))
+        level = f"{self.rms_db:.0f} dBFS" if self.state != "idle" and self.rms_db > -150 else "-∞ dBFS"
+        painter.drawText(text_rect, QtCore.Qt.AlignmentFlag.AlignLeft, f"level {level}   {self.message}")
+        painter.end()

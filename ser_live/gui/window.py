@@ -1,0 +1,571 @@
+"""The monitor window: lays out the views and controls, drives the runner, and shows every fault as a message.
+
+A :class:`QtCore.QTimer` (at most 30 fps) drains the runner's queue, updates the state and redraws
+the views from it; the analysis itself never touches a widget.
+"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from ..audio import AUDIO_EXTENSIONS
+from ..errors import DeviceError, SerLiveError
+from ..model import EMOTIONS, EmotionModel
+from ..pipeline import Prediction
+from . import palette
+from .modelinfo import describe_model
+from .plots import (
+    HISTORY_S,
+    WAVEFORM_S,
+    EmotionHeadline,
+    HistoryPlot,
+    LevelMeter,
+    ProbabilityBars,
+    WaveformPlot,
+    input_level,
+)
+from .runner import MonitorRunner, Settings
+from .session import SessionLog, interrupted_sessions
+
+__all__ = ["MainWindow", "apply_theme", "FRAME_INTERVAL_MS", "icon_path"]
+
+#: Redraw period: 30 frames per second at most.
+FRAME_INTERVAL_MS = 33
+#: The 60 s history is redrawn at this fraction of the frame rate (it moves slowly).
+HISTORY_EVERY_N_FRAMES = 3
+RESOURCES = Path(__file__).resolve().parent / "resources"
+
+
+def icon_path() -> Path:
+    """The application icon (SVG)."""
+    return RESOURCES / "ser-live.svg"
+
+
+def apply_theme(app: QtWidgets.QApplication) -> None:
+    """Dark Fusion theme in the palette's colours (bright emotion colours read best on dark)."""
+    app.setStyle("Fusion")
+    pal = QtGui.QPalette()
+    role = QtGui.QPalette.ColorRole
+    for r, colour in (
+        (role.Window, palette.BACKGROUND), (role.WindowText, palette.TEXT), (role.Base, palette.PANEL),
+        (role.AlternateBase, palette.BACKGROUND), (role.Text, palette.TEXT), (role.Button, palette.PANEL),
+        (role.ButtonText, palette.TEXT), (role.ToolTipBase, palette.PANEL), (role.ToolTipText, palette.TEXT),
+        (role.Highlight, "#0072B2"), (role.HighlightedText, "#FFFFFF"), (role.PlaceholderText, palette.TEXT_DIM),
+    ):
+        pal.setColor(r, QtGui.QColor(colour))
+    pal.setColor(QtGui.QPalette.ColorGroup.Disabled, role.ButtonText, QtGui.QColor("#5F6368"))
+    pal.setColor(QtGui.QPalette.ColorGroup.Disabled, role.Text, QtGui.QColor("#5F6368"))
+    app.setPalette(pal)
+
+
+class MessageBanner(QtWidgets.QLabel):
+    """One-line (wrapping) message strip above the views: faults and notices, never a modal dialog."""
+
+    STYLES = {
+        "info": ("#0B3B5C", palette.TEXT),
+        "warning": ("#5C3B00", "#FFE0A3"),
+        "error": ("#5C1E00", "#FFD2BF"),
+    }
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.level = ""
+        font = self.font()
+        font.setPixelSize(16)
+        self.setFont(font)
+        self.hide()
+
+    def show_message(self, text: str, level: str = "info") -> None:
+        """Show ``text`` with the colours of ``level`` (info, warning, error)."""
+        background, foreground = self.STYLES[level]
+        self.level = level
+        self.setStyleSheet(f"background: {background}; color: {foreground}; padding: 8px; border-radius: 4px;")
+        self.setText(text)
+        self.show()
+
+    def clear_message(self) -> None:
+        """Hide the banner."""
+        self.level = ""
+        self.setText("")
+        self.hide()
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """The ser-live monitor window.
+
+    Parameters
+    ----------
+    model : EmotionModel or None
+        None when the model could not be loaded; the window then opens with ``model_error`` shown
+        and nothing to start.
+    settings : Settings, optional
+        Window, hop and smoothing; the model's own when omitted.
+    model_error : str, optional
+        Why there is no model.
+    device : int or str, optional
+        Input device to preselect (index or name fragment); the default input otherwise.
+    record_path : path-like, optional
+        Also write every hop to this CSV (``--record``).
+    realtime : bool
+        Play files at real-time pace (the GUI's default); False runs them as fast as possible.
+    sessions_dir : path-like, optional
+        Folder for autosave files (the user data folder when omitted).
+    """
+
+    def __init__(
+        self,
+        model: EmotionModel | None,
+        settings: Settings | None = None,
+        *,
+        model_error: str | None = None,
+        device: int | str | None = None,
+        record_path: str | None = None,
+        realtime: bool = True,
+        sessions_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.realtime = realtime
+        self.classes = model.classes if model is not None else EMOTIONS
+        self.setWindowTitle("ser-live: speech emotion monitor")
+        if icon_path().is_file():
+            self.setWindowIcon(QtGui.QIcon(str(icon_path())))
+        self._sessions_dir = sessions_dir
+        self.session = SessionLog(self.classes, directory=sessions_dir, record_path=record_path)
+        self.runner: MonitorRunner | None = None
+        if model is not None:
+            settings = settings or Settings(model.window_s, model.hop_s, 0.0)
+            self.runner = MonitorRunner(model, settings, self.session)
+        self.file_path: str | None = None
+        self.source_kind = "microphone"
+        self.latest: Prediction | None = None
+        self.recent: collections.deque[Prediction] = collections.deque()
+        self._frame = 0
+        self._last_audio_end_s = -1.0
+        self._history_dirty = False
+        self._build(settings, device)
+        self._shortcuts()
+        self._report_startup(model_error)
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(FRAME_INTERVAL_MS)
+        self.timer.timeout.connect(self.tick)
+        self.timer.start()
+        self._closed = False
+        self._refresh_controls()
+
+    # -- layout --------------------------------------------------------------------------
+    def _build(self, settings: Settings | None, device: int | str | None) -> None:
+        self.banner = MessageBanner()
+        self.headline = EmotionHeadline()
+        self.bars = ProbabilityBars(self.classes)
+        self.history = HistoryPlot(self.classes)
+        self.waveform = WaveformPlot()
+        self.meter = LevelMeter()
+
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(self.headline, 3)
+        top.addWidget(self.bars, 2)
+        wave_box = QtWidgets.QVBoxLayout()
+        wave_box.setSpacing(2)
+        wave_box.addWidget(self._caption(f"input, last {WAVEFORM_S:g} s"))
+        wave_box.addWidget(self.waveform, 1)
+        wave_box.addWidget(self.meter)
+        main = QtWidgets.QVBoxLayout()
+        main.addWidget(self.banner)
+        main.addLayout(top, 5)
+        history_title = QtWidgets.QHBoxLayout()
+        history_title.addWidget(self._caption(f"emotion probabilities, last {HISTORY_S:g} s"))
+        history_title.addStretch(1)
+        history_title.addWidget(self._caption(self.history.legend_html()))
+        main.addLayout(history_title)
+        main.addWidget(self.history, 6)
+        main.addLayout(wave_box, 3)
+
+        side = QtWidgets.QVBoxLayout()
+        side.addWidget(self._source_box(device))
+        side.addWidget(self._settings_box(settings))
+        side.addWidget(self._model_box())
+        side.addWidget(self._session_box())
+        side.addStretch(1)
+        panel = QtWidgets.QWidget()
+        panel.setLayout(side)
+        panel.setFixedWidth(320)
+
+        central = QtWidgets.QWidget()
+        layout = QtWidgets.QHBoxLayout(central)
+        layout.addLayout(main, 1)
+        layout.addWidget(panel)
+        self.setCentralWidget(central)
+        self.status = QtWidgets.QLabel("")
+        self.statusBar().addWidget(self.status, 1)
+        self.resize(1280, 820)
+
+    @staticmethod
+    def _caption(text: str) -> QtWidgets.QLabel:
+        label = QtWidgets.QLabel(text)
+        label.setStyleSheet(f"color: {palette.TEXT_DIM}; font-size: 14px;")
+        return label
+
+    @staticmethod
+    def _button(text: str, slot) -> QtWidgets.QPushButton:
+        button = QtWidgets.QPushButton(text)
+        # Buttons never take keyboard focus, so Space always means start/pause.
+        button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        button.setMinimumHeight(34)
+        button.clicked.connect(slot)
+        return button
+
+    def _source_box(self, device: int | str | None) -> QtWidgets.QGroupBox:
+        box = QtWidgets.QGroupBox("Input")
+        self.device_combo = QtWidgets.QComboBox()
+        self.device_combo.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.device_combo.activated.connect(self._device_chosen)
+        self.rescan_button = self._button("Rescan", self.rescan_devices)
+        self.start_button = self._button("Start", self.toggle_running)
+        self.start_button.setMinimumHeight(44)
+        self.open_button = self._button("Open audio file…", lambda: self.open_file())
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.device_combo, 1)
+        row.addWidget(self.rescan_button)
+        self.source_label = QtWidgets.QLabel("")
+        self.source_label.setWordWrap(True)
+        self.source_label.setStyleSheet(f"color: {palette.TEXT_DIM}")
+        layout = QtWidgets.QVBoxLayout(box)
+        layout.addWidget(QtWidgets.QLabel("Microphone"))
+        layout.addLayout(row)
+        layout.addWidget(self.open_button)
+        layout.addWidget(self.start_button)
+        layout.addWidget(self.source_label)
+        self._wanted_device = device
+        self.rescan_devices()
+        return box
+
+    def _spin(self, lo: float, hi: float, step: float, value: float, suffix: str) -> QtWidgets.QDoubleSpinBox:
+        spin = QtWidgets.QDoubleSpinBox()
+        spin.setRange(lo, hi)
+        spin.setSingleStep(step)
+        spin.setDecimals(2)
+        spin.setValue(value)
+        spin.setSuffix(suffix)
+        spin.setKeyboardTracking(False)
+        spin.valueChanged.connect(self._settings_changed)
+        return spin
+
+    def _settings_box(self, settings: Settings | None) -> QtWidgets.QGroupBox:
+        box = QtWidgets.QGroupBox("Analysis")
+        s = settings or Settings(2.0, 0.5, 0.0)
+        self.window_spin = self._spin(0.5, 8.0, 0.25, s.window_s, " s")
+        self.hop_spin = self._spin(0.1, 8.0, 0.05, s.hop_s, " s")
+        self.smooth_spin = self._spin(0.0, 0.95, 0.05, s.smoothing, "")
+        self.smooth_spin.setToolTip("weight of the past in an exponential average of the probabilities; 0 = off")
+        self.settings_note = QtWidgets.QLabel("")
+        self.settings_note.setWordWrap(True)
+        self.settings_note.setStyleSheet(f"color: {palette.TEXT_DIM}")
+        form = QtWidgets.QFormLayout(box)
+        form.addRow("Window", self.window_spin)
+        form.addRow("Hop", self.hop_spin)
+        form.addRow("Smoothing", self.smooth_spin)
+        form.addRow(self.settings_note)
+        return box
+
+    def _model_box(self) -> QtWidgets.QGroupBox:
+        box = QtWidgets.QGroupBox("Model")
+        self.model_label = QtWidgets.QLabel()
+        self.model_label.setWordWrap(True)
+        self.model_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        if self.model is not None:
+            self.model_info = describe_model(self.model)
+            self.model_label.setText("\n".join(self.model_info.lines()))
+        else:
+            self.model_info = None
+            self.model_label.setText("No model loaded.")
+        QtWidgets.QVBoxLayout(box).addWidget(self.model_label)
+        return box
+
+    def _session_box(self) -> QtWidgets.QGroupBox:
+        box = QtWidgets.QGroupBox("Session")
+        self.save_button = self._button("Save session…", lambda: self.save_session())
+        self.shot_button = self._button("Save screenshot…", lambda: self.save_screenshot())
+        self.session_label = QtWidgets.QLabel("")
+        self.session_label.setWordWrap(True)
+        self.session_label.setStyleSheet(f"color: {palette.TEXT_DIM}")
+        layout = QtWidgets.QVBoxLayout(box)
+        layout.addWidget(self.save_button)
+        layout.addWidget(self.shot_button)
+        layout.addWidget(self.session_label)
+        keys = QtWidgets.QLabel("Space start/pause · Ctrl+S save · Ctrl+Q quit")
+        keys.setStyleSheet(f"color: {palette.TEXT_DIM}; font-size: 12px;")
+        layout.addWidget(keys)
+        return box
+
+    def _shortcuts(self) -> None:
+        for keys, slot in (
+            (QtGui.QKeySequence(QtCore.Qt.Key.Key_Space), self.toggle_running),
+            (QtGui.QKeySequence("Ctrl+S"), lambda: self.save_session()),
+            (QtGui.QKeySequence("Ctrl+Q"), self.close),
+        ):
+            shortcut = QtGui.QShortcut(keys, self)
+            shortcut.setContext(QtCore.Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(slot)
+
+    def _report_startup(self, model_error: str | None) -> None:
+        recovered = interrupted_sessions(self.session.autosave_path.parent) if self.session.autosave_path else []
+        if model_error:
+            self.banner.show_message(f"No model: {model_error}", "error")
+            self.headline.show_prediction(None, note="no model loaded")
+        elif self.session.autosave_error:
+            self.banner.show_message(f"The session is kept in memory only: {self.session.autosave_error}", "warning")
+        elif recovered:
+            names = ", ".join(str(p) for p in recovered[-3:])
+            self.banner.show_message(
+                f"Recovered {len(recovered)} session(s) interrupted by a crash, saved up to their last hop: {names}",
+                "info",
+            )
+        for path in recovered:  # reported once
+            path.with_name(path.name + ".open").unlink(missing_ok=True)
+
+    # -- devices and sources -------------------------------------------------------------
+    def rescan_devices(self) -> None:
+        """Fill the device picker from PyAudio, preselecting the wanted or the default input."""
+        from ..capture import list_input_devices
+
+        self.device_combo.clear()
+        try:
+            devices = list_input_devices()
+        except DeviceError as exc:
+            devices = []
+            self.banner.show_message(f"No microphone: {exc}", "warning")
+        if not devices:
+            self.device_combo.addItem("no microphone found", None)
+            self.device_combo.setEnabled(False)
+            if not self.banner.text():
+                self.banner.show_message(
+                    "No microphone found: plug one in and press Rescan, or open an audio file.", "warning"
+                )
+            return
+        self.device_combo.setEnabled(True)
+        wanted = self._wanted_device
+        selected = 0
+        for i, d in enumerate(devices):
+            self.device_combo.addItem(f"{d.name}" + ("  (default)" if d.is_default else ""), d.index)
+            tip = f"{d.name} [{d.host_api}], {d.channels} ch"
+            self.device_combo.setItemData(i, tip, QtCore.Qt.ItemDataRole.ToolTipRole)
+            if wanted is None and d.is_default:
+                selected = i
+            elif wanted is not None and (str(wanted) == str(d.index) or str(wanted).lower() in d.name.lower()):
+                selected = i
+        self.device_combo.setCurrentIndex(selected)
+
+    def selected_device(self) -> int | None:
+        """PyAudio index of the device in the picker (None: no device)."""
+        return self.device_combo.currentData()
+
+    def _device_chosen(self, _index: int) -> None:
+        self.source_kind = "microphone"
+        self._wanted_device = self.selected_device()
+        if self.runner is not None and self.runner.state in ("running", "paused"):
+            self.start_microphone()
+        self._refresh_controls()
+
+    def start_microphone(self) -> bool:
+        """Listen to the device in the picker; a failure is shown, never raised."""
+        if self.runner is None:
+            return False
+        device = self.selected_device()
+        if device is None:
+            self.banner.show_message("No microphone to listen to: plug one in and press Rescan, or open an audio file.",
+                                     "warning")
+            return False
+        self.source_kind = "microphone"
+        try:
+            self.runner.start_microphone(device)
+        except DeviceError as exc:
+            self.banner.show_message(f"Cannot listen: {exc}. Pick another device or open an audio file.", "error")
+            self._refresh_controls()
+            return False
+        if self.banner.level in ("warning", "error"):
+            self.banner.clear_message()
+        self._refresh_controls()
+        return True
+
+    def open_file(self, path: str | None = None) -> bool:
+        """Play an audio file through the monitor (asks for it when ``path`` is None); faults are shown."""
+        if path is None:
+            patterns = " ".join(f"*{ext}" for ext in sorted(AUDIO_EXTENSIONS))
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(
+                self, "Open audio file", str(Path.home()), f"Audio ({patterns});;All files (*)"
+            )
+            if not path:
+                return False
+        self.file_path = str(path)
+        self.source_kind = "file"
+        if self.runner is None:
+            self.banner.show_message("No model loaded, so the file cannot be analysed.", "error")
+            return False
+        try:
+            self.runner.start_file(self.file_path, realtime=self.realtime)
+        except SerLiveError as exc:
+            self.banner.show_message(f"Cannot play the file: {exc}", "error")
+            self._refresh_controls()
+            return False
+        if self.banner.level in ("warning", "error"):
+            self.banner.clear_message()
+        self._refresh_controls()
+        return True
+
+    def toggle_running(self) -> None:
+        """Space / the Start button: start, pause or resume the current source."""
+        if self.runner is None:
+            return
+        state = self.runner.state
+        if state == "running":
+            self.runner.pause()
+        elif state == "paused":
+            try:
+                self.runner.resume()
+            except DeviceError as exc:
+                self.banner.show_message(f"Cannot resume: {exc}. Pick another device.", "error")
+        elif self.source_kind == "file" and self.file_path:
+            self.open_file(self.file_path)
+        else:
+            self.start_microphone()
+        self._refresh_controls()
+
+    def _settings_changed(self, _value: float) -> None:
+        self.hop_spin.setMaximum(self.window_spin.value())
+        if self.runner is None:
+            return
+        settings = Settings(self.window_spin.value(), self.hop_spin.value(), self.smooth_spin.value())
+        file_running = self.runner.source is not None and self.runner.source[0] == "file" and \
+            self.runner.state in ("running", "paused")
+        try:
+            if file_running:
+                self.runner.settings = settings  # a file keeps its settings to the end
+                self.settings_note.setText("applies when the file is started again")
+            else:
+                self.runner.change_settings(settings)
+                self.settings_note.setText("")
+        except DeviceError as exc:
+            self.banner.show_message(f"Cannot restart listening: {exc}", "error")
+        self._refresh_controls()
+
+    # -- session -------------------------------------------------------------------------
+    def save_session(self, path: str | None = None) -> int | None:
+        """Write the session's rows to a CSV (asks where when ``path`` is None); returns the row count."""
+        if path is None:
+            default = Path.home() / "ser-live-session.csv"
+            path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save session", str(default), "CSV (*.csv)")
+            if not path:
+                return None
+        try:
+            n = self.session.save(path)
+        except OSError as exc:
+            self.banner.show_message(f"Cannot save the session to {path}: {exc.strerror or exc}", "error")
+            return None
+        self.status.setText(f"saved {n} rows to {path}")
+        return n
+
+    def save_screenshot(self, path: str | None = None) -> bool:
+        """Save the window as a PNG (asks where when ``path`` is None)."""
+        if path is None:
+            default = Path.home() / "ser-live.png"
+            path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save screenshot", str(default), "PNG image (*.png)")
+            if not path:
+                return False
+        ok = self.grab().save(str(path), "PNG")
+        if ok:
+            self.status.setText(f"screenshot saved to {path}")
+        else:
+            self.banner.show_message(f"Cannot save the screenshot to {path}", "error")
+        return ok
+
+    # -- the frame timer -----------------------------------------------------------------
+    def tick(self) -> None:
+        """Take what the analysis reported since the last frame and redraw (the QTimer's slot)."""
+        self._frame += 1
+        if self.runner is None:
+            return
+        for event in self.runner.drain():
+            self._handle(event.kind, event.payload)
+        if self._history_dirty:
+            self.headline.show_prediction(self.latest)
+            self.bars.show_prediction(self.latest)
+            self._refresh_controls()
+        monitor = self.runner.monitor
+        if monitor is None:
+            return
+        samples, end_s = monitor.recent_audio(WAVEFORM_S)
+        advanced = end_s != self._last_audio_end_s
+        if advanced:
+            self._last_audio_end_s = end_s
+            last_end_s = (monitor.schedule.next_end - monitor.hop_samples) / monitor.sample_rate_hz
+            self.waveform.show_audio(samples, last_end_s - monitor.window_s - end_s, last_end_s - end_s)
+            self.meter.set_level(*input_level(samples, monitor.sample_rate_hz))
+        elif self.runner.state != "running":
+            self.meter.set_level(self.meter.rms_db, self.meter.peak_db, "idle")
+        if self._history_dirty or (advanced and self._frame % HISTORY_EVERY_N_FRAMES == 0):
+            now_s = end_s + self.session.time_offset_s
+            while self.recent and self.recent[0].t_s < now_s - HISTORY_S - 2 * monitor.hop_s:
+                self.recent.popleft()
+            self.history.show_history(self.recent, now_s, monitor.hop_s)
+            self._history_dirty = False
+
+    def _handle(self, kind: str, payload) -> None:
+        if kind == "prediction":
+            self.latest = payload
+            self.recent.append(payload)
+            self._history_dirty = True
+        elif kind == "status":
+            lost = "lost" in payload or "no input device" in payload
+            if lost:
+                self.banner.show_message(
+                    f"{payload}. The session so far is kept; it continues when the device returns, "
+                    "or pick another device and press Start.", "warning")
+            else:
+                self.banner.show_message(payload, "error" if payload.startswith("analysis stopped") else "info")
+            self.status.setText(payload)
+        elif kind == "error":
+            self.banner.show_message(payload, "error")
+            self._refresh_controls()
+        elif kind == "finished":
+            self.status.setText(f"finished {payload}; press Start to play it again")
+            self._refresh_controls()
+
+    def _refresh_controls(self) -> None:
+        has_model = self.runner is not None
+        state = self.runner.state if has_model else "idle"
+        self.start_button.setText({"running": "Pause", "paused": "Resume"}.get(state, "Start"))
+        has_file = self.source_kind == "file" and bool(self.file_path)
+        can_start = has_model and (self.selected_device() is not None or has_file)
+        self.start_button.setEnabled(bool(can_start) or state in ("running", "paused"))
+        self.open_button.setEnabled(has_model)
+        for spin in (self.window_spin, self.hop_spin, self.smooth_spin):
+            spin.setEnabled(has_model)
+        if self.source_kind == "file" and self.file_path:
+            source = f"file: {Path(self.file_path).name}"
+        else:
+            source = f"microphone: {self.device_combo.currentText()}"
+        self.source_label.setText(f"{state} · {source}")
+        autosave = self.session.autosave_path
+        self.session_label.setText(
+            f"{len(self.session)} rows" + (f"\nautosaved to {autosave}" if autosave is not None else "")
+        )
+
+    # -- shutdown ------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop the analysis and close the session files (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.timer.stop()
+        if self.runner is not None:
+            self.runner.stop()
+        self.session.close()
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        self.shutdown()
+        super().closeEvent(event)
