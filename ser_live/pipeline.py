@@ -322,11 +322,6 @@ class Monitor:
         """Feed blocks of mono samples at the model's rate (see :meth:`run_file`)."""
         t0 = time.monotonic()
         for block in blocks:
-            if not self._running.is_set():
-                paused_at = time.monotonic()
-                while not self._running.wait(0.05) and not self._stop.is_set():
-                    pass
-                t0 += time.monotonic() - paused_at  # the pause does not count as audio time
             if self._stop.is_set():
                 break
             if realtime:
@@ -334,6 +329,13 @@ class Monitor:
                 due_at = t0 + (self.buffer.total_written + block.shape[0]) / self.sample_rate_hz
                 delay = due_at - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):
+                    break
+            if not self._running.is_set():  # checked just before feeding: a pause holds the next block
+                paused_at = time.monotonic()
+                while not self._running.wait(0.05) and not self._stop.is_set():
+                    pass
+                t0 += time.monotonic() - paused_at  # the pause does not count as audio time
+                if self._stop.is_set():
                     break
             self.feed(block)
         return self.summary
