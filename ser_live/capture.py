@@ -1,8 +1,9 @@
 """Microphone capture: a thin, honest wrapper over PyAudio/PortAudio that delivers mono samples.
 
-The PortAudio callback only converts the block it is handed to mono float32 and passes it on
-(normally straight into the ring buffer); it never waits on anything. When the device refuses the
-model's rate, capture runs at the device's own rate and a separate thread resamples with soxr.
+The PortAudio callback only copies: a mono block at the wanted rate goes straight into the sink
+(normally the ring buffer); anything else (several channels, another rate) is queued as PortAudio
+handed it, and a separate thread mixes it to mono and resamples it with soxr. The callback never
+waits on anything. When the device refuses the model's rate, capture runs at the device's own rate.
 Every failure is a :class:`~ser_live.errors.DeviceError` with a message that says what to do.
 """
 
@@ -65,13 +66,15 @@ def _portaudio():
         try:
             return pyaudio, pyaudio.PyAudio()
         except Exception as exc:
-            raise DeviceError(f"PortAudio could not start ({exc}); is an audio system (PulseAudio, PipeWire, ALSA) running?") from exc
+            raise DeviceError(
+                f"PortAudio could not start ({exc}); is an audio system (PulseAudio, PipeWire, ALSA) running?"
+            ) from exc
 
 
 def _devices(pa) -> list[InputDevice]:
     try:
         default_index = pa.get_default_input_device_info()["index"]
-    except (OSError, IOError):
+    except OSError:
         default_index = None
     devices = []
     for i in range(pa.get_device_count()):
@@ -141,7 +144,8 @@ class MicrophoneStream:
     ----------
     sink : callable
         Receives each block (for ser-live, ``RingBuffer.write``). Called on PortAudio's thread when
-        the device runs at ``sample_rate_hz``, else on the resampling thread; it must not block.
+        the device delivers mono at ``sample_rate_hz``, else on the conversion thread; it must not
+        block.
     device : int or str, optional
         Index or name fragment; the default input when omitted.
     sample_rate_hz : int
@@ -172,33 +176,41 @@ class MicrophoneStream:
         self._pa = None
         self._stream = None
         self._queue: queue.SimpleQueue | None = None
-        self._resampler_thread: threading.Thread | None = None
+        self._converter_thread: threading.Thread | None = None
         self._last_block_at = 0.0
         self._failed = False
+        #: Blocks PortAudio flagged as overflowed (audio lost before it reached ser-live).
+        self.input_overflows = 0
 
-    # PortAudio's thread: convert and pass on, nothing else.
+    # PortAudio's thread: copy and return, nothing else.
     def _callback(self, in_data, frame_count, time_info, status):
-        samples = np.frombuffer(in_data, dtype=np.float32)
-        if self.channels > 1:
-            samples = samples.reshape(-1, self.channels).mean(axis=1)
+        if status & self._pyaudio.paInputOverflow:
+            self.input_overflows += 1
         if self._queue is not None:
-            self._queue.put(samples.copy())
+            self._queue.put(in_data)  # PortAudio's own bytes object; converted on the other thread
         else:
-            self._sink(samples)
+            self._sink(np.frombuffer(in_data, dtype=np.float32))  # the sink copies it
         self._last_block_at = time.monotonic()
         return None, self._pyaudio.paContinue
 
-    def _resample_loop(self, q: queue.SimpleQueue, from_rate_hz: int) -> None:
-        import soxr
+    def _convert_loop(self, q: queue.SimpleQueue, from_rate_hz: int, channels: int) -> None:
+        """Mix to mono and resample what the callback queued, then pass it to the sink."""
+        stream = None
+        if from_rate_hz != self.sample_rate_hz:
+            import soxr
 
-        stream = soxr.ResampleStream(from_rate_hz, self.sample_rate_hz, 1, dtype="float32")
+            stream = soxr.ResampleStream(from_rate_hz, self.sample_rate_hz, 1, dtype="float32")
         while True:
-            block = q.get()
-            if block is None:
+            data = q.get()
+            if data is None:
                 return
-            out = stream.resample_chunk(block)
-            if out.size:
-                self._sink(out)
+            block = np.frombuffer(data, dtype=np.float32)
+            if channels > 1:
+                block = block.reshape(-1, channels).mean(axis=1, dtype=np.float32)
+            if stream is not None:
+                block = stream.resample_chunk(block)
+            if block.size:
+                self._sink(block)
 
     def _open_at(self, rate_hz: int, channels: int):
         return self._pa.open(
@@ -230,7 +242,8 @@ class MicrophoneStream:
             for rate_hz, channels in dict.fromkeys(attempts):
                 self.channels = channels
                 self.capture_rate_hz = rate_hz
-                self._queue = queue.SimpleQueue() if rate_hz != self.sample_rate_hz else None
+                converting = rate_hz != self.sample_rate_hz or channels > 1
+                self._queue = queue.SimpleQueue() if converting else None
                 try:
                     with _quiet_stderr():
                         self._stream = self._open_at(rate_hz, channels)
@@ -249,10 +262,13 @@ class MicrophoneStream:
             self._release()
             raise
         if self._queue is not None:
-            self._resampler_thread = threading.Thread(
-                target=self._resample_loop, args=(self._queue, self.capture_rate_hz), name="ser-live-resample", daemon=True
+            self._converter_thread = threading.Thread(
+                target=self._convert_loop,
+                args=(self._queue, self.capture_rate_hz, self.channels),
+                name="ser-live-convert",
+                daemon=True,
             )
-            self._resampler_thread.start()
+            self._converter_thread.start()
         self._last_block_at = time.monotonic()
         self._failed = False
         self._stream.start_stream()
@@ -277,9 +293,9 @@ class MicrophoneStream:
     def _release(self) -> None:
         if self._queue is not None:
             self._queue.put(None)
-        if self._resampler_thread is not None:
-            self._resampler_thread.join(timeout=1.0)
-        self._resampler_thread = None
+        if self._converter_thread is not None:
+            self._converter_thread.join(timeout=1.0)
+        self._converter_thread = None
         self._queue = None
         if self._pa is not None:
             with _quiet_stderr():
