@@ -15,7 +15,16 @@ import numpy as np
 
 from .errors import AudioFileError
 
-__all__ = ["AUDIO_EXTENSIONS", "to_mono", "resample", "audio_info", "read_audio", "iter_audio_blocks", "find_audio_files"]
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "to_mono",
+    "sanitise_samples",
+    "resample",
+    "audio_info",
+    "read_audio",
+    "iter_audio_blocks",
+    "find_audio_files",
+]
 
 #: File endings treated as audio when a folder is searched.
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3", ".opus"})
@@ -31,11 +40,39 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
     return samples.mean(axis=1, dtype=np.float64).astype(np.float32)
 
 
-def _sanitise(samples: np.ndarray) -> np.ndarray:
-    # NaN/inf in a file must not poison everything after it; treat them as silence.
-    if not np.all(np.isfinite(samples)):
-        samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
-    return samples
+def sanitise_samples(samples: np.ndarray) -> np.ndarray:
+    """Make samples safe to analyse: NaN and ±inf become silence, values beyond full scale are clipped.
+
+    A corrupt float file or a buggy source must not poison the windows after it: non-finite
+    samples are treated as drop-outs (0) and finite ones are clipped to [-1, 1], as an
+    analogue-to-digital converter would. Done in the input's precision, before the cast to
+    float32, so huge float64 values cannot overflow.
+
+    Parameters
+    ----------
+    samples : np.ndarray
+        Any shape. Integer PCM (int16, int32, uint8, ...) is scaled to [-1, 1) by its type's full scale.
+
+    Returns
+    -------
+    np.ndarray
+        float32, same shape; the input itself (cast) when it was already clean.
+    """
+    samples = np.asarray(samples)
+    if samples.dtype.kind in "iu":  # integer PCM: scale by the type's full scale, as soundfile does
+        info = np.iinfo(samples.dtype)
+        offset = (int(info.max) + 1) // 2 if samples.dtype.kind == "u" else 0
+        full_scale = float(info.max) + 1.0 - offset
+        return ((samples.astype(np.float64) - offset) / full_scale).astype(np.float32)
+    if samples.dtype.kind not in "fc":
+        return samples.astype(np.float32)
+    if samples.dtype.kind == "c":
+        samples = samples.real
+    with np.errstate(invalid="ignore"):
+        clean = bool(np.all(np.abs(samples) <= 1.0)) if samples.size else True
+    if not clean:
+        samples = np.clip(np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+    return samples.astype(np.float32, copy=False)
 
 
 def resample(samples: np.ndarray, *, from_rate_hz: int, to_rate_hz: int) -> np.ndarray:
@@ -116,7 +153,7 @@ def iter_audio_blocks(
                 raise AudioFileError(f"{path}: damaged after {n_read / f.samplerate:.1f} s ({exc})") from exc
             last = block.shape[0] < block_frames
             n_read += block.shape[0]
-            mono = _sanitise(to_mono(block))
+            mono = to_mono(sanitise_samples(block))
             if resampler is not None:
                 mono = resampler.resample_chunk(mono, last=last)
             if mono.size:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import iter_audio_blocks, resample
+from .audio import iter_audio_blocks, resample, sanitise_samples
 from .buffer import RingBuffer, WindowSchedule, utterance_windows
 from .errors import DeviceError
 from .features import extract_features
@@ -171,7 +171,7 @@ def classify_signal(samples: np.ndarray, *, sample_rate_hz: int, model: EmotionM
     """
     from .audio import to_mono
 
-    y = resample(to_mono(samples), from_rate_hz=sample_rate_hz, to_rate_hz=model.sample_rate_hz)
+    y = resample(to_mono(sanitise_samples(samples)), from_rate_hz=sample_rate_hz, to_rate_hz=model.sample_rate_hz)
     return _classify_windows(y, model)
 
 
@@ -298,7 +298,7 @@ class Monitor:
         Nothing is skipped or dropped: the caller sets the pace. Returns the new predictions
         (they were also passed to the callbacks).
         """
-        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        samples = sanitise_samples(samples).reshape(-1)  # NaN/inf/overflow must not poison later windows
         out: list[Prediction] = []
         # Write at most one hop at a time so no window is overwritten before it is read.
         for i in range(0, samples.shape[0], self.hop_samples):
