@@ -1,0 +1,460 @@
+"""The desktop monitor window (offscreen Qt): views fed by the real pipeline, controls, session files, faults."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PyQt6.QtWidgets", reason="the window needs PyQt6 ('pip install ser-live[gui]')")
+pytest.importorskip("pyqtgraph", reason="the window needs pyqtgraph ('pip install ser-live[gui]')")
+
+from conftest import SAMPLE_RATE_HZ, tone, write_wav  # noqa: E402
+from PyQt6 import QtCore, QtWidgets  # noqa: E402
+
+from ser_live.capture import InputDevice  # noqa: E402
+from ser_live.errors import DeviceError  # noqa: E402
+from ser_live.gui import palette  # noqa: E402
+from ser_live.gui.modelinfo import describe_model  # noqa: E402
+from ser_live.gui.plots import envelope, input_level  # noqa: E402
+from ser_live.gui.session import SessionLog, interrupted_sessions  # noqa: E402
+from ser_live.gui.window import MainWindow  # noqa: E402
+from ser_live.model import EMOTIONS, EmotionModel  # noqa: E402
+
+FAKE_DEVICE = InputDevice(index=3, name="Fake USB mic", channels=1, default_sample_rate_hz=16000.0,
+                          host_api="ALSA", is_default=True)
+
+
+def speech_and_pauses(seed: int = 0) -> np.ndarray:
+    """Voiced stretches of different pitch with silent pauses between them; ends on speech."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for i, f0 in enumerate((120.0, 260.0, 180.0)):
+        parts.append(tone(f0, 3.0, vibrato_hz=1.0 + 2 * i, seed=seed + i))
+        if i < 2:
+            parts.append(rng.normal(0, 1e-4, int(3.0 * SAMPLE_RATE_HZ)).astype(np.float32))
+    return np.concatenate(parts)
+
+
+@pytest.fixture
+def devices(monkeypatch):
+    """The device list the picker sees (PortAudio is not probed in these tests)."""
+    found = [FAKE_DEVICE]
+    monkeypatch.setattr("ser_live.capture.list_input_devices", lambda: list(found))
+    return found
+
+
+@pytest.fixture
+def make_window(qtbot, tiny_model, tmp_path, devices):
+    """Build a window on the tiny model with autosaves under tmp_path; closed after the test."""
+
+    def make(**kwargs) -> MainWindow:
+        kwargs.setdefault("realtime", False)
+        kwargs.setdefault("sessions_dir", tmp_path / "sessions")
+        model = kwargs.pop("model", tiny_model)
+        window = MainWindow(model, **kwargs)
+        qtbot.addWidget(window)
+        window.show()
+        with qtbot.waitActive(window):  # keyboard shortcuts go to the active window
+            window.activateWindow()
+        return window
+
+    return make
+
+
+@pytest.fixture
+def speech_file(tmp_path) -> tuple[Path, float]:
+    y = speech_and_pauses()
+    return write_wav(tmp_path / "speech.wav", y), y.shape[0] / SAMPLE_RATE_HZ
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_window_builds_with_views_controls_and_model_info(make_window, tiny_model):
+    window = make_window()
+    assert window.headline.name.text() == "listening…"
+    assert window.bars.classes == tiny_model.classes
+    assert set(window.history.curves) == set(tiny_model.classes)
+    assert window.device_combo.currentData() == FAKE_DEVICE.index  # the default input is preselected
+    assert window.start_button.isEnabled() and window.start_button.text() == "Start"
+    assert window.window_spin.value() == tiny_model.window_s and window.hop_spin.value() == tiny_model.hop_s
+    info = window.model_label.text()
+    assert "neutral, happy, sad" in info and "not recorded in the model file" in info
+    assert window.session.autosave_path is not None and window.session.autosave_path.is_file()
+
+
+def test_file_run_updates_label_bars_and_history(make_window, speech_file, qtbot, tiny_model):
+    path, duration_s = speech_file
+    window = make_window()
+    assert window.open_file(str(path))
+    qtbot.waitUntil(lambda: window.runner.state == "finished", timeout=60_000)
+    qtbot.waitUntil(lambda: not window._history_dirty, timeout=5_000)
+    rows = window.session.rows()
+    assert len(rows) == int(duration_s / tiny_model.hop_s)
+    last = rows[-1]
+    assert last.speech  # the file ends on speech
+    # The headline shows the latest emotion, in its palette colour, with its confidence.
+    assert window.headline.name.text() == last.emotion
+    assert window.headline.confidence.text() == f"{last.confidence:.0%}"
+    assert palette.colour_of(last.emotion) in window.headline.name.styleSheet()
+    # One bar per class, at the latest probabilities.
+    np.testing.assert_allclose(window.bars.probs, [last.probs[c] for c in tiny_model.classes])
+    widths = window.bars.bars.opts["width"]
+    np.testing.assert_allclose(widths, window.bars.probs)
+    # History: one point per hop of the last 60 s; gaps (NaN) and grey bands exactly where no speech.
+    speech = np.array([r.speech for r in rows])
+    assert speech.any() and (~speech).any()
+    for c, curve in window.history.curves.items():
+        x, y = curve.getData()
+        assert len(x) == len(rows)
+        np.testing.assert_allclose(y[speech], [r.probs[c] for r in rows if r.speech])
+        assert np.isnan(y[~speech]).all()
+    _, band = window.history.no_speech.getData()
+    np.testing.assert_array_equal(band, np.where(speech, 0.0, 1.0))
+    assert x[-1] == pytest.approx(0.0, abs=1e-6)  # the newest hop is at "now"
+
+
+def test_saved_session_csv_has_a_row_per_hop_with_probabilities_summing_to_one(
+    make_window, speech_file, qtbot, tmp_path, tiny_model
+):
+    path, duration_s = speech_file
+    window = make_window()
+    window.open_file(str(path))
+    qtbot.waitUntil(lambda: window.runner.state == "finished", timeout=60_000)
+    out = tmp_path / "saved" / "session.csv"
+    assert window.save_session(str(out)) == int(duration_s / tiny_model.hop_s)
+    rows = read_rows(out)
+    assert len(rows) == int(duration_s / tiny_model.hop_s)
+    t = np.array([float(r["t_s"]) for r in rows])
+    np.testing.assert_allclose(np.diff(t), tiny_model.hop_s, atol=1e-3)
+    n_speech = 0
+    for r in rows:
+        probs = [r[f"p_{c}"] for c in tiny_model.classes]
+        if r["speech"] == "1":
+            n_speech += 1
+            assert sum(float(p) for p in probs) == pytest.approx(1.0, abs=1e-3)
+            assert r["emotion"] == max(tiny_model.classes, key=lambda c: float(r[f"p_{c}"]))
+        else:
+            assert r["emotion"] == "" and all(p == "" for p in probs)
+    assert 0 < n_speech < len(rows)
+    # The autosave file holds the same rows, written as they happened.
+    assert read_rows(window.session.autosave_path) == rows
+
+
+def test_space_pauses_and_resumes_a_file(make_window, qtbot, tmp_path, tiny_model):
+    path = write_wav(tmp_path / "long.wav", tone(150.0, 30.0, vibrato_hz=2.0))
+    window = make_window(realtime=True)
+    window.open_file(str(path))
+    qtbot.waitUntil(lambda: len(window.session) >= 2, timeout=20_000)
+    assert window.start_button.text() == "Pause"
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_Space)
+    assert window.runner.state == "paused" and window.runner.monitor.paused
+    assert window.start_button.text() == "Resume"
+    qtbot.wait(300)  # let a block already being fed finish
+    held = len(window.session)
+    qtbot.wait(4 * int(1000 * tiny_model.hop_s))  # four hops of real time while paused
+    assert len(window.session) == held
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_Space)
+    assert window.runner.state == "running" and window.start_button.text() == "Pause"
+    qtbot.waitUntil(lambda: len(window.session) > held, timeout=20_000)
+    # Time on the session clock continues without a jump over the pause.
+    t = np.array([r.t_s for r in window.session.rows()])
+    np.testing.assert_allclose(np.diff(t), tiny_model.hop_s, atol=1e-6)
+
+
+def test_ctrl_s_saves_the_session_and_screenshot_is_a_png(make_window, speech_file, qtbot, tmp_path, monkeypatch):
+    path, _ = speech_file
+    window = make_window()
+    window.open_file(str(path))
+    qtbot.waitUntil(lambda: window.runner.state == "finished", timeout=60_000)
+    target = tmp_path / "via-ctrl-s.csv"
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "CSV (*.csv)"))
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_S, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert len(read_rows(target)) == len(window.session)
+    shot = tmp_path / "shot.png"
+    assert window.save_screenshot(str(shot))
+    from PyQt6 import QtGui
+
+    image = QtGui.QImage(str(shot))
+    assert (image.width(), image.height()) == (window.width(), window.height())
+
+
+def test_ctrl_q_closes_the_window_and_the_session_file(make_window, qtbot):
+    window = make_window()
+    autosave = window.session.autosave_path
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_Q, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert not window.isVisible() and window._closed
+    assert not autosave.exists()  # an empty session leaves no file behind
+    assert not autosave.with_name(autosave.name + ".open").exists()
+
+
+class FakeMicrophone:
+    """Stands in for MicrophoneStream: delivers a voiced signal at real-time pace until 'unplugged'."""
+
+    instances: list[FakeMicrophone] = []
+    present = True
+
+    def __init__(self, sink, *, device=None, sample_rate_hz=16000, **_):
+        self.sink = sink
+        self.device = InputDevice(FAKE_DEVICE.index, FAKE_DEVICE.name, 1, 16000.0, "ALSA", True)
+        self.sample_rate_hz = sample_rate_hz
+        self.signal = tone(170.0, 4.0, vibrato_hz=3.0)
+        self._running = threading.Event()
+        self._thread = None
+        FakeMicrophone.instances.append(self)
+
+    def _feed(self):
+        block = int(0.05 * self.sample_rate_hz)
+        i = 0
+        while self._running.is_set():
+            start = (i * block) % (self.signal.size - block)
+            self.sink(self.signal[start:start + block])
+            i += 1
+            time.sleep(0.05)
+
+    def start(self):
+        if not FakeMicrophone.present:
+            raise DeviceError("no input device found; plug in a microphone")
+        self._running.set()
+        self._thread = threading.Thread(target=self._feed, daemon=True)
+        self._thread.start()
+
+    def healthy(self):
+        return self._running.is_set() and FakeMicrophone.present
+
+    def restart(self):
+        self.close()
+        self.start()
+
+    def close(self):
+        self._running.clear()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    @classmethod
+    def unplug(cls):
+        cls.present = False
+        for mic in cls.instances:
+            mic._running.clear()
+
+
+@pytest.fixture
+def fake_microphone(monkeypatch):
+    FakeMicrophone.instances = []
+    FakeMicrophone.present = True
+    monkeypatch.setattr("ser_live.capture.MicrophoneStream", FakeMicrophone)
+    yield FakeMicrophone
+    FakeMicrophone.unplug()
+
+
+def test_device_lost_shows_a_message_keeps_the_session_and_recovers(make_window, qtbot, fake_microphone):
+    window = make_window()
+    assert window.start_microphone()
+    assert window.runner.state == "running"
+    qtbot.waitUntil(lambda: len(window.session) >= 4, timeout=20_000)
+    fake_microphone.unplug()
+    qtbot.waitUntil(lambda: "lost" in window.banner.text(), timeout=20_000)
+    assert window.banner.level == "warning" and window.banner.isVisible()
+    assert "session so far is kept" in window.banner.text()
+    kept = window.session.rows()
+    assert len(kept) >= 4
+    # Nothing arrives while the device is gone, and what was heard is on disk already.
+    assert len(read_rows(window.session.autosave_path)) == len(window.session)
+    assert window.session.rows()[: len(kept)] == kept
+    # The device comes back: the monitor reconnects by itself and the session continues.
+    fake_microphone.present = True
+    qtbot.waitUntil(lambda: "back" in window.status.text(), timeout=20_000)
+    qtbot.waitUntil(lambda: len(window.session) > len(kept) + 2, timeout=20_000)
+    assert window.session.rows()[: len(kept)] == kept
+
+
+def test_pause_releases_the_microphone_and_resume_reopens_it(make_window, qtbot, fake_microphone):
+    window = make_window()
+    window.start_microphone()
+    qtbot.waitUntil(lambda: len(window.session) >= 2, timeout=20_000)
+    window.toggle_running()
+    assert window.runner.state == "paused"
+    assert not fake_microphone.instances[-1].healthy()  # closed, not merely ignored
+    window.toggle_running()
+    assert window.runner.state == "running"
+    n = len(window.session)
+    qtbot.waitUntil(lambda: len(window.session) > n, timeout=20_000)
+
+
+def test_no_microphone_shows_a_message_and_the_window_still_works(make_window, devices, speech_file, qtbot):
+    devices.clear()
+    window = make_window()
+    assert "No microphone" in window.banner.text()
+    assert not window.device_combo.isEnabled() and window.selected_device() is None
+    assert not window.start_button.isEnabled()
+    assert not window.start_microphone()
+    # A file still runs through the same window.
+    assert window.open_file(str(speech_file[0]))
+    qtbot.waitUntil(lambda: window.runner.state == "finished", timeout=60_000)
+    assert len(window.session) > 0
+
+
+def test_busy_device_is_reported_not_raised(make_window, fake_microphone):
+    fake_microphone.present = False
+    window = make_window()
+    assert not window.start_microphone()
+    assert window.banner.level == "error" and "Cannot listen" in window.banner.text()
+    assert window.runner.state == "idle"
+
+
+def test_unreadable_file_is_reported(make_window, tmp_path):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("this is not audio")
+    window = make_window()
+    assert not window.open_file(str(bad))
+    assert window.banner.level == "error" and "notes.wav" in window.banner.text()
+    assert not window.open_file(str(tmp_path / "missing.wav"))
+    assert "no such file" in window.banner.text()
+    assert window.runner.state == "idle"
+
+
+def test_missing_model_opens_the_window_with_the_message(qtbot, tmp_path, devices):
+    window = MainWindow(None, model_error="model file /nowhere.joblib does not exist", sessions_dir=tmp_path)
+    qtbot.addWidget(window)
+    window.show()
+    assert "does not exist" in window.banner.text() and window.banner.level == "error"
+    assert not window.start_button.isEnabled() and not window.open_button.isEnabled()
+    assert window.bars.classes == EMOTIONS
+    window.toggle_running()  # harmless
+    window.tick()
+
+
+def test_settings_change_restarts_listening_with_the_new_hop(make_window, qtbot, fake_microphone):
+    window = make_window()
+    window.start_microphone()
+    qtbot.waitUntil(lambda: len(window.session) >= 2, timeout=20_000)
+    window.hop_spin.setValue(0.25)
+    assert window.runner.state == "running" and window.runner.monitor.hop_s == 0.25
+    n = len(window.session)
+    qtbot.waitUntil(lambda: len(window.session) >= n + 3, timeout=20_000)
+    t = np.array([r.t_s for r in window.session.rows()[n:]])
+    np.testing.assert_allclose(np.diff(t), 0.25, atol=1e-6)
+    assert t[0] > window.session.rows()[n - 1].t_s  # the session clock runs on
+
+
+def test_run_gui_opens_the_window_on_a_file(qtbot, tiny_model_path, speech_file, tmp_path, monkeypatch, devices):
+    """``ser-live --input FILE`` path, in-process: run_gui builds the window and starts the file."""
+    from ser_live.cli import build_parser
+    from ser_live.gui import run_gui
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    args = build_parser().parse_args(["--input", str(speech_file[0]), "--model", str(tiny_model_path), "--trust-model"])
+    seen = {}
+
+    def inspect_and_close():
+        windows = [w for w in QtWidgets.QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        seen["window"] = windows[-1]
+        seen["state"] = windows[-1].runner.state
+        seen["source"] = windows[-1].runner.source
+        windows[-1].close()
+
+    QtCore.QTimer.singleShot(1500, inspect_and_close)
+    assert run_gui(args) == 0
+    assert seen["source"] == ("file", str(speech_file[0]))
+    assert seen["state"] in ("running", "finished")
+    assert seen["window"]._closed
+
+
+def test_session_survives_a_crash_and_is_reported_next_time(tmp_path, tiny_model_path):
+    """A process that dies mid-session leaves its rows on disk and a marker the next window reports."""
+    sessions = tmp_path / "sessions"
+    code = textwrap.dedent(f"""
+        import os
+        from ser_live.gui.session import SessionLog
+        from ser_live.pipeline import Prediction
+        log = SessionLog(("neutral", "angry"), directory={str(sessions)!r})
+        for k in range(5):
+            log(Prediction(0.5 * (k + 1), True, "angry", 0.7, {{"neutral": 0.3, "angry": 0.7}}, -20.0))
+        os._exit(3)  # a crash: nothing is closed or flushed by Python
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 3, result.stderr
+    found = interrupted_sessions(sessions)
+    assert len(found) == 1
+    rows = read_rows(found[0])
+    assert [r["t_s"] for r in rows] == ["0.500", "1.000", "1.500", "2.000", "2.500"]
+    assert all(r["emotion"] == "angry" and r["p_angry"] == "0.7000" for r in rows)
+    # A live session of this process is not "interrupted".
+    live = SessionLog(("neutral",), directory=sessions)
+    assert interrupted_sessions(sessions) == found
+    live.close()
+
+
+def test_window_reports_a_recovered_session_once(make_window, tmp_path):
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    crashed = sessions / "session-crashed.csv"
+    crashed.write_text("t_s,speech\n0.500,0\n")
+    (sessions / "session-crashed.csv.open").write_text("999999999")  # no such process
+    window = make_window()
+    assert "Recovered 1 session" in window.banner.text() and str(crashed) in window.banner.text()
+    assert crashed.is_file()
+    window.close()
+    assert "Recovered" not in make_window().banner.text()
+
+
+def test_model_info_reads_corpora_and_speaker_independent_uar(tiny_model):
+    model = EmotionModel(
+        tiny_model.estimator, tiny_model.feature_config, metadata={
+            "corpora": {"ravdess": 1440, "emovo": 588},
+            "evaluation": {
+                "protocol": "leave-speakers-out",
+                "window": {"overall": {"uar": 0.41}},
+                "utterance": {"overall": {"uar": 0.463, "accuracy": 0.5}, "ravdess": {"uar": 0.52}},
+            },
+        },
+    )
+    info = describe_model(model)
+    assert info.corpora == ("ravdess", "emovo")
+    assert info.uar == pytest.approx(0.463) and info.uar_where == "evaluation/utterance/overall/uar"
+    assert "46.3%" in "\n".join(info.lines())
+    listed = describe_model(EmotionModel(tiny_model.estimator, tiny_model.feature_config,
+                                         metadata={"training": {"corpora": [{"name": "CREMA-D"}, "TESS"]},
+                                                   "speaker_independent_uar": 0.39}))
+    assert listed.corpora == ("CREMA-D", "TESS") and listed.uar == pytest.approx(0.39)
+    bare = describe_model(EmotionModel(tiny_model.estimator, tiny_model.feature_config, metadata={"uar": "n/a"}))
+    assert bare.corpora == () and bare.uar is None
+    assert "not recorded" in "\n".join(bare.lines())
+
+
+def test_palette_has_one_distinct_colour_per_emotion():
+    assert tuple(palette.EMOTION_COLOURS) == EMOTIONS
+    colours = list(palette.EMOTION_COLOURS.values()) + [palette.NO_SPEECH_COLOUR]
+    assert len(set(colours)) == len(colours)
+    assert palette.colour_of(None) == palette.colour_of("unknown") == palette.NO_SPEECH_COLOUR
+
+
+def test_level_meter_warns_on_clipping_and_quiet_input():
+    loud = tone(200.0, 1.0, level=1.0)
+    assert input_level(loud, SAMPLE_RATE_HZ)[2] == "clipping"
+    ok = tone(200.0, 1.0, level=0.3)
+    rms_db, peak_db, state = input_level(ok, SAMPLE_RATE_HZ)
+    assert state == "ok" and peak_db == pytest.approx(20 * np.log10(np.max(np.abs(ok))), abs=0.01)
+    assert rms_db < peak_db
+    assert input_level(tone(200.0, 1.0, level=0.003), SAMPLE_RATE_HZ)[2] == "quiet"
+    assert input_level(np.zeros(0), SAMPLE_RATE_HZ)[2] == "quiet"
+
+
+def test_envelope_keeps_the_extremes_of_each_column():
+    x = np.zeros(1000, dtype=np.float32)
+    x[123], x[877] = 0.9, -0.7
+    env = envelope(x, 10)
+    assert env.shape == (20,)
+    assert env.max() == pytest.approx(0.9) and env.min() == pytest.approx(-0.7)
+    assert env[2 * 1 + 1] == pytest.approx(0.9) and env[2 * 8] == pytest.approx(-0.7)
