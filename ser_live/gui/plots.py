@@ -257,14 +257,17 @@ class HistoryPlot(pg.PlotWidget):
 class WaveformPlot(pg.PlotWidget):
     """The last seconds of input as a min/max envelope, with the latest analysis window shaded."""
 
+    #: Vertical scales (fractions of full scale) the view steps between.
+    SCALES = (0.05, 0.1, 0.2, 0.5, 1.0)
+
     def __init__(self, parent: QtWidgets.QWidget | None = None, *, columns: int = 800) -> None:
         super().__init__(parent)
         self.columns = columns
         _style_plot(self, tick_px=12)
         self.setXRange(-WAVEFORM_S, 0, padding=0)
-        self.setYRange(-1, 1, padding=0.02)
-        self.getAxis("left").setTicks([[(-1, "-1"), (0, "0"), (1, "1")]])
         self.getAxis("left").setWidth(40)
+        self.scale = 0.0
+        self._set_scale(1.0)
         self.region = pg.LinearRegionItem(
             values=(-2.0, 0.0), movable=False, brush=_brush("#FFFFFF", 28),
             pen=pg.mkPen("#FFFFFF", width=1, style=QtCore.Qt.PenStyle.DashLine),
@@ -275,14 +278,26 @@ class WaveformPlot(pg.PlotWidget):
         self.addItem(self.region_label)
         self.curve = self.plot(pen=pg.mkPen("#C9D1D9", width=1))
 
+    def _set_scale(self, scale: float) -> None:
+        if scale != self.scale:
+            self.scale = scale
+            self.setYRange(-scale, scale, padding=0.02)
+            self.getAxis("left").setTicks([[(-scale, f"-{scale:g}"), (0, "0"), (scale, f"{scale:g}")]])
+
     def show_audio(self, samples: np.ndarray, window_start_s: float, window_end_s: float) -> None:
-        """Draw ``samples`` ending now; the analysis window in seconds relative to now (negative)."""
+        """Draw ``samples`` ending now; the analysis window in seconds relative to now (negative).
+
+        The vertical scale follows the loudest sample shown, in steps (0.05 to 1 of full scale), so
+        quiet speech is still visible; the level meter shows the absolute level.
+        """
+        peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+        self._set_scale(next((s for s in self.SCALES if peak <= 0.95 * s), 1.0))
         env = envelope(samples, self.columns)
         duration_s = WAVEFORM_S
         x = np.repeat(np.linspace(-duration_s, 0, env.size // 2), 2)
         self.curve.setData(x, env)
         self.region.setRegion((max(window_start_s, -duration_s), min(window_end_s, 0.0)))
-        self.region_label.setPos(max(window_start_s, -duration_s), 1.0)
+        self.region_label.setPos(max(window_start_s, -duration_s), self.scale)
 
 
 class LevelMeter(QtWidgets.QWidget):
