@@ -52,10 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mode = p.add_argument_group("mode")
     mode.add_argument("--print", dest="print_mode", action="store_true", help="console monitor: one line per hop")
-    mode.add_argument("--classify", nargs="+", metavar="PATH", help="classify files and folders (recursively), one result per file")
+    mode.add_argument(
+        "--classify", nargs="+", metavar="PATH", help="classify files and folders (recursively), one result per file"
+    )
     mode.add_argument("--list-devices", action="store_true", help="list audio input devices and exit")
     src = p.add_argument_group("input")
-    src.add_argument("--input", metavar="FILE", help="analyse an audio file instead of the microphone (WAV, FLAC, OGG, ...)")
+    src.add_argument(
+        "--input", metavar="FILE", help="analyse an audio file instead of the microphone (WAV, FLAC, OGG, ...)"
+    )
     src.add_argument("--realtime", action="store_true", help="with --input: play the file at real-time pace")
     src.add_argument("--device", metavar="INDEX|NAME", help="input device: index or case-insensitive name fragment")
     ana = p.add_argument_group("analysis")
@@ -65,14 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow a model file other than the shipped one; model files can run code when loaded",
     )
-    ana.add_argument("--window", type=_positive_float, metavar="S", help="analysis window in seconds (default: the model's)")
+    ana.add_argument(
+        "--window", type=_positive_float, metavar="S", help="analysis window in seconds (default: the model's)"
+    )
     ana.add_argument("--hop", type=_positive_float, metavar="S", help="seconds between analyses (default: the model's)")
     ana.add_argument("--smooth", type=_smoothing, default=0.0, metavar="A",
                      help="exponential smoothing of probabilities across hops, 0 (off) to <1 (default 0)")
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="JSON lines instead of text")
     out.add_argument("--record", metavar="CSV", help="also write every hop to this CSV file as it happens")
-    out.add_argument("--workers", type=int, default=0, metavar="N", help="--classify: worker processes (default: all cores)")
+    out.add_argument(
+        "--workers", type=int, default=0, metavar="N", help="--classify: worker processes (default: all cores)"
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
@@ -119,30 +127,42 @@ def _run_console(args: argparse.Namespace) -> int:
     from .pipeline import Monitor
 
     model = load_model_from_args(args)
-    monitor = Monitor(model, **_monitor_settings(args, model), on_status=lambda m: _err(m))
-    printer = JsonPrinter(sys.stdout) if args.json else TextPrinter(sys.stdout, model.classes)
-    monitor.add_callback(printer)
-    recorder = CsvRecorder(args.record, model.classes) if args.record else None
-    if recorder is not None:
-        monitor.add_callback(recorder)
+    monitor = Monitor(model, **_monitor_settings(args, model), on_status=_err)
+    if args.json:
+        printer = JsonPrinter(sys.stdout)
+    else:
+        printer = TextPrinter(sys.stdout, model.classes, repeat_header_every=40 if sys.stdout.isatty() else None)
+    recorder = None
 
     def _stop(signum, frame):
         monitor.request_stop()
 
     previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        # Open the source before printing anything, so a bad file or device is the only line shown.
+        if args.input:
+            from .audio import audio_info
+
+            audio_info(args.input)
+            source = args.input
+        else:
+            monitor.listen(args.device)
+            source = f"microphone '{monitor.device_name}'"
+        _err(f"listening to {source}; window {monitor.window_s:g} s, hop {monitor.hop_s:g} s; Ctrl-C to stop")
         if not args.json:
-            source = args.input or f"microphone ({args.device or 'default input'})"
-            _err(f"listening to {source}; window {monitor.window_s:g} s, hop {monitor.hop_s:g} s; Ctrl-C to stop")
+            _err(printer.legend())
             print(printer.header(), flush=True)
+        # Added while the worker may already run: harmless, the first window is a hop away.
+        monitor.add_callback(printer)
+        if args.record:
+            recorder = CsvRecorder(args.record, model.classes)
+            monitor.add_callback(recorder)
         if args.input:
             monitor.run_file(args.input, realtime=args.realtime)
         else:
-            monitor.listen(args.device)
             while not monitor.wait(0.25):
                 if monitor.error is not None:
                     raise monitor.error
-            monitor.stop()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -203,13 +223,16 @@ def _run_classify(args: argparse.Namespace) -> int:
         from concurrent.futures import ProcessPoolExecutor
 
         context = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_classify_init, initargs=(args.model, args.trust_model))
+        pool = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_classify_init, initargs=(args.model, args.trust_model)
+        )
         results = pool.map(_classify_one, files, chunksize=max(1, min(16, len(files) // (4 * workers))))
     failed = 0
     try:
         for path, result, error in results:
             failed += error is not None
-            print(json.dumps(clip_json(path, result, error)) if args.json else format_clip(path, result, error), flush=True)
+            line = json.dumps(clip_json(path, result, error)) if args.json else format_clip(path, result, error)
+            print(line, flush=True)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

@@ -14,17 +14,29 @@ from typing import IO
 
 from .pipeline import ClipResult, Prediction, SessionSummary
 
-__all__ = ["TextPrinter", "JsonPrinter", "CsvRecorder", "format_summary", "format_clip", "clip_json"]
+__all__ = ["text_bar", "TextPrinter", "JsonPrinter", "CsvRecorder", "format_summary", "format_clip", "clip_json"]
 
-_BARS = " ▁▂▃▄▅▆▇█"
+# Eighths of a character cell, for horizontal bars with 8 steps per cell.
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+_ABBREVIATION_LENGTH = 3
 
 
-def _bar(p: float) -> str:
-    return _BARS[min(len(_BARS) - 1, int(round(p * (len(_BARS) - 1))))]
+def text_bar(p: float, width: int) -> str:
+    """A horizontal bar ``width`` cells wide, filled in proportion to ``p`` (0..1), in eighths of a cell.
+
+    A probability too small to draw shows as ``·`` so that every class's column stays visible.
+    """
+    steps = int(round(min(max(p, 0.0), 1.0) * width * 8))
+    if steps == 0:
+        return "·".ljust(width)
+    full, rest = divmod(steps, 8)
+    return ("█" * full + (_EIGHTHS[rest] if rest else "")).ljust(width)
 
 
 class TextPrinter:
     """One human-readable line per hop: time, top emotion and confidence, a bar per class, level.
+
+    The columns line up with :meth:`header`; :meth:`legend` spells out the class abbreviations.
 
     Parameters
     ----------
@@ -32,25 +44,49 @@ class TextPrinter:
         Where to write (stdout).
     classes : sequence of str
         Class order for the bars.
+    bar_width : int
+        Character cells per class bar (8 steps each).
+    repeat_header_every : int, optional
+        Repeat the column titles every this many lines (for a terminal, where they scroll away).
     """
 
-    def __init__(self, stream: IO[str], classes: tuple[str, ...]) -> None:
+    def __init__(
+        self, stream: IO[str], classes: tuple[str, ...], *, bar_width: int = 5, repeat_header_every: int | None = None
+    ) -> None:
         self.stream = stream
-        self.classes = classes
-        self._width = max(len(c) for c in classes)
+        self.classes = tuple(classes)
+        self.bar_width = max(bar_width, _ABBREVIATION_LENGTH)
+        self.repeat_header_every = repeat_header_every
+        self._lines = 0
+        self._width = max(len("emotion"), *(len(c) for c in self.classes))
+
+    def _row(self, time_s: str, emotion: str, confidence: str, bars: list[str], level: str) -> str:
+        return f"{time_s:>8}  {emotion:<{self._width}}  {confidence:>4}  {' '.join(bars)}  {level:>9}".rstrip()
+
+    def legend(self) -> str:
+        """What the columns mean, with every class abbreviation spelled out."""
+        k = _ABBREVIATION_LENGTH
+        names = " ".join(f"{c[:k]}({c[k:]})" if len(c) > k else c for c in self.classes)
+        return f"bars: probability of {names}; conf: the top emotion's; level: window loudness"
 
     def header(self) -> str:
-        """A legend line naming the bars."""
-        return "   time  emotion" + " " * (self._width - 7) + "  conf  " + " ".join(c[:3] for c in self.classes)
+        """The column titles, aligned with the lines."""
+        titles = [c[:_ABBREVIATION_LENGTH].ljust(self.bar_width) for c in self.classes]
+        return self._row("time", "emotion", "conf", titles, "level")
 
     def __call__(self, prediction: Prediction) -> None:
-        t = f"{prediction.t_s:7.1f}s"
-        level = f"{prediction.level_db:6.1f} dBFS"
+        time_s = f"{prediction.t_s:.1f}s"
+        level = f"{prediction.level_db:.0f} dBFS"
         if prediction.speech and prediction.probs is not None:
-            bars = " ".join(f" {_bar(prediction.probs[c])} " for c in self.classes)
-            line = f"{t}  {prediction.emotion:<{self._width}}  {prediction.confidence:4.0%}  {bars}  {level}"
+            bars = [text_bar(prediction.probs[c], self.bar_width) for c in self.classes]
+            line = self._row(time_s, prediction.emotion or "", f"{prediction.confidence:.0%}", bars, level)
         else:
-            line = f"{t}  {'·':<{self._width}}        (no speech){' ' * (4 * len(self.classes) - 11)}  {level}"
+            # Keep the level in its column so a glance down the right edge shows the room's loudness.
+            bars_width = len(self.classes) * (self.bar_width + 1) - 1
+            line = self._row(time_s, "·", "", ["(no speech)".ljust(bars_width)], level)
+        if self.repeat_header_every and self._lines and self._lines % self.repeat_header_every == 0:
+            line = self.header() + "\n" + line
+        self._lines += 1
         self.stream.write(line + "\n")
         self.stream.flush()
 
