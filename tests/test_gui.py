@@ -75,6 +75,11 @@ def speech_file(tmp_path) -> tuple[Path, float]:
     return write_wav(tmp_path / "speech.wav", y), y.shape[0] / SAMPLE_RATE_HZ
 
 
+def visible_main_window() -> MainWindow:
+    """The window run_gui opened (for tests that drive run_gui's own event loop)."""
+    return [w for w in QtWidgets.QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()][-1]
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
@@ -358,11 +363,11 @@ def test_run_gui_opens_the_window_on_a_file(qtbot, tiny_model_path, speech_file,
     seen = {}
 
     def inspect_and_close():
-        windows = [w for w in QtWidgets.QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
-        seen["window"] = windows[-1]
-        seen["state"] = windows[-1].runner.state
-        seen["source"] = windows[-1].runner.source
-        windows[-1].close()
+        window = visible_main_window()
+        seen["window"] = window
+        seen["state"] = window.runner.state
+        seen["source"] = window.runner.source
+        window.close()
 
     QtCore.QTimer.singleShot(1500, inspect_and_close)
     assert run_gui(args) == 0
@@ -458,3 +463,46 @@ def test_envelope_keeps_the_extremes_of_each_column():
     assert env.shape == (20,)
     assert env.max() == pytest.approx(0.9) and env.min() == pytest.approx(-0.7)
     assert env[2 * 1 + 1] == pytest.approx(0.9) and env[2 * 8] == pytest.approx(-0.7)
+
+
+def test_analysis_failure_while_listening_is_shown_and_start_is_possible_again(make_window, qtbot, fake_microphone):
+    window = make_window()
+    window.start_microphone()
+    qtbot.waitUntil(lambda: len(window.session) >= 2, timeout=20_000)
+    kept = len(window.session)
+
+    def broken(window_samples, *, t_s):
+        raise ZeroDivisionError("simulated analysis bug")
+
+    window.runner.monitor.analyzer = broken
+    qtbot.waitUntil(lambda: window.banner.level == "error", timeout=20_000)
+    assert "simulated analysis bug" in window.banner.text()
+    assert window.runner.state == "idle" and window.start_button.text() == "Start"
+    assert len(window.session) >= kept
+    assert window.start_microphone() and window.runner.state == "running"
+
+
+def test_run_gui_shows_unexpected_errors_instead_of_aborting(qtbot, tiny_model_path, tmp_path, monkeypatch, devices,
+                                                             fake_microphone, capsys):
+    from ser_live.cli import build_parser
+    from ser_live.gui import run_gui
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    args = build_parser().parse_args(["--model", str(tiny_model_path), "--trust-model"])
+    seen = {}
+
+    def fail():
+        raise RuntimeError("a bug in a slot")
+
+    def inspect_and_close():
+        window = visible_main_window()
+        seen["banner"] = window.banner.text()
+        seen["state"] = window.runner.state
+        window.close()
+
+    QtCore.QTimer.singleShot(300, fail)
+    QtCore.QTimer.singleShot(1500, inspect_and_close)
+    assert run_gui(args) == 0
+    assert "a bug in a slot" in seen["banner"]
+    assert seen["state"] == "running"  # the default microphone was started and kept running
+    assert "unexpected error: RuntimeError: a bug in a slot" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import traceback
 
 __all__ = ["run_gui"]
 
@@ -67,6 +68,16 @@ def run_gui(args: argparse.Namespace) -> int:
         else:
             window.start_microphone()
 
+    # PyQt aborts the process on an exception escaping a slot; show it instead and keep running.
+    def report(exc_type, exc, tb) -> None:
+        if getattr(args, "debug", False):
+            traceback.print_exception(exc_type, exc, tb)
+        sys.stderr.write(f"ser-live: unexpected error: {exc_type.__name__}: {exc}\n")
+        window.banner.show_message(
+            f"Unexpected error: {exc_type.__name__}: {exc}. The session is autosaved; please report this.", "error"
+        )
+
+    previous_hook, sys.excepthook = sys.excepthook, report
     # Ctrl-C in the terminal closes the window cleanly (the session file is closed, not cut).
     previous = {s: signal.signal(s, lambda *_: window.close()) for s in (signal.SIGINT, signal.SIGTERM)}
     wake = QtCore.QTimer()
@@ -76,6 +87,7 @@ def run_gui(args: argparse.Namespace) -> int:
         status = app.exec()
     finally:
         window.shutdown()
+        sys.excepthook = previous_hook
         for s, handler in previous.items():
             signal.signal(s, handler)
     return int(status)

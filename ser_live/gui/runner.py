@@ -189,6 +189,9 @@ class MonitorRunner:
                 break
             if event.run != self._run and event.kind in ("finished", "error"):
                 continue  # a superseded run's ending is not news
+            if event.kind == "status" and event.run == self._run and self.monitor is not None \
+                    and self.monitor.error is not None:
+                event = Event("error", event.payload, event.run)  # the listening worker died
             if event.kind == "finished":
                 self.state = "finished"
             elif event.kind == "error" and self.state in ("running", "paused"):
