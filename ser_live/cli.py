@@ -134,7 +134,10 @@ def _run_console(args: argparse.Namespace) -> int:
         printer = TextPrinter(sys.stdout, model.classes, repeat_header_every=40 if sys.stdout.isatty() else None)
     recorder = None
 
+    interrupted = []
+
     def _stop(signum, frame):
+        interrupted.append(signum)
         monitor.request_stop()
 
     previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -173,6 +176,8 @@ def _run_console(args: argparse.Namespace) -> int:
     if args.json:
         _err(summary)
     else:
+        if interrupted and sys.stdout.isatty():
+            print()  # the terminal echoed ^C at the start of the line
         print(summary, flush=True)
     return 0
 
