@@ -389,11 +389,14 @@ class Monitor:
 
     def _reconnect(self, capture: Any, reconnect_s: float) -> None:
         self._status(f"input device lost ({capture.device.name}); retrying every {reconnect_s:g} s")
+        last_reason = None
         while not self._stop.wait(reconnect_s):
             try:
                 capture.restart()
             except DeviceError as exc:
-                self._status(f"still no input device: {exc}")
+                if str(exc) != last_reason:  # say why once, not every few seconds
+                    self._status(f"still no input device: {exc}")
+                    last_reason = str(exc)
                 continue
             self.analyzer.reset()
             self._status(f"input device back: {capture.device.name}")
