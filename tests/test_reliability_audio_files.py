@@ -238,3 +238,44 @@ def test_a_file_damaged_mid_stream_is_reported_not_raised_raw(tmp_path):
         assert str(path) in str(exc)
     else:  # libsndfile may resynchronise and carry on: then the audio must still be clean
         assert np.all(np.isfinite(got)) and np.all(np.abs(got) <= 1.0)
+
+
+@pytest.mark.slow
+def test_three_hour_file_streams_with_flat_memory(tmp_path, tiny_model_path):
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+    from conftest import REPO
+
+    path = tmp_path / "three-hours.wav"
+    block = (voiced_with_pauses() * 32767).astype(np.int16)  # 4 s, written 2700 times without holding 3 h
+    with sf.SoundFile(str(path), "w", samplerate=SR, channels=1, subtype="PCM_16") as f:
+        for _ in range(3 * 3600 // 4):
+            f.write(block)
+    file_bytes = path.stat().st_size
+    assert sf.info(str(path)).duration == pytest.approx(3 * 3600)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ser_live", "--input", str(path), "--json", "--model", str(tiny_model_path),
+         "--trust-model"], cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    child = psutil.Process(proc.pid)
+    rss_mb = []
+    try:
+        for n, line in enumerate(proc.stdout, start=1):
+            assert json.loads(line)["t"] == pytest.approx(0.5 * n)
+            if n % 20 == 0:
+                rss_mb.append(child.memory_info().rss / 2**20)
+            if n == 300:  # 150 s of audio in: enough to see whether memory follows the file
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in err and "summary: heard" in err
+    # Reading the whole file would need at least twice its size (float32) before the first window.
+    assert max(rss_mb) * 2**20 < file_bytes
+    assert max(rss_mb) - rss_mb[0] <= 10.0, rss_mb
