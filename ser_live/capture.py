@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import DeviceError
 
-__all__ = ["InputDevice", "list_input_devices", "find_input_device", "MicrophoneStream"]
+__all__ = ["InputDevice", "list_input_devices", "find_input_device", "MicrophoneStream", "native_stderr_silenced"]
 
 SampleSink = Callable[[np.ndarray], None]
 
@@ -55,6 +55,40 @@ def _quiet_stderr() -> Iterator[None]:
                 os.dup2(saved, 2)
     finally:
         os.close(saved)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Silence what C libraries (PortAudio, ALSA, JACK) print while capturing; Python's own stderr still shows.
+
+    PortAudio's ALSA back end prints several lines of internal diagnostics when a device
+    disappears or overruns; ser-live reports those events itself, in one line. Everything
+    written through ``sys.stderr`` keeps reaching the terminal.
+    """
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    python_stderr = sys.stderr
+    sys.stderr = open(  # noqa: SIM115 - closed below; closefd=False keeps the saved descriptor for restoring
+        saved, "w", buffering=1, encoding=getattr(python_stderr, "encoding", None) or "utf-8",
+        errors="backslashreplace", closefd=False,
+    )
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        os.dup2(saved, 2)
+        os.close(saved)
+        sys.stderr = python_stderr
 
 
 def _portaudio():

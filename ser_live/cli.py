@@ -7,6 +7,7 @@ non-zero exit status; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -141,7 +142,12 @@ def _run_console(args: argparse.Namespace) -> int:
         monitor.request_stop()
 
     previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    quiet = contextlib.ExitStack()
     try:
+        if not args.input and not args.debug:
+            from .capture import native_stderr_silenced
+
+            quiet.enter_context(native_stderr_silenced())
         # Open the source before printing anything, so a bad file or device is the only line shown.
         if args.input:
             from .audio import audio_info
@@ -170,6 +176,7 @@ def _run_console(args: argparse.Namespace) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
         monitor.stop()
+        quiet.close()
         if recorder is not None:
             recorder.close()
     summary = format_summary(monitor.summary)
