@@ -383,7 +383,8 @@ class Monitor:
                 self._stop.wait(min(max(wait_s, 0.005), 0.05))
         except BaseException as exc:  # surfaced to the caller through .error and the status callbacks
             self.error = exc
-            self._status(f"analysis stopped: {exc}")
+            if not isinstance(exc, BrokenPipeError):  # the reader of the output left: not news to report
+                self._status(f"analysis stopped: {exc}")
         finally:
             capture.close()
 

@@ -186,3 +186,14 @@ def test_unknown_device_on_a_real_server_is_one_line(pulse_server, tiny_model_pa
     )
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr == "ser-live: error: no input device named like 'no such mic'; see 'ser-live --list-devices'\n"
+
+
+def test_live_output_into_a_pipe_that_closes_ends_quietly(pulse_server, tiny_model_path):
+    cmd = (f"{sys.executable} -m ser_live --print --json --model {tiny_model_path} --trust-model | head -3")
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, cwd=str(REPO),
+                          env=pulse_server.client_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 3
+    assert proc.stderr.splitlines() == [
+        "ser-live: listening to microphone 'default'; window 2 s, hop 0.5 s; Ctrl-C to stop"
+    ]

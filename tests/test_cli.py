@@ -215,13 +215,29 @@ def test_missing_model_is_one_line(tmp_path):
     assert proc.stdout == ""
 
 
-def test_model_with_unknown_feature_setting_is_one_line(tiny_model_path, tmp_path):
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        ({"feature_config": {"formant_tracking": True}}, ["formant_tracking", "another version of ser-live"]),
+        ({"feature_version": 2}, ["feature version 2", "retrain"]),
+    ],
+)
+def test_model_made_for_other_feature_code_is_refused_in_one_line(tiny_model_path, tmp_path, change, fragments):
+    from ser_live.errors import ModelError
+    from ser_live.model import EmotionModel
+
     bundle = joblib.load(tiny_model_path)
-    bundle["feature_config"] = {**bundle["feature_config"], "formant_tracking": True}
+    if "feature_config" in change:
+        bundle["feature_config"] = {**bundle["feature_config"], **change["feature_config"]}
+    else:
+        bundle.update(change)
     bad = tmp_path / "future.joblib"
     joblib.dump(bundle, bad)
+    with pytest.raises(ModelError) as info:
+        EmotionModel.load(bad, trust=True)
+    assert all(f in str(info.value) for f in fragments)
     proc = run_cli("--print", "--input", str(voice_file(tmp_path / "v.wav")), "--model", str(bad), "--trust-model")
-    assert_one_error_line(proc, "future.joblib", "formant_tracking", "another version of ser-live")
+    assert_one_error_line(proc, "future.joblib", *fragments)
     assert proc.stdout == ""
 
 
