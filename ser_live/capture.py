@@ -215,6 +215,8 @@ class MicrophoneStream:
         self._failed = False
         #: Blocks PortAudio flagged as overflowed (audio lost before it reached ser-live).
         self.input_overflows = 0
+        #: Why the conversion thread stopped, if it failed.
+        self.conversion_error: Exception | None = None
 
     # PortAudio's thread: copy and return, nothing else.
     def _callback(self, in_data, frame_count, time_info, status):
@@ -234,17 +236,20 @@ class MicrophoneStream:
             import soxr
 
             stream = soxr.ResampleStream(from_rate_hz, self.sample_rate_hz, 1, dtype="float32")
-        while True:
-            data = q.get()
-            if data is None:
-                return
-            block = np.frombuffer(data, dtype=np.float32)
-            if channels > 1:
-                block = block.reshape(-1, channels).mean(axis=1, dtype=np.float32)
-            if stream is not None:
-                block = stream.resample_chunk(block)
-            if block.size:
-                self._sink(block)
+        try:
+            while True:
+                data = q.get()
+                if data is None:
+                    return
+                block = np.frombuffer(data, dtype=np.float32)
+                if channels > 1:
+                    block = block.reshape(-1, channels).mean(axis=1, dtype=np.float32)
+                if stream is not None:
+                    block = stream.resample_chunk(block)
+                if block.size:
+                    self._sink(block)
+        except Exception as exc:  # the thread ends; healthy() turns false and the monitor reopens the device
+            self.conversion_error = exc
 
     def _open_at(self, rate_hz: int, channels: int):
         return self._pa.open(
@@ -308,14 +313,15 @@ class MicrophoneStream:
         self._stream.start_stream()
 
     def healthy(self) -> bool:
-        """False once the device has stopped delivering audio (unplugged, server gone)."""
+        """False once the device has stopped delivering audio (unplugged, server gone, conversion failed)."""
         if self._stream is None or self._failed:
             return False
         try:
             active = self._stream.is_active()
         except (OSError, ValueError):
             active = False
-        if not active or time.monotonic() - self._last_block_at > self.stall_s:
+        converter_died = self._converter_thread is not None and not self._converter_thread.is_alive()
+        if not active or converter_died or time.monotonic() - self._last_block_at > self.stall_s:
             self._failed = True
         return not self._failed
 

@@ -281,3 +281,24 @@ def test_listen_gives_predictions_on_the_hop_grid_with_speech_where_the_voice_is
     voiced = [p for p in predictions if 3.0 <= p.t_s <= 5.0]
     assert silent and not any(p.speech for p in silent)
     assert voiced and all(p.speech and abs(sum(p.probs.values()) - 1) < 1e-6 for p in voiced)
+
+
+def test_a_failing_conversion_thread_marks_the_stream_unhealthy(fake_portaudio):
+    x44 = tone(180.0, 1.0, sample_rate_hz=44100)
+    pa = fake_portaudio(
+        devices=[device("usb mic", 1, 44100.0)], accepts=lambda r, c: r == 44100, signal_at=lambda r, c: x44[:, None],
+        speed=1.0,
+    )
+
+    def broken_sink(block):
+        raise RuntimeError("sink failed")
+
+    mic = MicrophoneStream(broken_sink, sample_rate_hz=16000)
+    mic.start()
+    try:
+        mic._converter_thread.join(timeout=10)  # ends on the first block
+        assert not mic.healthy()  # so the monitor reconnects instead of silently hearing nothing
+        assert str(mic.conversion_error) == "sink failed"
+    finally:
+        mic.close()
+    assert pa.terminated
