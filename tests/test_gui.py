@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import subprocess
 import sys
 import textwrap
@@ -41,6 +42,27 @@ def speech_and_pauses(seed: int = 0) -> np.ndarray:
         if i < 2:
             parts.append(rng.normal(0, 1e-4, int(3.0 * SAMPLE_RATE_HZ)).astype(np.float32))
     return np.concatenate(parts)
+
+
+def delete_windows() -> None:
+    """Delete every window on the GUI thread, then collect garbage there.
+
+    A window is part of reference cycles (slots, callbacks), so without this Python's cyclic GC would
+    free it later from whatever thread triggers a collection, e.g. the next test's analysis thread,
+    and Qt crashes when widgets are deleted off the GUI thread.
+    """
+    for widget in QtWidgets.QApplication.topLevelWidgets():
+        if isinstance(widget, MainWindow):
+            widget.close()
+            widget.deleteLater()
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
+    gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _windows_deleted_on_the_gui_thread(qapp):
+    yield
+    delete_windows()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ pytest.importorskip("pyqtgraph", reason="the window needs pyqtgraph ('pip instal
 
 from conftest import REPO, write_wav  # noqa: E402
 from PyQt6 import QtCore, QtGui  # noqa: E402
-from test_gui import speech_and_pauses  # noqa: E402
+from test_gui import delete_windows, speech_and_pauses  # noqa: E402
 
 from ser_live.gui import palette  # noqa: E402
 
@@ -58,9 +58,10 @@ def history_region(qtbot, tiny_model, tmp_path) -> QtCore.QRect:
     qtbot.waitExposed(window)
     assert (window.width(), window.height()) == SCREEN
     top_left = window.history.mapTo(window, QtCore.QPoint(0, 0))
-    window.close()
+    region = QtCore.QRect(top_left, window.history.size())
+    delete_windows()
     # Keep clear of the axes and of small font differences between platforms.
-    return QtCore.QRect(top_left, window.history.size()).adjusted(60, 20, -10, -50)
+    return region.adjusted(60, 20, -10, -50)
 
 
 def window_origin(display: str) -> tuple[int, int]:

@@ -87,6 +87,10 @@ def run_gui(args: argparse.Namespace) -> int:
         status = app.exec()
     finally:
         window.shutdown()
+        # Delete the widgets here, on the GUI thread: left to Python's cyclic GC they could be freed
+        # from whichever thread happens to trigger a collection, which crashes Qt.
+        window.deleteLater()
+        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
         sys.excepthook = previous_hook
         for s, handler in previous.items():
             signal.signal(s, handler)

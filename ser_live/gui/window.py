@@ -381,13 +381,18 @@ class MainWindow(QtWidgets.QMainWindow):
                                      "warning")
             return False
         self.source_kind = "microphone"
+        return self._start(lambda: self.runner.start_microphone(device),
+                           "Cannot listen: {}. Pick another device or open an audio file.")
+
+    def _start(self, start, failure: str) -> bool:
+        """Run ``start``; a SerLiveError becomes the banner message ``failure`` (formatted with it)."""
         try:
-            self.runner.start_microphone(device)
-        except DeviceError as exc:
-            self.banner.show_message(f"Cannot listen: {exc}. Pick another device or open an audio file.", "error")
+            start()
+        except SerLiveError as exc:
+            self.banner.show_message(failure.format(exc), "error")
             self._refresh_controls()
             return False
-        if self.banner.level in ("warning", "error"):
+        if self.banner.level in ("warning", "error"):  # the fault it reported is over
             self.banner.clear_message()
         self._refresh_controls()
         return True
@@ -406,16 +411,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.runner is None:
             self.banner.show_message("No model loaded, so the file cannot be analysed.", "error")
             return False
-        try:
-            self.runner.start_file(self.file_path, realtime=self.realtime)
-        except SerLiveError as exc:
-            self.banner.show_message(f"Cannot play the file: {exc}", "error")
-            self._refresh_controls()
-            return False
-        if self.banner.level in ("warning", "error"):
-            self.banner.clear_message()
-        self._refresh_controls()
-        return True
+        return self._start(lambda: self.runner.start_file(self.file_path, realtime=self.realtime),
+                           "Cannot play the file: {}")
 
     def toggle_running(self) -> None:
         """Space / the Start button: start, pause or resume the current source."""
