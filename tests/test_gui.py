@@ -294,6 +294,9 @@ def test_device_lost_shows_a_message_keeps_the_session_and_recovers(make_window,
     qtbot.waitUntil(lambda: "lost" in window.banner.text(), timeout=20_000)
     assert window.banner.level == "warning" and window.banner.isVisible()
     assert "session so far is kept" in window.banner.text()
+    # The last result is not shown as if it were current.
+    qtbot.waitUntil(lambda: window.headline.caption.text() == "no audio is arriving", timeout=20_000)
+    assert window.headline.name.text() == "listening…" and window.meter.state == "idle"
     kept = window.session.rows()
     assert len(kept) >= 4
     # Nothing arrives while the device is gone, and what was heard is on disk already.
@@ -304,6 +307,7 @@ def test_device_lost_shows_a_message_keeps_the_session_and_recovers(make_window,
     qtbot.waitUntil(lambda: "back" in window.status.text(), timeout=20_000)
     qtbot.waitUntil(lambda: len(window.session) > len(kept) + 2, timeout=20_000)
     assert window.session.rows()[: len(kept)] == kept
+    qtbot.waitUntil(lambda: window.headline.caption.text() != "no audio is arriving", timeout=5_000)
 
 
 def test_pause_releases_the_microphone_and_resume_reopens_it(make_window, qtbot, fake_microphone):

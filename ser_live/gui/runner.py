@@ -18,7 +18,10 @@ from ..model import EmotionModel
 from ..pipeline import Monitor, Prediction
 from .session import SessionLog
 
-__all__ = ["Event", "MonitorRunner", "Settings"]
+__all__ = ["Event", "MonitorRunner", "Settings", "FILE_BLOCK_S"]
+
+#: Block length when a file is played at real-time pace.
+FILE_BLOCK_S = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +125,8 @@ class MonitorRunner:
 
         def play() -> None:
             try:
-                monitor.run_file(path, realtime=realtime)
+                # Small blocks at real-time pace scroll the waveform smoothly, like a microphone.
+                monitor.run_file(path, realtime=realtime, block_s=FILE_BLOCK_S if realtime else None)
             except SerLiveError as exc:
                 self.events.put(Event("error", str(exc), run))
             except Exception as exc:  # shown in the window; the GUI must survive any file

@@ -7,6 +7,7 @@ the views from it; the analysis itself never touches a widget.
 from __future__ import annotations
 
 import collections
+import time
 from pathlib import Path
 
 from PyQt6 import QtCore, QtGui, QtWidgets
@@ -34,6 +35,8 @@ __all__ = ["MainWindow", "apply_theme", "FRAME_INTERVAL_MS", "icon_path"]
 
 #: Redraw period: 30 frames per second at most.
 FRAME_INTERVAL_MS = 33
+#: No new audio for this long while running means the input has stalled (device lost, server gone).
+STALL_S = 1.5
 #: The 60 s history is redrawn at this fraction of the frame rate (it moves slowly).
 HISTORY_EVERY_N_FRAMES = 3
 RESOURCES = Path(__file__).resolve().parent / "resources"
@@ -145,7 +148,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.latest: Prediction | None = None
         self.recent: collections.deque[Prediction] = collections.deque()
         self._frame = 0
-        self._last_audio_end_s = -1.0
+        self._shown_monitor = None
+        self._shown_written = -1
+        self._audio_end_s = 0.0
+        self._audio_seen_at = time.monotonic()
+        self._stalled = False
         self._history_dirty = False
         self._build(settings, device)
         self._shortcuts()
@@ -488,24 +495,33 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         for event in self.runner.drain():
             self._handle(event.kind, event.payload)
-        if self._history_dirty:
+        if self._history_dirty and not self._stalled:
             self.headline.show_prediction(self.latest)
             self.bars.show_prediction(self.latest)
             self._refresh_controls()
         monitor = self.runner.monitor
         if monitor is None:
             return
-        samples, end_s = monitor.recent_audio(WAVEFORM_S)
-        advanced = end_s != self._last_audio_end_s
-        if advanced:
-            self._last_audio_end_s = end_s
+        now = time.monotonic()
+        written = monitor.buffer.total_written
+        advanced = monitor is not self._shown_monitor or written != self._shown_written
+        if advanced:  # copy and draw the waveform only when new audio arrived
+            self._shown_monitor, self._shown_written, self._audio_seen_at = monitor, written, now
+            samples, self._audio_end_s = monitor.recent_audio(WAVEFORM_S)
             last_end_s = (monitor.schedule.next_end - monitor.hop_samples) / monitor.sample_rate_hz
-            self.waveform.show_audio(samples, last_end_s - monitor.window_s - end_s, last_end_s - end_s)
+            self.waveform.show_audio(samples, last_end_s - monitor.window_s - self._audio_end_s,
+                                     last_end_s - self._audio_end_s)
             self.meter.set_level(*input_level(samples, monitor.sample_rate_hz))
-        elif self.runner.state != "running":
+        stalled = self.runner.state == "running" and now - self._audio_seen_at > STALL_S
+        if stalled or self.runner.state != "running":
             self.meter.set_level(self.meter.rms_db, self.meter.peak_db, "idle")
+        if stalled != self._stalled:
+            # Without audio the last result is not "now": say so instead of showing it.
+            self._stalled = stalled
+            self.headline.show_prediction(None if stalled else self.latest,
+                                          note="no audio is arriving" if stalled else None)
         if self._history_dirty or (advanced and self._frame % HISTORY_EVERY_N_FRAMES == 0):
-            now_s = end_s + self.session.time_offset_s
+            now_s = self._audio_end_s + self.session.time_offset_s
             while self.recent and self.recent[0].t_s < now_s - HISTORY_S - 2 * monitor.hop_s:
                 self.recent.popleft()
             self.history.show_history(self.recent, now_s, monitor.hop_s)
