@@ -395,9 +395,11 @@ class Monitor:
             try:
                 capture.restart()
             except DeviceError as exc:
-                if str(exc) != last_reason:  # say why once, not every few seconds
+                if str(exc) != last_reason:  # the full reason once; after that, a short sign of life
                     self._status(f"still no input device: {exc}")
                     last_reason = str(exc)
+                else:
+                    self._status(f"still no input device; retrying every {reconnect_s:g} s")
                 continue
             self.analyzer.reset()
             self._status(f"input device back: {capture.device.name}")
