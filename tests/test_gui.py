@@ -379,27 +379,51 @@ def test_settings_change_restarts_listening_with_the_new_hop(make_window, qtbot,
     assert t[0] > window.session.rows()[n - 1].t_s  # the session clock runs on
 
 
-def test_run_gui_opens_the_window_on_a_file(qtbot, tiny_model_path, speech_file, tmp_path, monkeypatch, devices):
-    """``ser-live --input FILE`` path, in-process: run_gui builds the window and starts the file."""
+@pytest.fixture
+def run_gui_once(tmp_path, monkeypatch, devices):
+    """Run ``run_gui`` on command-line arguments and return what the window showed after ``after_ms``."""
     from ser_live.cli import build_parser
     from ser_live.gui import run_gui
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    args = build_parser().parse_args(["--input", str(speech_file[0]), "--model", str(tiny_model_path), "--trust-model"])
-    seen = {}
 
-    def inspect_and_close():
-        window = visible_main_window()
-        seen["window"] = window
-        seen["state"] = window.runner.state
-        seen["source"] = window.runner.source
-        window.close()
+    def run(argv: list[str], *, after_ms: int = 1500) -> dict:
+        seen = {}
 
-    QtCore.QTimer.singleShot(1500, inspect_and_close)
-    assert run_gui(args) == 0
+        def inspect_and_close():
+            window = visible_main_window()
+            seen.update(window=window, state=window.runner.state if window.runner else None,
+                        source=window.runner.source if window.runner else None, banner=window.banner.text(),
+                        settings=window.runner.settings if window.runner else None,
+                        note=window.settings_note.text())
+            window.close()
+
+        QtCore.QTimer.singleShot(after_ms, inspect_and_close)
+        seen["status"] = run_gui(build_parser().parse_args(argv))
+        return seen
+
+    return run
+
+
+def test_run_gui_opens_the_window_on_a_file(qtbot, run_gui_once, tiny_model_path, speech_file):
+    """``ser-live --input FILE`` path, in-process: run_gui builds the window and starts the file."""
+    seen = run_gui_once(["--input", str(speech_file[0]), "--model", str(tiny_model_path), "--trust-model"])
+    assert seen["status"] == 0
     assert seen["source"] == ("file", str(speech_file[0]))
     assert seen["state"] in ("running", "finished")
     assert seen["window"]._closed
+
+
+def test_run_gui_with_bad_settings_or_model_still_opens(qtbot, run_gui_once, tiny_model_path, tiny_model, tmp_path,
+                                                        fake_microphone):
+    seen = run_gui_once(["--model", str(tiny_model_path), "--trust-model", "--window", "1", "--hop", "2"], after_ms=300)
+    assert seen["status"] == 0 and "must not be longer than the window" in seen["note"]
+    assert seen["state"] == "running"
+    assert (seen["settings"].window_s, seen["settings"].hop_s) == (tiny_model.window_s, tiny_model.hop_s)
+    seen = run_gui_once(["--model", str(tiny_model_path)], after_ms=300)  # not trusted
+    assert seen["status"] == 0 and "--trust-model" in seen["banner"] and seen["state"] is None
+    seen = run_gui_once(["--model", str(tmp_path / "absent.joblib"), "--trust-model"], after_ms=300)
+    assert seen["status"] == 0 and "does not exist" in seen["banner"]
 
 
 def test_session_survives_a_crash_and_is_reported_next_time(tmp_path, tiny_model_path):
@@ -508,27 +532,14 @@ def test_analysis_failure_while_listening_is_shown_and_start_is_possible_again(m
     assert window.start_microphone() and window.runner.state == "running"
 
 
-def test_run_gui_shows_unexpected_errors_instead_of_aborting(qtbot, tiny_model_path, tmp_path, monkeypatch, devices,
-                                                             fake_microphone, capsys):
-    from ser_live.cli import build_parser
-    from ser_live.gui import run_gui
-
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    args = build_parser().parse_args(["--model", str(tiny_model_path), "--trust-model"])
-    seen = {}
-
+def test_run_gui_shows_unexpected_errors_instead_of_aborting(qtbot, run_gui_once, tiny_model_path, fake_microphone,
+                                                             capsys):
     def fail():
         raise RuntimeError("a bug in a slot")
 
-    def inspect_and_close():
-        window = visible_main_window()
-        seen["banner"] = window.banner.text()
-        seen["state"] = window.runner.state
-        window.close()
-
     QtCore.QTimer.singleShot(300, fail)
-    QtCore.QTimer.singleShot(1500, inspect_and_close)
-    assert run_gui(args) == 0
+    seen = run_gui_once(["--model", str(tiny_model_path), "--trust-model"])
+    assert seen["status"] == 0
     assert "a bug in a slot" in seen["banner"]
     assert seen["state"] == "running"  # the default microphone was started and kept running
     assert "unexpected error: RuntimeError: a bug in a slot" in capsys.readouterr().err

@@ -59,8 +59,9 @@ def run_gui(args: argparse.Namespace) -> int:
         record_path=args.record,
         realtime=True,
     )
-    if model is not None and problem:
-        window.banner.show_message(problem, "warning")
+    if model is not None and problem:  # bad --window/--hop: said next to the settings and in the banner
+        window.settings_note.setText(problem)
+        window.banner.show_message(problem, "info")
     window.show()
     if model is not None:
         if args.input:
