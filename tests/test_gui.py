@@ -451,6 +451,19 @@ def test_session_survives_a_crash_and_is_reported_next_time(tmp_path, tiny_model
     live.close()
 
 
+def test_record_path_gets_every_row_and_an_unwritable_one_is_reported(make_window, speech_file, qtbot, tmp_path):
+    record = tmp_path / "record.csv"
+    window = make_window(record_path=str(record))
+    window.open_file(str(speech_file[0]))
+    qtbot.waitUntil(lambda: window.runner.state == "finished", timeout=60_000)
+    rows = read_rows(record)
+    assert rows == read_rows(window.session.autosave_path) and len(rows) == len(window.session)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    window = make_window(record_path=str(blocked / "record.csv"))
+    assert window.banner.level == "error" and "--record" in window.banner.text()
+
+
 def test_window_reports_a_recovered_session_once(make_window, tmp_path):
     sessions = tmp_path / "sessions"
     sessions.mkdir()

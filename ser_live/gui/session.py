@@ -101,9 +101,12 @@ class SessionLog:
         except OSError as exc:
             self.autosave_path = None
             self.autosave_error = f"cannot autosave the session in {directory} ({exc.strerror or exc})"
+        self.record_error: str | None = None
         if record_path is not None:
-            # Not caught: a --record file that cannot be written is the user's error to see at once.
-            self._recorders.append(CsvRecorder(record_path, self.classes))
+            try:
+                self._recorders.append(CsvRecorder(record_path, self.classes))
+            except OSError as exc:
+                self.record_error = f"cannot write {record_path} ({exc.strerror or exc})"
 
     def __call__(self, prediction: Prediction) -> Prediction:
         """Record one prediction (thread-safe) and return it on the session's clock."""

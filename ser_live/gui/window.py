@@ -137,7 +137,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setWindowTitle("ser-live: speech emotion monitor")
         if icon_path().is_file():
             self.setWindowIcon(QtGui.QIcon(str(icon_path())))
-        self._sessions_dir = sessions_dir
         self.session = SessionLog(self.classes, directory=sessions_dir, record_path=record_path)
         self.runner: MonitorRunner | None = None
         if model is not None:
@@ -324,6 +323,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if model_error:
             self.banner.show_message(f"No model: {model_error}", "error")
             self.headline.show_prediction(None, note="no model loaded")
+        elif self.session.record_error:
+            self.banner.show_message(f"Not recording to the --record file: {self.session.record_error}", "error")
         elif self.session.autosave_error:
             self.banner.show_message(f"The session is kept in memory only: {self.session.autosave_error}", "warning")
         elif recovered:
