@@ -121,9 +121,7 @@ def test_classify_reports_every_file_and_fails_only_for_unreadable_ones(files, c
                 assert sum(result["probs"].values()) == pytest.approx(1.0, abs=1e-3)
 
 
-@pytest.mark.parametrize(
-    "name, prob_atol", [("PCM_24", 0.02), ("FLOAT", 0.02), ("PCM_U8", 0.1), ("stereo", 1e-3), ("6ch", 1e-3)]
-)
+@pytest.mark.parametrize("name, prob_atol", [("PCM_24", 0.02), ("FLOAT", 0.02), ("stereo", 1e-3), ("6ch", 1e-3)])
 def test_sample_formats_and_channel_counts_give_the_same_result(classified, name, prob_atol):
     _, by_name = classified
     ref, got = by_name["reference"], by_name[name]
@@ -131,6 +129,17 @@ def test_sample_formats_and_channel_counts_give_the_same_result(classified, name
     assert got["emotion"] == ref["emotion"]
     assert got["duration_s"] == pytest.approx(ref["duration_s"], abs=1e-3)
     np.testing.assert_allclose(list(got["probs"].values()), list(ref["probs"].values()), atol=prob_atol)
+
+
+def test_8_bit_file_reads_as_the_same_audio(classified, files):
+    # 8-bit audio carries quantisation noise at about -48 dBFS, which the speech gate may hear as a
+    # louder room: the samples must match within one 8-bit step and the file must be classified.
+    ref = read_audio(files["reference"], sample_rate_hz=SR)
+    got = read_audio(files["PCM_U8"], sample_rate_hz=SR)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, atol=1.0 / 128)
+    _, by_name = classified
+    assert "error" not in by_name["PCM_U8"] and by_name["PCM_U8"]["duration_s"] == pytest.approx(4.0, abs=1e-3)
 
 
 @pytest.mark.parametrize("name", ["8000Hz", "96000Hz"])
@@ -191,7 +200,7 @@ def test_input_unreadable_file_is_one_line_and_exit_1(files, tiny_model_path, ca
 def test_input_short_clip_ends_cleanly(files, tiny_model_path, capsys):
     code, lines, err = _run_input(capsys, tiny_model_path, files["short"])
     assert code == 0 and lines == []  # no window is due before the first hop
-    assert err.startswith("ser-live: summary: heard 0.1 s")
+    assert "ser-live: summary: heard 0.1 s" in err and "error" not in err
 
 
 def test_input_silence_is_no_speech_in_every_window(files, tiny_model_path, capsys):
@@ -210,7 +219,7 @@ def test_input_dc_offset_finds_speech_in_the_same_windows(files, tiny_model_path
 @pytest.mark.parametrize("name", ["nan-inf", "clipped", "PCM_U8", "6ch", "96000Hz", "truncated-data"])
 def test_input_odd_files_stream_with_finite_output(files, tiny_model_path, capsys, name):
     code, lines, err = _run_input(capsys, tiny_model_path, files[name])
-    assert code == 0 and lines and err.startswith("ser-live: summary: heard")
+    assert code == 0 and lines and "ser-live: summary: heard" in err and "error" not in err
     for line in lines:
         assert line["level_db"] is None or math.isfinite(line["level_db"])
         assert all(math.isfinite(p) for p in (line.get("probs") or {}).values())
