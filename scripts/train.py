@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Train the ser-live emotion model on emotional-speech corpora, evaluate it speaker-independently, and save it.
+
+Example::
+
+    python scripts/train.py --data ../shared/data --out models/ --ship
+
+Recognised corpora (by their own file naming, any folder layout): RAVDESS, EMOVO, TESS, CREMA-D,
+SAVEE, EmoDB, and the Kaggle bundle of Crema/ Ravdess/ Savee/ Tess/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", nargs="+", required=True, metavar="DIR", help="corpus directories")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory for the model and reports")
+    parser.add_argument("--cache-dir", metavar="DIR",
+                        help="feature cache (default: the user cache directory, or $SER_LIVE_FEATURE_CACHE)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N", help="extraction processes (default: all cores)")
+    parser.add_argument("--augment", type=int, default=None, metavar="COPIES",
+                        help="augmented copies per training recording (default: the shipped configuration's)")
+    parser.add_argument("--random-split", action="store_true",
+                        help='also report a "random split (speaker seen in training)" figure, for contrast')
+    parser.add_argument("--ship", action="store_true",
+                        help="record the new model's SHA-256 in ser_live/_shipped_model.py (maintainers only)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    import dataclasses
+
+    from ser_live.errors import SerLiveError
+    from ser_live.training.augment import Augmenter
+    from ser_live.training.pipeline import SHIPPED_CONFIG, train_model
+    from ser_live.training.report import summary_table
+
+    for directory in args.data:
+        if not Path(directory).is_dir():
+            print(f"error: data directory {directory} does not exist or is not a directory", file=sys.stderr)
+            return 2
+    if args.jobs is not None and args.jobs < 1:
+        print("error: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    config = SHIPPED_CONFIG
+    if args.augment is not None:
+        if args.augment < 0:
+            print("error: --augment must be 0 or more", file=sys.stderr)
+            return 2
+        config = dataclasses.replace(config, augmenter=Augmenter(n_copies=args.augment) if args.augment else None)
+    try:
+        metrics = train_model(args.data, args.out, config, cache_dir=args.cache_dir, n_jobs=args.jobs,
+                              progress=not args.no_progress, random_split=args.random_split)
+    except (SerLiveError, ValueError, FileNotFoundError, PermissionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+    print(summary_table(metrics))
+    summary = metrics["summary"]
+    print(f"speaker-independent utterance UAR {summary['ours']['utterance']['overall']['uar']:.3f} "
+          f"(classic recipe {summary['classic_recipe']['utterance']['overall']['uar']:.3f}, "
+          f"ratio {summary['uar_ratio_vs_classic']:.2f})")
+    print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in metrics["timings_s"].items()))
+    print(f"model: {Path(args.out) / metrics['model_file']} (SHA-256 {metrics['model_sha256']})")
+    if args.ship:
+        shipped = Path(__file__).resolve().parents[1] / "ser_live" / "_shipped_model.py"
+        docstring = '"""SHA-256 of the model files shipped with this ser-live (written by scripts/train.py --ship)."""'
+        shipped.write_text(f'{docstring}\n\nSHIPPED_MODEL_SHA256: tuple[str, ...] = ("{metrics["model_sha256"]}",)\n')
+        print(f"recorded the model's SHA-256 in {shipped}")
+    return 0
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""Speaker-independent evaluation: grouped folds, out-of-fold predictions, UAR/accuracy/recall/confusion reports.
+
+No speaker is ever in both the training and the test side of a fold (asserted), augmented copies
+only ever join the training side, and every figure is computed from out-of-fold predictions:
+per window, and per utterance with the probabilities averaged over the utterance's windows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..model import EMOTIONS
+from .estimator import ModelParams, fit_estimator, loss_curves
+from .extract import FeatureSet
+
+__all__ = ["SPEAKER_INDEPENDENT", "RANDOM_SPLIT", "speaker_folds", "random_folds", "check_speaker_independent",
+           "training_rows", "CVResult", "cross_validate", "cross_validate_classic", "classification_report",
+           "full_report"]
+
+SPEAKER_INDEPENDENT = "speaker-independent (no test speaker in training)"
+#: The only label a random-split figure may carry.
+RANDOM_SPLIT = "random split (speaker seen in training)"
+
+
+def speaker_folds(speakers: np.ndarray, labels: np.ndarray, *, n_splits: int = 5,
+                  random_state: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Utterance indices of grouped, class-stratified folds: every speaker's utterances in exactly one test fold.
+
+    Parameters
+    ----------
+    speakers, labels : np.ndarray, shape (n_utterances,)
+        Corpus-prefixed speaker ids and labels.
+    n_splits : int
+    random_state : int
+
+    Returns
+    -------
+    folds : list of (train_indices, test_indices)
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    speakers = np.asarray(speakers)
+    n_speakers = np.unique(speakers).size
+    if n_speakers < n_splits:
+        raise ValueError(f"speaker-independent {n_splits}-fold evaluation needs at least {n_splits} speakers, "
+                         f"the data has {n_speakers}")
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+    folds = [(train, test) for train, test in splitter.split(np.zeros(len(labels)), labels, groups=speakers)]
+    check_speaker_independent(folds, speakers)
+    return folds
+
+
+def check_speaker_independent(folds: Sequence[tuple[np.ndarray, np.ndarray]], speakers: np.ndarray) -> None:
+    """Raise ``AssertionError`` if any speaker is on both sides of a fold or in two test folds."""
+    seen: dict[str, int] = {}
+    for k, (train, test) in enumerate(folds):
+        test_speakers = set(speakers[test].tolist())
+        overlap = test_speakers & set(speakers[train].tolist())
+        if overlap:
+            raise AssertionError(f"fold {k}: speakers in both training and test: {sorted(overlap)}")
+        for speaker in test_speakers:
+            if speaker in seen:
+                raise AssertionError(f"speaker {speaker} is in test folds {seen[speaker]} and {k}")
+            seen[speaker] = k
+
+
+def random_folds(labels: np.ndarray, *, n_splits: int = 5,
+                 random_state: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified random folds of utterances: speakers are shared. Report only under :data:`RANDOM_SPLIT`."""
+    from sklearn.model_selection import StratifiedKFold
+
+    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+    return list(splitter.split(np.zeros(len(labels)), labels))
+
+
+def training_rows(features: FeatureSet, train_utterances: np.ndarray, test_utterances: np.ndarray, *,
+                  augmented: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Window rows for one fold: training = windows (and, if asked, augmented copies) of training utterances;
+    test = original windows of test utterances only.
+
+    Raises
+    ------
+    AssertionError
+        If a test row is augmented or a row lands on both sides.
+    """
+    in_train = np.isin(features.utterance_index, train_utterances)
+    in_test = np.isin(features.utterance_index, test_utterances)
+    original = features.copy == 0
+    train_rows = np.flatnonzero(in_train & (original | augmented))
+    test_rows = np.flatnonzero(in_test & original)
+    assert not np.any(features.copy[test_rows]), "augmented windows must never be evaluated"
+    assert not np.intersect1d(train_rows, test_rows).size, "a window is on both sides of a fold"
+    return train_rows, test_rows
+
+
+@dataclasses.dataclass
+class CVResult:
+    """Out-of-fold predictions of one model configuration.
+
+    Attributes
+    ----------
+    classes : tuple of str
+        Column order of the probabilities.
+    window_proba : np.ndarray, shape (n_original_windows, n_classes)
+    window_utterance : np.ndarray, shape (n_original_windows,)
+    utterance_proba : np.ndarray, shape (n_utterances, n_classes)
+        Mean of the utterance's window probabilities.
+    fold_of_utterance : np.ndarray, shape (n_utterances,)
+    loss_curves : list
+        Per fold, the loss curves of its MLPs.
+    """
+
+    classes: tuple[str, ...]
+    window_proba: np.ndarray | None
+    window_utterance: np.ndarray | None
+    utterance_proba: np.ndarray
+    fold_of_utterance: np.ndarray
+    loss_curves: list[Any] = dataclasses.field(default_factory=list)
+
+
+def _classes_of(labels: np.ndarray) -> tuple[str, ...]:
+    present = set(labels.tolist())
+    return tuple(e for e in EMOTIONS if e in present)
+
+
+def _aligned_proba(estimator: Any, X: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    """Probabilities in ``classes`` order (a class absent from a training fold gets 0)."""
+    proba = estimator.predict_proba(np.asarray(X, dtype=np.float64))
+    out = np.zeros((proba.shape[0], len(classes)))
+    for j, c in enumerate(estimator.classes_):
+        out[:, classes.index(str(c))] = proba[:, j]
+    return out
+
+
+def _fit_and_predict(X_train: np.ndarray, y_train: np.ndarray, groups_train: np.ndarray, X_test: np.ndarray,
+                     params: ModelParams, random_state: int, classes: tuple[str, ...]) -> tuple[np.ndarray, Any]:
+    estimator = fit_estimator(X_train, y_train, groups_train, params, random_state=random_state)
+    return _aligned_proba(estimator, X_test, classes), loss_curves(estimator)
+
+
+def cross_validate(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.ndarray]],
+                   params: ModelParams | None = None, *, augmented: bool = True, random_state: int = 0,
+                   n_jobs: int | None = 1) -> CVResult:
+    """Out-of-fold window and utterance probabilities of the window-level model.
+
+    Parameters
+    ----------
+    features : FeatureSet
+    folds : sequence of (train_utterances, test_utterances)
+        From :func:`speaker_folds` (or :func:`random_folds`, reported as :data:`RANDOM_SPLIT`).
+    params : ModelParams
+    augmented : bool
+        Add the augmented copies of the training utterances to each training side.
+    random_state : int
+    n_jobs : int or None
+        Folds fitted in parallel (joblib; ``None`` = all cores). Results do not depend on it.
+    """
+    from joblib import Parallel, delayed
+
+    params = params if params is not None else ModelParams()
+    labels_utt = features.labels
+    classes = _classes_of(labels_utt)
+    window_labels = labels_utt[features.utterance_index]
+    # Each (utterance, copy) is its own recording for weighting purposes.
+    window_groups = features.utterance_index * 1000 + features.copy
+    fold_rows = [training_rows(features, train_utt, test_utt, augmented=augmented) for train_utt, test_utt in folds]
+    outputs = Parallel(n_jobs=n_jobs or -1)(
+        delayed(_fit_and_predict)(features.X[train_rows], window_labels[train_rows], window_groups[train_rows],
+                                  features.X[test_rows], params, random_state, classes)
+        for train_rows, test_rows in fold_rows
+    )
+    window_proba = np.zeros((features.X.shape[0], len(classes)))
+    fold_of = np.full(len(labels_utt), -1)
+    curves = []
+    for k, ((_, test_utt), (_, test_rows), (proba, fold_curves)) in enumerate(zip(folds, fold_rows, outputs)):
+        window_proba[test_rows] = proba
+        fold_of[test_utt] = k
+        curves.append(fold_curves)
+    if np.any(fold_of < 0):
+        raise ValueError("the folds do not cover every utterance")
+    original_rows = np.flatnonzero(features.copy == 0)
+    window_proba = window_proba[original_rows]
+    window_utterance = features.utterance_index[original_rows]
+    counts = np.bincount(window_utterance, minlength=len(labels_utt))
+    utterance_proba = np.zeros((len(labels_utt), len(classes)))
+    np.add.at(utterance_proba, window_utterance, window_proba)
+    utterance_proba /= np.maximum(counts, 1)[:, None]
+    return CVResult(classes, window_proba, window_utterance, utterance_proba, fold_of, curves)
+
+
+def cross_validate_classic(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.ndarray]], *,
+                           random_state: int = 0) -> CVResult:
+    """Out-of-fold utterance probabilities of the classic recipe, on the same folds."""
+    from .classic import make_classic_estimator
+
+    if features.classic is None:
+        raise ValueError("the classic recipe's features were not extracted (extract_dataset(classic=True))")
+    labels = features.labels
+    classes = _classes_of(labels)
+    proba = np.zeros((len(labels), len(classes)))
+    fold_of = np.full(len(labels), -1)
+    for k, (train, test) in enumerate(folds):
+        estimator = make_classic_estimator(random_state).fit(features.classic[train], labels[train])
+        proba[test] = _aligned_proba(estimator, features.classic[test], classes)
+        fold_of[test] = k
+    return CVResult(classes, None, None, proba, fold_of)
+
+
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+    """UAR (balanced accuracy over the classes present), accuracy, per-class recall, confusion matrix.
+
+    The confusion matrix has true classes as rows and predictions as columns, in ``classes`` order.
+    """
+    from sklearn.metrics import confusion_matrix
+
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    present = [c for c in classes if np.any(y_true == c)]
+    recall = {c: float(np.mean(y_pred[y_true == c] == c)) for c in present}
+    return {
+        "n": int(y_true.size),
+        "uar": float(np.mean(list(recall.values()))) if recall else float("nan"),
+        "accuracy": float(np.mean(y_true == y_pred)) if y_true.size else float("nan"),
+        "recall": recall,
+        "confusion": {"labels": list(classes),
+                      "matrix": confusion_matrix(y_true, y_pred, labels=list(classes)).tolist()},
+    }
+
+
+def full_report(result: CVResult, features: FeatureSet) -> dict[str, Any]:
+    """Reports overall and per corpus, per utterance and (when available) per window."""
+    classes = np.array(result.classes)
+    labels = features.labels
+    corpora = features.corpora
+    out: dict[str, Any] = {}
+    levels = [("utterance", labels, classes[result.utterance_proba.argmax(axis=1)], corpora)]
+    if result.window_proba is not None and result.window_utterance is not None:
+        levels.append(("window", labels[result.window_utterance], classes[result.window_proba.argmax(axis=1)],
+                       corpora[result.window_utterance]))
+    for level, y_true, y_pred, corpus in levels:
+        section = {"overall": classification_report(y_true, y_pred, result.classes)}
+        for name in sorted(set(corpus.tolist())):
+            mask = corpus == name
+            section[name] = classification_report(y_true[mask], y_pred[mask], result.classes)
+        fold_uar = []
+        fold_ids = result.fold_of_utterance
+        if level == "window":
+            fold_ids = fold_ids[result.window_utterance]
+        for k in np.unique(result.fold_of_utterance):
+            mask = fold_ids == k
+            fold_uar.append(classification_report(y_true[mask], y_pred[mask], result.classes)["uar"])
+        section["fold_uar"] = fold_uar
+        out[level] = section
+    return out

@@ -1,0 +1,395 @@
+"""Feature extraction for training: live windows of each recording, gated, featurised, in parallel and cached.
+
+Training examples are made exactly as the live monitor makes them: the recording is cut with
+:func:`ser_live.buffer.utterance_windows` (windows ending every hop, zero-padded at the start),
+each window goes through a fresh :class:`ser_live.gate.SpeechGate` in stream order, and only the
+windows it calls speech are featurised with :func:`ser_live.features.extract_features`.
+
+Results are cached on disk, one small ``.npz`` per (file content, variant), where the variant key
+hashes everything that changes the numbers: feature configuration and version, window and hop,
+gate settings, the source of the feature/gate/DSP modules, augmentation settings and copy index.
+A second run only reads the cache.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import functools
+import hashlib
+import json
+import multiprocessing
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..features import FEATURE_VERSION, FeatureConfig, extract_features, feature_names
+from .audio import content_sha256, load_audio
+from .augment import Augmenter
+from .corpora import Utterance
+
+__all__ = ["EXTRACTION_VERSION", "WindowSetup", "FeatureCache", "FeatureSet", "window_features", "extract_dataset",
+           "default_cache_dir"]
+
+#: Bump when this module changes how windows are chosen, so stale cache entries are not reused.
+EXTRACTION_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowSetup:
+    """How recordings become model inputs: the same settings the live monitor uses.
+
+    Parameters
+    ----------
+    feature_config : FeatureConfig
+    window_s, hop_s : float
+        Analysis window length and hop in seconds.
+    gate_params : tuple of (str, value) pairs
+        Keyword arguments of :class:`ser_live.gate.SpeechGate` other than the sample rate
+        (empty: the gate's defaults, as the live monitor uses them).
+    """
+
+    feature_config: FeatureConfig = FeatureConfig()
+    window_s: float = 2.0
+    hop_s: float = 0.5
+    gate_params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def sample_rate_hz(self) -> int:
+        """Rate of the audio fed to the features."""
+        return self.feature_config.sample_rate_hz
+
+    @property
+    def window_samples(self) -> int:
+        """Samples per analysis window."""
+        return int(round(self.window_s * self.sample_rate_hz))
+
+    @property
+    def hop_samples(self) -> int:
+        """Samples between analysis windows."""
+        return int(round(self.hop_s * self.sample_rate_hz))
+
+    def make_gate(self) -> Any:
+        """A fresh speech gate (its noise floor starts unknown, as at the start of a live stream)."""
+        from ..gate import SpeechGate
+
+        return SpeechGate(sample_rate_hz=self.sample_rate_hz, **dict(self.gate_params))
+
+    def key_dict(self) -> dict[str, Any]:
+        """Everything about the setup that changes the extracted numbers."""
+        gate = self.make_gate()
+        gate_settings = {k: v for k, v in sorted(vars(gate).items()) if not k.startswith("_") and k != "noise_floor_db"}
+        return {
+            "feature_config": self.feature_config.to_dict(),
+            "feature_version": FEATURE_VERSION,
+            "window_s": self.window_s,
+            "hop_s": self.hop_s,
+            "gate": gate_settings,
+            "extraction_version": EXTRACTION_VERSION,
+            "code": _code_digest(),
+        }
+
+
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """Hash of the source of every module that shapes the numbers, so an edited gate or DSP never hits stale entries."""
+    from .. import buffer, dsp, features, gate
+
+    digest = hashlib.sha256()
+    for module in (buffer, dsp, features, gate):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def window_features(y: np.ndarray, setup: WindowSetup) -> tuple[np.ndarray, np.ndarray]:
+    """Feature vectors of the live windows of one recording that the speech gate accepts.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+        Mono audio at ``setup.sample_rate_hz``.
+    setup : WindowSetup
+
+    Returns
+    -------
+    features : np.ndarray, shape (n_accepted, n_features), float32
+    end_samples : np.ndarray, shape (n_accepted,), int64
+        Where each accepted window ends.
+    """
+    from ..buffer import utterance_windows
+
+    gate = setup.make_gate()
+    rows, ends = [], []
+    for end, window in utterance_windows(y, window_samples=setup.window_samples, hop_samples=setup.hop_samples):
+        if gate(window, end_s=end / setup.sample_rate_hz).speech:
+            rows.append(extract_features(window, setup.feature_config))
+            ends.append(end)
+    n_features = len(feature_names(setup.feature_config))
+    features = np.stack(rows).astype(np.float32) if rows else np.zeros((0, n_features), dtype=np.float32)
+    return features, np.asarray(ends, dtype=np.int64)
+
+
+def default_cache_dir() -> Path:
+    """``<user cache dir>/ser-live/features`` (overridable with ``$SER_LIVE_FEATURE_CACHE``)."""
+    if os.environ.get("SER_LIVE_FEATURE_CACHE"):
+        return Path(os.environ["SER_LIVE_FEATURE_CACHE"])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("ser-live")) / "features"
+
+
+class FeatureCache:
+    """On-disk cache of per-file arrays, keyed by file content hash and variant key.
+
+    Parameters
+    ----------
+    directory : path-like or None
+        Where entries live; ``None`` disables caching.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str] | None) -> None:
+        self.directory = Path(directory) if directory is not None else None
+
+    def _path(self, file_hash: str, variant: str) -> Path:
+        assert self.directory is not None
+        return self.directory / variant / file_hash[:2] / f"{file_hash}.npz"
+
+    def get(self, file_hash: str, variant: str) -> dict[str, np.ndarray] | None:
+        """The stored arrays, or ``None`` when absent or unreadable (a damaged entry is recomputed)."""
+        if self.directory is None:
+            return None
+        path = self._path(file_hash, variant)
+        try:
+            with np.load(path) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError):
+            return None
+
+    def put(self, file_hash: str, variant: str, arrays: dict[str, np.ndarray]) -> None:
+        """Store arrays atomically (a crash never leaves a half-written entry behind)."""
+        if self.directory is None:
+            return
+        path = self._path(file_hash, variant)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+
+
+@dataclasses.dataclass
+class FeatureSet:
+    """Everything extracted from a list of utterances.
+
+    Attributes
+    ----------
+    utterances : list of Utterance
+        The utterances that yielded at least one speech window (index = utterance id).
+    X : np.ndarray, shape (n_windows, n_features)
+        Window features, originals and augmented copies.
+    utterance_index : np.ndarray, shape (n_windows,)
+        Which utterance each window comes from.
+    copy : np.ndarray, shape (n_windows,)
+        0 for the original recording, k >= 1 for augmented copy k.
+    classic : np.ndarray or None, shape (n_utterances, n_classic_features)
+        Whole-utterance features of the classic baseline recipe.
+    dropped : list of (Utterance, str)
+        Utterances left out, with the reason.
+    """
+
+    utterances: list[Utterance]
+    X: np.ndarray
+    utterance_index: np.ndarray
+    copy: np.ndarray
+    classic: np.ndarray | None = None
+    dropped: list[tuple[Utterance, str]] = dataclasses.field(default_factory=list)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Label of each utterance."""
+        return np.array([u.label for u in self.utterances])
+
+    @property
+    def speakers(self) -> np.ndarray:
+        """Corpus-prefixed speaker of each utterance."""
+        return np.array([u.speaker for u in self.utterances])
+
+    @property
+    def corpora(self) -> np.ndarray:
+        """Corpus of each utterance."""
+        return np.array([u.corpus for u in self.utterances])
+
+
+# --- worker side -------------------------------------------------------------------------------
+
+
+def _extract_one(job: tuple[str, str, list[tuple[str, str, Any]], WindowSetup, Augmenter | None, str | None]
+                 ) -> tuple[str, dict[str, dict[str, np.ndarray]] | str]:
+    """Compute the missing variants of one file; runs in a worker process."""
+    path, file_hash, variants, setup, augmenter, cache_dir = job
+    cache = FeatureCache(cache_dir)
+    try:
+        y = load_audio(path, sample_rate_hz=setup.sample_rate_hz)
+    except Exception as exc:  # one unreadable file must not stop a corpus run
+        return path, f"unreadable audio ({exc})"
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for variant, kind, arg in variants:
+        if kind == "live":
+            X, ends = window_features(y, setup)
+            arrays = {"X": X, "end": ends}
+        elif kind == "augmented":
+            assert augmenter is not None
+            y_aug = augmenter(y, sample_rate_hz=setup.sample_rate_hz, rng=augmenter.rng(file_hash, int(arg)))
+            X, ends = window_features(y_aug, setup)
+            arrays = {"X": X, "end": ends}
+        elif kind == "classic":
+            from .classic import classic_features
+
+            arrays = {"X": classic_features(y, sample_rate_hz=setup.sample_rate_hz)[None, :]}
+        else:  # pragma: no cover - programming error
+            raise ValueError(kind)
+        cache.put(file_hash, variant, arrays)
+        out[variant] = arrays
+    return path, out
+
+
+# --- parent side -------------------------------------------------------------------------------
+
+
+def extract_dataset(
+    utterances: Sequence[Utterance],
+    setup: WindowSetup = WindowSetup(),
+    *,
+    augmenter: Augmenter | None = None,
+    classic: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    n_jobs: int | None = None,
+    progress: bool = True,
+) -> FeatureSet:
+    """Extract (or read from the cache) the features of every utterance.
+
+    Parameters
+    ----------
+    utterances : sequence of Utterance
+    setup : WindowSetup
+    augmenter : Augmenter, optional
+        Also make ``augmenter.n_copies`` augmented copies of every file (they are used for
+        training folds only; see :func:`ser_live.training.evaluate.cross_validate`).
+    classic : bool
+        Also compute the classic baseline's whole-utterance features.
+    cache_dir : path-like, optional
+        Feature cache directory; ``None`` uses :func:`default_cache_dir`.
+    n_jobs : int, optional
+        Worker processes; all cores when omitted.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    FeatureSet
+    """
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = FeatureCache(cache_dir)
+    setup_key = setup.key_dict()
+    variants: list[tuple[str, str, Any]] = [("live-" + _digest(setup_key), "live", None)]
+    if augmenter is not None:
+        aug_key = {k: v for k, v in augmenter.to_dict().items() if k != "n_copies"}
+        variants += [("aug-" + _digest([setup_key, aug_key, c]), "augmented", c)
+                     for c in range(1, augmenter.n_copies + 1)]
+    if classic:
+        from .classic import CLASSIC_KEY
+
+        variants.append(("classic-" + _digest(CLASSIC_KEY), "classic", None))
+
+    results: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    hashes: dict[str, str] = {}
+    jobs = []
+    for utt in utterances:
+        path = str(utt.path)
+        file_hash = content_sha256(path)
+        hashes[path] = file_hash
+        found = {v: cache.get(file_hash, v) for v, _, _ in variants}
+        results[path] = {v: a for v, a in found.items() if a is not None}
+        missing = [t for t in variants if found[t[0]] is None]
+        if missing:
+            jobs.append((path, file_hash, missing, setup, augmenter, str(cache_dir)))
+
+    failures: dict[str, str] = {}
+    if jobs:
+        if any(kind != "live" for job in jobs for _, kind, _ in job[2]):
+            # numba's cache must be compiled by one process before any worker touches librosa.
+            from ..jit_cache import import_librosa
+
+            import_librosa()
+        n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(jobs)))
+        bar = _progress(len(jobs), progress)
+        if n_jobs == 1:
+            done = map(_extract_one, jobs)
+            for path, out in done:
+                _collect(results, failures, path, out)
+                bar.update(1)
+        else:
+            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                                  else "spawn")
+            with concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs, mp_context=context) as pool:
+                for path, out in pool.map(_extract_one, jobs, chunksize=4):
+                    _collect(results, failures, path, out)
+                    bar.update(1)
+        bar.close()
+    return _assemble(utterances, variants, results, failures)
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="extracting features", unit="file", disable=not enabled, dynamic_ncols=True)
+
+
+def _collect(results: dict[str, dict[str, dict[str, np.ndarray]]], failures: dict[str, str], path: str,
+             out: dict[str, dict[str, np.ndarray]] | str) -> None:
+    if isinstance(out, str):
+        failures[path] = out
+    else:
+        results[path].update(out)
+
+
+def _assemble(utterances: Sequence[Utterance], variants: list[tuple[str, str, Any]],
+              results: dict[str, dict[str, dict[str, np.ndarray]]], failures: dict[str, str]) -> FeatureSet:
+    kept: list[Utterance] = []
+    dropped: list[tuple[Utterance, str]] = []
+    blocks, index, copies, classic_rows = [], [], [], []
+    live_variant = variants[0][0]
+    for utt in utterances:
+        path = str(utt.path)
+        if path in failures:
+            dropped.append((utt, failures[path]))
+            continue
+        found = results[path]
+        if found[live_variant]["X"].shape[0] == 0:
+            dropped.append((utt, "the speech gate accepted none of its windows"))
+            continue
+        uid = len(kept)
+        kept.append(utt)
+        for variant, kind, arg in variants:
+            if kind == "classic":
+                classic_rows.append(found[variant]["X"][0])
+                continue
+            X = found[variant]["X"]
+            blocks.append(X)
+            index.append(np.full(X.shape[0], uid, dtype=np.int64))
+            copies.append(np.full(X.shape[0], 0 if kind == "live" else int(arg), dtype=np.int64))
+    n_features = blocks[0].shape[1] if blocks else 0
+    return FeatureSet(
+        utterances=kept,
+        X=np.concatenate(blocks) if blocks else np.zeros((0, n_features), dtype=np.float32),
+        utterance_index=np.concatenate(index) if index else np.zeros(0, dtype=np.int64),
+        copy=np.concatenate(copies) if copies else np.zeros(0, dtype=np.int64),
+        classic=np.stack(classic_rows) if classic_rows else None,
+        dropped=dropped,
+    )

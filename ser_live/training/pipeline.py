@@ -1,0 +1,223 @@
+"""End-to-end training: scan corpora, extract features, evaluate speaker-independently, fit and save the model.
+
+:func:`evaluate_configuration` is the speaker-independent evaluation on its own (what the corpus
+test reruns); :func:`train_model` adds the classic baseline, the final fit on all data and the
+artefacts in the output directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..features import FEATURE_VERSION
+from ..model import EMOTIONS, EmotionModel, build_provenance
+from .augment import Augmenter
+from .corpora import ScanResult, scan_corpora
+from .estimator import ModelParams, fit_estimator, loss_curves
+from .evaluate import (
+    RANDOM_SPLIT,
+    SPEAKER_INDEPENDENT,
+    CVResult,
+    cross_validate,
+    cross_validate_classic,
+    full_report,
+    random_folds,
+    speaker_folds,
+)
+from .extract import FeatureSet, WindowSetup, extract_dataset
+
+__all__ = ["TrainingConfig", "Evaluation", "evaluate_configuration", "train_model", "SHIPPED_CONFIG"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Everything that defines a trained model and how it is evaluated.
+
+    Parameters
+    ----------
+    setup : WindowSetup
+        Window, hop, gate and feature settings (the live monitor's).
+    params : ModelParams
+        Estimator hyper-parameters.
+    augmenter : Augmenter or None
+        Augmentation of the training side; ``None`` trains on the original recordings only.
+    n_splits : int
+        Speaker-independent folds.
+    random_state : int
+        Seeds the folds and the networks.
+    """
+
+    setup: WindowSetup = WindowSetup()
+    params: ModelParams = ModelParams()
+    augmenter: Augmenter | None = None
+    n_splits: int = 5
+    random_state: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dictionary for metadata and metrics files."""
+        return {
+            "window_s": self.setup.window_s,
+            "hop_s": self.setup.hop_s,
+            "gate_params": dict(self.setup.gate_params),
+            "feature_config": self.setup.feature_config.to_dict(),
+            "feature_version": FEATURE_VERSION,
+            "model_params": self.params.to_dict(),
+            "augmentation": self.augmenter.to_dict() if self.augmenter is not None else None,
+            "n_splits": self.n_splits,
+            "random_state": self.random_state,
+        }
+
+
+#: The configuration of the shipped model (chosen with the speaker-independent CV; see MODEL_CARD.md).
+SHIPPED_CONFIG = TrainingConfig()
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """Outcome of :func:`evaluate_configuration`."""
+
+    scan: ScanResult
+    features: FeatureSet
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    result: CVResult
+    report: dict[str, Any]
+    classic_report: dict[str, Any] | None
+    timings_s: dict[str, float]
+
+
+def evaluate_configuration(data_dirs: Sequence[str | Path], config: TrainingConfig = SHIPPED_CONFIG, *,
+                           classic: bool = True, cache_dir: str | Path | None = None, n_jobs: int | None = None,
+                           progress: bool = True) -> Evaluation:
+    """Speaker-independent cross-validation of a configuration (and of the classic recipe, on the same folds).
+
+    Raises
+    ------
+    FileNotFoundError
+        If a data directory does not exist.
+    ValueError
+        If the directories hold no recognised recordings or too few speakers.
+    """
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    scan = scan_corpora(data_dirs)
+    if not scan.utterances:
+        raise ValueError(f"no recordings of a known corpus under {', '.join(map(str, data_dirs))}"
+                         + (f" ({sum(scan.skipped.values())} audio files skipped)" if scan.skipped else ""))
+    features = extract_dataset(scan.utterances, config.setup, augmenter=config.augmenter, classic=classic,
+                               cache_dir=cache_dir, n_jobs=n_jobs, progress=progress)
+    timings["extraction_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    folds = speaker_folds(features.speakers, features.labels, n_splits=config.n_splits,
+                          random_state=config.random_state)
+    result = cross_validate(features, folds, config.params, augmented=config.augmenter is not None,
+                            random_state=config.random_state)
+    report = full_report(result, features)
+    report["protocol"] = SPEAKER_INDEPENDENT
+    timings["cross_validation_s"] = time.perf_counter() - start
+
+    classic_report = None
+    if classic:
+        start = time.perf_counter()
+        classic_report = full_report(cross_validate_classic(features, folds, random_state=config.random_state),
+                                     features)
+        classic_report["protocol"] = SPEAKER_INDEPENDENT
+        timings["classic_cv_s"] = time.perf_counter() - start
+    return Evaluation(scan, features, folds, result, report, classic_report, timings)
+
+
+def _random_split_report(features: FeatureSet, config: TrainingConfig) -> dict[str, Any]:
+    folds = random_folds(features.labels, n_splits=config.n_splits, random_state=config.random_state)
+    report = full_report(cross_validate(features, folds, config.params, augmented=config.augmenter is not None,
+                                        random_state=config.random_state), features)
+    return {"protocol": RANDOM_SPLIT, "utterance_uar": report["utterance"]["overall"]["uar"],
+            "utterance_accuracy": report["utterance"]["overall"]["accuracy"]}
+
+
+def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: TrainingConfig = SHIPPED_CONFIG, *,
+                cache_dir: str | Path | None = None, n_jobs: int | None = None, progress: bool = True,
+                random_split: bool = False, model_name: str | None = None) -> dict[str, Any]:
+    """Evaluate, fit on all data, and write the model and its reports to ``out_dir``.
+
+    Parameters
+    ----------
+    data_dirs : sequence of path-like
+        Corpus directories.
+    out_dir : path-like
+        Receives the model file, ``metrics.json``, ``MODEL_CARD.md`` and the charts.
+    config : TrainingConfig
+    cache_dir : path-like, optional
+        Feature cache (default: the user cache directory).
+    n_jobs : int, optional
+        Extraction workers (default: all cores).
+    progress : bool
+        Progress bars.
+    random_split : bool
+        Also report a random-split figure, labelled :data:`~ser_live.training.evaluate.RANDOM_SPLIT`.
+    model_name : str, optional
+        File name of the model (default :data:`ser_live.model.DEFAULT_MODEL_NAME`).
+
+    Returns
+    -------
+    metrics : dict
+        What was written to ``metrics.json`` (plus ``model_sha256``).
+    """
+    from ..model import DEFAULT_MODEL_NAME
+    from . import report as reporting
+
+    total_start = time.perf_counter()
+    out_dir = Path(out_dir)
+    evaluation = evaluate_configuration(data_dirs, config, classic=True, cache_dir=cache_dir, n_jobs=n_jobs,
+                                        progress=progress)
+    features = evaluation.features
+    timings = dict(evaluation.timings_s)
+
+    extra: dict[str, Any] = {}
+    if random_split:
+        extra["random_split"] = _random_split_report(features, config)
+
+    start = time.perf_counter()
+    labels = features.labels[features.utterance_index]
+    rows = np.flatnonzero(features.copy == 0) if config.augmenter is None else np.arange(features.X.shape[0])
+    groups = features.utterance_index * 1000 + features.copy
+    estimator = fit_estimator(features.X[rows], labels[rows], groups[rows], config.params,
+                              random_state=config.random_state)
+    timings["final_fit_s"] = time.perf_counter() - start
+    timings["total_s"] = time.perf_counter() - total_start
+
+    metrics = reporting.build_metrics(evaluation, config, timings, extra)
+    model = EmotionModel(
+        estimator=estimator,
+        feature_config=config.setup.feature_config,
+        window_s=config.setup.window_s,
+        hop_s=config.setup.hop_s,
+        metadata={
+            **build_provenance(),
+            "corpora": metrics["data"]["corpora"],
+            "class_counts": metrics["data"]["class_counts"],
+            "n_utterances": metrics["data"]["n_utterances"],
+            "n_windows": int(rows.size),
+            "speakers": metrics["data"]["speakers"],
+            "evaluation": metrics["summary"],
+            "training_config": config.to_dict(),
+            "labels": [e for e in EMOTIONS if e in set(features.labels.tolist())],
+            "license": "CC BY-NC-SA 4.0 (inherited from RAVDESS); see MODEL_CARD.md",
+        },
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sha256 = model.save(out_dir / (model_name or DEFAULT_MODEL_NAME))
+    metrics["model_file"] = model_name or DEFAULT_MODEL_NAME
+    metrics["model_sha256"] = sha256
+    metrics["model_size_bytes"] = (out_dir / (model_name or DEFAULT_MODEL_NAME)).stat().st_size
+    metrics["final_fit_loss_curves"] = loss_curves(estimator)
+    reporting.write_artifacts(out_dir, metrics, evaluation)
+    return metrics

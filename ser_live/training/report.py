@@ -1,0 +1,281 @@
+"""Training artefacts: metrics.json, charts (confusion matrix, recall, class counts, loss curves), MODEL_CARD.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..model import EMOTIONS
+
+if TYPE_CHECKING:
+    from .pipeline import Evaluation, TrainingConfig
+
+__all__ = ["build_metrics", "write_artifacts", "summary_table", "CORPUS_TERMS"]
+
+#: Terms and citations the model card must carry, per corpus.
+CORPUS_TERMS: dict[str, str] = {
+    "ravdess": "Creative Commons BY-NC-SA 4.0. A model trained on it is shared under the same terms, with attribution: "
+               "Livingstone SR, Russo FA (2018) The Ryerson Audio-Visual Database of Emotional Speech and Song "
+               "(RAVDESS). PLoS ONE 13(5): e0196391.",
+    "emovo": "Released for research use; cite Costantini G, Iaderola I, Paoloni A, Todisco M (2014) EMOVO Corpus: "
+             "an Italian Emotional Speech Database. LREC 2014.",
+    "tess": "Toronto emotional speech set (Dupuis & Pichora-Fuller 2010), CC BY-NC-ND 4.0.",
+    "crema-d": "CREMA-D (Cao et al. 2014), Open Database License.",
+    "savee": "SAVEE (Haq & Jackson 2009), free for research use.",
+    "emodb": "Berlin Database of Emotional Speech (Burkhardt et al. 2005), free for research use.",
+}
+
+
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of a full report: UAR and accuracy per level and corpus."""
+    out: dict[str, Any] = {}
+    for level in ("utterance", "window"):
+        if level in report:
+            out[level] = {name: {"uar": round(sec["uar"], 4), "accuracy": round(sec["accuracy"], 4), "n": sec["n"]}
+                          for name, sec in report[level].items() if isinstance(sec, dict)}
+    return out
+
+
+def build_metrics(evaluation: Evaluation, config: TrainingConfig, timings_s: dict[str, float],
+                  extra: dict[str, Any]) -> dict[str, Any]:
+    """The content of ``metrics.json``."""
+    features = evaluation.features
+    counts = evaluation.scan.counts()
+    ours = evaluation.report
+    classic = evaluation.classic_report
+    summary: dict[str, Any] = {"protocol": ours["protocol"], "ours": _summary(ours)}
+    if classic is not None:
+        summary["classic_recipe"] = _summary(classic)
+        summary["uar_ratio_vs_classic"] = round(ours["utterance"]["overall"]["uar"]
+                                                / max(classic["utterance"]["overall"]["uar"], 1e-9), 3)
+    return {
+        "summary": summary,
+        "ours": ours,
+        "classic_recipe": classic,
+        **extra,
+        "config": config.to_dict(),
+        "data": {
+            "corpora": sorted(counts),
+            "class_counts": counts,
+            "n_utterances": len(features.utterances),
+            "n_windows_original": int(np.count_nonzero(features.copy == 0)),
+            "n_windows_augmented": int(np.count_nonzero(features.copy > 0)),
+            "speakers": {c: sorted({u.speaker for u in features.utterances if u.corpus == c}) for c in sorted(counts)},
+            "skipped_files": dict(evaluation.scan.skipped),
+            "dropped_utterances": [{"path": str(u.path), "reason": why} for u, why in features.dropped],
+            "folds": [sorted(set(features.speakers[test].tolist())) for _, test in evaluation.folds],
+        },
+        "cv_loss_curves": evaluation.result.loss_curves,
+        "timings_s": {k: round(v, 1) for k, v in timings_s.items()},
+    }
+
+
+def summary_table(metrics: dict[str, Any]) -> str:
+    """Markdown table: ours vs the classic recipe, per corpus, per utterance and per window."""
+    summary = metrics["summary"]
+    corpora = ["overall", *metrics["data"]["corpora"]]
+    lines = ["| model | level | " + " | ".join(f"{c} UAR / acc" for c in corpora) + " |",
+             "|---|---|" + "---|" * len(corpora)]
+    for name, key in (("ser-live", "ours"), ("classic recipe", "classic_recipe")):
+        for level in ("utterance", "window"):
+            section = summary.get(key, {}).get(level)
+            if not section:
+                continue
+            cells = [f"{section[c]['uar']:.3f} / {section[c]['accuracy']:.3f}" if c in section else "–"
+                     for c in corpora]
+            lines.append(f"| {name} | {level} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_artifacts(out_dir: Path, metrics: dict[str, Any], evaluation: Evaluation) -> None:
+    """Write ``metrics.json``, the PNG charts, ``class_counts.csv`` and ``MODEL_CARD.md``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=False) + "\n")
+    _write_class_counts(out_dir / "class_counts.csv", metrics["data"]["class_counts"])
+    _plot_confusion(out_dir / "confusion_matrix.png", metrics)
+    _plot_recall(out_dir / "per_class_recall.png", metrics)
+    _plot_class_counts(out_dir / "class_counts.png", metrics["data"]["class_counts"])
+    _plot_loss(out_dir / "training_loss.png", metrics["final_fit_loss_curves"])
+    (out_dir / "MODEL_CARD.md").write_text(model_card(metrics))
+
+
+def _write_class_counts(path: Path, counts: dict[str, dict[str, int]]) -> None:
+    rows = ["corpus," + ",".join(EMOTIONS) + ",total"]
+    for corpus, row in sorted(counts.items()):
+        rows.append(f"{corpus}," + ",".join(str(row.get(e, 0)) for e in EMOTIONS) + f",{sum(row.values())}")
+    path.write_text("\n".join(rows) + "\n")
+
+
+def _plot_confusion(path: Path, metrics: dict[str, Any]) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
+    for ax, level in zip(axes, ("utterance", "window")):
+        conf = metrics["ours"][level]["overall"]["confusion"]
+        matrix = np.asarray(conf["matrix"], dtype=float)
+        rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+        ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+        labels = conf["labels"]
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+        ax.set_yticks(range(len(labels)), labels)
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                ax.text(j, i, f"{rates[i, j]:.2f}\n({int(matrix[i, j])})", ha="center", va="center", fontsize=7,
+                        color="white" if rates[i, j] > 0.5 else "black")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"per {level}: UAR {metrics['ours'][level]['overall']['uar']:.3f}")
+    fig.suptitle("ser-live, speaker-independent 5-fold CV (row-normalised)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_recall(path: Path, metrics: dict[str, Any]) -> None:
+    import matplotlib.pyplot as plt
+
+    series = [("ser-live per utterance", metrics["ours"]["utterance"]["overall"]["recall"]),
+              ("ser-live per window", metrics["ours"]["window"]["overall"]["recall"])]
+    if metrics.get("classic_recipe"):
+        series.append(("classic recipe per utterance", metrics["classic_recipe"]["utterance"]["overall"]["recall"]))
+    labels = [e for e in EMOTIONS if e in series[0][1]]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / len(series)
+    for k, (name, recall) in enumerate(series):
+        ax.bar(np.arange(len(labels)) + (k - (len(series) - 1) / 2) * width, [recall.get(c, 0) for c in labels],
+               width, label=name)
+    ax.axhline(1 / len(labels), color="grey", linestyle=":", label="chance")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("recall")
+    ax.set_title("Per-class recall, speaker-independent 5-fold CV")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_class_counts(path: Path, counts: dict[str, dict[str, int]]) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    bottom = np.zeros(len(EMOTIONS))
+    for corpus, row in sorted(counts.items()):
+        values = np.array([row.get(e, 0) for e in EMOTIONS], dtype=float)
+        ax.bar(EMOTIONS, values, bottom=bottom, label=corpus)
+        bottom += values
+    ax.set_ylabel("utterances")
+    ax.set_title("Training utterances per class and corpus")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_loss(path: Path, curves: list[dict[str, list[float]]]) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax2 = ax.twinx()
+    for k, curve in enumerate(curves):
+        ax.plot(curve["loss"], color=f"C{k}", label=f"MLP seed {k}: training loss")
+        if curve["validation_accuracy"]:
+            ax2.plot(curve["validation_accuracy"], color=f"C{k}", linestyle="--",
+                     label=f"MLP seed {k}: early-stopping validation accuracy")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (weighted cross-entropy + L2)")
+    ax2.set_ylabel("validation accuracy (random 10 % of windows)")
+    ax2.set_ylim(0, 1)
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="center right")
+    ax.set_title("Final model: training curves")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def model_card(metrics: dict[str, Any]) -> str:
+    """The text of ``MODEL_CARD.md``."""
+    data = metrics["data"]
+    summary = metrics["summary"]
+    ours_utt = summary["ours"]["utterance"]["overall"]
+    ours_win = summary["ours"]["window"]["overall"]
+    config = metrics["config"]
+    counts_rows = ["| corpus | " + " | ".join(EMOTIONS) + " | total |", "|---|" + "---|" * (len(EMOTIONS) + 1)]
+    for corpus, row in sorted(data["class_counts"].items()):
+        counts_rows.append(f"| {corpus} | " + " | ".join(str(row.get(e, 0)) for e in EMOTIONS)
+                           + f" | {sum(row.values())} |")
+    recall = metrics["ours"]["utterance"]["overall"]["recall"]
+    terms = "\n".join(f"- **{c}**: {CORPUS_TERMS.get(c, 'see the corpus distribution terms')}" for c in data["corpora"])
+    random_split = ""
+    if "random_split" in metrics:
+        rs = metrics["random_split"]
+        random_split = (f"\nFor contrast only, {rs['protocol']}: utterance UAR {rs['utterance_uar']:.3f}. This is not "
+                        "how well the model does on a new voice.\n")
+    model_params = config["model_params"]
+    augmentation = config["augmentation"]
+    return f"""# ser-live default model: model card
+
+File: `{metrics['model_file']}` (SHA-256 `{metrics['model_sha256']}`, {metrics['model_size_bytes'] / 1e6:.2f} MB).
+Made by `scripts/train.py`; every figure here is in `metrics.json`.
+
+## What it does
+Classifies a {config['window_s']:g} s window of 16 kHz speech (one every {config['hop_s']:g} s, only windows the
+speech gate accepts) into {len(recall)} emotions: {', '.join(recall)}. Input: the ser-live feature vector
+(feature version {config['feature_version']}: MFCC, spectral-shape, energy and pitch statistics over the active
+frames of the window). Estimator: `StandardScaler` + soft-voting average of {model_params['n_seeds']}
+`MLPClassifier{tuple(model_params['hidden_layer_sizes'])}` (alpha {model_params['alpha']}, early stopping),
+trained on windows weighted so that each class and each recording counts equally. Augmentation:
+{'none' if augmentation is None else f"{augmentation['n_copies']} augmented copy per training recording"}.
+
+## Training data
+{data['n_utterances']} utterances ({data['n_windows_original']} speech windows) from {', '.join(data['corpora'])};
+{sum(len(s) for s in data['speakers'].values())} speakers.
+
+{chr(10).join(counts_rows)}
+
+RAVDESS "calm" is folded into neutral. Corpora used and their terms:
+
+{terms}
+
+**Licence of this model: CC BY-NC-SA 4.0** (inherited from RAVDESS): non-commercial use, share alike,
+with the RAVDESS attribution above.
+
+## How well it does (speaker-independent)
+{summary['protocol']}: grouped {config['n_splits']}-fold cross-validation over all corpora, every speaker in
+exactly one test fold (asserted), features and augmentation only from training speakers; utterance results
+average the window probabilities over the utterance.
+
+{summary_table(metrics)}
+
+Cells are UAR (unweighted average recall, i.e. balanced accuracy) / accuracy. Chance UAR is {1 / len(recall):.3f}.
+The classic recipe (mean MFCC-40 + chroma + mel of the whole utterance via librosa, `MLPClassifier(300,)`) was run on
+the same folds in the same run. ser-live / classic utterance UAR ratio: {summary.get('uar_ratio_vs_classic', 'n/a')}.
+
+Per-class recall (per utterance): {', '.join(f'{k} {v:.2f}' for k, v in recall.items())}.
+Per-fold utterance UAR: {', '.join(f'{v:.3f}' for v in metrics['ours']['utterance']['fold_uar'])}.
+Overall: utterance UAR {ours_utt['uar']:.3f}, window UAR {ours_win['uar']:.3f}.
+{random_split}
+Hyper-parameters were chosen by comparing a few settings with this same cross-validation (no separate
+held-out speakers exist in the data), so the figures may be slightly optimistic for that choice.
+
+Charts: `confusion_matrix.png`, `per_class_recall.png`, `class_counts.png` (also `class_counts.csv`),
+`training_loss.png`.
+
+## Known limits
+- Acted speech only: actors portraying emotions, mostly at high intensity. Spontaneous, everyday emotion is
+  subtler and will often read as neutral or be confused.
+- Two languages (North-American English, Italian), {sum(len(s) for s in data['speakers'].values())} adult
+  speakers; children's and elderly voices, other languages and accents are not represented.
+- Studio recordings: noisy rooms, far microphones, codecs and music lower the accuracy.
+- No per-speaker normalisation: the model works on a single unknown voice, but a voice far from the training
+  speakers (very high or low pitch, unusual loudness habits) shifts its answers.
+- Sad/neutral and fearful/surprised are the classes it mixes up most (see the confusion matrix).
+- It is not a lie detector or a diagnostic tool; do not use it to make decisions about people.
+"""
