@@ -360,6 +360,7 @@ def test_missing_model_opens_the_window_with_the_message(qtbot, tmp_path, device
     qtbot.addWidget(window)
     window.show()
     assert "does not exist" in window.banner.text() and window.banner.level == "error"
+    assert window.headline.name.text() == "no model"
     assert not window.start_button.isEnabled() and not window.open_button.isEnabled()
     assert window.bars.classes == EMOTIONS
     window.toggle_running()  # harmless

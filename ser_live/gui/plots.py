@@ -144,8 +144,9 @@ class EmotionHeadline(QtWidgets.QWidget):
         layout.addStretch(1)
         self.show_prediction(None)
 
-    def show_prediction(self, prediction: Prediction | None, *, note: str | None = None) -> None:
-        """Show the latest prediction (None: nothing heard yet); ``note`` replaces the caption."""
+    def show_prediction(self, prediction: Prediction | None, *, note: str | None = None,
+                        state: str = "listening…") -> None:
+        """Show the latest prediction; without speech ``state`` (dimmed) and ``note`` instead of the caption."""
         if prediction is not None and prediction.speech and prediction.emotion:
             colour = palette.colour_of(prediction.emotion)
             self.name.setFont(_font(96, bold=True))
@@ -155,7 +156,7 @@ class EmotionHeadline(QtWidgets.QWidget):
         else:
             colour = palette.TEXT_DIM
             self.name.setFont(_font(72, bold=True))  # a state, not a result: smaller
-            self.name.setText("listening…")
+            self.name.setText(state)
             self.confidence.setText("")
             self.caption.setText(note or "no speech")
         self.name.setStyleSheet(f"color: {colour}")

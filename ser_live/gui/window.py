@@ -38,7 +38,7 @@ FRAME_INTERVAL_MS = 33
 #: No new audio for this long while running means the input has stalled (device lost, server gone).
 STALL_S = 1.5
 #: The 60 s history is redrawn at this fraction of the frame rate (it moves slowly).
-HISTORY_EVERY_N_FRAMES = 3
+HISTORY_EVERY_N_FRAMES = 6
 RESOURCES = Path(__file__).resolve().parent / "resources"
 
 
@@ -322,7 +322,7 @@ class MainWindow(QtWidgets.QMainWindow):
         recovered = interrupted_sessions(self.session.autosave_path.parent) if self.session.autosave_path else []
         if model_error:
             self.banner.show_message(f"No model: {model_error}", "error")
-            self.headline.show_prediction(None, note="no model loaded")
+            self.headline.show_prediction(None, state="no model", note="see the message above")
         elif self.session.record_error:
             self.banner.show_message(f"Not recording to the --record file: {self.session.record_error}", "error")
         elif self.session.autosave_error:
