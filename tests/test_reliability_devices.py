@@ -57,7 +57,7 @@ def pulse():
 
 @pytest.mark.pulse
 @pytest.mark.slow
-def test_lost_sound_server_is_reported_retried_and_resumed(pulse, tiny_model_path):
+def test_lost_sound_server_is_reported_retried_resumed_and_stoppable(pulse, tiny_model_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "ser_live", "--print", "--json", "--model", str(tiny_model_path), "--trust-model"],
         env=pulse.client_env(), cwd=str(REPO), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -80,6 +80,9 @@ def test_lost_sound_server_is_reported_retried_and_resumed(pulse, tiny_model_pat
         for _ in range(3):
             line = out.wait_for(lambda line: line.startswith("{"), timeout_s=30, what="predictions after reconnect")
         assert len(out.lines) > n_before and json.loads(line)["t"] > last_t
+        # Lost again, and this time the user gives up: Ctrl-C while retrying ends cleanly.
+        pulse.kill()
+        err.wait_for(lambda line: "input device lost" in line, timeout_s=30, what="the second device-lost message")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
         err.wait_for(lambda line: "summary:" in line, timeout_s=10, what="the closing summary")
