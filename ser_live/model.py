@@ -253,7 +253,13 @@ class EmotionModel:
         data = _read_model_bytes(path)
         # Hash and unpickle the same bytes, so the file cannot be swapped between check and load.
         digest = hashlib.sha256(data).hexdigest()
-        if digest not in _shipped_hashes() and not (trust or trust_from_env()):
+        shipped = _shipped_hashes()
+        if digest not in shipped and not (trust or trust_from_env()):
+            if _is_shipped_location(path) and not shipped:
+                raise ModelError(
+                    f"no SHA-256 is recorded for the shipped model {path} in this ser-live (a development "
+                    "checkout?); record it with scripts/train.py --ship, or pass --trust-model if you made it"
+                )
             if _is_shipped_location(path):
                 raise ModelError(
                     f"the shipped model {path} has been modified (its SHA-256 is not the one recorded in ser-live); "

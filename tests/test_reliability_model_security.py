@@ -94,6 +94,14 @@ def test_modified_shipped_model_is_refused(tiny_model_path, tmp_path, monkeypatc
         EmotionModel.load()
 
 
+def test_shipped_location_without_a_recorded_hash_says_so(tiny_model_path, tmp_path, monkeypatch, no_env_trust):
+    (tmp_path / DEFAULT_MODEL_NAME).write_bytes(tiny_model_path.read_bytes())
+    monkeypatch.setattr(model_mod, "_model_dirs", lambda: [tmp_path])
+    monkeypatch.setattr(_shipped_model, "SHIPPED_MODEL_SHA256", ())
+    with pytest.raises(ModelError, match="no SHA-256 is recorded"):
+        EmotionModel.load()
+
+
 def test_hash_and_unpickle_read_the_same_bytes(tiny_model_path, hostile_model, monkeypatch, no_env_trust):
     """Swapping the file after the hash check must not get the swapped file unpickled."""
     path, marker = hostile_model
