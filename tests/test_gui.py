@@ -479,26 +479,32 @@ def test_window_reports_a_recovered_session_once(make_window, tmp_path):
 
 
 def test_model_info_reads_corpora_and_speaker_independent_uar(tiny_model):
+    """The metadata layout scripts/train.py writes: our figures beside a baseline's and a ratio."""
+    section = {"overall": {"uar": 0.463, "accuracy": 0.5, "n": 2028},
+               "ravdess": {"uar": 0.52, "accuracy": 0.5, "n": 1440}}
     model = EmotionModel(
         tiny_model.estimator, tiny_model.feature_config, metadata={
-            "corpora": {"ravdess": 1440, "emovo": 588},
+            "corpora": ["emovo", "ravdess"],
             "evaluation": {
-                "protocol": "leave-speakers-out",
-                "window": {"overall": {"uar": 0.41}},
-                "utterance": {"overall": {"uar": 0.463, "accuracy": 0.5}, "ravdess": {"uar": 0.52}},
+                "protocol": "speaker-independent (no test speaker in training)",
+                "classic_recipe": {"utterance": {"overall": {"uar": 0.61, "accuracy": 0.6, "n": 2028}}},
+                "ours": {"utterance": section, "window": {"overall": {"uar": 0.41, "accuracy": 0.4, "n": 9000}}},
+                "uar_ratio_vs_classic": 0.759,
             },
         },
     )
     info = describe_model(model)
-    assert info.corpora == ("ravdess", "emovo")
-    assert info.uar == pytest.approx(0.463) and info.uar_where == "evaluation/utterance/overall/uar"
-    assert "46.3%" in "\n".join(info.lines())
+    assert info.corpora == ("emovo", "ravdess")
+    assert info.uar == pytest.approx(0.463) and info.uar_where == "evaluation/ours/utterance/overall/uar"
+    assert info.protocol == "speaker-independent (no test speaker in training)"
+    text = "\n".join(info.lines())
+    assert "46.3%" in text and "no test speaker in training" in text and "emovo, ravdess" in text
     listed = describe_model(EmotionModel(tiny_model.estimator, tiny_model.feature_config,
                                          metadata={"training": {"corpora": [{"name": "CREMA-D"}, "TESS"]},
                                                    "speaker_independent_uar": 0.39}))
     assert listed.corpora == ("CREMA-D", "TESS") and listed.uar == pytest.approx(0.39)
     bare = describe_model(EmotionModel(tiny_model.estimator, tiny_model.feature_config, metadata={"uar": "n/a"}))
-    assert bare.corpora == () and bare.uar is None
+    assert bare.corpora == () and bare.uar is None and bare.protocol == ""
     assert "not recorded" in "\n".join(bare.lines())
 
 

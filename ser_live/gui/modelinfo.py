@@ -31,6 +31,8 @@ class ModelInfo:
         Speaker-independent unweighted average recall, if the metadata records one.
     uar_where : str
         Which figure ``uar`` is (its key path in the metadata), for honesty.
+    protocol : str
+        How the evaluation was done, as the metadata says (empty if it does not).
     window_s, hop_s : float
     """
 
@@ -39,17 +41,25 @@ class ModelInfo:
     corpora: tuple[str, ...]
     uar: float | None
     uar_where: str
+    protocol: str
     window_s: float
     hop_s: float
 
     def lines(self) -> list[str]:
         """Plain-text lines for the model panel."""
-        uar = f"{self.uar:.1%} ({self.uar_where})" if self.uar is not None else "not recorded in the model file"
+        # "evaluation/ours/utterance/overall/uar" reads as "utterance, overall".
+        where = [p for p in self.uar_where.split("/")[:-1] if p not in ("evaluation", "summary", "ours", "metrics")]
+        if self.uar is None:
+            uar = "not recorded in the model file"
+        else:
+            uar = f"{self.uar:.1%}" + (f" ({', '.join(where)})" if where else "")
+        protocol = [f"Evaluation: {self.protocol}"] if self.protocol else []
         return [
             f"Model: {self.name}",
             f"Classes: {', '.join(self.classes)}",
             f"Trained on: {', '.join(self.corpora) if self.corpora else 'not recorded in the model file'}",
             f"Speaker-independent UAR: {uar}",
+            *protocol,
             f"Chance level: {1 / len(self.classes):.1%}",
         ]
 
@@ -78,20 +88,26 @@ def _corpus_names(value: Any) -> tuple[str, ...]:
 
 
 def _uar_score(path: tuple[str, ...]) -> int:
-    # Prefer the headline figure: speaker-independent, over utterances, over all corpora.
+    # Prefer the headline figure: this model's own (not a baseline's, not a random split's), speaker-
+    # independent, over utterances, over all corpora.
     text = "/".join(path).lower()
-    return sum(word in text for word in ("speaker", "independent", "overall", "utterance")) - len(path) // 4
+    if any(word in text for word in ("classic", "baseline", "random", "ratio")):
+        return -10
+    return sum(word in text for word in ("ours", "speaker", "independent", "overall", "utterance"))
 
 
 def describe_model(model: EmotionModel) -> ModelInfo:
     """Collect the model facts from its attributes and (tolerantly) from its metadata."""
     meta = model.metadata if isinstance(model.metadata, dict) else {}
     corpora: tuple[str, ...] = ()
+    protocol = ""
     uars: list[tuple[int, tuple[str, ...], float]] = []
     for path, value in _walk(meta):
         key = path[-1].lower()
         if key == "corpora" and not corpora:
             corpora = _corpus_names(value)
+        elif key == "protocol" and isinstance(value, str) and _uar_score(path) >= 0 and not protocol:
+            protocol = value
         elif "uar" in key and isinstance(value, (int, float)) and not isinstance(value, bool):
             if math.isfinite(value) and 0.0 <= value <= 1.0:
                 uars.append((_uar_score(path), path, float(value)))
@@ -105,6 +121,7 @@ def describe_model(model: EmotionModel) -> ModelInfo:
         corpora=corpora,
         uar=uar,
         uar_where=where,
+        protocol=protocol,
         window_s=model.window_s,
         hop_s=model.hop_s,
     )

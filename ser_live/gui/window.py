@@ -131,6 +131,8 @@ class MainWindow(QtWidgets.QMainWindow):
         sessions_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
+        self._closed = False
+        self.runner: MonitorRunner | None = None
         self.model = model
         self.realtime = realtime
         self.classes = model.classes if model is not None else EMOTIONS
@@ -138,7 +140,6 @@ class MainWindow(QtWidgets.QMainWindow):
         if icon_path().is_file():
             self.setWindowIcon(QtGui.QIcon(str(icon_path())))
         self.session = SessionLog(self.classes, directory=sessions_dir, record_path=record_path)
-        self.runner: MonitorRunner | None = None
         if model is not None:
             settings = settings or Settings(model.window_s, model.hop_s, 0.0)
             self.runner = MonitorRunner(model, settings, self.session)
@@ -160,7 +161,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timer.setInterval(FRAME_INTERVAL_MS)
         self.timer.timeout.connect(self.tick)
         self.timer.start()
-        self._closed = False
         self._refresh_controls()
 
     # -- layout --------------------------------------------------------------------------
@@ -575,10 +575,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._closed:
             return
         self._closed = True
-        self.timer.stop()
+        # Construction may have failed part-way: close what exists.
+        timer, session = getattr(self, "timer", None), getattr(self, "session", None)
+        if timer is not None:
+            timer.stop()
         if self.runner is not None:
             self.runner.stop()
-        self.session.close()
+        if session is not None:
+            session.close()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.shutdown()
