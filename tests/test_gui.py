@@ -184,7 +184,10 @@ def test_space_pauses_and_resumes_a_file(make_window, qtbot, tmp_path, tiny_mode
     window.open_file(str(path))
     qtbot.waitUntil(lambda: len(window.session) >= 2, timeout=20_000)
     assert window.start_button.text() == "Pause"
-    qtbot.keyClick(window, QtCore.Qt.Key.Key_Space)
+    # Keys go where a user's would: to the focus widget (no control keeps focus, so the window).
+    focus = QtWidgets.QApplication.focusWidget()
+    assert not isinstance(focus, (QtWidgets.QAbstractSpinBox, QtWidgets.QAbstractButton))
+    qtbot.keyClick(focus or window, QtCore.Qt.Key.Key_Space)
     assert window.runner.state == "paused" and window.runner.monitor.paused
     assert window.start_button.text() == "Resume"
     qtbot.wait(300)  # let a block already being fed finish

@@ -97,6 +97,7 @@ def _font(px: int, *, bold: bool = False) -> QtGui.QFont:
 
 
 def _style_plot(plot: pg.PlotWidget, *, tick_px: int = 14) -> None:
+    plot.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # display only; keys go to the window's shortcuts
     plot.setBackground(palette.PANEL)
     plot.setMenuEnabled(False)
     plot.setMouseEnabled(x=False, y=False)

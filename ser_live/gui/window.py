@@ -258,6 +258,9 @@ class MainWindow(QtWidgets.QMainWindow):
         spin.setValue(value)
         spin.setSuffix(suffix)
         spin.setKeyboardTracking(False)
+        # Focus only when clicked, and given back after editing, so Space stays start/pause.
+        spin.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)
+        spin.editingFinished.connect(spin.clearFocus)
         spin.valueChanged.connect(self._settings_changed)
         return spin
 
