@@ -7,6 +7,7 @@ package does not import Qt; :func:`run_gui` does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import traceback
@@ -84,9 +85,16 @@ def run_gui(args: argparse.Namespace) -> int:
     wake = QtCore.QTimer()
     wake.timeout.connect(lambda: None)  # lets the Python signal handlers run while Qt waits
     wake.start(200)
+    quiet = contextlib.ExitStack()
     try:
+        if not getattr(args, "debug", False):
+            # PortAudio/ALSA (and Qt) print C-level chatter on device loss; the window reports it itself.
+            from ..capture import native_stderr_silenced
+
+            quiet.enter_context(native_stderr_silenced())
         status = app.exec()
     finally:
+        quiet.close()
         window.shutdown()
         # Delete the widgets here, on the GUI thread: left to Python's cyclic GC they could be freed
         # from whichever thread happens to trigger a collection, which crashes Qt.

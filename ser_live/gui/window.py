@@ -499,9 +499,10 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         for event in self.runner.drain():
             self._handle(event.kind, event.payload)
-        if self._history_dirty and not self._stalled:
-            self.headline.show_prediction(self.latest)
-            self.bars.show_prediction(self.latest)
+        if self._history_dirty:
+            if not self._stalled:
+                self.headline.show_prediction(self.latest)
+                self.bars.show_prediction(self.latest)
             self._refresh_controls()
         monitor = self.runner.monitor
         if monitor is None:
@@ -524,6 +525,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._stalled = stalled
             self.headline.show_prediction(None if stalled else self.latest,
                                           note="no audio is arriving" if stalled else None)
+            self.bars.show_prediction(None if stalled else self.latest)  # dimmed: not current
         if self._history_dirty or (advanced and self._frame % HISTORY_EVERY_N_FRAMES == 0):
             now_s = self._audio_end_s + self.session.time_offset_s
             while self.recent and self.recent[0].t_s < now_s - HISTORY_S - 2 * monitor.hop_s:
