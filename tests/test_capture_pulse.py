@@ -167,7 +167,7 @@ def test_device_by_name_and_by_index(pulse_server, tiny_model_path):
                              cwd=str(REPO), env=pulse_server.client_env(), timeout=60)
     rows = [row.split(None, 3) for row in listing.stdout.splitlines()[1:]]
     index = next(row[0] for row in rows if row[3].startswith("pulse "))
-    for spec in ("PULSE", index):
+    for spec in ("Puls", index):  # a case-insensitive fragment of the name, and the index
         run = LiveRun(pulse_server, "--print", "--json", "--device", spec, "--model", str(tiny_model_path),
                       "--trust-model")
         run.wait_for_lines(2)

@@ -17,6 +17,7 @@ import pytest
 from conftest import REPO, run_cli, tone, write_wav
 
 from ser_live import capture, cli
+from ser_live.features import FEATURE_VERSION
 from ser_live.output import TextPrinter, text_bar
 from ser_live.pipeline import Prediction
 
@@ -219,7 +220,7 @@ def test_missing_model_is_one_line(tmp_path):
     ("change", "fragments"),
     [
         ({"feature_config": {"formant_tracking": True}}, ["formant_tracking", "another version of ser-live"]),
-        ({"feature_version": 2}, ["feature version 2", "retrain"]),
+        ({"feature_version": FEATURE_VERSION + 1}, [f"feature version {FEATURE_VERSION + 1}", "retrain"]),
     ],
 )
 def test_model_made_for_other_feature_code_is_refused_in_one_line(tiny_model_path, tmp_path, change, fragments):

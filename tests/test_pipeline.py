@@ -39,9 +39,13 @@ def run_fed(model, y: np.ndarray, block_sizes, **monitor_kwargs):
     return monitor, out
 
 
-def run_file(model, path, **monitor_kwargs):
+def run_file(model, path, *, windows: list | None = None, **monitor_kwargs):
+    """Predictions of ``Monitor.run_file``; the analysed windows are appended to ``windows`` if given."""
     got = []
     monitor = Monitor(model, on_prediction=got.append, **monitor_kwargs)
+    if windows is not None:
+        analyse = monitor.analyzer.__call__
+        monitor.analyzer = lambda window, *, t_s: (windows.append(np.array(window)), analyse(window, t_s=t_s))[1]
     monitor.run_file(str(path))
     return monitor, got
 
@@ -105,16 +109,21 @@ def test_files_at_other_rates_give_the_same_windows_and_times(tiny_model, tmp_pa
     master = voice_with_pauses(48000)
     y16 = soxr.resample(master, 48000, SR, quality="VHQ")
     y_rate = master if rate_hz == 48000 else soxr.resample(master, 48000, rate_hz, quality="VHQ")
-    _, ref = run_file(tiny_model, write_wav(tmp_path / "16k.wav", y16, SR, subtype="FLOAT"))
-    _, got = run_file(tiny_model, write_wav(tmp_path / f"{rate_hz}.wav", y_rate, rate_hz, subtype="FLOAT"))
+    ref_windows, got_windows = [], []
+    _, ref = run_file(tiny_model, write_wav(tmp_path / "16k.wav", y16, SR, subtype="FLOAT"), windows=ref_windows)
+    _, got = run_file(tiny_model, write_wav(tmp_path / f"{rate_hz}.wav", y_rate, rate_hz, subtype="FLOAT"),
+                      windows=got_windows)
     assert len(got) == len(ref) >= 14
     assert [p.t_s for p in got] == [p.t_s for p in ref]
+    # The same audio in every window: aligned to the sample, differing only by resampler noise.
+    for a, b in zip(got_windows, ref_windows):
+        assert np.sqrt(np.mean((a - b) ** 2)) <= 1e-3 * max(np.sqrt(np.mean(b**2)), 1e-3)
     assert [p.speech for p in got] == [p.speech for p in ref]
     for p, q in zip(got, ref):
         if q.level_db > -60:
-            assert p.level_db == pytest.approx(q.level_db, abs=0.1)
-        if p.speech:
-            np.testing.assert_allclose(list(p.probs.values()), list(q.probs.values()), atol=0.05)
+            assert p.level_db == pytest.approx(q.level_db, abs=0.05)
+        if p.speech:  # the tiny test model sits near a decision boundary here and there
+            np.testing.assert_allclose(list(p.probs.values()), list(q.probs.values()), atol=0.1)
 
 
 def test_resampled_audio_is_aligned_in_time(tmp_path):
