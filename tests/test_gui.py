@@ -556,7 +556,7 @@ def test_analysis_failure_while_listening_is_shown_and_start_is_possible_again(m
 
 
 def test_run_gui_shows_unexpected_errors_instead_of_aborting(qtbot, run_gui_once, tiny_model_path, fake_microphone,
-                                                             capsys):
+                                                             capfd):
     def fail():
         raise RuntimeError("a bug in a slot")
 
@@ -565,4 +565,4 @@ def test_run_gui_shows_unexpected_errors_instead_of_aborting(qtbot, run_gui_once
     assert seen["status"] == 0
     assert "a bug in a slot" in seen["banner"]
     assert seen["state"] == "running"  # the default microphone was started and kept running
-    assert "unexpected error: RuntimeError: a bug in a slot" in capsys.readouterr().err
+    assert "unexpected error: RuntimeError: a bug in a slot" in capfd.readouterr().err
