@@ -29,19 +29,32 @@ pytestmark = [
 SCREEN = (1280, 820)
 
 
+def _free_display() -> int:
+    for number in range(150, 400):
+        if not Path(f"/tmp/.X{number}-lock").exists() and not Path(f"/tmp/.X11-unix/X{number}").exists():
+            return number
+    pytest.skip("no free X display number between :150 and :399")
+
+
 @pytest.fixture
 def xvfb():
-    """A private X server on a free display number (Xvfb picks it and reports it on a pipe)."""
-    read_fd, write_fd = os.pipe()
-    server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
-        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd) as pipe:
-        number = pipe.readline().strip()
-    if not number:
-        server.kill()
+    """A private X server on a free display number, up and accepting connections."""
+    for _attempt in range(5):
+        number = _free_display()
+        server = subprocess.Popen(
+            ["Xvfb", f":{number}", "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp", "-noreset"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        socket = Path(f"/tmp/.X11-unix/X{number}")
+        deadline = time.monotonic() + 15
+        while server.poll() is None and not socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # a server that lost the number to another one exits right away
+        if server.poll() is None and socket.exists():
+            break
+        server.kill()  # lost a race for the number, or slow to start: try another
+        server.wait()
+    else:
         pytest.skip("Xvfb did not start")
     yield f":{number}"
     server.terminate()
@@ -53,8 +66,7 @@ def history_region(qtbot, tiny_model, tmp_path) -> QtCore.QRect:
     from ser_live.gui.window import MainWindow
 
     window = MainWindow(tiny_model, sessions_dir=tmp_path / "layout")
-    qtbot.addWidget(window)
-    window.show()
+    window.show()  # deleted below, on this thread
     qtbot.waitExposed(window)
     assert (window.width(), window.height()) == SCREEN
     top_left = window.history.mapTo(window, QtCore.QPoint(0, 0))
