@@ -566,3 +566,17 @@ def test_run_gui_shows_unexpected_errors_instead_of_aborting(qtbot, run_gui_once
     assert "a bug in a slot" in seen["banner"]
     assert seen["state"] == "running"  # the default microphone was started and kept running
     assert "unexpected error: RuntimeError: a bug in a slot" in capfd.readouterr().err
+
+
+def test_unreachable_display_falls_back_to_the_console_in_one_line(tiny_model_path, speech_file, tmp_path):
+    """Qt would abort the process on a dead $DISPLAY; ser-live says so in one line and runs the console monitor."""
+    from conftest import run_cli
+
+    number = next(n for n in range(900, 1000) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    done = run_cli("--input", str(speech_file[0]), "--model", str(tiny_model_path), "--trust-model",
+                   env={"DISPLAY": f":{number}", "QT_QPA_PLATFORM": "", "WAYLAND_DISPLAY": "",
+                        "XDG_DATA_HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert f"cannot open the window (no X server answers on DISPLAY=:{number})" in done.stderr
+    assert "Traceback" not in done.stderr and "qt.qpa" not in done.stderr
+    assert "summary: heard" in done.stdout

@@ -32,6 +32,41 @@ def _load(args: argparse.Namespace):
     return model, settings, None
 
 
+def display_problem() -> str | None:
+    """Why Qt could not reach the X display named by ``$DISPLAY`` (None when it can, or when not X11).
+
+    Qt aborts the whole process when its platform plugin cannot connect, so the X server is
+    probed first: the local socket for ``:N``, TCP port 6000+N for ``host:N`` (e.g. SSH forwarding).
+    """
+    import os
+    import re
+    import socket
+
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM", "xcb") not in ("", "xcb"):
+        return None
+    if os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("DISPLAY"):
+        return None
+    display = os.environ.get("DISPLAY", "")
+    match = re.fullmatch(r"(?P<host>[^:]*):(?P<number>\d+)(\.\d+)?", display)
+    if match is None:
+        return f"DISPLAY={display!r} is not an X display name" if display else "DISPLAY is not set"
+    host, number = match.group("host"), int(match.group("number"))
+    if host in ("", "unix"):
+        path = f"/tmp/.X11-unix/X{number}"
+        targets = [(socket.AF_UNIX, path), (socket.AF_UNIX, "\0" + path)]
+    else:
+        targets = [(socket.AF_INET, (host, 6000 + number))]
+    for family, address in targets:
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.settimeout(2.0)
+                probe.connect(address)
+                return None
+        except OSError:
+            continue
+    return f"no X server answers on DISPLAY={display}"
+
+
 def run_gui(args: argparse.Namespace) -> int:
     """Open the monitor window and run until it is closed; returns the exit status.
 
@@ -42,6 +77,13 @@ def run_gui(args: argparse.Namespace) -> int:
         ``window``, ``hop``, ``smooth``, ``record``). A model or settings problem opens the window
         with the message; only a failure to start Qt itself returns non-zero.
     """
+    problem = display_problem()
+    if problem is not None:
+        from ..cli import _err, _run_console
+
+        _err(f"cannot open the window ({problem}): showing the console monitor instead (ser-live --print)")
+        return _run_console(args)
+
     from PyQt6 import QtCore, QtGui, QtWidgets
 
     from .window import MainWindow, apply_theme, icon_path
