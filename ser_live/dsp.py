@@ -169,8 +169,8 @@ def autocorrelation_pitch(
 
     The autocorrelation is computed through the FFT and divided by the number of overlapping
     samples at each lag (unbiased), then by the frame's energy, so a perfectly periodic frame
-    scores 1 and noise scores near 0. Among lags within 90 % of the best peak the shortest is
-    taken, which avoids the usual octave-too-low errors.
+    scores 1 and noise scores near 0. The peak of the shortest lag reaching 90 % of the best
+    is taken, which avoids the usual octave-too-low errors.
 
     Parameters
     ----------
@@ -205,10 +205,16 @@ def autocorrelation_pitch(
     best = search.max(axis=1)
     # First lag whose value is within 90 % of the best: avoids picking a multiple of the period.
     candidates = search >= (0.9 * best)[:, None]
-    lag_idx = np.argmax(candidates, axis=1)
-    # Parabolic interpolation around the chosen lag for sub-sample precision.
+    lag = np.argmax(candidates, axis=1) + lag_min
     rows = np.arange(n_frames)
-    lag = lag_idx + lag_min
+    # That first lag sits on the rising flank of its peak (it would read sharp): climb to the top.
+    for _ in range(lag_max - lag_min):
+        step = np.minimum(lag + 1, lag_max)
+        rising = normalised[rows, step] > normalised[rows, lag]
+        if not rising.any():
+            break
+        lag = np.where(rising, step, lag)
+    # Parabolic interpolation around the chosen lag for sub-sample precision.
     left = normalised[rows, lag - 1]
     centre = normalised[rows, lag]
     right = normalised[rows, lag + 1]

@@ -86,12 +86,6 @@ def test_pitch_tracker_finds_the_right_octave(librosa):
     assert np.median(periodicity) > 0.9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="autocorrelation_pitch takes the first lag within 90 % of the peak without climbing to the "
-    "local maximum, so it reads 2-6 % sharp (pure 180 Hz sine: 191.6 Hz); fixing it changes the "
-    "features, i.e. a FEATURE_VERSION bump and a retrained model (features/training owner)",
-)
 @pytest.mark.parametrize("f0_hz", [100.0, 180.0, 300.0])
 def test_pitch_tracker_is_accurate_to_one_percent(f0_hz):
     t = np.arange(16000) / 16000
