@@ -85,26 +85,25 @@ def hann_window(length: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / length)).astype(np.float32)
 
 
+# Slaney mel scale: linear (200/3 Hz per mel) below 1 kHz, logarithmic above; as librosa and the Auditory Toolbox.
+_HZ_PER_MEL = 200.0 / 3
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _HZ_PER_MEL
+_LOG_STEP = np.log(6.4) / 27.0
+
+
 def hz_to_mel(frequency_hz: np.ndarray | float) -> np.ndarray:
     """Convert Hz to mels on the Slaney scale (linear below 1 kHz, logarithmic above)."""
     f = np.asarray(frequency_hz, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    linear = f / f_sp
-    logarithmic = min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep
-    return np.where(f >= min_log_hz, logarithmic, linear)
+    logarithmic = _MIN_LOG_MEL + np.log(np.maximum(f, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOG_STEP
+    return np.where(f >= _MIN_LOG_HZ, logarithmic, f / _HZ_PER_MEL)
 
 
 def mel_to_hz(mels: np.ndarray | float) -> np.ndarray:
     """Convert Slaney-scale mels back to Hz (inverse of :func:`hz_to_mel`)."""
     m = np.asarray(mels, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+    logarithmic = _MIN_LOG_HZ * np.exp(_LOG_STEP * (m - _MIN_LOG_MEL))
+    return np.where(m >= _MIN_LOG_MEL, logarithmic, _HZ_PER_MEL * m)
 
 
 def mel_filterbank(
