@@ -102,6 +102,8 @@ def run_gui(args: argparse.Namespace) -> int:
         record_path=args.record,
         realtime=True,
     )
+    available = window.screen().availableGeometry()  # a small laptop screen gets a smaller window
+    window.resize(min(window.width(), available.width()), min(window.height(), available.height()))
     if model is not None and problem:  # bad --window/--hop: said next to the settings and in the banner
         window.settings_note.setText(problem)
         window.banner.show_message(problem, "info")

@@ -183,11 +183,12 @@ class MainWindow(QtWidgets.QMainWindow):
         main = QtWidgets.QVBoxLayout()
         main.addWidget(self.banner)
         main.addLayout(top, 5)
-        history_title = QtWidgets.QHBoxLayout()
-        history_title.addWidget(self._caption(f"emotion probabilities, last {HISTORY_S:g} s"))
-        history_title.addStretch(1)
-        history_title.addWidget(self._caption(self.history.legend_html()))
-        main.addLayout(history_title)
+        # One label for title and legend: full width, so it wraps only on a small screen.
+        history_title = self._caption(
+            f"emotion probabilities, last {HISTORY_S:g} s&nbsp;&nbsp;&nbsp;&nbsp; {self.history.legend_html()}"
+        )
+        history_title.setWordWrap(True)
+        main.addWidget(history_title)
         main.addWidget(self.history, 6)
         main.addLayout(wave_box, 3)
 
@@ -199,12 +200,20 @@ class MainWindow(QtWidgets.QMainWindow):
         side.addStretch(1)
         panel = QtWidgets.QWidget()
         panel.setLayout(side)
+        # The controls scroll on a small screen instead of pushing the window past it.
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidget(panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        scroll.setFixedWidth(320 + scroll.verticalScrollBar().sizeHint().width())
         panel.setFixedWidth(320)
 
         central = QtWidgets.QWidget()
         layout = QtWidgets.QHBoxLayout(central)
         layout.addLayout(main, 1)
-        layout.addWidget(panel)
+        layout.addWidget(scroll)
         self.setCentralWidget(central)
         self.status = QtWidgets.QLabel("")
         self.statusBar().addWidget(self.status, 1)
