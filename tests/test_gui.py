@@ -141,14 +141,22 @@ def test_file_run_updates_label_bars_and_history(make_window, speech_file, qtbot
     # History: one point per hop of the last 60 s; gaps (NaN) and grey bands exactly where no speech.
     speech = np.array([r.speech for r in rows])
     assert speech.any() and (~speech).any()
+    now_s = rows[-1].t_s
+    t = np.array([r.t_s for r in rows]) - now_s
+    hop_s = tiny_model.hop_s
     for c, curve in window.history.curves.items():
         x, y = curve.getData()
-        assert len(x) == len(rows)
-        np.testing.assert_allclose(y[speech], [r.probs[c] for r in rows if r.speech])
-        assert np.isnan(y[~speech]).all()
+        drawn = ~np.isnan(y)
+        # Every speech hop is drawn at its time and probability; every no-speech hop is a gap.
+        points = set(zip(np.round(x[drawn], 6), np.round(y[drawn], 6)))
+        assert {(round(ti, 6), round(r.probs[c], 6)) for ti, r in zip(t, rows) if r.speech} <= points
+        assert np.count_nonzero(~drawn) == np.count_nonzero(~speech)
+        # Nothing is drawn outside the hops that had speech.
+        for xi in x[drawn]:
+            assert np.any((t[speech] - hop_s - 1e-6 <= xi) & (xi <= t[speech] + 1e-6))
     _, band = window.history.no_speech.getData()
     np.testing.assert_array_equal(band, np.where(speech, 0.0, 1.0))
-    assert x[-1] == pytest.approx(0.0, abs=1e-6)  # the newest hop is at "now"
+    assert curve.getData()[0][-1] == pytest.approx(0.0, abs=1e-6)  # the newest hop is at "now"
 
 
 def test_saved_session_csv_has_a_row_per_hop_with_probabilities_summing_to_one(
@@ -580,3 +588,21 @@ def test_unreachable_display_falls_back_to_the_console_in_one_line(tiny_model_pa
     assert f"cannot open the window (no X server answers on DISPLAY=:{number})" in done.stderr
     assert "Traceback" not in done.stderr and "qt.qpa" not in done.stderr
     assert "summary: heard" in done.stdout
+
+
+def test_a_lone_speech_window_is_drawn_as_a_segment_in_the_history(qtbot):
+    from ser_live.gui.plots import HistoryPlot
+    from ser_live.pipeline import Prediction
+
+    plot = HistoryPlot(("neutral", "angry"))
+    qtbot.addWidget(plot)
+    silent = [Prediction(t, False, None, 0.0, None, -60.0) for t in (0.5, 1.0)]
+    heard = Prediction(1.5, True, "angry", 0.8, {"neutral": 0.2, "angry": 0.8}, -20.0)
+    plot.show_history([*silent, heard], now_s=1.5, hop_s=0.5)
+    x, y = plot.curves["angry"].getData()
+    drawn = ~np.isnan(y)
+    np.testing.assert_allclose(x[drawn], [-0.5, 0.0])  # from the end of the silence to now
+    np.testing.assert_allclose(y[drawn], [0.8, 0.8])
+    edges, band = plot.no_speech.getData()
+    np.testing.assert_allclose(edges, [-1.5, -1.0, -0.5, 0.0])
+    np.testing.assert_array_equal(band, [1.0, 1.0, 0.0])

@@ -248,9 +248,15 @@ class HistoryPlot(pg.PlotWidget):
             return
         t = np.array([r.t_s for r in rows]) - now_s
         speech = np.array([r.speech for r in rows])
+        # Each stretch of speech also starts with a point at its first hop's beginning, so even a
+        # single speech window (the newest, say) shows as a segment and not as an invisible point.
+        starts = speech & np.r_[True, ~speech[:-1]]
+        src = np.repeat(np.arange(len(rows)), np.where(starts, 2, 1))
+        x = t[src]
+        x[np.r_[True, src[1:] != src[:-1]] & starts[src]] -= hop_s
         for c, curve in self.curves.items():
             y = np.array([r.probs.get(c, 0.0) if r.probs is not None else np.nan for r in rows])
-            curve.setData(t, y)
+            curve.setData(x, y[src])
         # A band of full height over each window without speech, edges at the hops.
         edges = np.concatenate([[t[0] - hop_s], t])
         self.no_speech.setData(edges, np.where(speech, 0.0, 1.0))
