@@ -284,6 +284,7 @@ def test_three_hour_file_streams_with_flat_memory(tmp_path, tiny_model_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+    print(f"3-hour file: {file_bytes / 2**20:.0f} MB; child RSS per 10 s of audio (MB): {[round(m) for m in rss_mb]}")
     assert proc.returncode == 0 and "Traceback" not in err and "summary: heard" in err
     # Reading the whole file would need at least twice its size (float32) before the first window.
     assert max(rss_mb) * 2**20 < file_bytes
