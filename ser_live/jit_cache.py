@@ -18,6 +18,7 @@ The live path (console, window, ``--classify``) does not import librosa or numba
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -30,6 +31,7 @@ from .errors import SerLiveError
 __all__ = ["numba_cache_dir", "ensure_warm_cache", "import_librosa", "JitCacheError"]
 
 _CACHE_ENV = "NUMBA_CACHE_DIR"
+_log = logging.getLogger(__name__)
 #: Bump when :func:`_compile_kernels` calls new librosa functions, so existing caches are re-warmed.
 KERNELS_VERSION = 2
 _LOCK_NAME = ".compile.lock"
@@ -158,10 +160,19 @@ def ensure_warm_cache(*, lock_timeout_s: float = 900.0, compile_timeout_s: float
     marker = _warm_marker(cache_dir)
     if marker.exists():
         return cache_dir
+    lock = FileLock(str(cache_dir / _LOCK_NAME))
     try:
-        with FileLock(str(cache_dir / _LOCK_NAME), timeout=lock_timeout_s):
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:  # say why we seem to hang, then wait
+            _log.warning("waiting for another process to finish compiling librosa's kernels in %s", cache_dir)
+            lock.acquire(timeout=lock_timeout_s)
+        try:
             if not marker.exists():  # another process may have finished while we waited
+                _log.warning("compiling librosa's kernels once into %s (a minute or so)", cache_dir)
                 _build_cache(cache_dir, marker, compile_timeout_s)
+        finally:
+            lock.release()
     except Timeout:
         raise JitCacheError(
             f"another process has been compiling librosa's kernels in {cache_dir} for over "

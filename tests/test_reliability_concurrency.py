@@ -141,7 +141,7 @@ def test_cache_that_never_works_is_a_clear_error(tmp_path, monkeypatch):
     assert not jit_cache._warm_marker(tmp_path / "cache").exists()
 
 
-def test_waiting_too_long_for_another_compiler_is_a_clear_error(tmp_path, monkeypatch):
+def test_waiting_too_long_for_another_compiler_is_a_clear_error(tmp_path, monkeypatch, caplog):
     from filelock import FileLock
 
     cache = tmp_path / "cache"
@@ -156,6 +156,7 @@ def test_waiting_too_long_for_another_compiler_is_a_clear_error(tmp_path, monkey
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(jit_cache.JitCacheError, match="another process has been compiling"):
             jit_cache.ensure_warm_cache(lock_timeout_s=0.5)
+        assert "waiting for another process" in caplog.text  # the wait is explained, not a silent hang
     finally:
         holder.kill()
         holder.wait()
