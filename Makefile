@@ -14,7 +14,8 @@ APT_GUI   := libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-r
              libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 libdbus-1-3
 # What the tests drive: a private PulseAudio server as the microphone, espeak-ng speech, a virtual
 # X display for the real window, imagemagick screenshots, tmux for the terminal view.
-APT_TEST  := pulseaudio pulseaudio-utils espeak-ng sox xvfb x11-utils imagemagick tmux
+# libasound2-plugins lets PortAudio (through ALSA) reach the private PulseAudio server.
+APT_TEST  := pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox xvfb x11-utils imagemagick tmux
 
 .PHONY: run test setup setup-test lint bench train install-desktop clean
 
