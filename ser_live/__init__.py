@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 from .errors import AudioFileError, DeviceError, ModelError, SerLiveError, UntrustedModelError
 from .features import FeatureConfig, extract_features
 from .model import EMOTIONS, EmotionModel
-from .pipeline import ClipResult, Monitor, Prediction, classify_signal
+from .pipeline import ClipResult, Monitor, Prediction, classify_file, classify_signal
 
 __all__ = [
     "__version__",
@@ -33,6 +33,7 @@ __all__ = [
     "Prediction",
     "SerLiveError",
     "UntrustedModelError",
+    "classify_file",
     "classify_signal",
     "extract_features",
     "load_model",

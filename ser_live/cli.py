@@ -200,12 +200,10 @@ def _classify_init(model_path: str | None, trust: bool) -> None:
 
 
 def _classify_one(path: str):
-    from .audio import read_audio
-    from .pipeline import _classify_windows
+    from .pipeline import classify_file
 
     try:
-        y = read_audio(path, sample_rate_hz=_worker_model.sample_rate_hz)
-        return path, _classify_windows(y, _worker_model), None
+        return path, classify_file(path, model=_worker_model), None
     except SerLiveError as exc:
         return path, None, str(exc)
     except Exception as exc:  # one bad file must not stop the batch

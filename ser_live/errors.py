@@ -9,6 +9,7 @@ __all__ = [
     "ModelError",
     "FeatureConfigError",
     "UntrustedModelError",
+    "SessionFileError",
 ]
 
 
@@ -34,3 +35,13 @@ class FeatureConfigError(ModelError):
 
 class UntrustedModelError(ModelError):
     """A model file other than the shipped one was loaded without ``trust=True``."""
+
+
+class SessionFileError(SerLiveError, OSError):
+    """A session file (``--record``, the GUI's CSV) cannot be created or written.
+
+    Also an :class:`OSError`, so code that guards file writes catches it as one.
+    """
+
+    def __str__(self) -> str:
+        return str(self.strerror)

@@ -7,11 +7,13 @@ flushed, so a pipe or a file always holds everything up to the last hop, even af
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 from pathlib import Path
 from typing import IO
 
+from .errors import SessionFileError
 from .pipeline import ClipResult, Prediction, SessionSummary
 
 __all__ = ["text_bar", "TextPrinter", "JsonPrinter", "CsvRecorder", "format_summary", "format_clip", "clip_json"]
@@ -115,19 +117,37 @@ class CsvRecorder:
     classes : sequence of str
     """
 
-    def __init__(self, path: str | os.PathLike[str], classes: tuple[str, ...]) -> None:
+    def __init__(self, path: str | os.PathLike[str], classes: tuple[str, ...], *, overwrite: bool = False) -> None:
         self.path = Path(path)
         self.classes = tuple(classes)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "w", newline="", encoding="utf-8")
+        # Never clobber an earlier recording unless the user said so (e.g. in a save dialog);
+        # devices and pipes (/dev/null, a FIFO) are not recordings.
+        if self.path.is_file() and not overwrite:
+            raise SessionFileError(
+                errno.EEXIST, f"session file {self.path} already exists; choose another name (nothing was overwritten)"
+            )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "w", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise SessionFileError(exc.errno, f"cannot create session file {self.path}: {exc.strerror or exc}") from exc
         self._writer = csv.writer(self._fh)
-        self._writer.writerow(["t_s", "speech", "emotion", "confidence", *[f"p_{c}" for c in self.classes], "level_db"])
-        self._fh.flush()
+        self._write(["t_s", "speech", "emotion", "confidence", *[f"p_{c}" for c in self.classes], "level_db"])
         self.rows = 0
+
+    def _write(self, row: list) -> None:
+        try:
+            self._writer.writerow(row)
+            self._fh.flush()
+        except OSError as exc:
+            raise self._write_error(exc) from exc
+
+    def _write_error(self, exc: OSError) -> SessionFileError:
+        return SessionFileError(exc.errno, f"cannot write session file {self.path}: {exc.strerror or exc}")
 
     def __call__(self, prediction: Prediction) -> None:
         probs = prediction.probs or {}
-        self._writer.writerow(
+        self._write(
             [
                 f"{prediction.t_s:.3f}",
                 int(prediction.speech),
@@ -137,14 +157,15 @@ class CsvRecorder:
                 f"{prediction.level_db:.1f}",
             ]
         )
-        self._fh.flush()
         self.rows += 1
 
     def close(self) -> None:
         """Flush and close the file (idempotent)."""
         if not self._fh.closed:
-            self._fh.flush()
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError as exc:
+                raise self._write_error(exc) from exc
 
     def __enter__(self) -> CsvRecorder:
         return self

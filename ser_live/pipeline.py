@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import threading
 import time
 from collections import Counter
@@ -19,13 +20,15 @@ from typing import Any
 import numpy as np
 
 from .audio import iter_audio_blocks, resample, sanitise_samples
-from .buffer import RingBuffer, WindowSchedule, utterance_windows
+from .buffer import RingBuffer, WindowSchedule
 from .errors import DeviceError
 from .features import extract_features
 from .gate import SpeechGate
 from .model import EmotionModel
 
-__all__ = ["Prediction", "ClipResult", "SessionSummary", "WindowAnalyzer", "Monitor", "classify_signal"]
+__all__ = [
+    "Prediction", "ClipResult", "SessionSummary", "WindowAnalyzer", "Monitor", "classify_signal", "classify_file",
+]
 
 PredictionCallback = Callable[["Prediction"], None]
 StatusCallback = Callable[[str], None]
@@ -172,21 +175,41 @@ def classify_signal(samples: np.ndarray, *, sample_rate_hz: int, model: EmotionM
     from .audio import to_mono
 
     y = resample(to_mono(sanitise_samples(samples)), from_rate_hz=sample_rate_hz, to_rate_hz=model.sample_rate_hz)
-    return _classify_windows(y, model)
+    return _classify_blocks([y], model)
 
 
-def _classify_windows(y: np.ndarray, model: EmotionModel) -> ClipResult:
-    analyzer = WindowAnalyzer(model)
-    rate = model.sample_rate_hz
-    window_samples = int(round(model.window_s * rate))
-    hop_samples = int(round(model.hop_s * rate))
-    speech_probs = []
-    n_windows = 0
-    for end, window in utterance_windows(y, window_samples=window_samples, hop_samples=hop_samples):
+def classify_file(path: str | os.PathLike[str], *, model: EmotionModel, block_s: float = 10.0) -> ClipResult:
+    """Classify an audio file as :func:`classify_signal` does, streaming it so memory stays flat.
+
+    Raises :class:`~ser_live.errors.AudioFileError` for files that cannot be read.
+    """
+    return _classify_blocks(iter_audio_blocks(path, sample_rate_hz=model.sample_rate_hz, block_s=block_s), model)
+
+
+def _classify_blocks(blocks: Iterable[np.ndarray], model: EmotionModel) -> ClipResult:
+    """Average the speech windows' probabilities over a recording fed block by block.
+
+    The windows are the live monitor's (see :class:`Monitor`) plus, when the recording does not
+    end on a hop boundary, one ending at its last sample, so a tail or a clip shorter than a hop
+    counts too (as :func:`~ser_live.buffer.utterance_windows` cuts them for training).
+    """
+    monitor = Monitor(model, max_lag_windows=None)
+    speech_probs: list[list[float]] = []
+
+    def collect(prediction: Prediction) -> None:
+        if prediction.probs is not None:
+            speech_probs.append(list(prediction.probs.values()))
+
+    monitor.add_callback(collect)
+    for block in blocks:
+        monitor.feed(block)
+    total = monitor.buffer.total_written
+    n_windows = monitor.summary.n_windows
+    if total % monitor.hop_samples or total == 0:
+        tail = monitor.buffer.read(total - monitor.window_samples, total)
+        collect(monitor.analyzer(tail, t_s=total / monitor.sample_rate_hz))
         n_windows += 1
-        if analyzer.gate(window, end_s=end / rate).speech:
-            speech_probs.append(analyzer.probabilities(window))
-    duration_s = y.shape[0] / rate
+    duration_s = total / monitor.sample_rate_hz
     if not speech_probs:
         return ClipResult(None, 0.0, None, duration_s, n_windows, 0)
     mean = np.mean(speech_probs, axis=0)

@@ -139,7 +139,7 @@ class SessionLog:
     def save(self, path: str | os.PathLike[str]) -> int:
         """Write every row so far to a CSV file; returns the number of rows written."""
         rows = self.rows()
-        with CsvRecorder(path, self.classes) as recorder:
+        with CsvRecorder(path, self.classes, overwrite=True) as recorder:  # the save dialog asked
             for prediction in rows:
                 recorder(prediction)
         return len(rows)
