@@ -24,10 +24,21 @@ class ModelParams:
         voting); averaging steadies the noisy decisions of a single small network.
     max_iter : int
         Epoch limit; early stopping on a held-out 10 % usually ends training well before it.
+    early_stopping : bool
+        Stop when the accuracy on a random 10 % of the training windows stops improving; without
+        it, training runs ``max_iter`` epochs (or until the loss stops falling).
     learning_rate_init : float
     batch_size : int
     class_balanced : bool
         Weight windows so every class, and every utterance within a class, counts equally.
+    activation : str
+        Hidden-layer activation.
+    max_features : float or None
+        When set, each averaged network sees a random fraction of the features (random subspaces,
+        ``BaggingClassifier``) instead of all of them with another seed: more diverse members.
+    clip_z : float or None
+        Clip standardised features to +-``clip_z``: a window with an extreme value (a click, a
+        pitch-tracker octave jump) then cannot push the network far outside what it was trained on.
     """
 
     hidden_layer_sizes: tuple[int, ...] = (256,)
@@ -37,6 +48,10 @@ class ModelParams:
     learning_rate_init: float = 1e-3
     batch_size: int = 256
     class_balanced: bool = True
+    clip_z: float | None = None
+    activation: str = "relu"
+    max_features: float | None = None
+    early_stopping: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dictionary for metadata and metrics files."""
@@ -51,19 +66,28 @@ def make_estimator(params: ModelParams = ModelParams(), *, random_state: int = 0
     from sklearn.ensemble import VotingClassifier
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
     def mlp(seed: int) -> MLPClassifier:
         return MLPClassifier(hidden_layer_sizes=params.hidden_layer_sizes, alpha=params.alpha,
                              learning_rate_init=params.learning_rate_init, batch_size=params.batch_size,
-                             max_iter=params.max_iter, early_stopping=True, n_iter_no_change=10,
-                             random_state=seed)
+                             max_iter=params.max_iter, early_stopping=params.early_stopping, n_iter_no_change=10,
+                             activation=params.activation, random_state=seed)
 
-    if params.n_seeds == 1:
-        head: Any = mlp(random_state)
+    if params.max_features is not None:
+        from sklearn.ensemble import BaggingClassifier
+
+        head: Any = BaggingClassifier(mlp(random_state), n_estimators=params.n_seeds, max_samples=1.0,
+                                      bootstrap=False, max_features=params.max_features, random_state=random_state)
+    elif params.n_seeds == 1:
+        head = mlp(random_state)
     else:
         head = VotingClassifier([(f"seed{i}", mlp(random_state + i)) for i in range(params.n_seeds)], voting="soft")
-    return Pipeline([("scaler", StandardScaler()), ("mlp", head)])
+    steps: list[tuple[str, Any]] = [("scaler", StandardScaler())]
+    if params.clip_z is not None:
+        # np.clip keeps the pickle free of ser-live code (FunctionTransformer stores a reference to it).
+        steps.append(("clip", FunctionTransformer(np.clip, kw_args={"a_min": -params.clip_z, "a_max": params.clip_z})))
+    return Pipeline([*steps, ("mlp", head)])
 
 
 def training_weights(labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -88,17 +112,27 @@ def training_weights(labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return weights * (weights.size / weights.sum())
 
 
-def fit_estimator(X: np.ndarray, labels: np.ndarray, groups: np.ndarray, params: ModelParams = ModelParams(),
-                  *, random_state: int = 0) -> Any:
-    """Make and fit the estimator on windows (see :func:`training_weights` for ``groups``)."""
+def fit_estimator(X: np.ndarray, labels: np.ndarray, groups: np.ndarray, params: ModelParams | None = None,
+                  *, random_state: int = 0, n_jobs: int | None = None) -> Any:
+    """Make and fit the estimator on windows (see :func:`training_weights` for ``groups``).
+
+    ``n_jobs`` fits the averaged networks in parallel; it is reset afterwards so the saved model
+    never starts worker processes when it predicts.
+    """
+    params = params if params is not None else ModelParams()
     from threadpoolctl import threadpool_limits
 
     estimator = make_estimator(params, random_state=random_state)
     fit_params = {"mlp__sample_weight": training_weights(labels, groups)} if params.class_balanced else {}
     # One BLAS thread: the matrices are small, and on a shared 2-core machine OpenBLAS's spinning
     # worker threads made each epoch 3x slower. float32 halves the arithmetic again.
+    parallel = n_jobs not in (None, 1) and params.n_seeds > 1
+    if parallel:
+        estimator.set_params(mlp__n_jobs=n_jobs)
     with threadpool_limits(limits=1, user_api="blas"):
         estimator.fit(np.asarray(X, dtype=np.float32), labels, **fit_params)
+    if parallel:
+        estimator.set_params(mlp__n_jobs=None)
     return estimator
 
 

@@ -192,20 +192,35 @@ def cross_validate(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.nd
     return CVResult(classes, window_proba, window_utterance, utterance_proba, fold_of, curves)
 
 
-def cross_validate_classic(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.ndarray]], *,
-                           random_state: int = 0) -> CVResult:
-    """Out-of-fold utterance probabilities of the classic recipe, on the same folds."""
+def _fit_and_predict_classic(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, random_state: int,
+                             classes: tuple[str, ...]) -> np.ndarray:
+    from threadpoolctl import threadpool_limits
+
     from .classic import make_classic_estimator
+
+    with threadpool_limits(limits=1, user_api="blas"):  # see fit_estimator
+        estimator = make_classic_estimator(random_state).fit(X_train, y_train)
+        return _aligned_proba(estimator, X_test, classes)
+
+
+def cross_validate_classic(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.ndarray]], *,
+                           random_state: int = 0, n_jobs: int | None = 1) -> CVResult:
+    """Out-of-fold utterance probabilities of the classic recipe, on the same folds."""
+    from joblib import Parallel, delayed
 
     if features.classic is None:
         raise ValueError("the classic recipe's features were not extracted (extract_dataset(classic=True))")
     labels = features.labels
     classes = _classes_of(labels)
+    outputs = Parallel(n_jobs=n_jobs or -1)(
+        delayed(_fit_and_predict_classic)(features.classic[train], labels[train], features.classic[test],
+                                          random_state, classes)
+        for train, test in folds
+    )
     proba = np.zeros((len(labels), len(classes)))
     fold_of = np.full(len(labels), -1)
-    for k, (train, test) in enumerate(folds):
-        estimator = make_classic_estimator(random_state).fit(features.classic[train], labels[train])
-        proba[test] = _aligned_proba(estimator, features.classic[test], classes)
+    for k, ((_, test), fold_proba) in enumerate(zip(folds, outputs)):
+        proba[test] = fold_proba
         fold_of[test] = k
     return CVResult(classes, None, None, proba, fold_of)
 
