@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     ana.add_argument("--hop", type=_positive_float, metavar="S", help="seconds between analyses (default: the model's)")
     ana.add_argument("--smooth", type=_smoothing, default=0.0, metavar="A",
                      help="exponential smoothing of probabilities across hops, 0 (off) to <1 (default 0)")
+    spk = p.add_argument_group("speaker adaptation (on by default when the model supports it)")
+    spk.add_argument("--no-adapt", action="store_true", help="do not learn the speaker's voice; the plain model")
+    spk.add_argument("--profile", metavar="NAME",
+                     help="load the speaker's learnt statistics at start and save them on exit "
+                          "(kept in the user data directory)")
+    spk.add_argument("--calibrate", type=_positive_float, metavar="S",
+                     help="first learn S seconds of speech (speak naturally), then show emotions")
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="JSON lines instead of text")
     out.add_argument("--record", metavar="CSV", help="also write every hop to this CSV file as it happens")
@@ -109,6 +116,87 @@ def _monitor_settings(args: argparse.Namespace, model) -> dict[str, Any]:
     return {"window_s": window_s, "hop_s": hop_s, "smoothing": args.smooth}
 
 
+def _speaker_from_args(args: argparse.Namespace, model, hop_s: float):
+    """The speaker normaliser to start from (a loaded ``--profile``), its file, and whether to adapt.
+
+    A damaged or incompatible profile is one warning line; the session starts fresh and overwrites it on exit.
+    """
+    import warnings
+
+    from .adapt import SpeakerNormalizer, profile_path
+
+    # getattr: the GUI may be started with a namespace made before these options existed.
+    no_adapt, name = getattr(args, "no_adapt", False), getattr(args, "profile", None)
+    adapt = not no_adapt and model.adaptation is not None
+    if not adapt:
+        if getattr(args, "calibrate", None):
+            raise SerLiveError("--calibrate needs speaker adaptation: drop --no-adapt, or use a model that has it"
+                               if no_adapt else "--calibrate: this model cannot adapt to the speaker")
+        if name and not no_adapt:
+            _err("warning: this model cannot adapt to the speaker; --profile is ignored")
+        return None, None, False
+    speaker = SpeakerNormalizer(model.adaptation.prior, hop_s=hop_s)
+    path = None
+    if name:
+        try:
+            path = profile_path(name)
+        except ValueError as exc:
+            raise SerLiveError(f"--profile: {exc}") from None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loaded = speaker.load(path, feature_version=_feature_version())
+        for warning in caught:
+            _err(f"warning: {warning.message}; starting afresh")
+        if loaded:
+            _err(f"speaker profile '{name}': {speaker.heard_s:.0f} s of speech already learnt")
+    return speaker, path, True
+
+
+def _feature_version() -> int:
+    from .features import FEATURE_VERSION
+
+    return FEATURE_VERSION
+
+
+def _save_profile(speaker, path) -> None:
+    if speaker is None or path is None:
+        return
+    try:
+        speaker.save(path, feature_version=_feature_version())
+    except OSError as exc:
+        _err(f"warning: could not save the speaker profile {path} ({exc.strerror or exc})")
+
+
+def _adaptation_summary(monitor) -> str:
+    if not monitor.adapting:
+        return ""
+    return (f"; speaker learnt from {monitor.adapted_s:.0f} s of speech "
+            f"(own statistics weigh {monitor.adaptation_weight:.0%})")
+
+
+class _Calibration:
+    """Holds predictions back until the speaker has been heard for ``seconds`` of speech, printing progress."""
+
+    def __init__(self, monitor, seconds: float, consumer) -> None:
+        self.monitor, self.consumer = monitor, consumer
+        self.target_s = monitor.adapted_s + seconds
+        self.seconds = seconds
+        self.done = False
+        self._shown = -1
+
+    def __call__(self, prediction) -> None:
+        if self.done:
+            self.consumer(prediction)
+            return
+        learnt = self.seconds - max(0.0, self.target_s - self.monitor.adapted_s)
+        if learnt >= self.seconds:
+            self.done = True
+            _err(f"calibration done: learnt {self.seconds:g} s of speech; monitoring")
+        elif int(learnt) // 5 != self._shown:  # a line every 5 s of speech, not one per hop
+            self._shown = int(learnt) // 5
+            _err(f"calibrating: {learnt:.0f} of {self.seconds:g} s of speech heard; speak naturally")
+
+
 def _list_devices() -> int:
     from .capture import list_input_devices
 
@@ -128,7 +216,9 @@ def _run_console(args: argparse.Namespace) -> int:
     from .pipeline import Monitor
 
     model = load_model_from_args(args)
-    monitor = Monitor(model, **_monitor_settings(args, model), on_status=_err)
+    settings = _monitor_settings(args, model)
+    speaker, profile, adapt = _speaker_from_args(args, model, settings["hop_s"])
+    monitor = Monitor(model, **settings, on_status=_err, adapt=adapt, speaker=speaker)
     if args.json:
         printer = JsonPrinter(sys.stdout)
     else:
@@ -162,7 +252,7 @@ def _run_console(args: argparse.Namespace) -> int:
             _err(printer.legend())
             print(printer.header(), flush=True)
         # Added while the worker may already run: harmless, the first window is a hop away.
-        monitor.add_callback(printer)
+        monitor.add_callback(_Calibration(monitor, args.calibrate, printer) if args.calibrate else printer)
         if args.record:
             recorder = CsvRecorder(args.record, model.classes)
             monitor.add_callback(recorder)
@@ -179,7 +269,8 @@ def _run_console(args: argparse.Namespace) -> int:
         quiet.close()
         if recorder is not None:
             recorder.close()
-    summary = format_summary(monitor.summary)
+        _save_profile(speaker, profile)
+    summary = format_summary(monitor.summary) + _adaptation_summary(monitor)
     if args.json:
         _err(summary)
     else:

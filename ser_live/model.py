@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .adapt import SpeakerNormalizer, SpeakerPrior
 from .errors import FeatureConfigError, ModelError, UntrustedModelError
 from .features import FEATURE_VERSION, FeatureConfig
 
@@ -31,6 +32,7 @@ __all__ = [
     "TRUST_ENV_VAR",
     "trust_from_env",
     "EmotionModel",
+    "ModelAdaptation",
     "default_model_path",
     "file_sha256",
     "build_provenance",
@@ -143,6 +145,31 @@ def _unpickle(data: bytes, path: Path) -> Any:
 
 
 @dataclasses.dataclass
+class ModelAdaptation:
+    """The speaker-adaptive variant carried by a model (optional ``adaptation`` entry of a model file).
+
+    Parameters
+    ----------
+    estimator : object
+        Fitted estimator trained on features standardised per speaker; fed
+        :meth:`ser_live.adapt.SpeakerNormalizer.transform` output.
+    prior : SpeakerPrior
+        The training population's statistics and the half-way point of the shrinkage.
+    blend : bool
+        Mix its probabilities with the unadapted model's, with the normaliser's weight
+        ``heard_s / (heard_s + half_s)`` (so with nothing learnt the output is the unadapted model's).
+    """
+
+    estimator: Any
+    prior: SpeakerPrior
+    blend: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``adaptation`` entry of a model file."""
+        return {"estimator": self.estimator, "prior": self.prior.to_dict(), "blend": self.blend}
+
+
+@dataclasses.dataclass
 class EmotionModel:
     """A trained emotion classifier and the settings it must be fed with.
 
@@ -157,6 +184,8 @@ class EmotionModel:
         Analysis window length and hop the model was trained and evaluated with.
     metadata : dict
         Provenance: corpora and counts, evaluation figures, creation date, library versions.
+    adaptation : ModelAdaptation, optional
+        The speaker-adaptive variant (see :mod:`ser_live.adapt`); models without one never adapt.
     """
 
     estimator: Any
@@ -165,6 +194,7 @@ class EmotionModel:
     hop_s: float = 0.5
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
     path: Path | None = None
+    adaptation: ModelAdaptation | None = None
 
     def __post_init__(self) -> None:
         classes = [str(c) for c in getattr(self.estimator, "classes_", [])]
@@ -180,6 +210,12 @@ class EmotionModel:
         # Probabilities are always reported in the product's fixed display order.
         self.classes: tuple[str, ...] = tuple(e for e in EMOTIONS if e in classes)
         self._order = np.array([classes.index(c) for c in self.classes])
+        self._adapted_order: np.ndarray | None = None
+        if self.adaptation is not None:
+            adapted_classes = [str(c) for c in getattr(self.adaptation.estimator, "classes_", [])]
+            if sorted(adapted_classes) != sorted(classes):
+                raise ModelError("the model's adaptive variant predicts other classes than the model")
+            self._adapted_order = np.array([adapted_classes.index(c) for c in self.classes])
 
     @property
     def sample_rate_hz(self) -> int:
@@ -203,8 +239,25 @@ class EmotionModel:
         probs = self.estimator.predict_proba(np.atleast_2d(x))[:, self._order]
         return probs[0] if single else probs
 
+    def predict_proba_adapted(self, features: np.ndarray, normalizer: SpeakerNormalizer) -> np.ndarray:
+        """Class probabilities of the adaptive variant for the current speaker (as :meth:`predict_proba`).
+
+        The features are standardised with the normaliser's current blend of speaker and population
+        statistics; with ``adaptation.blend`` the result is mixed with the unadapted model's, with
+        weight ``normalizer.weight`` on the adapted side. The normaliser is not updated here.
+        """
+        if self.adaptation is None or self._adapted_order is None:
+            raise ModelError("this model has no speaker-adaptive variant")
+        x = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        probs = self.adaptation.estimator.predict_proba(normalizer.transform(x))[:, self._adapted_order]
+        if self.adaptation.blend:
+            weight = normalizer.weight
+            probs = weight * probs + (1.0 - weight) * self.estimator.predict_proba(x)[:, self._order]
+        return probs[0] if np.ndim(features) == 1 else probs
+
     def to_bundle(self) -> dict[str, Any]:
         """The dictionary stored in a model file."""
+        extra = {"adaptation": self.adaptation.to_dict()} if self.adaptation is not None else {}
         return {
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
@@ -216,6 +269,7 @@ class EmotionModel:
             "window_s": self.window_s,
             "hop_s": self.hop_s,
             "metadata": self.metadata,
+            **extra,
         }
 
     def save(self, path: str | os.PathLike[str], *, compress: int = 3) -> str:
@@ -304,8 +358,10 @@ class EmotionModel:
             raise ModelError(f"{where} has malformed settings ({exc})") from exc
         if not (math.isfinite(window_s) and math.isfinite(hop_s)):
             raise ModelError(f"{where} has a non-finite window or hop")
+        adaptation = _adaptation_from_bundle(bundle.get("adaptation"), where)
         try:
-            model = cls(estimator, config, window_s=window_s, hop_s=hop_s, metadata=metadata, path=path)
+            model = cls(estimator, config, window_s=window_s, hop_s=hop_s, metadata=metadata, path=path,
+                        adaptation=adaptation)
         except TypeError as exc:  # e.g. an estimator whose classes_ is not a list of labels
             raise ModelError(f"{where} holds a malformed classifier ({exc})") from exc
         if list(bundle.get("classes", [])) != list(model.classes):
@@ -330,7 +386,29 @@ class EmotionModel:
             ) from exc
         if probe.shape != (len(model.classes),) or not np.all(np.isfinite(probe)):
             raise ModelError(f"{where} gives malformed probabilities")
+        if model.adaptation is not None:
+            if model.adaptation.prior.mean.shape != (n_features,):
+                raise ModelError(f"{where}: its adaptive variant's statistics do not match its features")
+            try:
+                probe = model.predict_proba_adapted(np.zeros(n_features),
+                                                    SpeakerNormalizer(model.adaptation.prior, hop_s=hop_s))
+            except Exception as exc:
+                raise ModelError(f"{where}: its adaptive variant cannot predict ({type(exc).__name__}: {exc})") from exc
+            if probe.shape != (len(model.classes),) or not np.all(np.isfinite(probe)):
+                raise ModelError(f"{where}: its adaptive variant gives malformed probabilities")
         return model
+
+
+def _adaptation_from_bundle(entry: Any, where: str) -> ModelAdaptation | None:
+    """Validate a model file's optional ``adaptation`` entry."""
+    if entry is None:
+        return None
+    try:
+        if not callable(getattr(entry["estimator"], "predict_proba", None)):
+            raise TypeError("no classifier with predict_proba")
+        return ModelAdaptation(entry["estimator"], SpeakerPrior.from_dict(entry["prior"]), bool(entry["blend"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{where} has a malformed speaker-adaptive variant ({exc})") from exc
 
 
 def build_provenance() -> dict[str, str]:

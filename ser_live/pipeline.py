@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .adapt import SpeakerNormalizer
 from .audio import iter_audio_blocks, resample, sanitise_samples
 from .buffer import RingBuffer, WindowSchedule
 from .errors import DeviceError
@@ -116,15 +117,23 @@ class WindowAnalyzer:
         ``h / (1 - smoothing)``.
     gate : SpeechGate, optional
         A fresh gate at the model's rate when omitted.
+    normalizer : SpeakerNormalizer, optional
+        Learn the speaker (see :mod:`ser_live.adapt`; the model must have an adaptive variant): each
+        speech window is classified with the statistics learnt so far, then learnt from.
     """
 
-    def __init__(self, model: EmotionModel, *, smoothing: float = 0.0, gate: SpeechGate | None = None) -> None:
+    def __init__(self, model: EmotionModel, *, smoothing: float = 0.0, gate: SpeechGate | None = None,
+                 normalizer: SpeakerNormalizer | None = None) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
         self.model = model
         self.smoothing = smoothing
         self.gate = gate if gate is not None else SpeechGate(sample_rate_hz=model.sample_rate_hz)
         self._smoothed: np.ndarray | None = None
+        if normalizer is not None and model.adaptation is None:
+            raise ValueError("the model has no speaker-adaptive variant to use a speaker normaliser with")
+        #: The speaker's running statistics; None when not adapting.
+        self.normalizer = normalizer
 
     def reset(self) -> None:
         """Forget the noise floor and the smoothing state."""
@@ -132,15 +141,23 @@ class WindowAnalyzer:
         self._smoothed = None
 
     def probabilities(self, window: np.ndarray) -> np.ndarray:
-        """Unsmoothed class probabilities of a window, in the model's class order."""
-        return self.model.predict_proba(extract_features(window, self.model.feature_config))
+        """Unsmoothed class probabilities of a window, in the model's class order (learns nothing)."""
+        return self._predict(extract_features(window, self.model.feature_config))
+
+    def _predict(self, features: np.ndarray) -> np.ndarray:
+        if self.normalizer is None:
+            return self.model.predict_proba(features)
+        return self.model.predict_proba_adapted(features, self.normalizer)
 
     def __call__(self, window: np.ndarray, *, t_s: float) -> Prediction:
         """Analyse the window ending at stream time ``t_s``."""
         decision = self.gate(window, end_s=t_s)
         if not decision.speech:
-            return Prediction(t_s, False, None, 0.0, None, decision.level_db)
-        probs = self.probabilities(window)
+            return Prediction(t_s, False, None, 0.0, None, decision.level_db)  # silence never teaches the speaker
+        features = extract_features(window, self.model.feature_config)
+        probs = self._predict(features)
+        if self.normalizer is not None:
+            self.normalizer.update(features)  # after predicting: a window is never normalised by itself
         if self.smoothing > 0.0:
             if self._smoothed is not None:
                 probs = self.smoothing * self._smoothed + (1.0 - self.smoothing) * probs
@@ -243,6 +260,12 @@ class Monitor:
         :meth:`feed`, the monitor's worker for :meth:`listen`). Keep it fast.
     on_status : callable, optional
         Called with one-line human-readable status messages (device lost, reconnected, ...).
+    adapt : bool
+        Learn the speaker's voice as speech is heard (only if the model has an adaptive variant;
+        see :attr:`adapting`, :attr:`adapted_s` and :attr:`adaptation_weight`).
+    speaker : SpeakerNormalizer, optional
+        With ``adapt``: continue from these statistics (a loaded profile, or an earlier Monitor's
+        ``analyzer.normalizer``) instead of starting from nothing.
     """
 
     def __init__(
@@ -256,6 +279,8 @@ class Monitor:
         max_lag_windows: int | None = 4,
         on_prediction: PredictionCallback | None = None,
         on_status: StatusCallback | None = None,
+        adapt: bool = False,
+        speaker: SpeakerNormalizer | None = None,
     ) -> None:
         self.model = model
         self.window_s = float(window_s if window_s is not None else model.window_s)
@@ -267,7 +292,11 @@ class Monitor:
         self.hop_samples = int(round(self.hop_s * self.sample_rate_hz))
         capacity = max(int(buffer_s * self.sample_rate_hz), 2 * self.window_samples)
         self.buffer = RingBuffer(capacity)
-        self.analyzer = WindowAnalyzer(model, smoothing=smoothing)
+        normalizer = None
+        if adapt and model.adaptation is not None:
+            # Each speech window brings one hop of new speech: that is what the statistics count.
+            normalizer = speaker if speaker is not None else SpeakerNormalizer(model.adaptation.prior, hop_s=self.hop_s)
+        self.analyzer = WindowAnalyzer(model, smoothing=smoothing, normalizer=normalizer)
         self._max_lag_windows = max_lag_windows
         self.schedule = WindowSchedule(self.window_samples, self.hop_samples, max_lag_windows=None)
         self.summary = SessionSummary()
@@ -279,6 +308,22 @@ class Monitor:
         self._worker: threading.Thread | None = None
         self._capture: Any = None
         self.error: BaseException | None = None
+
+    # -- speaker adaptation ------------------------------------------------------------------
+    @property
+    def adapting(self) -> bool:
+        """Whether the monitor learns the speaker (asked for, and the model has an adaptive variant)."""
+        return self.analyzer.normalizer is not None
+
+    @property
+    def adapted_s(self) -> float:
+        """Seconds of the speaker's speech learnt from (including a loaded profile); 0 when not adapting."""
+        return self.analyzer.normalizer.heard_s if self.analyzer.normalizer is not None else 0.0
+
+    @property
+    def adaptation_weight(self) -> float:
+        """Weight of the speaker's own statistics, ``adapted_s / (adapted_s + half_s)``, in [0, 1)."""
+        return self.analyzer.normalizer.weight if self.analyzer.normalizer is not None else 0.0
 
     # -- consumers -------------------------------------------------------------------------
     def add_callback(self, callback: PredictionCallback) -> None:

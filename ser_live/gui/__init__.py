@@ -108,6 +108,17 @@ def run_gui(args: argparse.Namespace) -> int:
         window.settings_note.setText(problem)
         window.banner.show_message(problem, "info")
     window.show()
+    speaker = profile = None
+    if window.runner is not None:  # speaker adaptation and --profile, as in the console
+        from ..cli import _speaker_from_args
+        from ..errors import SerLiveError
+
+        try:
+            speaker, profile, window.runner.adapt = _speaker_from_args(args, model, window.runner.settings.hop_s)
+            window.runner.speaker = speaker
+        except SerLiveError as exc:
+            window.runner.adapt = False
+            window.banner.show_message(str(exc), "info")
     if model is not None:
         if args.input:
             window.open_file(args.input)
@@ -140,6 +151,10 @@ def run_gui(args: argparse.Namespace) -> int:
     finally:
         quiet.close()
         window.shutdown()
+        if window.runner is not None and profile is not None:
+            from ..cli import _save_profile
+
+            _save_profile(window.runner.speaker, profile)
         # Delete the widgets here, on the GUI thread: left to Python's cyclic GC they could be freed
         # from whichever thread happens to trigger a collection, which crashes Qt.
         window.deleteLater()

@@ -12,6 +12,7 @@ import queue
 import threading
 from typing import Any
 
+from ..adapt import SpeakerNormalizer
 from ..audio import audio_info
 from ..errors import SerLiveError
 from ..model import EmotionModel
@@ -68,6 +69,10 @@ class MonitorRunner:
         self.source: tuple[str, Any] | None = None  # ("microphone", device) or ("file", path)
         self._run = 0
         self._thread: threading.Thread | None = None
+        #: Learn the speaker (when the model can); ``speaker`` carries the learnt statistics from one
+        #: Monitor to the next, so a new source or new settings do not forget the voice.
+        self.adapt = True
+        self.speaker: SpeakerNormalizer | None = None
 
     # -- the analysis thread's side: record and enqueue, nothing more ---------------------
     def _on_prediction(self, run: int, prediction: Prediction) -> None:
@@ -80,14 +85,18 @@ class MonitorRunner:
         self._run += 1
         run = self._run
         self.session.continue_clock()
-        return Monitor(
+        monitor = Monitor(
             self.model,
             window_s=self.settings.window_s,
             hop_s=self.settings.hop_s,
             smoothing=self.settings.smoothing,
             on_prediction=lambda p: self._on_prediction(run, p),
             on_status=lambda m: self._on_status(run, m),
+            adapt=self.adapt,
+            speaker=self.speaker,
         )
+        self.speaker = monitor.analyzer.normalizer
+        return monitor
 
     # -- sources -------------------------------------------------------------------------
     def start_microphone(self, device: int | str | None = None) -> None:

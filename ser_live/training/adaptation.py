@@ -45,7 +45,8 @@ from .extract import FeatureSet
 
 __all__ = ["CHECKPOINTS_S", "HALF_S_GRID", "AdaptationConfig", "speaker_statistics", "normalise_per_speaker",
            "population_prior", "fit_adaptive_estimator", "blend_weight", "evaluate_adaptation",
-           "summary_table"]
+           "summary_table", "full_window_proba", "evaluate_live_adaptation",
+           "fit_shipped_adaptation", "model_card_section"]
 
 #: Seconds of the speaker's speech heard before scoring (the issue's checkpoints).
 CHECKPOINTS_S = (0.0, 10.0, 30.0, 60.0, 120.0)
@@ -379,3 +380,94 @@ def summary_table(report: dict[str, Any]) -> str:
         cells += [f"{row[c]['adapted']['uar']:.3f} / {row[c]['unadapted']['uar']:.3f}" for c in corpora]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def full_window_proba(features: FeatureSet, window_proba: np.ndarray) -> np.ndarray:
+    """Out-of-fold window probabilities (original rows, as :class:`~ser_live.training.evaluate.CVResult` holds
+    them) spread over every row of ``features.X`` (augmented rows get zeros; they are never scored)."""
+    out = np.zeros((features.X.shape[0], window_proba.shape[1]))
+    out[np.flatnonzero(features.copy == 0)] = window_proba
+    return out
+
+
+def evaluate_live_adaptation(data_dirs: Sequence[Any], training_config: Any,
+                             config: AdaptationConfig = AdaptationConfig(),
+                             *, cache_dir: Any = None, n_jobs: int | None = 1, progress: bool = True) -> dict[str, Any]:
+    """Rerun the shipped evaluation of ``training_config`` (without the classic recipe), then the adaptation one.
+
+    ``training_config`` is a :class:`~ser_live.training.pipeline.TrainingConfig`; the features come from
+    the same cache as the shipped evaluation's.
+    """
+    from .pipeline import evaluate_configuration
+
+    evaluation = evaluate_configuration(data_dirs, training_config, classic=False, cache_dir=cache_dir,
+                                        n_jobs=n_jobs, progress=progress)
+    assert evaluation.result.window_proba is not None
+    report = evaluate_adaptation(evaluation.features, evaluation.folds,
+                                 full_window_proba(evaluation.features, evaluation.result.window_proba),
+                                 training_config.params, hop_s=training_config.setup.hop_s, config=config,
+                                 n_jobs=n_jobs)
+    report["unadapted_utterance_uar_all_utterances"] = evaluation.report["utterance"]["overall"]["uar"]
+    return report
+
+
+def fit_shipped_adaptation(evaluation: Any, training_config: Any, config: AdaptationConfig = AdaptationConfig(),
+                           *, n_jobs: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """Evaluate live adaptation on an :class:`~ser_live.training.pipeline.Evaluation`, then fit the shipped variant.
+
+    Returns
+    -------
+    adaptation : ModelAdaptation
+        The per-speaker-normalised estimator fitted on every speaker, its prior (with the ``half_s``
+        the evaluation chose) and the blend setting, for :class:`~ser_live.model.EmotionModel`.
+    report : dict
+        :func:`evaluate_adaptation`'s report (for ``metrics.json``).
+    """
+    from ..model import ModelAdaptation
+
+    features = evaluation.features
+    assert evaluation.result.window_proba is not None
+    report = evaluate_adaptation(features, evaluation.folds,
+                                 full_window_proba(features, evaluation.result.window_proba),
+                                 training_config.params, hop_s=training_config.setup.hop_s, config=config,
+                                 n_jobs=n_jobs)
+    estimator, prior = fit_adaptive_estimator(features, np.arange(len(features.utterances)), training_config.params,
+                                              half_s=float(report["half_s"]),
+                                              random_state=training_config.random_state, n_jobs=n_jobs or -1)
+    return ModelAdaptation(estimator, prior, blend=config.blend), report
+
+
+def model_card_section(report: dict[str, Any]) -> str:
+    """The speaker-adaptation section of ``MODEL_CARD.md``."""
+    after_60 = next((r for r in report["checkpoints"] if r["heard_s"] == 60.0), None)
+    headline = ""
+    if after_60 is not None:
+        ad, un = after_60["overall"]["adapted"]["uar"], after_60["overall"]["unadapted"]["uar"]
+        headline = f"After 60 s of a new speaker's speech: utterance UAR {ad:.3f} adapted vs {un:.3f} unadapted.\n\n"
+    return f"""## Speaker adaptation (live)
+The model file also holds a variant trained on features standardised per speaker (each training speaker
+with their own mean and standard deviation over their speech windows). Live, ser-live learns the running
+mean and variance of the current speaker's speech windows (silence never counts) and standardises with
+them, shrunk toward the training population's statistics: after `t` s of speech the speaker's own
+statistics weigh `t / (t + half_s)`, with half_s = {report['half_s']:g} s. Output: {report['blend']}, so with
+nothing learnt it is exactly the unadapted model. `--no-adapt` turns it off; `--profile NAME` keeps what
+was learnt between sessions; `--calibrate S` learns S s of speech before showing emotions.
+
+{headline}{summary_table(report)}
+
+Protocol: {report['protocol']}. {report['config']['n_orders']} random orders per speaker.
+half_s chosen {report['half_s_selection']} (per fold: {', '.join(f'{h:g}' for h in report['half_s_per_fold'])} s)
+from {', '.join(f'{h:g}' for h in report['config']['half_s_grid'])} s; the shipped half_s is the most frequent choice.
+"Utterances scored" shrinks with time heard because heard utterances are never scored (RAVDESS speakers have
+about 3 minutes of speech in all). The unadapted column differs from the headline figure above because it is
+scored only on those utterances.
+
+Limits of adaptation:
+- It assumes the speech it learns from covers a mix of emotions. The corpora's speakers act every emotion
+  in turn, so their statistics are emotion-neutral; someone who is angry for the whole first minute will
+  have anger learnt as their normal voice, and will then read as less angry.
+- It learns whoever speaks: with two people at one microphone it learns their mixture. Use a profile per
+  person, and start a new session (or a new profile) when the speaker changes.
+- A changed room, microphone or distance changes the statistics too; the first minute after a change is
+  partly the old setting's.
+"""
