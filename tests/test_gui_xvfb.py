@@ -113,8 +113,9 @@ def colour_counts(region: np.ndarray, colours: dict[str, str], tolerance: int = 
 def test_real_window_under_xvfb_draws_the_emotion_history(xvfb, qtbot, tiny_model, tiny_model_path, tmp_path):
     wav = write_wav(tmp_path / "speech.wav", np.concatenate([speech_and_pauses(seed=s) for s in range(3)]))
     box = history_region(qtbot, tiny_model, tmp_path)
-    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
-    env.update(DISPLAY=xvfb, XDG_DATA_HOME=str(tmp_path / "xdg"), SER_LIVE_TRUST_MODEL="0")
+    # The real platform plugin (xcb), not the offscreen one the unit tests use; trust only by the flag.
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "SER_LIVE_TRUST_MODEL")}
+    env.update(DISPLAY=xvfb, XDG_DATA_HOME=str(tmp_path / "xdg"))
     app = subprocess.Popen(
         [sys.executable, "-m", "ser_live", "--input", str(wav), "--model", str(tiny_model_path), "--trust-model"],
         cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
