@@ -496,6 +496,7 @@ def test_model_info_reads_corpora_and_speaker_independent_uar(tiny_model):
     model = EmotionModel(
         tiny_model.estimator, tiny_model.feature_config, metadata={
             "corpora": ["emovo", "ravdess"],
+            "license": "CC BY-NC-SA 4.0 (inherited from RAVDESS); see MODEL_CARD.md",
             "evaluation": {
                 "protocol": "speaker-independent (no test speaker in training)",
                 "classic_recipe": {"utterance": {"overall": {"uar": 0.61, "accuracy": 0.6, "n": 2028}}},
@@ -510,12 +511,13 @@ def test_model_info_reads_corpora_and_speaker_independent_uar(tiny_model):
     assert info.protocol == "speaker-independent (no test speaker in training)"
     text = "\n".join(info.lines())
     assert "46.3%" in text and "no test speaker in training" in text and "emovo, ravdess" in text
+    assert "License: CC BY-NC-SA 4.0" in text
     listed = describe_model(EmotionModel(tiny_model.estimator, tiny_model.feature_config,
                                          metadata={"training": {"corpora": [{"name": "CREMA-D"}, "TESS"]},
                                                    "speaker_independent_uar": 0.39}))
     assert listed.corpora == ("CREMA-D", "TESS") and listed.uar == pytest.approx(0.39)
     bare = describe_model(EmotionModel(tiny_model.estimator, tiny_model.feature_config, metadata={"uar": "n/a"}))
-    assert bare.corpora == () and bare.uar is None and bare.protocol == ""
+    assert bare.corpora == () and bare.uar is None and bare.protocol == "" and bare.license == ""
     assert "not recorded" in "\n".join(bare.lines())
 
 

@@ -33,6 +33,8 @@ class ModelInfo:
         Which figure ``uar`` is (its key path in the metadata), for honesty.
     protocol : str
         How the evaluation was done, as the metadata says (empty if it does not).
+    license : str
+        The model's licence as recorded (empty if it is not).
     window_s, hop_s : float
     """
 
@@ -42,6 +44,7 @@ class ModelInfo:
     uar: float | None
     uar_where: str
     protocol: str
+    license: str
     window_s: float
     hop_s: float
 
@@ -61,6 +64,7 @@ class ModelInfo:
             f"Speaker-independent UAR: {uar}",
             *protocol,
             f"Chance level: {1 / len(self.classes):.1%}",
+            *([f"License: {self.license}"] if self.license else []),
         ]
 
 
@@ -122,6 +126,7 @@ def describe_model(model: EmotionModel) -> ModelInfo:
         uar=uar,
         uar_where=where,
         protocol=protocol,
+        license=str(meta.get("license", "")) if isinstance(meta.get("license"), str) else "",
         window_s=model.window_s,
         hop_s=model.hop_s,
     )
