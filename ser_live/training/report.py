@@ -90,7 +90,7 @@ def summary_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_artifacts(out_dir: Path, metrics: dict[str, Any], evaluation: Evaluation) -> None:
+def write_artifacts(out_dir: Path, metrics: dict[str, Any]) -> None:
     """Write ``metrics.json``, the PNG charts, ``class_counts.csv`` and ``MODEL_CARD.md``."""
     import matplotlib
 
@@ -181,7 +181,7 @@ def _plot_class_counts(path: Path, counts: dict[str, dict[str, int]]) -> None:
 def _plot_loss(path: Path, curves: list[dict[str, list[float]]]) -> None:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 6))
     ax2 = ax.twinx()
     for k, curve in enumerate(curves):
         ax.plot(curve["loss"], color=f"C{k}", label=f"MLP seed {k}: training loss")
@@ -193,9 +193,9 @@ def _plot_loss(path: Path, curves: list[dict[str, list[float]]]) -> None:
     ax2.set_ylabel("validation accuracy (random 10 % of windows)")
     ax2.set_ylim(0, 1)
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    ax.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="center right")
+    fig.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="lower center", ncol=2)
     ax.set_title("Final model: training curves")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -219,6 +219,16 @@ def model_card(metrics: dict[str, Any]) -> str:
         random_split = (f"\nFor contrast only, {rs['protocol']}: utterance UAR {rs['utterance_uar']:.3f}. This is not "
                         "how well the model does on a new voice.\n")
     model_params = config["model_params"]
+    conf = metrics["ours"]["utterance"]["overall"]["confusion"]
+    matrix = np.asarray(conf["matrix"], dtype=float)
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    np.fill_diagonal(rates, 0.0)
+    top = np.dstack(np.unravel_index(np.argsort(rates, axis=None)[::-1][:3], rates.shape))[0]
+    confusions = ", ".join(f"{conf['labels'][i]} -> {conf['labels'][j]} {rates[i, j]:.2f}" for i, j in top)
+    timings = metrics["timings_s"]
+    dropped = len(data["dropped_utterances"])
+    compared = metrics.get("model_selection", {}).get("compared", [])
+    selection = "\n".join(f"- {name}: {score}" for name, score in compared)
     augmentation = config["augmentation"]
     return f"""# ser-live default model: model card
 
@@ -236,7 +246,9 @@ trained on windows weighted so that each class and each recording counts equally
 
 ## Training data
 {data['n_utterances']} utterances ({data['n_windows_original']} speech windows) from {', '.join(data['corpora'])};
-{sum(len(s) for s in data['speakers'].values())} speakers.
+{sum(len(s) for s in data['speakers'].values())} speakers. The table counts
+the recordings found; {dropped} of them were left out because the speech gate accepted none of their windows
+(listed in `metrics.json`).
 
 {chr(10).join(counts_rows)}
 
@@ -262,8 +274,15 @@ Per-class recall (per utterance): {', '.join(f'{k} {v:.2f}' for k, v in recall.i
 Per-fold utterance UAR: {', '.join(f'{v:.3f}' for v in metrics['ours']['utterance']['fold_uar'])}.
 Overall: utterance UAR {ours_utt['uar']:.3f}, window UAR {ours_win['uar']:.3f}.
 {random_split}
-Hyper-parameters were chosen by comparing a few settings with this same cross-validation (no separate
-held-out speakers exist in the data), so the figures may be slightly optimistic for that choice.
+Hyper-parameters, feature blocks and augmentation were chosen by comparing a few settings with this same
+cross-validation (no separate held-out speakers exist in the data), so the figures may be slightly optimistic
+for that choice. The settings compared:
+
+{selection}
+
+Training run: {timings.get('total_s', 0):.0f} s in all (feature extraction {timings.get('extraction_s', 0):.0f} s,
+cross-validation {timings.get('cross_validation_s', 0):.0f} s, classic recipe {timings.get('classic_cv_s', 0):.0f} s,
+final fit {timings.get('final_fit_s', 0):.0f} s).
 
 Charts: `confusion_matrix.png`, `per_class_recall.png`, `class_counts.png` (also `class_counts.csv`),
 `training_loss.png`.
@@ -276,6 +295,6 @@ Charts: `confusion_matrix.png`, `per_class_recall.png`, `class_counts.png` (also
 - Studio recordings: noisy rooms, far microphones, codecs and music lower the accuracy.
 - No per-speaker normalisation: the model works on a single unknown voice, but a voice far from the training
   speakers (very high or low pitch, unusual loudness habits) shifts its answers.
-- Sad/neutral and fearful/surprised are the classes it mixes up most (see the confusion matrix).
+- The classes it mixes up most (true -> predicted, share of the true class): {confusions}.
 - It is not a lie detector or a diagnostic tool; do not use it to make decisions about people.
 """
