@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # The classic recipe's unscaled MLP warns on every fold that it has not converged (that is part of
+    # the recipe), and tiny corpora trigger batch-size notices; neither is actionable for the user.
+    # The environment variable carries the filter into the worker processes.
+    mlp_warnings = "ignore::UserWarning:sklearn.neural_network._multilayer_perceptron"
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), mlp_warnings]))
+    warnings.filterwarnings("ignore", category=UserWarning, module="sklearn.neural_network._multilayer_perceptron")
     import dataclasses
 
     from ser_live.errors import SerLiveError

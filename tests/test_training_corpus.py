@@ -23,7 +23,8 @@ def test_speaker_independent_evaluation_reproduces_metrics_json() -> None:
     from ser_live.training.pipeline import SHIPPED_CONFIG, evaluate_configuration
 
     shipped = json.loads(METRICS.read_text())
-    assert shipped["config"] == SHIPPED_CONFIG.to_dict(), "models/metrics.json was made with another configuration"
+    expected_config = json.loads(json.dumps(SHIPPED_CONFIG.to_dict()))  # tuples become lists, as in the file
+    assert shipped["config"] == expected_config, "models/metrics.json was made with another configuration"
     # The feature cache (user cache dir, or $SER_LIVE_FEATURE_CACHE) makes this quick when warm; cold it
     # extracts every file on all cores. The classic recipe is not rerun: only our figure is checked.
     evaluation = evaluate_configuration([SHARED_DATA], SHIPPED_CONFIG, classic=False, progress=False)

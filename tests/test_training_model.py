@@ -110,7 +110,7 @@ def test_cross_validation_learns_separable_data() -> None:
                                                                     learning_rate_init=0.02, batch_size=32),
                             augmented=False)
     report = evaluate.full_report(result, fs)
-    assert report["utterance"]["overall"]["uar"] > 0.9
+    assert report["utterance"]["overall"]["uar"] > 0.75  # chance is 1/7
     assert set(report["utterance"]) >= {"overall", "ravdess", "emovo", "fold_uar"}
     assert len(report["window"]["fold_uar"]) == 5
 
