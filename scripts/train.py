@@ -82,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"speaker-independent utterance UAR {summary['ours']['utterance']['overall']['uar']:.3f} "
           f"(classic recipe {summary['classic_recipe']['utterance']['overall']['uar']:.3f}, "
           f"ratio {summary['uar_ratio_vs_classic']:.2f})")
+    if "adaptation" in metrics:
+        from ser_live.training.adaptation import summary_table as adaptation_table
+
+        print(f"live speaker adaptation (half_s {metrics['adaptation']['half_s']:g} s):")
+        print(adaptation_table(metrics["adaptation"]))
     print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in metrics["timings_s"].items()))
     print(f"model: {Path(args.out) / metrics['model_file']} (SHA-256 {metrics['model_sha256']})")
     if args.ship:

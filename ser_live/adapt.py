@@ -21,7 +21,22 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SpeakerPrior", "RunningStats", "SpeakerNormalizer", "profile_path", "PROFILE_VERSION"]
+__all__ = ["SpeakerPrior", "RunningStats", "SpeakerNormalizer", "profile_path", "PROFILE_VERSION", "ADAPTIVE_INPUTS",
+           "adaptive_input"]
+
+#: What an adaptive estimator can be fed: the speaker-normalised features alone, or the raw features
+#: followed by the normalised ones (the raw half keeps what is absolute, e.g. a loud voice, the
+#: normalised half what is relative to this speaker).
+ADAPTIVE_INPUTS = ("normalised", "raw+normalised")
+
+
+def adaptive_input(raw: np.ndarray, normalised: np.ndarray, inputs: str) -> np.ndarray:
+    """The adaptive estimator's input rows from raw and speaker-normalised feature rows (both 2-D)."""
+    if inputs == "normalised":
+        return np.asarray(normalised, dtype=np.float64)
+    if inputs == "raw+normalised":
+        return np.hstack([np.asarray(raw, dtype=np.float64), np.asarray(normalised, dtype=np.float64)])
+    raise ValueError(f"unknown adaptive inputs {inputs!r}; expected one of {ADAPTIVE_INPUTS}")
 
 PROFILE_VERSION = 1
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .adapt import SpeakerNormalizer, SpeakerPrior
+from .adapt import ADAPTIVE_INPUTS, SpeakerNormalizer, SpeakerPrior, adaptive_input
 from .errors import FeatureConfigError, ModelError, UntrustedModelError
 from .features import FEATURE_VERSION, FeatureConfig
 
@@ -158,15 +158,22 @@ class ModelAdaptation:
     blend : bool
         Mix its probabilities with the unadapted model's, with the normaliser's weight
         ``heard_s / (heard_s + half_s)`` (so with nothing learnt the output is the unadapted model's).
+    inputs : str
+        What the estimator is fed (one of :data:`ser_live.adapt.ADAPTIVE_INPUTS`).
     """
 
     estimator: Any
     prior: SpeakerPrior
     blend: bool = True
+    inputs: str = "raw+normalised"
+
+    def __post_init__(self) -> None:
+        if self.inputs not in ADAPTIVE_INPUTS:
+            raise ValueError(f"unknown adaptive inputs {self.inputs!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The ``adaptation`` entry of a model file."""
-        return {"estimator": self.estimator, "prior": self.prior.to_dict(), "blend": self.blend}
+        return {"estimator": self.estimator, "prior": self.prior.to_dict(), "blend": self.blend, "inputs": self.inputs}
 
 
 @dataclasses.dataclass
@@ -249,7 +256,8 @@ class EmotionModel:
         if self.adaptation is None or self._adapted_order is None:
             raise ModelError("this model has no speaker-adaptive variant")
         x = np.atleast_2d(np.asarray(features, dtype=np.float64))
-        probs = self.adaptation.estimator.predict_proba(normalizer.transform(x))[:, self._adapted_order]
+        inputs = adaptive_input(x, normalizer.transform(x), self.adaptation.inputs)
+        probs = self.adaptation.estimator.predict_proba(inputs)[:, self._adapted_order]
         if self.adaptation.blend:
             weight = normalizer.weight
             probs = weight * probs + (1.0 - weight) * self.estimator.predict_proba(x)[:, self._order]
@@ -406,7 +414,8 @@ def _adaptation_from_bundle(entry: Any, where: str) -> ModelAdaptation | None:
     try:
         if not callable(getattr(entry["estimator"], "predict_proba", None)):
             raise TypeError("no classifier with predict_proba")
-        return ModelAdaptation(entry["estimator"], SpeakerPrior.from_dict(entry["prior"]), bool(entry["blend"]))
+        return ModelAdaptation(entry["estimator"], SpeakerPrior.from_dict(entry["prior"]), bool(entry["blend"]),
+                               str(entry["inputs"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{where} has a malformed speaker-adaptive variant ({exc})") from exc
 

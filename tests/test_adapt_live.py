@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import run_cli, tone, write_wav
 
-from ser_live.adapt import SpeakerNormalizer, profile_path
+from ser_live.adapt import SpeakerNormalizer, adaptive_input, profile_path
 from ser_live.errors import ModelError
 from ser_live.features import FEATURE_VERSION, FeatureConfig, extract_features
 from ser_live.model import EMOTIONS, EmotionModel, ModelAdaptation
@@ -35,7 +35,7 @@ def _adaptive(model: EmotionModel, *, blend: bool = True) -> EmotionModel:
             speakers.append(f"s{j}")
     x, speakers = np.array(x), np.array(speakers)
     estimator = make_pipeline(StandardScaler(), MLPClassifier((16,), max_iter=500, random_state=0))
-    estimator.fit(normalise_per_speaker(x, speakers), labels)
+    estimator.fit(adaptive_input(x, normalise_per_speaker(x, speakers), "raw+normalised"), labels)
     adaptation = ModelAdaptation(estimator, population_prior(x, speakers, half_s=HALF_S), blend=blend)
     return EmotionModel(model.estimator, model.feature_config, window_s=model.window_s, hop_s=model.hop_s,
                         metadata={"note": "test fixture, not shipped"}, adaptation=adaptation)
@@ -106,7 +106,8 @@ def test_blend_follows_the_normaliser_weight(adaptive_model):
     assert norm.weight == pytest.approx(8.0 / (8.0 + HALF_S))
     alone = EmotionModel(adaptive_model.estimator, adaptive_model.feature_config,
                          adaptation=ModelAdaptation(adaptive_model.adaptation.estimator,
-                                                    adaptive_model.adaptation.prior, blend=False))
+                                                    adaptive_model.adaptation.prior, blend=False,
+                                                    inputs=adaptive_model.adaptation.inputs))
     expected = norm.weight * alone.predict_proba_adapted(x, norm) + (1 - norm.weight) * adaptive_model.predict_proba(x)
     np.testing.assert_allclose(adaptive_model.predict_proba_adapted(x, norm), expected)
 

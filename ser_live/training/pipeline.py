@@ -18,6 +18,7 @@ import numpy as np
 
 from ..features import FEATURE_VERSION
 from ..model import EMOTIONS, EmotionModel, build_provenance
+from .adaptation import SHIPPED_ADAPTATION, AdaptationConfig, fit_shipped_adaptation
 from .augment import Augmenter
 from .corpora import ScanResult, scan_corpora
 from .estimator import ModelParams, fit_estimator, loss_curves
@@ -170,7 +171,8 @@ def _random_split_report(features: FeatureSet, config: TrainingConfig, n_jobs: i
 
 def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: TrainingConfig = SHIPPED_CONFIG, *,
                 cache_dir: str | Path | None = None, n_jobs: int | None = None, progress: bool = True,
-                random_split: bool = False, model_name: str | None = None) -> dict[str, Any]:
+                random_split: bool = False, model_name: str | None = None,
+                adaptation: AdaptationConfig | None = SHIPPED_ADAPTATION) -> dict[str, Any]:
     """Evaluate, fit on all data, and write the model and its reports to ``out_dir``.
 
     Parameters
@@ -190,6 +192,9 @@ def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: Tr
         Also report a random-split figure, labelled :data:`~ser_live.training.evaluate.RANDOM_SPLIT`.
     model_name : str, optional
         File name of the model (default :data:`ser_live.model.DEFAULT_MODEL_NAME`).
+    adaptation : AdaptationConfig or None
+        Also evaluate live speaker adaptation on the same folds and put the adaptive variant in the
+        model (see :mod:`ser_live.training.adaptation`); ``None`` leaves it out.
 
     Returns
     -------
@@ -217,6 +222,12 @@ def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: Tr
     estimator = fit_estimator(features.X[rows], labels[rows], groups[rows], config.params,
                               random_state=config.random_state, n_jobs=n_jobs or -1)
     timings["final_fit_s"] = time.perf_counter() - start
+
+    adaptive = None
+    if adaptation is not None:
+        start = time.perf_counter()
+        adaptive, extra["adaptation"] = fit_shipped_adaptation(evaluation, config, adaptation, n_jobs=n_jobs)
+        timings["adaptation_s"] = time.perf_counter() - start
     timings["total_s"] = time.perf_counter() - total_start
 
     extra["model_selection"] = MODEL_SELECTION
@@ -238,6 +249,7 @@ def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: Tr
             "labels": [e for e in EMOTIONS if e in set(features.labels.tolist())],
             "license": "CC BY-NC-SA 4.0 (inherited from RAVDESS); see MODEL_CARD.md",
         },
+        adaptation=adaptive,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     sha256 = model.save(out_dir / (model_name or DEFAULT_MODEL_NAME))

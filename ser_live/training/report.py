@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..model import EMOTIONS
+from .adaptation import model_card_section
 
 if TYPE_CHECKING:
     from .pipeline import Evaluation, TrainingConfig
@@ -293,8 +294,8 @@ Charts: `confusion_matrix.png`, `per_class_recall.png`, `class_counts.png` (also
 - Two languages (North-American English, Italian), {sum(len(s) for s in data['speakers'].values())} adult
   speakers; children's and elderly voices, other languages and accents are not represented.
 - Studio recordings: noisy rooms, far microphones, codecs and music lower the accuracy.
-- No per-speaker normalisation: the model works on a single unknown voice, but a voice far from the training
-  speakers (very high or low pitch, unusual loudness habits) shifts its answers.
+- Without speaker adaptation (`--no-adapt`, or the first seconds of a new voice) a voice far from the training
+  speakers (very high or low pitch, unusual loudness habits) shifts its answers; see "Speaker adaptation".
 - The classes it mixes up most (true -> predicted, share of the true class): {confusions}.
 - It is not a lie detector or a diagnostic tool; do not use it to make decisions about people.
-"""
+""" + (model_card_section(metrics["adaptation"]) if "adaptation" in metrics else "")

@@ -1,0 +1,43 @@
+"""Corpus test: rerun the live speaker-adaptation evaluation, compare with models/metrics.json's ``adaptation``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+METRICS = REPO / "models" / "metrics.json"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.corpus,
+    pytest.mark.skipif(not SHARED_DATA.is_dir(),
+                       reason=f"needs the corpora in {SHARED_DATA} (present in CI, absent on users' machines)"),
+]
+
+
+def test_adaptation_evaluation_reproduces_metrics_json() -> None:
+    if not METRICS.is_file() or "adaptation" not in json.loads(METRICS.read_text()):
+        pytest.skip("models/metrics.json has no adaptation report yet (scripts/train.py writes it)")
+    from ser_live.training.adaptation import AdaptationConfig, evaluate_live_adaptation
+    from ser_live.training.pipeline import SHIPPED_CONFIG
+
+    shipped = json.loads(METRICS.read_text())
+    expected = shipped["adaptation"]
+    assert shipped["config"] == SHIPPED_CONFIG.to_dict(), "models/metrics.json was made with another configuration"
+    config = AdaptationConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in expected["config"].items()})
+    # Same feature cache as the training corpus test (warm after it, or after scripts/train.py).
+    report = evaluate_live_adaptation([SHARED_DATA], SHIPPED_CONFIG, config, n_jobs=2, progress=False)
+    assert report["half_s"] == expected["half_s"]
+    for got, want in zip(report["checkpoints"], expected["checkpoints"], strict=True):
+        assert got["heard_s"] == want["heard_s"]
+        for kind in ("adapted", "unadapted"):
+            assert got["overall"][kind]["uar"] == pytest.approx(want["overall"][kind]["uar"], abs=0.02), (
+                got["heard_s"], kind)
+    # At 0 s nothing is learnt: the blended output is the unadapted model's (within the issue's 0.02).
+    first = report["checkpoints"][0]
+    assert first["heard_s"] == 0.0
+    assert first["overall"]["adapted"]["uar"] >= first["overall"]["unadapted"]["uar"] - 0.02
