@@ -196,23 +196,28 @@ def _blocks(y: np.ndarray, config: FeatureConfig) -> list[tuple[str, list[str], 
     energy_db = dsp.frame_rms_db(frames)
 
     pitch_frames = dsp.frame_signal(y, frame_length=config.pitch_frame_length, hop_length=config.hop_length)
-    f0_hz, periodicity = dsp.autocorrelation_pitch(
-        pitch_frames, sample_rate_hz=config.sample_rate_hz, f0_min_hz=config.f0_min_hz, f0_max_hz=config.f0_max_hz
-    )
     n = min(frames.shape[0], pitch_frames.shape[0])
     power, log_mel, mfcc, energy_db = power[:n], log_mel[:n], mfcc[:n], energy_db[:n]
-    f0_hz, periodicity = f0_hz[:n], periodicity[:n]
     times_s = np.arange(n) * config.frame_hop_s
 
     # Statistics describe the speech in the window, not the pauses around it.
     active = energy_db > energy_db.max() - config.active_range_db
+    # Pitch only where it is used (active frames): the tracker is the costliest step, and frames
+    # are independent, so the values are the same as tracking every frame.
+    f0_hz = np.zeros(n, dtype=np.float32)
+    periodicity = np.zeros(n, dtype=np.float32)
+    f0_hz[active], periodicity[active] = dsp.autocorrelation_pitch(
+        pitch_frames[:n][active], sample_rate_hz=config.sample_rate_hz, f0_min_hz=config.f0_min_hz,
+        f0_max_hz=config.f0_max_hz,
+    )
     voiced = active & (periodicity >= config.voicing_threshold)
 
     d_mfcc = dsp.delta(mfcc)
     freqs_khz = _fft_freqs_khz(config)
     total = power.sum(axis=1) + 1e-12
-    centroid = power @ freqs_khz / total
-    bandwidth = np.sqrt(np.maximum(power @ np.square(freqs_khz) / total - centroid**2, 0.0))
+    # einsum, not @: matrix-vector products go to BLAS, whose threads spin on a busy machine.
+    centroid = np.einsum("ij,j->i", power, freqs_khz) / total
+    bandwidth = np.sqrt(np.maximum(np.einsum("ij,j->i", power, np.square(freqs_khz)) / total - centroid**2, 0.0))
     cumulative = np.cumsum(power, axis=1)
     rolloff = freqs_khz[np.argmax(cumulative >= 0.85 * cumulative[:, -1:], axis=1)]
     flatness_db = 10.0 * (np.mean(np.log10(power + 1e-12), axis=1) - np.log10(np.mean(power, axis=1) + 1e-12))
@@ -254,8 +259,8 @@ def _blocks(y: np.ndarray, config: FeatureConfig) -> list[tuple[str, list[str], 
         hammarberg = dsp.power_to_db(vp[:, below2k].max(axis=1)) - dsp.power_to_db(vp[:, above2k].max(axis=1))
         band_idx = np.arange(config.n_mels, dtype=np.float64)
         band_idx -= band_idx.mean()
-        mel_slope = (log_mel[voiced] - log_mel[voiced].mean(axis=1, keepdims=True)) @ band_idx / np.dot(band_idx,
-                                                                                                           band_idx)
+        centred = log_mel[voiced] - log_mel[voiced].mean(axis=1, keepdims=True)
+        mel_slope = np.einsum("ij,j->i", centred, band_idx) / np.dot(band_idx, band_idx)
         tilt = np.stack([alpha_ratio, hammarberg, mel_slope], axis=1)
         tilt_stats = np.concatenate([tilt.mean(axis=0), tilt.std(axis=0)])
     else:
