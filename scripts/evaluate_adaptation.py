@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     config = AdaptationConfig(n_orders=args.orders, blend=not args.no_blend)
     try:
         report = evaluate_live_adaptation(args.data, SHIPPED_CONFIG, config, cache_dir=args.cache_dir,
-                                                 n_jobs=args.jobs, progress=False)
+                                          n_jobs=args.jobs, progress=False)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -234,3 +234,35 @@ def test_calibrate_without_adaptation_is_an_error(adaptive_model_path, tmp_path)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == ["ser-live: error: --calibrate needs speaker adaptation: drop "
                                                 "--no-adapt, or use a model that has it"]
+
+
+# -- the evaluation protocol -----------------------------------------------------------------------------
+def test_live_evaluation_never_scores_an_utterance_it_has_learnt_from():
+    """5 speakers x 14 utterances x 4 speech windows (2 s of speech each at a 0.5 s hop)."""
+    from pathlib import Path
+
+    from ser_live.training.adaptation import AdaptationConfig, evaluate_adaptation
+    from ser_live.training.corpora import Utterance
+    from ser_live.training.estimator import ModelParams
+    from ser_live.training.evaluate import speaker_folds
+    from ser_live.training.extract import FeatureSet
+
+    rng = np.random.default_rng(0)
+    labels = ["neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+    utterances = [Utterance(Path(f"s{s}_{i}.wav"), labels[i % 7], f"c:s{s}", "c") for s in range(5) for i in range(14)]
+    n = len(utterances)
+    X = rng.normal(size=(4 * n, 6)) + np.repeat([labels.index(u.label) for u in utterances], 4)[:, None]
+    features = FeatureSet(utterances, X, np.repeat(np.arange(n), 4), np.zeros(4 * n, dtype=np.int64))
+    folds = speaker_folds(features.speakers, features.labels, n_splits=5)
+    base = np.full((4 * n, 7), 1 / 7)
+    config = AdaptationConfig(checkpoints_s=(0.0, 10.0, 1.0, 30.0), half_s_grid=(2.5, 5.0), n_orders=2)
+    params = ModelParams(hidden_layer_sizes=(8,), n_seeds=1, max_iter=30, batch_size=32)
+    report = evaluate_adaptation(features, folds, base, params, hop_s=0.5, config=config)
+    scored = [row["n_utterances_scored"] for row in report["checkpoints"]]
+    # 0 s: everything; 10 s = 20 windows = 5 whole utterances heard; 1 s = 2 windows, inside the first
+    # utterance, which then counts as heard; 30 s is more than any speaker's 28 s: nothing left to score.
+    assert scored == [5 * 14, 5 * 9, 5 * 13, 0]
+    assert report["checkpoints"][3]["overall"]["adapted"]["uar"] is None
+    assert set(report["half_s_per_fold"]) <= {2.5, 5.0} and len(report["half_s_per_fold"]) == 5
+    # The unadapted side is the given (uniform) probabilities: scored on the same utterances, argmax = first class.
+    assert report["checkpoints"][0]["overall"]["unadapted"]["uar"] == pytest.approx(1 / 7)

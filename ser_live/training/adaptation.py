@@ -284,20 +284,14 @@ def _inner_base_proba(features: FeatureSet, fit_utts: np.ndarray, held_utts: np.
 
 def _outer_fold(features: FeatureSet, train_utts: np.ndarray, test_utts: np.ndarray, fold: int,
                 base_window_proba: np.ndarray, params: ModelParams, config: AdaptationConfig, hop_s: float,
-                classes: tuple[str, ...]) -> tuple[float, list[list[_Stream]]]:
-    """Choose half_s on an inner split of the training speakers, then stream the fold's test speakers."""
+                classes: tuple[str, ...], half_s: float | None) -> tuple[float, list[list[_Stream]]]:
+    """Choose half_s on an inner split of the training speakers (unless given), then stream the test speakers."""
     from threadpoolctl import threadpool_limits
 
     seed = config.random_state + fold
     with threadpool_limits(limits=1, user_api="blas"):
-        fit_utts, held_utts = _inner_split(features, train_utts, config, fold)
-        inner_est, inner_prior = fit_adaptive_estimator(features, fit_utts, params, half_s=config.half_s_grid[0],
-                                                        inputs=config.inputs, random_state=seed)
-        inner_base = (_inner_base_proba(features, fit_utts, held_utts, params, classes, seed) if config.blend
-                      else np.zeros((features.X.shape[0], len(classes))))
-        inner_streams = _stream_all(features, held_utts, inner_est, inner_prior, inner_base, classes, hop_s, config,
-                                    config.half_s_grid, seed + 500)
-        half_s = _choose_half_s(features, inner_streams, classes, config)
+        if half_s is None:
+            half_s = _select_half_s(features, train_utts, fold, params, config, hop_s, classes)
         estimator, prior = fit_adaptive_estimator(features, train_utts, params, half_s=half_s, inputs=config.inputs,
                                                   random_state=seed)
         streams = _stream_all(features, test_utts, estimator, prior, base_window_proba, classes, hop_s, config,
@@ -305,9 +299,24 @@ def _outer_fold(features: FeatureSet, train_utts: np.ndarray, test_utts: np.ndar
     return half_s, streams
 
 
+def _select_half_s(features: FeatureSet, train_utts: np.ndarray, fold: int, params: ModelParams,
+                   config: AdaptationConfig, hop_s: float, classes: tuple[str, ...]) -> float:
+    """The half_s of the grid that does best when streaming an inner split of one outer fold's training speakers."""
+    seed = config.random_state + fold
+    fit_utts, held_utts = _inner_split(features, train_utts, config, fold)
+    inner_est, inner_prior = fit_adaptive_estimator(features, fit_utts, params, half_s=config.half_s_grid[0],
+                                                    inputs=config.inputs, random_state=seed)
+    inner_base = (_inner_base_proba(features, fit_utts, held_utts, params, classes, seed) if config.blend
+                  else np.zeros((features.X.shape[0], len(classes))))
+    inner_streams = _stream_all(features, held_utts, inner_est, inner_prior, inner_base, classes, hop_s, config,
+                                config.half_s_grid, seed + 500)
+    return _choose_half_s(features, inner_streams, classes, config)
+
+
 def evaluate_adaptation(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.ndarray]],
                         base_window_proba: np.ndarray, params: ModelParams, *, hop_s: float,
-                        config: AdaptationConfig = SHIPPED_ADAPTATION, n_jobs: int | None = 1) -> dict[str, Any]:
+                        config: AdaptationConfig = SHIPPED_ADAPTATION, n_jobs: int | None = 1,
+                        half_s_per_fold: Sequence[float] | None = None) -> dict[str, Any]:
     """The live-adaptation report (see the module docstring for the protocol).
 
     Parameters
@@ -325,6 +334,9 @@ def evaluate_adaptation(features: FeatureSet, folds: Sequence[tuple[np.ndarray, 
     config : AdaptationConfig
     n_jobs : int or None
         Outer folds processed in parallel (``None`` = all cores). Results do not depend on it.
+    half_s_per_fold : sequence of float, optional
+        Use these instead of selecting half_s on inner splits (a rerun that checks recorded figures
+        given the recorded choices, at a third of the cost).
 
     Returns
     -------
@@ -339,7 +351,7 @@ def evaluate_adaptation(features: FeatureSet, folds: Sequence[tuple[np.ndarray, 
     classes = _classes_of(features.labels)
     outputs = Parallel(n_jobs=n_jobs or -1)(
         delayed(_outer_fold)(features, np.asarray(train), np.asarray(test), k, base_window_proba, params, config,
-                             hop_s, classes)
+                             hop_s, classes, None if half_s_per_fold is None else float(half_s_per_fold[k]))
         for k, (train, test) in enumerate(folds)
     )
     halves = [h for h, _ in outputs]
@@ -376,7 +388,8 @@ def evaluate_adaptation(features: FeatureSet, folds: Sequence[tuple[np.ndarray, 
                      "utterances; UAR pooled over speakers, averaged over orders"),
         "blend": ("adapted probabilities = w * normalised model + (1 - w) * unadapted model, "
                   "w = heard_s / (heard_s + half_s)") if config.blend else "none (normalised model alone)",
-        "half_s_selection": "per outer fold, on an inner speaker-independent split of its training speakers",
+        "half_s_selection": ("per outer fold, on an inner speaker-independent split of its training speakers"
+                             if half_s_per_fold is None else "given"),
         "half_s_per_fold": halves,
         "half_s": Counter(halves).most_common(1)[0][0] if halves else None,
         "hop_s": hop_s,
@@ -414,7 +427,8 @@ def full_window_proba(features: FeatureSet, window_proba: np.ndarray) -> np.ndar
 
 def evaluate_live_adaptation(data_dirs: Sequence[Any], training_config: Any,
                              config: AdaptationConfig = SHIPPED_ADAPTATION,
-                             *, cache_dir: Any = None, n_jobs: int | None = 1, progress: bool = True) -> dict[str, Any]:
+                             *, cache_dir: Any = None, n_jobs: int | None = 1, progress: bool = True,
+                             half_s_per_fold: Sequence[float] | None = None) -> dict[str, Any]:
     """Rerun the shipped evaluation of ``training_config`` (without the classic recipe), then the adaptation one.
 
     ``training_config`` is a :class:`~ser_live.training.pipeline.TrainingConfig`; the features come from
@@ -428,7 +442,7 @@ def evaluate_live_adaptation(data_dirs: Sequence[Any], training_config: Any,
     report = evaluate_adaptation(evaluation.features, evaluation.folds,
                                  full_window_proba(evaluation.features, evaluation.result.window_proba),
                                  training_config.params, hop_s=training_config.setup.hop_s, config=config,
-                                 n_jobs=n_jobs)
+                                 n_jobs=n_jobs, half_s_per_fold=half_s_per_fold)
     report["unadapted_utterance_uar_all_utterances"] = evaluation.report["utterance"]["overall"]["uar"]
     return report
 
