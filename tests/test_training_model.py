@@ -164,3 +164,24 @@ def test_bundle_of_another_feature_version_is_refused(tmp_path: Path) -> None:
     joblib.dump(bundle, path)
     with pytest.raises(FeatureConfigError, match=f"feature version {FEATURE_VERSION + 1}.*retrain"):
         EmotionModel.load(path, trust=True)
+
+
+def test_fitted_networks_carry_no_training_state() -> None:
+    model = _fitted_model()
+    for mlp in model.estimator[-1].estimators_:
+        assert not hasattr(mlp, "_optimizer") and not hasattr(mlp, "_best_coefs")
+        assert mlp.loss_curve_  # the history the loss chart is drawn from is kept
+    x = np.random.default_rng(2).normal(0, 1, (3, N_FEATURES))
+    assert np.allclose(model.predict_proba(x).sum(axis=1), 1.0)
+
+
+def test_shipped_bundle_is_small_and_loads_without_trust() -> None:
+    from ser_live.model import default_model_path
+
+    path = default_model_path()
+    assert path.stat().st_size < 5_000_000
+    model = EmotionModel.load(path)
+    assert model.classes == EMOTIONS
+    assert model.feature_config.version == FEATURE_VERSION
+    assert {"corpora", "class_counts", "evaluation", "training_config", "created", "scikit-learn"} <= set(
+        model.metadata)

@@ -133,12 +133,25 @@ def fit_estimator(X: np.ndarray, labels: np.ndarray, groups: np.ndarray, params:
         estimator.fit(np.asarray(X, dtype=np.float32), labels, **fit_params)
     if parallel:
         estimator.set_params(mlp__n_jobs=None)
+    _drop_training_state(estimator)
     return estimator
+
+
+def _mlps(estimator: Any) -> list[Any]:
+    head = estimator[-1]
+    return list(getattr(head, "estimators_", [head]))
+
+
+def _drop_training_state(estimator: Any) -> None:
+    """Remove what only further training needs (Adam's moment estimates, the early-stopping copy of the
+    best weights): three quarters of a saved network, and predictions do not use it."""
+    for mlp in _mlps(estimator):
+        for name in ("_optimizer", "_best_coefs", "_best_intercepts"):
+            if hasattr(mlp, name):
+                delattr(mlp, name)
 
 
 def loss_curves(estimator: Any) -> list[dict[str, list[float]]]:
     """Training loss and validation accuracy per epoch of each MLP in a fitted estimator."""
-    head = estimator[-1]
-    mlps = getattr(head, "estimators_", [head])
     return [{"loss": [float(v) for v in m.loss_curve_],
-             "validation_accuracy": [float(v) for v in (m.validation_scores_ or [])]} for m in mlps]
+             "validation_accuracy": [float(v) for v in (m.validation_scores_ or [])]} for m in _mlps(estimator)]
