@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -203,33 +203,51 @@ def classify_file(path: str | os.PathLike[str], *, model: EmotionModel, block_s:
     return _classify_blocks(iter_audio_blocks(path, sample_rate_hz=model.sample_rate_hz, block_s=block_s), model)
 
 
+def _recording_windows(
+    blocks: Iterable[np.ndarray], *, window_samples: int, hop_samples: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """The live windows of a recording fed block by block, plus one ending at its last sample.
+
+    Cut through the same ring buffer and schedule as the live monitor, so the windows are the
+    ones :class:`Monitor` analyses (and :func:`~ser_live.buffer.utterance_windows` cuts for
+    training); the extra window covers a tail, or a clip shorter than a hop.
+    """
+    buffer = RingBuffer(window_samples + hop_samples)
+    schedule = WindowSchedule(window_samples, hop_samples)
+    for block in blocks:
+        block = sanitise_samples(np.asarray(block)).reshape(-1)
+        for i in range(0, block.shape[0], hop_samples):  # a hop at a time: nothing due is overwritten
+            buffer.write(block[i : i + hop_samples])
+            for start, stop in schedule.due(buffer.total_written):
+                yield stop, buffer.read(start, stop)
+    total = buffer.total_written
+    if total % hop_samples or total == 0:
+        yield total, buffer.read(total - window_samples, total)
+
+
 def _classify_blocks(blocks: Iterable[np.ndarray], model: EmotionModel) -> ClipResult:
     """Average the speech windows' probabilities over a recording fed block by block.
 
-    The windows are the live monitor's (see :class:`Monitor`) plus, when the recording does not
-    end on a hop boundary, one ending at its last sample, so a tail or a clip shorter than a hop
-    counts too (as :func:`~ser_live.buffer.utterance_windows` cuts them for training).
+    The speech gate runs window by window as live; the model then classifies all speech windows
+    in one call, which costs far less than one call per window.
     """
-    monitor = Monitor(model, max_lag_windows=None)
-    speech_probs: list[list[float]] = []
-
-    def collect(prediction: Prediction) -> None:
-        if prediction.probs is not None:
-            speech_probs.append(list(prediction.probs.values()))
-
-    monitor.add_callback(collect)
-    for block in blocks:
-        monitor.feed(block)
-    total = monitor.buffer.total_written
-    n_windows = monitor.summary.n_windows
-    if total % monitor.hop_samples or total == 0:
-        tail = monitor.buffer.read(total - monitor.window_samples, total)
-        collect(monitor.analyzer(tail, t_s=total / monitor.sample_rate_hz))
+    gate = SpeechGate(sample_rate_hz=model.sample_rate_hz)
+    rate = model.sample_rate_hz
+    features = []
+    n_windows = 0
+    total = 0
+    windows = _recording_windows(
+        blocks, window_samples=int(round(model.window_s * rate)), hop_samples=int(round(model.hop_s * rate))
+    )
+    for end, window in windows:
         n_windows += 1
-    duration_s = total / monitor.sample_rate_hz
-    if not speech_probs:
+        total = end
+        if gate(window, end_s=end / rate).speech:
+            features.append(extract_features(window, model.feature_config))
+    duration_s = total / rate
+    if not features:
         return ClipResult(None, 0.0, None, duration_s, n_windows, 0)
-    mean = np.mean(speech_probs, axis=0)
+    mean = model.predict_proba(np.stack(features)).mean(axis=0)
     best = int(np.argmax(mean))
     return ClipResult(
         emotion=model.classes[best],
@@ -237,7 +255,7 @@ def _classify_blocks(blocks: Iterable[np.ndarray], model: EmotionModel) -> ClipR
         probs={c: float(p) for c, p in zip(model.classes, mean)},
         duration_s=duration_s,
         n_windows=n_windows,
-        n_speech_windows=len(speech_probs),
+        n_speech_windows=len(features),
     )
 
 
@@ -448,7 +466,10 @@ class Monitor:
                     continue
                 self._process_due()
                 wait_s = self.schedule.samples_until_next(self.buffer.total_written) / self.sample_rate_hz
-                self._stop.wait(min(max(wait_s, 0.005), 0.05))
+                # Audio arrives in capture blocks (~50 ms), so the count above jumps rather than
+                # runs: close to a due window, look often, or the wait overshoots the block that
+                # completes it by up to a block. The callback itself never signals (no locks there).
+                self._stop.wait(0.003 if wait_s < 0.1 else 0.05)
         except BaseException as exc:  # surfaced to the caller through .error and the status callbacks
             self.error = exc
             if not isinstance(exc, BrokenPipeError):  # the reader of the output left: not news to report

@@ -608,3 +608,36 @@ def test_a_lone_speech_window_is_drawn_as_a_segment_in_the_history(qtbot):
     edges, band = plot.no_speech.getData()
     np.testing.assert_allclose(edges, [-1.5, -1.0, -0.5, 0.0])
     np.testing.assert_array_equal(band, [1.0, 1.0, 0.0])
+
+
+def test_adaptation_controls_follow_the_runner(make_window):
+    """With an adaptive model the window shows how much voice was learnt, turns learning off and forgets it."""
+    from ser_live.adapt import SpeakerNormalizer
+    from ser_live.model import EmotionModel
+
+    try:
+        model = EmotionModel.load()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"needs the shipped model ({exc})")
+    if model.adaptation is None:
+        pytest.skip("the shipped model has no speaker-adaptive variant")
+    window = make_window(model=model)
+    runner = window.runner
+    runner.speaker = SpeakerNormalizer(model.adaptation.prior, hop_s=model.hop_s)
+    for _ in range(40):  # 40 speech windows x 0.5 s
+        runner.speaker.update(model.adaptation.prior.mean)
+    window._refresh_controls()
+    assert window.adapt_check.isEnabled() and window.adapt_check.isChecked()
+    assert "learnt from 20 s of this voice" in window.adapt_label.text()
+    window.forget_button.click()
+    assert runner.speaker.heard_s == 0.0
+    assert "learnt from 0 s" in window.adapt_label.text()
+    window.adapt_check.click()
+    assert runner.adapt is False and window.adapt_label.text() == "speaker adaptation off"
+    assert not window.forget_button.isEnabled()
+
+
+def test_a_model_without_adaptation_disables_the_controls(make_window):
+    window = make_window()  # the tiny test model has no adaptive variant
+    assert not window.adapt_check.isEnabled() and not window.forget_button.isEnabled()
+    assert window.adapt_label.text() == "this model cannot adapt to a speaker"

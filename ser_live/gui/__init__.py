@@ -119,6 +119,7 @@ def run_gui(args: argparse.Namespace) -> int:
         except SerLiveError as exc:
             window.runner.adapt = False
             window.banner.show_message(str(exc), "info")
+        window._refresh_controls()
     if model is not None:
         if args.input:
             window.open_file(args.input)

@@ -192,6 +192,25 @@ class MonitorRunner:
         if running_mic:
             self.start_microphone(device)
 
+    def set_adapt(self, adapt: bool) -> None:
+        """Turn speaker adaptation on or off: at once for the microphone, from the next start for files."""
+        if adapt == self.adapt:
+            return
+        self.adapt = adapt
+        running_mic = self.state == "running" and self.source is not None and self.source[0] == "microphone"
+        if running_mic:
+            device = self.source[1]
+            self.stop()
+            self.monitor = None
+            self.start_microphone(device)
+        elif self.source is None or self.source[0] != "file" or self.state not in ("running", "paused"):
+            self.monitor = None
+
+    def forget_speaker(self) -> None:
+        """Forget the learnt voice (a new person sits down); learning starts again from the population."""
+        if self.speaker is not None:
+            self.speaker.reset()  # the running Monitor shares this object, so it starts over at once
+
     def drain(self, limit: int = 1000) -> list[Event]:
         """Events queued since the last call; a finished/error event also ends the run's state."""
         out = []

@@ -155,6 +155,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._stalled = False
         self._history_dirty = False
         self._build(settings, device)
+        self.adapt_check.toggled.connect(self._adapt_toggled)
+        self.forget_button.clicked.connect(self._forget_voice)
         self._shortcuts()
         self._report_startup(model_error)
         self.timer = QtCore.QTimer(self)
@@ -288,6 +290,20 @@ class MainWindow(QtWidgets.QMainWindow):
         form.addRow("Hop", self.hop_spin)
         form.addRow("Smoothing", self.smooth_spin)
         form.addRow(self.settings_note)
+        # Speaker adaptation: how much of this voice has been learnt, and a way to start over.
+        self.adapt_check = QtWidgets.QCheckBox("Learn this speaker's voice")
+        self.adapt_check.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.forget_button = QtWidgets.QPushButton("Forget voice")
+        self.forget_button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.forget_button.setToolTip("start learning again, e.g. when another person speaks")
+        self.adapt_label = QtWidgets.QLabel("")
+        self.adapt_label.setWordWrap(True)
+        self.adapt_label.setStyleSheet(f"color: {palette.TEXT_DIM}")
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.adapt_check)
+        row.addWidget(self.forget_button)
+        form.addRow(row)
+        form.addRow(self.adapt_label)
         return box
 
     def _model_box(self) -> QtWidgets.QGroupBox:
@@ -573,6 +589,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.open_button.setEnabled(has_model)
         for spin in (self.window_spin, self.hop_spin, self.smooth_spin):
             spin.setEnabled(has_model)
+        self._refresh_adaptation()
         if self.source_kind == "file" and self.file_path:
             source = f"file: {Path(self.file_path).name}"
         else:
@@ -582,6 +599,41 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session_label.setText(
             f"{len(self.session)} rows" + (f"\nautosaved to {autosave}" if autosave is not None else "")
         )
+
+    def _refresh_adaptation(self) -> None:
+        """The adaptation controls and how much of the speaker has been learnt (read on the GUI timer)."""
+        can_adapt = self.runner is not None and self.runner.model.adaptation is not None
+        self.adapt_check.setEnabled(can_adapt)
+        self.adapt_check.blockSignals(True)
+        self.adapt_check.setChecked(can_adapt and self.runner.adapt)
+        self.adapt_check.blockSignals(False)
+        self.forget_button.setEnabled(can_adapt and self.runner.adapt)
+        if not can_adapt:
+            self.adapt_label.setText("this model cannot adapt to a speaker")
+        elif not self.runner.adapt:
+            self.adapt_label.setText("speaker adaptation off")
+        else:
+            speaker = self.runner.speaker
+            heard_s = speaker.heard_s if speaker is not None else 0.0
+            weight = speaker.weight if speaker is not None else 0.0
+            self.adapt_label.setText(
+                f"learnt from {heard_s:.0f} s of this voice (its own statistics weigh {weight:.0%})"
+            )
+
+    def _adapt_toggled(self, checked: bool) -> None:
+        if self.runner is None:
+            return
+        try:
+            self.runner.set_adapt(checked)
+        except SerLiveError as exc:
+            self.banner.show_message(str(exc), "error")
+        self._refresh_controls()
+
+    def _forget_voice(self) -> None:
+        if self.runner is not None:
+            self.runner.forget_speaker()
+            self.banner.show_message("Forgot the learnt voice; learning the speaker again from now.", "info")
+        self._refresh_controls()
 
     # -- shutdown ------------------------------------------------------------------------
     def shutdown(self) -> None:
