@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from conftest import tone, write_wav
 
+from ser_live.audio import read_audio
 from ser_live.buffer import utterance_windows
 from ser_live.features import extract_features
 from ser_live.gate import SpeechGate
 from ser_live.training import extract as extract_mod
-from ser_live.training.audio import load_audio
 from ser_live.training.augment import Augmenter
 from ser_live.training.corpora import scan_corpora
 from ser_live.training.extract import FeatureCache, WindowSetup, extract_dataset, window_features
@@ -24,11 +24,11 @@ def _speechlike(seconds: float, seed: int = 0, f0_hz: float = 140.0) -> np.ndarr
     return y
 
 
-def test_load_audio_resamples_to_16k_and_downmixes(tmp_path: Path) -> None:
+def test_corpus_audio_is_resampled_to_16k_and_downmixed(tmp_path: Path) -> None:
     t = np.arange(44100) / 44100
     stereo = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.5 * np.sin(2 * np.pi * 440 * t)], axis=1)
     path = write_wav(tmp_path / "a.wav", stereo.astype(np.float32), sample_rate_hz=44100)
-    y = load_audio(path, sample_rate_hz=16000)
+    y = read_audio(path, sample_rate_hz=16000)
     assert y.dtype == np.float32 and y.ndim == 1
     assert abs(y.shape[0] - 16000) <= 1
     spectrum = np.abs(np.fft.rfft(y[1000:15000] * np.hanning(14000)))

@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from ..audio import read_audio
 from ..features import FEATURE_VERSION, FeatureConfig, extract_features, feature_names
-from .audio import content_sha256, load_audio
+from ..model import file_sha256
 from .augment import Augmenter
 from .corpora import Utterance
 
@@ -235,7 +236,7 @@ def _extract_one(job: tuple[str, str, list[tuple[str, str, Any]], WindowSetup, A
     path, file_hash, variants, setup, augmenter, cache_dir = job
     cache = FeatureCache(cache_dir)
     try:
-        y = load_audio(path, sample_rate_hz=setup.sample_rate_hz)
+        y = read_audio(path, sample_rate_hz=setup.sample_rate_hz)
     except Exception as exc:  # one unreadable file must not stop a corpus run
         return path, f"unreadable audio ({exc})"
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -312,7 +313,7 @@ def extract_dataset(
     jobs = []
     for utt in utterances:
         path = str(utt.path)
-        file_hash = content_sha256(path)
+        file_hash = file_sha256(path)  # content, not name: renamed or moved files still hit the cache
         hashes[path] = file_hash
         found = {v: cache.get(file_hash, v) for v, _, _ in variants}
         results[path] = {v: a for v, a in found.items() if a is not None}
