@@ -8,11 +8,11 @@ since the stream started, so a window's timestamp is exact however much was drop
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-__all__ = ["RingBuffer", "WindowSchedule", "signal_windows", "utterance_windows"]
+__all__ = ["RingBuffer", "WindowSchedule", "signal_windows", "utterance_windows", "stream_utterance_windows"]
 
 
 class RingBuffer:
@@ -194,12 +194,24 @@ def utterance_windows(y: np.ndarray, *, window_samples: int, hop_samples: int) -
     :func:`signal_windows`) and, when the recording does not end on a hop boundary, a final
     window ending at its last sample, so the tail and clips shorter than a hop are analysed too.
     """
-    y = np.asarray(y, dtype=np.float32)
-    yield from signal_windows(y, window_samples=window_samples, hop_samples=hop_samples)
-    n = y.shape[0]
-    if n % hop_samples or n == 0:
-        start = n - window_samples
-        tail = y[max(start, 0) :]
-        if start < 0:
-            tail = np.concatenate([np.zeros(-start, dtype=np.float32), tail])
-        yield n, tail
+    return stream_utterance_windows([y], window_samples=window_samples, hop_samples=hop_samples)
+
+
+def stream_utterance_windows(
+    blocks: Iterable[np.ndarray], *, window_samples: int, hop_samples: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`utterance_windows` of a recording that arrives block by block (memory stays flat).
+
+    Cut through a :class:`RingBuffer` and :class:`WindowSchedule` exactly as the live monitor cuts.
+    """
+    buffer = RingBuffer(window_samples + hop_samples)
+    schedule = WindowSchedule(window_samples, hop_samples)
+    for block in blocks:
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        for i in range(0, block.shape[0], hop_samples):  # a hop at a time: nothing due is overwritten
+            buffer.write(block[i : i + hop_samples])
+            for start, stop in schedule.due(buffer.total_written):
+                yield stop, buffer.read(start, stop)
+    total = buffer.total_written
+    if total % hop_samples or total == 0:
+        yield total, buffer.read(total - window_samples, total)

@@ -14,14 +14,14 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from .adapt import SpeakerNormalizer
 from .audio import iter_audio_blocks, resample, sanitise_samples
-from .buffer import RingBuffer, WindowSchedule
+from .buffer import RingBuffer, WindowSchedule, stream_utterance_windows
 from .errors import DeviceError
 from .features import extract_features
 from .gate import SpeechGate
@@ -203,28 +203,6 @@ def classify_file(path: str | os.PathLike[str], *, model: EmotionModel, block_s:
     return _classify_blocks(iter_audio_blocks(path, sample_rate_hz=model.sample_rate_hz, block_s=block_s), model)
 
 
-def _recording_windows(
-    blocks: Iterable[np.ndarray], *, window_samples: int, hop_samples: int
-) -> Iterator[tuple[int, np.ndarray]]:
-    """The live windows of a recording fed block by block, plus one ending at its last sample.
-
-    Cut through the same ring buffer and schedule as the live monitor, so the windows are the
-    ones :class:`Monitor` analyses (and :func:`~ser_live.buffer.utterance_windows` cuts for
-    training); the extra window covers a tail, or a clip shorter than a hop.
-    """
-    buffer = RingBuffer(window_samples + hop_samples)
-    schedule = WindowSchedule(window_samples, hop_samples)
-    for block in blocks:
-        block = sanitise_samples(np.asarray(block)).reshape(-1)
-        for i in range(0, block.shape[0], hop_samples):  # a hop at a time: nothing due is overwritten
-            buffer.write(block[i : i + hop_samples])
-            for start, stop in schedule.due(buffer.total_written):
-                yield stop, buffer.read(start, stop)
-    total = buffer.total_written
-    if total % hop_samples or total == 0:
-        yield total, buffer.read(total - window_samples, total)
-
-
 def _classify_blocks(blocks: Iterable[np.ndarray], model: EmotionModel) -> ClipResult:
     """Average the speech windows' probabilities over a recording fed block by block.
 
@@ -236,8 +214,10 @@ def _classify_blocks(blocks: Iterable[np.ndarray], model: EmotionModel) -> ClipR
     features = []
     n_windows = 0
     total = 0
-    windows = _recording_windows(
-        blocks, window_samples=int(round(model.window_s * rate)), hop_samples=int(round(model.hop_s * rate))
+    windows = stream_utterance_windows(
+        (sanitise_samples(np.asarray(block)) for block in blocks),
+        window_samples=int(round(model.window_s * rate)),
+        hop_samples=int(round(model.hop_s * rate)),
     )
     for end, window in windows:
         n_windows += 1
