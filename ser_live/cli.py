@@ -284,9 +284,12 @@ _worker_model = None
 
 
 def _classify_init(model_path: str | None, trust: bool) -> None:
+    """Worker start-up where workers are spawned (not forked): load the model once per worker."""
     global _worker_model
+    from ._malloc import keep_large_blocks_on_heap
     from .model import EmotionModel
 
+    keep_large_blocks_on_heap()
     _worker_model = EmotionModel.load(model_path, trust=trust)
 
 
@@ -314,19 +317,21 @@ def _run_classify(args: argparse.Namespace) -> int:
         return 1
     workers = args.workers if args.workers > 0 else (os.cpu_count() or 1)
     workers = max(1, min(workers, len(files)))
+    global _worker_model
+    _worker_model = model
     if workers == 1:
-        global _worker_model
-        _worker_model = model
         results = map(_classify_one, files)
         pool = None
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        context = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        pool = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_classify_init, initargs=(args.model, args.trust_model)
-        )
+        if sys.platform.startswith("linux"):
+            # Forked workers inherit the model already loaded (and checked) here.
+            pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
+        else:
+            pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_classify_init,
+                                       initargs=(args.model, args.trust_model))
         results = pool.map(_classify_one, files, chunksize=max(1, min(16, len(files) // (4 * workers))))
     failed = 0
     try:
@@ -361,6 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ser-live`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ._malloc import keep_large_blocks_on_heap
+
+    keep_large_blocks_on_heap()
     if args.workers < 0:
         parser.error("--workers must be 0 (all cores) or more")
     if args.realtime and not args.input:

@@ -225,20 +225,25 @@ def autocorrelation_pitch(
     return f0_hz.astype(np.float32), periodicity.astype(np.float32)
 
 
-def delta(features: np.ndarray, *, width: int = 2) -> np.ndarray:
-    """Regression deltas along axis 0 (time), edges padded by repetition.
+def delta(features: np.ndarray, *, width: int = 2, axis: int = 0) -> np.ndarray:
+    """Regression deltas along the time axis, edges padded by repetition.
 
     Parameters
     ----------
-    features : np.ndarray, shape (n_frames, n_features)
+    features : np.ndarray
+        Frames along ``axis`` (e.g. shape (n_frames, n_features)).
     width : int
         Half-width N of the regression ``sum_n n (c[t+n] - c[t-n]) / (2 sum_n n^2)``.
+    axis : int
+        The time axis.
     """
+    features = np.moveaxis(features, axis, 0)
     if features.shape[0] == 0:
-        return features.copy()
-    padded = np.pad(features, ((width, width), (0, 0)), mode="edge")
+        return np.moveaxis(features.copy(), 0, axis)
+    padded = np.pad(features, [(width, width)] + [(0, 0)] * (features.ndim - 1), mode="edge")
     n_frames = features.shape[0]
     out = np.zeros_like(features, dtype=np.float64)
     for n in range(1, width + 1):
         out += n * (padded[width + n : width + n + n_frames] - padded[width - n : width - n + n_frames])
-    return (out / (2.0 * sum(n * n for n in range(1, width + 1)))).astype(features.dtype)
+    out /= 2.0 * sum(n * n for n in range(1, width + 1))
+    return np.moveaxis(out.astype(features.dtype), 0, axis)

@@ -115,6 +115,7 @@ class SpeechGate:
         self._last_end_s: float | None = None
         self._clock_s = 0.0
         self._recent_quiet: collections.deque[tuple[float, float]] = collections.deque()
+        self._previous: _PitchMemo | None = None
 
     def reset(self) -> None:
         """Forget the noise floor (e.g. when the input device changes)."""
@@ -122,6 +123,39 @@ class SpeechGate:
         self._last_end_s = None
         self._clock_s = 0.0
         self._recent_quiet.clear()
+        self._previous = None
+
+    def _pitch(self, window: np.ndarray, frames: np.ndarray, loud: np.ndarray, hop_length: int,
+               end_s: float | None) -> tuple[np.ndarray, np.ndarray]:
+        """Pitch and periodicity of the loud frames (zeros elsewhere).
+
+        Consecutive windows overlap (a 2 s window every 0.5 s shares 3/4 of its frames with the
+        previous one); frames whose samples the previous window already tracked are taken from it
+        instead of being tracked again. The overlap is checked sample for sample, never assumed.
+        """
+        n = frames.shape[0]
+        f0_hz = np.zeros(n, dtype=np.float32)
+        periodicity = np.zeros(n, dtype=np.float32)
+        known = np.zeros(n, dtype=bool)
+        memo = self._previous
+        if memo is not None and end_s is not None and memo.window.shape == window.shape:
+            shift = int(round((end_s - memo.end_s) * self.sample_rate_hz))
+            if 0 < shift < window.shape[0] and shift % hop_length == 0 and np.array_equal(
+                window[: window.shape[0] - shift], memo.window[shift:]
+            ):
+                offset = shift // hop_length
+                f0_hz[: n - offset] = memo.f0_hz[offset:]
+                periodicity[: n - offset] = memo.periodicity[offset:]
+                known[: n - offset] = memo.known[offset:]
+        needed = loud & ~known
+        if needed.any():
+            f0_hz[needed], periodicity[needed] = dsp.autocorrelation_pitch(
+                frames[needed], sample_rate_hz=self.sample_rate_hz, f0_min_hz=self.f0_min_hz, f0_max_hz=self.f0_max_hz
+            )
+            known |= needed
+        if end_s is not None:
+            self._previous = _PitchMemo(window.copy(), end_s, f0_hz, periodicity, known)
+        return f0_hz[loud], periodicity[loud]
 
     def __call__(self, window: np.ndarray, *, end_s: float | None = None) -> GateDecision:
         """Judge one window and update the noise floor.
@@ -175,10 +209,8 @@ class SpeechGate:
         loud = (frame_db > floor_db + self.snr_db) & (frame_db > self.min_level_db)
         voiced_s = 0.0
         modulation_db = pitch_range_st = 0.0
+        f0_hz, periodicity = self._pitch(window, frames, loud, hop_length, end_s)
         if loud.any():
-            f0_hz, periodicity = dsp.autocorrelation_pitch(
-                frames[loud], sample_rate_hz=self.sample_rate_hz, f0_min_hz=self.f0_min_hz, f0_max_hz=self.f0_max_hz
-            )
             voiced = periodicity >= self.voicing_threshold
             voiced_s = int(np.count_nonzero(voiced)) * hop_length / self.sample_rate_hz
             if voiced.any():
@@ -196,6 +228,17 @@ class SpeechGate:
             modulation_db=modulation_db,
             pitch_range_st=pitch_range_st,
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class _PitchMemo:
+    """The last window the gate judged and the pitch of the frames it tracked."""
+
+    window: np.ndarray
+    end_s: float
+    f0_hz: np.ndarray
+    periodicity: np.ndarray
+    known: np.ndarray
 
 
 def _spread(values: np.ndarray) -> float:

@@ -23,12 +23,13 @@ from .adapt import SpeakerNormalizer
 from .audio import iter_audio_blocks, resample, sanitise_samples
 from .buffer import RingBuffer, WindowSchedule, stream_utterance_windows
 from .errors import DeviceError
-from .features import extract_features
+from .features import FeatureConfig, extract_features, extract_features_batch, feature_names
 from .gate import SpeechGate
 from .model import EmotionModel
 
 __all__ = [
     "Prediction", "ClipResult", "SessionSummary", "WindowAnalyzer", "Monitor", "classify_signal", "classify_file",
+    "GatedFeatures", "gated_window_features",
 ]
 
 PredictionCallback = Callable[["Prediction"], None]
@@ -203,39 +204,100 @@ def classify_file(path: str | os.PathLike[str], *, model: EmotionModel, block_s:
     return _classify_blocks(iter_audio_blocks(path, sample_rate_hz=model.sample_rate_hz, block_s=block_s), model)
 
 
-def _classify_blocks(blocks: Iterable[np.ndarray], model: EmotionModel) -> ClipResult:
-    """Average the speech windows' probabilities over a recording fed block by block.
+@dataclasses.dataclass(frozen=True)
+class GatedFeatures:
+    """The speech windows of a whole recording, featurised (see :func:`gated_window_features`).
 
-    The speech gate runs window by window as live; the model then classifies all speech windows
-    in one call, which costs far less than one call per window.
+    Attributes
+    ----------
+    features : np.ndarray, shape (n_speech_windows, n_features), float32
+    end_samples : np.ndarray, shape (n_speech_windows,), int64
+        Where each speech window ends, in samples from the start of the recording.
+    n_windows : int
+        Windows analysed, speech or not.
+    n_samples : int
+        Length of the recording.
     """
-    gate = SpeechGate(sample_rate_hz=model.sample_rate_hz)
-    rate = model.sample_rate_hz
-    features = []
-    n_windows = 0
-    total = 0
-    windows = stream_utterance_windows(
-        (sanitise_samples(np.asarray(block)) for block in blocks),
-        window_samples=int(round(model.window_s * rate)),
-        hop_samples=int(round(model.hop_s * rate)),
-    )
+
+    features: np.ndarray
+    end_samples: np.ndarray
+    n_windows: int
+    n_samples: int
+
+
+def gated_window_features(blocks: Iterable[np.ndarray], *, gate: SpeechGate, feature_config: FeatureConfig,
+                          window_samples: int, hop_samples: int, batch_windows: int = 32) -> GatedFeatures:
+    """Feature vectors of the windows of a recording, fed block by block, that the speech gate accepts.
+
+    The windows are the live monitor's (:func:`ser_live.buffer.stream_utterance_windows`), judged by
+    ``gate`` in stream order as live. Speech windows are featurised ``batch_windows`` at a time with
+    :func:`ser_live.features.extract_features_batch`, so the frames overlapping windows share are
+    analysed once; memory stays flat however long the recording.
+
+    Parameters
+    ----------
+    blocks : iterable of np.ndarray
+        Consecutive mono blocks at the gate's and features' sample rate.
+    gate : SpeechGate
+        A fresh gate (its noise floor is learnt from this recording).
+    feature_config : FeatureConfig
+    window_samples, hop_samples : int
+        Window length and hop.
+    batch_windows : int
+        Speech windows featurised together.
+    """
+    rate = feature_config.sample_rate_hz
+    chunks: list[np.ndarray] = []
+    all_ends: list[int] = []
+    pending: list[np.ndarray] = []
+    pending_ends: list[int] = []
+    n_windows = total = 0
+
+    def flush() -> None:
+        if pending:
+            chunks.append(extract_features_batch(pending, ends=pending_ends, config=feature_config))
+            all_ends.extend(pending_ends)
+            pending.clear()
+            pending_ends.clear()
+
+    windows = stream_utterance_windows((sanitise_samples(np.asarray(block)) for block in blocks),
+                                       window_samples=window_samples, hop_samples=hop_samples)
     for end, window in windows:
         n_windows += 1
         total = end
         if gate(window, end_s=end / rate).speech:
-            features.append(extract_features(window, model.feature_config))
-    duration_s = total / rate
-    if not features:
-        return ClipResult(None, 0.0, None, duration_s, n_windows, 0)
-    mean = model.predict_proba(np.stack(features)).mean(axis=0)
+            pending.append(window)
+            pending_ends.append(end)
+            if len(pending) >= batch_windows:
+                flush()
+    flush()
+    n_features = len(feature_names(feature_config))
+    features = np.concatenate(chunks) if chunks else np.zeros((0, n_features), dtype=np.float32)
+    return GatedFeatures(features, np.asarray(all_ends, dtype=np.int64), n_windows, total)
+
+
+def _classify_blocks(blocks: Iterable[np.ndarray], model: EmotionModel) -> ClipResult:
+    """Average the speech windows' probabilities over a recording fed block by block.
+
+    The model classifies all speech windows in one call, which costs far less than one call per window.
+    """
+    rate = model.sample_rate_hz
+    gated = gated_window_features(blocks, gate=SpeechGate(sample_rate_hz=rate), feature_config=model.feature_config,
+                                  window_samples=int(round(model.window_s * rate)),
+                                  hop_samples=int(round(model.hop_s * rate)))
+    duration_s = gated.n_samples / rate
+    n_speech = gated.features.shape[0]
+    if not n_speech:
+        return ClipResult(None, 0.0, None, duration_s, gated.n_windows, 0)
+    mean = model.predict_proba(gated.features).mean(axis=0)
     best = int(np.argmax(mean))
     return ClipResult(
         emotion=model.classes[best],
         confidence=float(mean[best]),
         probs={c: float(p) for c, p in zip(model.classes, mean)},
         duration_s=duration_s,
-        n_windows=n_windows,
-        n_speech_windows=len(features),
+        n_windows=gated.n_windows,
+        n_speech_windows=n_speech,
     )
 
 

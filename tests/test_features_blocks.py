@@ -14,7 +14,7 @@ def _named(y: np.ndarray) -> dict[str, float]:
 
 def test_version_and_names() -> None:
     names = feature_names()
-    assert FEATURE_VERSION == 3
+    assert FEATURE_VERSION == 4
     assert len(names) == len(set(names)) == extract_features(tone(150.0, 2.0)).shape[0]
     for name in ("mel0_shape_std", "alpha_ratio_db_mean", "hammarberg_db_mean", "mel_slope_db_per_band_mean",
                  "jitter_st", "shimmer_db", "hnr_db", "voiced_runs_per_s", "active_run_s", "energy_rel_p90",

@@ -47,7 +47,8 @@ def test_window_features_are_the_live_windows_the_gate_accepts() -> None:
                 if gate(w, end_s=end / 16000).speech]
     assert 0 < len(expected) < len(list(utterance_windows(y, window_samples=32000, hop_samples=8000)))
     assert ends.tolist() == [end for end, _ in expected]
-    np.testing.assert_array_equal(X, np.stack([f for _, f in expected]))
+    # Shared frame analysis across overlapping windows: the live numbers up to float32 rounding.
+    np.testing.assert_allclose(X, np.stack([f for _, f in expected]), rtol=1e-5, atol=1e-5)
 
 
 def _corpus(tmp_path: Path) -> Path:

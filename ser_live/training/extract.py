@@ -1,9 +1,10 @@
 """Feature extraction for training: live windows of each recording, gated, featurised, in parallel and cached.
 
-Training examples are made exactly as the live monitor makes them: the recording is cut with
-:func:`ser_live.buffer.utterance_windows` (windows ending every hop, zero-padded at the start),
-each window goes through a fresh :class:`ser_live.gate.SpeechGate` in stream order, and only the
-windows it calls speech are featurised with :func:`ser_live.features.extract_features`.
+Training examples are made exactly as the live monitor makes them, by the code ``--classify`` uses
+(:func:`ser_live.pipeline.gated_window_features`): the recording is cut into the live windows
+(ending every hop, zero-padded at the start), each window goes through a fresh
+:class:`ser_live.gate.SpeechGate` in stream order, and only the windows it calls speech are
+featurised (:func:`ser_live.features.extract_features_batch`, the same numbers as live).
 
 Results are cached on disk, one small ``.npz`` per (file content, variant), where the variant key
 hashes everything that changes the numbers: feature configuration and version, window and hop,
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..audio import read_audio
-from ..features import FEATURE_VERSION, FeatureConfig, extract_features, feature_names
+from ..features import FEATURE_VERSION, FeatureConfig
 from ..model import file_sha256
 from .augment import Augmenter
 from .corpora import Utterance
@@ -97,11 +98,15 @@ class WindowSetup:
 @functools.lru_cache(maxsize=1)
 def _code_digest() -> str:
     """Hash of the source of every module that shapes the numbers, so an edited gate or DSP never hits stale entries."""
-    from .. import buffer, dsp, features, gate
+    import inspect
+
+    from .. import buffer, dsp, features, gate, pipeline
 
     digest = hashlib.sha256()
     for module in (buffer, dsp, features, gate):
         digest.update(Path(module.__file__).read_bytes())
+    # Only the recording loop of the pipeline module: editing the live monitor must not re-extract.
+    digest.update(inspect.getsource(pipeline.gated_window_features).encode())
     return digest.hexdigest()[:16]
 
 
@@ -124,17 +129,11 @@ def window_features(y: np.ndarray, setup: WindowSetup) -> tuple[np.ndarray, np.n
     end_samples : np.ndarray, shape (n_accepted,), int64
         Where each accepted window ends.
     """
-    from ..buffer import utterance_windows
+    from ..pipeline import gated_window_features
 
-    gate = setup.make_gate()
-    rows, ends = [], []
-    for end, window in utterance_windows(y, window_samples=setup.window_samples, hop_samples=setup.hop_samples):
-        if gate(window, end_s=end / setup.sample_rate_hz).speech:
-            rows.append(extract_features(window, setup.feature_config))
-            ends.append(end)
-    n_features = len(feature_names(setup.feature_config))
-    features = np.stack(rows).astype(np.float32) if rows else np.zeros((0, n_features), dtype=np.float32)
-    return features, np.asarray(ends, dtype=np.int64)
+    gated = gated_window_features([y], gate=setup.make_gate(), feature_config=setup.feature_config,
+                                  window_samples=setup.window_samples, hop_samples=setup.hop_samples)
+    return gated.features, gated.end_samples
 
 
 def default_cache_dir() -> Path:
@@ -329,6 +328,9 @@ def extract_dataset(
 
             import_librosa()
         n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(jobs)))
+        from .._malloc import keep_large_blocks_on_heap
+
+        keep_large_blocks_on_heap()  # inherited by forked workers
         bar = _progress(len(jobs), progress)
         if n_jobs == 1:
             done = map(_extract_one, jobs)
@@ -338,7 +340,8 @@ def extract_dataset(
         else:
             context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
                                                   else "spawn")
-            with concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs, mp_context=context) as pool:
+            with concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs, mp_context=context,
+                                                        initializer=keep_large_blocks_on_heap) as pool:
                 for path, out in pool.map(_extract_one, jobs, chunksize=4):
                     _collect(results, failures, path, out)
                     bar.update(1)
