@@ -186,7 +186,9 @@ def _frame_values(frames: np.ndarray, config: FeatureConfig) -> dict[str, np.nda
         "centroid": centroid,
         "bandwidth": bandwidth,
         "rolloff": freqs_khz[np.argmax(cumulative >= 0.85 * cumulative[:, -1:], axis=1)],
-        "flatness_db": 10.0 * (np.mean(np.log10(power + 1e-12), axis=1) - np.log10(np.mean(power, axis=1) + 1e-12)),
+        # Geometric over arithmetic mean, in dB.
+        "flatness_db": dsp.power_to_db(np.exp(np.mean(np.log(power + 1e-12), axis=1)), amin=0.0)
+        - dsp.power_to_db(np.mean(power, axis=1) + 1e-12, amin=0.0),
         "zcr": np.mean(signs[:, 1:] != signs[:, :-1], axis=1),
     }
 
@@ -275,59 +277,6 @@ class _Frames:
 # a batch so overlapping windows of a recording cost one pass; a single live window is a batch of one.
 
 
-def _masked_moments(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation over the masked frames: x (w, n, d), mask (w, n) -> (w, d) each; 0 if none."""
-    m = mask[:, :, None]
-    count = np.maximum(mask.sum(axis=1), 1)[:, None]
-    mean = np.where(m, x, 0.0).sum(axis=1) / count
-    var = np.square(np.where(m, x - mean[:, None, :], 0.0)).sum(axis=1) / count
-    return mean, np.sqrt(var)
-
-
-def _masked_percentiles(x: np.ndarray, mask: np.ndarray, q: tuple[float, ...]) -> np.ndarray:
-    """Percentiles (linear interpolation, as ``np.percentile``) over the masked frames.
-
-    x (w, n, d), mask (w, n) -> (len(q), w, d); 0 where a window has no masked frame.
-    """
-    ordered = np.sort(np.where(mask[:, :, None], x, np.inf), axis=1)
-    last = np.maximum(mask.sum(axis=1) - 1, 0)  # (w,)
-    pos = np.asarray(q, dtype=np.float64)[:, None] / 100.0 * last  # (q, w)
-    lo = np.floor(pos).astype(np.intp)
-    hi = np.minimum(lo + 1, last)
-    frac = (pos - lo)[:, :, None]
-    rows = np.arange(x.shape[0])
-    a, b = ordered[rows, lo], ordered[rows, hi]  # (q, w, d)
-    empty = (mask.sum(axis=1) == 0)[None, :, None]
-    a, b = np.where(empty, 0.0, a), np.where(empty, 0.0, b)
-    return a + (b - a) * frac
-
-
-def _compacted_diffs(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Differences between consecutive masked frames (pauses skipped): x (w, n) -> diffs (w, n - 1), valid mask."""
-    order = np.argsort(~mask, axis=1, kind="stable")  # masked frames first, in time order
-    packed = np.take_along_axis(x, order, axis=1)
-    valid = np.arange(x.shape[1] - 1)[None, :] < (mask.sum(axis=1) - 1)[:, None]
-    return np.diff(packed, axis=1), valid
-
-
-def _masked_slope(values: np.ndarray, times_s: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Least-squares slope (per second) of values (w, n) over the masked frames; 0 with fewer than two."""
-    count = np.maximum(mask.sum(axis=1), 1)
-    t = np.where(mask, times_s[None, :], 0.0)
-    t = np.where(mask, t - (t.sum(axis=1) / count)[:, None], 0.0)
-    denom = np.square(t).sum(axis=1)
-    num = (t * np.where(mask, values, 0.0)).sum(axis=1)
-    return np.where(denom > 0, num / np.where(denom > 0, denom, 1.0), 0.0)
-
-
-def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Number of runs of True in each row of mask (w, n) and their mean length in frames."""
-    starts = mask.copy()
-    starts[:, 1:] &= ~mask[:, :-1]
-    n_runs = starts.sum(axis=1)
-    return n_runs, np.where(n_runs > 0, mask.sum(axis=1) / np.maximum(n_runs, 1), 0.0)
-
-
 def _window_blocks(frames: _Frames, first: np.ndarray, n: int) -> list[tuple[str, list[str], np.ndarray]]:
     """The feature vectors of windows as named blocks: (block name, element names, values (w, k)).
 
@@ -349,33 +298,33 @@ def _window_blocks(frames: _Frames, first: np.ndarray, n: int) -> list[tuple[str
     frames.describe_voice(needed)
 
     mfcc = frames.mfcc[idx].astype(np.float64)
-    mfcc_mean, mfcc_std = _masked_moments(mfcc, active)
-    _, dmfcc_std = _masked_moments(dsp.delta(mfcc, axis=1), active)
-    shape_mean, shape_std = _masked_moments(frames.shape[idx].astype(np.float64), active)
+    mfcc_mean, mfcc_std = dsp.masked_moments(mfcc, active)
+    _, dmfcc_std = dsp.masked_moments(dsp.delta(mfcc, axis=1), active)
+    shape_mean, shape_std = dsp.masked_moments(frames.shape[idx].astype(np.float64), active)
 
     spectral = frames.spectral[idx]
     spectral[:, 0, 4] = 0.0  # flux: the window's first frame has no predecessor in the window
-    spectral_mean, spectral_std = _masked_moments(spectral, active)
-    spectral_p10, spectral_p90 = _masked_percentiles(spectral, active, (10, 90))
+    spectral_mean, spectral_std = dsp.masked_moments(spectral, active)
+    spectral_p10, spectral_p90 = dsp.masked_percentiles(spectral, active, (10, 90))
 
     # Loudness relative to the window's loud part: the microphone's gain must not matter.
-    (p95,) = _masked_percentiles(energy_db[:, :, None], active, (95,))
+    (p95,) = dsp.masked_percentiles(energy_db[:, :, None], active, (95,))
     rel_energy = (energy_db - p95)[:, :, None]
-    rel_mean, rel_std = _masked_moments(rel_energy, active)
-    rel_p10, rel_p50, rel_p90 = _masked_percentiles(rel_energy, active, (10, 50, 90))
-    energy_diffs, energy_valid = _compacted_diffs(energy_db, active)
-    _, energy_delta_std = _masked_moments(energy_diffs[:, :, None], energy_valid)
-    energy = np.column_stack([rel_mean, rel_std, rel_p10, rel_p50, _masked_slope(energy_db, times_s, active),
+    rel_mean, rel_std = dsp.masked_moments(rel_energy, active)
+    rel_p10, rel_p50, rel_p90 = dsp.masked_percentiles(rel_energy, active, (10, 50, 90))
+    energy_diffs, energy_valid = dsp.compacted_diffs(energy_db, active)
+    _, energy_delta_std = dsp.masked_moments(energy_diffs[:, :, None], energy_valid)
+    energy = np.column_stack([rel_mean, rel_std, rel_p10, rel_p50, dsp.masked_slope(energy_db, times_s, active),
                               energy_delta_std, rel_p90])
 
     f0_hz = frames.f0_hz[idx].astype(np.float64)
     semitones = np.where(voiced, 12.0 * np.log2(np.where(voiced, f0_hz, 100.0) / 100.0), 0.0)
-    st_mean, st_std = _masked_moments(semitones[:, :, None], voiced)
-    st_p10, st_p50, st_p90 = _masked_percentiles(semitones[:, :, None], voiced, (10, 50, 90))
-    st_diffs, st_valid = _compacted_diffs(semitones, voiced)
-    _, st_delta_std = _masked_moments(st_diffs[:, :, None], st_valid)
+    st_mean, st_std = dsp.masked_moments(semitones[:, :, None], voiced)
+    st_p10, st_p50, st_p90 = dsp.masked_percentiles(semitones[:, :, None], voiced, (10, 50, 90))
+    st_diffs, st_valid = dsp.compacted_diffs(semitones, voiced)
+    _, st_delta_std = dsp.masked_moments(st_diffs[:, :, None], st_valid)
     pitch = np.column_stack([st_mean, st_std, st_p10, st_p50, st_p90, st_p90 - st_p10,
-                             _masked_slope(semitones, times_s, voiced), st_delta_std])
+                             dsp.masked_slope(semitones, times_s, voiced), st_delta_std])
 
     n_active = active.sum(axis=1)
     voicing = np.column_stack([
@@ -385,22 +334,22 @@ def _window_blocks(frames: _Frames, first: np.ndarray, n: int) -> list[tuple[str
     ])
 
     # Voice quality and tilt on voiced frames.
-    tilt_mean, tilt_std = _masked_moments(frames.tilt[idx], voiced)
-    shimmer_diffs, _ = _compacted_diffs(energy_db, voiced)
-    jitter, _ = _masked_moments(np.abs(st_diffs)[:, :, None], st_valid)
-    shimmer, _ = _masked_moments(np.abs(shimmer_diffs)[:, :, None], st_valid)
+    tilt_mean, tilt_std = dsp.masked_moments(frames.tilt[idx], voiced)
+    shimmer_diffs, _ = dsp.compacted_diffs(energy_db, voiced)
+    jitter, _ = dsp.masked_moments(np.abs(st_diffs)[:, :, None], st_valid)
+    shimmer, _ = dsp.masked_moments(np.abs(shimmer_diffs)[:, :, None], st_valid)
     per = np.clip(periodicity, 1e-3, 1 - 1e-3)
-    hnr_db, _ = _masked_moments((10.0 * np.log10(per / (1 - per)))[:, :, None], voiced)
+    hnr_db, _ = dsp.masked_moments((10.0 * np.log10(per / (1 - per)))[:, :, None], voiced)
     quality = np.column_stack([jitter, shimmer, hnr_db])
 
     # Rhythm: how speech and pauses alternate (speaking rate and hesitation differ with emotion).
     window_s = max(n * config.frame_hop_s, 1e-3)
-    n_voiced_runs, voiced_run = _runs(voiced)
-    n_active_runs, active_run = _runs(active)
+    n_voiced_runs, voiced_run = dsp.mask_runs(voiced)
+    n_active_runs, active_run = dsp.mask_runs(active)
     rhythm = np.column_stack([n_voiced_runs / window_s, voiced_run * config.frame_hop_s,
                               n_active_runs / window_s, active_run * config.frame_hop_s])
 
-    contrast_mean, contrast_std = _masked_moments(frames.contrast[idx], voiced)
+    contrast_mean, contrast_std = dsp.masked_moments(frames.contrast[idx], voiced)
 
     # Modulation of the loudness contour: syllable rate and rhythm show up at 2-16 Hz.
     quietest_active = np.where(active, energy_db, np.inf).min(axis=1, keepdims=True)

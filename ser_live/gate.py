@@ -192,8 +192,9 @@ class SpeechGate:
         # The background is the quiet tenth of the frames. Exact digital zeros (before the stream
         # began, a muted input) count as the silence they are: until real background has been heard
         # for a while, anything voiced, modulated and above min_level_db may count as speech.
-        quiet_db = float(np.percentile(frame_db, 10))
+        (quiet_db,) = dsp.percentiles(frame_db, (10,))
         recent = self._recent_quiet
+        quiet_db = float(quiet_db)
         recent.append((self._clock_s, quiet_db))
         while recent[0][0] < self._clock_s - self.floor_memory_s:
             recent.popleft()
@@ -243,5 +244,5 @@ class _PitchMemo:
 
 def _spread(values: np.ndarray) -> float:
     """90th minus 10th percentile."""
-    p10, p90 = np.percentile(values, [10, 90])
+    p10, p90 = dsp.percentiles(values, (10, 90))
     return float(p90 - p10)

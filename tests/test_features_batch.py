@@ -8,7 +8,7 @@ from conftest import tone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ser_live import features
+from ser_live import dsp
 from ser_live.buffer import utterance_windows
 from ser_live.features import FeatureConfig, extract_features, extract_features_batch, feature_names
 from ser_live.gate import SpeechGate
@@ -76,11 +76,11 @@ def test_masked_statistics_equal_numpy_on_the_selected_frames(mask_rows, seed) -
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(mask.shape[0], mask.shape[1], 3))
     times = np.arange(mask.shape[1]) * 0.01
-    mean, std = features._masked_moments(x, mask)
-    p10, p50, p90 = features._masked_percentiles(x, mask, (10, 50, 90))
-    diffs, valid = features._compacted_diffs(x[:, :, 0], mask)
-    n_runs, run_length = features._runs(mask)
-    slopes = features._masked_slope(x[:, :, 0], times, mask)
+    mean, std = dsp.masked_moments(x, mask)
+    p10, p50, p90 = dsp.masked_percentiles(x, mask, (10, 50, 90))
+    diffs, valid = dsp.compacted_diffs(x[:, :, 0], mask)
+    n_runs, run_length = dsp.mask_runs(mask)
+    slopes = dsp.masked_slope(x[:, :, 0], times, mask)
     for w in range(mask.shape[0]):
         selected = x[w][mask[w]]
         if selected.shape[0] == 0:
@@ -131,3 +131,10 @@ def test_allocator_setting_applies_on_linux_and_can_be_repeated() -> None:
     expected = sys.platform.startswith("linux")
     assert keep_large_blocks_on_heap() is expected
     assert keep_large_blocks_on_heap() is expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.floats(-200, 200), min_size=1, max_size=50))
+def test_percentiles_equal_numpy(values) -> None:
+    q = (0, 10, 50, 90, 95, 100)
+    np.testing.assert_allclose(dsp.percentiles(np.array(values), q), np.percentile(values, q), atol=1e-9)
