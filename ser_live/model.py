@@ -4,17 +4,28 @@ A model file is a joblib dictionary holding the estimator, its class list, the
 :class:`~ser_live.features.FeatureConfig` it was trained with, the analysis window and hop, and
 provenance (corpora, evaluation figures, library versions). joblib files are pickles and can run
 code when loaded, so only the shipped model (checked by SHA-256) loads without ``trust=True``.
+
+Format 2 keeps the estimator in the file as pickle bytes next to an ``inference`` entry holding
+its weights as plain numpy arrays (the pickle refers to those arrays rather than storing them
+twice). :class:`EmotionModel` runs the arrays itself, so loading and predicting never import
+scikit-learn (about 0.7 s of start-up); the estimator object is unpickled only when something asks
+for :attr:`EmotionModel.estimator`. Format-1 files (the estimator object itself) still load.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
+import io
 import math
 import os
+import pickle
 import platform
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +53,9 @@ __all__ = [
 EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 
 MODEL_FORMAT = "ser-live-model"
-MODEL_FORMAT_VERSION = 1
+#: Version written; :meth:`EmotionModel.load` also reads the ones in ``_READABLE_FORMAT_VERSIONS``.
+MODEL_FORMAT_VERSION = 2
+_READABLE_FORMAT_VERSIONS = (1, 2)
 DEFAULT_MODEL_NAME = "ser-live-default.joblib"
 #: Setting this environment variable to 1 has the effect of ``--trust-model``.
 TRUST_ENV_VAR = "SER_LIVE_TRUST_MODEL"
@@ -144,6 +157,532 @@ def _unpickle(data: bytes, path: Path) -> Any:
         ) from exc
 
 
+# -- the compiled forward pass ------------------------------------------------------------------------
+# Importing scikit-learn takes about 0.7 s, most of a start-up. The estimators ser-live makes
+# (training/estimator.py) are a few matrix products, so a model file also stores their arrays
+# ("inference" entry) and predictions run them with numpy; the estimator object stays in the file,
+# pickled, for training and reports.
+
+#: Largest difference from scikit-learn's ``predict_proba`` a compiled forward pass may show.
+COMPILED_TOLERANCE = 1e-9
+
+
+def _relu(a: np.ndarray) -> None:
+    np.maximum(a, 0.0, out=a)
+
+
+def _tanh(a: np.ndarray) -> None:
+    np.tanh(a, out=a)
+
+
+def _logistic(a: np.ndarray) -> None:
+    from scipy.special import expit  # the function scikit-learn uses; the features load scipy anyway
+
+    expit(a, out=a)
+
+
+def _identity(a: np.ndarray) -> None:
+    pass
+
+
+#: In-place hidden-layer activations, named as in ``MLPClassifier(activation=...)``.
+_HIDDEN_ACTIVATIONS = {"relu": _relu, "tanh": _tanh, "logistic": _logistic, "identity": _identity}
+_COMBINATIONS = ("single", "vote", "bagging")
+
+
+class _SingleThreadedBlas:
+    """Runs batched products with one BLAS thread.
+
+    A batch of 20 windows through a (208, 256) layer is big enough for OpenBLAS to split it over
+    threads; on a loaded two-core machine the product then took 32 ms at the 95th percentile
+    instead of 0.08 ms. threadpoolctl (5 ms to import and inspect the process) is only loaded by
+    the first batch: single windows, the live monitor's case, stay on plain products.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._controller: Any = None
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        # The lock keeps concurrent batches from restoring each other's thread counts out of order.
+        with self._lock:
+            if self._controller is None:
+                try:
+                    from threadpoolctl import ThreadpoolController
+                except ImportError:  # optional: without it, batches just use BLAS's default
+                    self._controller = False
+                else:
+                    self._controller = ThreadpoolController()
+            if self._controller is False:
+                yield
+            else:
+                with self._controller.limit(limits=1, user_api="blas"):
+                    yield
+
+
+_single_threaded_blas = _SingleThreadedBlas()
+
+
+def _float_array(value: Any, what: str, ndim: int) -> np.ndarray:
+    """A float64 copy (the compiled pass never shares memory with the estimator), checked."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu" or array.ndim != ndim:
+        raise ValueError(f"{what} is not a {ndim}-D array of numbers")
+    array = np.array(array, dtype=np.float64, copy=True)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{what} holds non-finite values")
+    return array
+
+
+def _index_array(value: Any, what: str, upper: int, *, unique: bool) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu" or array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{what} is not a list of indices")
+    if array.min() < 0 or array.max() >= upper:
+        raise ValueError(f"{what} holds indices outside 0..{upper - 1}")
+    if unique and np.unique(array).size != array.size:
+        raise ValueError(f"{what} repeats an index")
+    return array.astype(np.intp)
+
+
+@dataclasses.dataclass
+class _Network:
+    """One ``MLPClassifier``, as float64 arrays."""
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+    activation: str
+    output: str
+    features: np.ndarray | None  # the columns it sees (bagging's random subspaces), else all
+    columns: np.ndarray | None  # the ensemble's classes it predicts, when not all of them
+
+    @classmethod
+    def from_dict(cls, entry: dict[str, Any], n_features: int, n_classes: int, where: str) -> _Network:
+        activation, output = str(entry["activation"]), str(entry["output"])
+        if activation not in _HIDDEN_ACTIVATIONS:
+            raise ValueError(f"{where} has an unknown activation {activation!r}")
+        features, columns = entry.get("features"), entry.get("columns")
+        if features is not None:  # bagging with bootstrap_features may repeat a column
+            features = _index_array(features, f"{where}'s feature subset", n_features, unique=False)
+        if columns is not None:
+            columns = _index_array(columns, f"{where}'s classes", n_classes, unique=True)
+        weights = [_float_array(w, f"{where}'s layer {i} weights", 2) for i, w in enumerate(entry["coefs"])]
+        biases = [_float_array(b, f"{where}'s layer {i} biases", 1) for i, b in enumerate(entry["intercepts"])]
+        if not weights or len(weights) != len(biases):
+            raise ValueError(f"{where} has {len(weights)} weight and {len(biases)} bias arrays")
+        width = n_features if features is None else features.size
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            if w.shape[0] != width or b.shape != (w.shape[1],):
+                raise ValueError(f"{where}'s layer {i} is {w.shape} with {b.shape} biases after {width} inputs")
+            width = w.shape[1]
+        n_out = n_classes if columns is None else columns.size
+        if (output == "softmax" and width == n_out >= 2) or (output == "logistic" and width == 1 and n_out == 2):
+            return cls(weights, biases, activation, output, features, columns)
+        raise ValueError(f"{where} has a {output!r} output of {width} units for {n_out} classes")
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """``MLPClassifier.predict_proba``, operation for operation."""
+        a = x if self.features is None else x[:, self.features]
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            a = a @ w
+            a += b
+            if i < last:
+                _HIDDEN_ACTIVATIONS[self.activation](a)
+        if self.output == "logistic":
+            _logistic(a)
+            p = a.ravel()
+            return np.vstack([1 - p, p]).T
+        a = np.exp(a - a.max(axis=1)[:, np.newaxis])
+        a /= a.sum(axis=1)[:, np.newaxis]
+        return a
+
+
+@dataclasses.dataclass
+class _ForwardPass:
+    """A fitted ser-live estimator as numpy: transform steps, then one or more networks combined.
+
+    Built from the ``inference`` entry of a model file (see :func:`_compile`), which it validates.
+    """
+
+    classes: list[str]
+    n_features: int
+    steps: list[tuple[str, np.ndarray | float, np.ndarray | float]]
+    combine: str
+    networks: list[_Network]
+    weights: np.ndarray | None
+
+    @classmethod
+    def from_dict(cls, entry: Any) -> _ForwardPass:
+        """Validate an ``inference`` entry (ValueError, TypeError or KeyError saying what is wrong)."""
+        if not isinstance(entry, dict):
+            raise TypeError("it is not a dictionary")
+        classes = entry["classes"]
+        if not isinstance(classes, list) or not classes or len(set(map(str, classes))) != len(classes):
+            raise ValueError("its class list is empty or repeats a class")
+        classes = [str(c) for c in classes]
+        n_features = entry["n_features"]
+        if not isinstance(n_features, int) or n_features < 1:
+            raise ValueError(f"its feature count {n_features!r} is not a positive integer")
+        steps: list[tuple[str, Any, Any]] = []
+        for i, step in enumerate(entry["steps"]):
+            if step["kind"] == "standardise":
+                mean = _float_array(step["mean"], f"step {i}'s means", 1)
+                scale = _float_array(step["scale"], f"step {i}'s scales", 1)
+                if mean.shape != (n_features,) or scale.shape != (n_features,) or not np.all(scale != 0):
+                    raise ValueError(f"step {i} does not standardise {n_features} features")
+                steps.append(("standardise", mean, scale))
+            elif step["kind"] == "clip":
+                low, high = float(step["low"]), float(step["high"])
+                if not low <= high:
+                    raise ValueError(f"step {i} clips to an empty range")
+                steps.append(("clip", low, high))
+            else:
+                raise ValueError(f"step {i} is of unknown kind {step['kind']!r}")
+        combine = entry["combine"]
+        if combine not in _COMBINATIONS:
+            raise ValueError(f"it combines networks by unknown {combine!r}")
+        networks = [_Network.from_dict(net, n_features, len(classes), f"network {i}")
+                    for i, net in enumerate(entry["networks"])]
+        if not networks or combine == "single" and len(networks) != 1:
+            raise ValueError(f"it has {len(networks)} networks for {combine!r}")
+        if combine != "bagging" and any(n.columns is not None for n in networks):
+            raise ValueError("a network predicts only some of the classes")
+        weights = entry.get("weights")
+        if weights is not None:
+            weights = _float_array(weights, "the voting weights", 1)
+            if combine != "vote" or weights.shape != (len(networks),) or weights.sum() == 0:
+                raise ValueError("its voting weights do not match its networks")
+        return cls(classes, n_features, steps, combine, networks, weights)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """scikit-learn's ``Pipeline.predict_proba`` for the compiled estimator.
+
+        Parameters
+        ----------
+        x : np.ndarray, shape (n_windows, n_features), float64
+
+        Raises
+        ------
+        ValueError
+            Wrong number of features, or values that are not finite (as scikit-learn does).
+        """
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"X has {x.shape[-1]} features, but the model expects {self.n_features}")
+        x = x.copy()
+        for kind, a, b in self.steps:
+            if kind == "standardise":
+                x -= a
+                x /= b
+            else:
+                x = np.clip(x, a, b)
+        if not np.all(np.isfinite(x)):
+            raise ValueError("Input X contains NaN or infinity")
+        if x.shape[0] == 1:
+            return self._combine(x)
+        with _single_threaded_blas():
+            return self._combine(x)
+
+    def _combine(self, x: np.ndarray) -> np.ndarray:
+        if self.combine == "single":
+            return self.networks[0].predict_proba(x)
+        if self.combine == "vote":  # VotingClassifier(voting="soft")
+            return np.average(np.asarray([n.predict_proba(x) for n in self.networks]), axis=0, weights=self.weights)
+        proba = np.zeros((x.shape[0], len(self.classes)))  # BaggingClassifier, in its order of additions
+        for network in self.networks:
+            if network.columns is None:
+                proba += network.predict_proba(x)
+            else:
+                proba[:, network.columns] += network.predict_proba(x)
+        return proba / len(self.networks)
+
+    def sample_inputs(self, n_windows: int, seed: int = 0) -> np.ndarray:
+        """Random feature rows spread like the training data (when the first step standardises)."""
+        z = np.random.default_rng(seed).normal(0.0, 2.0, (n_windows, self.n_features))
+        if self.steps and self.steps[0][0] == "standardise":
+            _, mean, scale = self.steps[0]
+            return mean + z * scale
+        return z
+
+
+def _compile_network(mlp: Any, features: Any = None, columns: Any = None) -> dict[str, Any] | None:
+    from sklearn.neural_network import MLPClassifier
+
+    if type(mlp) is not MLPClassifier or mlp.activation not in _HIDDEN_ACTIVATIONS:
+        return None
+    if mlp.out_activation_ not in ("softmax", "logistic") or getattr(mlp, "n_outputs_", 1) != 1 and (
+            mlp.out_activation_ == "logistic"):
+        return None  # multi-label networks
+    # The estimator's own arrays (not copies): the pickled estimator then refers to them instead of
+    # storing them twice (see _pickle_estimator).
+    return {"activation": mlp.activation, "output": mlp.out_activation_, "coefs": list(mlp.coefs_),
+            "intercepts": list(mlp.intercepts_), "features": features, "columns": columns}
+
+
+def _compile_step(step: Any) -> dict[str, Any] | None:
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    if type(step) is StandardScaler:
+        # with_mean=False still records mean_ (for the variance) but does not subtract it.
+        n = step.n_features_in_
+        return {"kind": "standardise", "mean": step.mean_ if step.with_mean else np.zeros(n),
+                "scale": step.scale_ if step.with_std else np.ones(n)}
+    if type(step) is FunctionTransformer and step.func is np.clip and not getattr(step, "_sklearn_output_config", None):
+        kw = dict(step.kw_args or {})
+        if not kw or set(kw) - {"a_min", "a_max"}:
+            return None
+        low, high = kw.get("a_min"), kw.get("a_max")
+        return {"kind": "clip", "low": -np.inf if low is None else float(low),
+                "high": np.inf if high is None else float(high)}
+    return None
+
+
+def _compile(estimator: Any) -> dict[str, Any] | None:
+    """The ``inference`` entry for a fitted estimator, or None for estimators of other shapes.
+
+    Compiled are ``[Pipeline(StandardScaler / FunctionTransformer(np.clip) steps...,)] head``
+    with head an ``MLPClassifier``, a soft ``VotingClassifier`` of them, or a ``BaggingClassifier``
+    of them: the estimators :func:`ser_live.training.estimator.make_estimator` makes.
+    """
+    if "sklearn" not in sys.modules:
+        return None  # a scikit-learn estimator cannot exist without it
+    from sklearn.ensemble import BaggingClassifier, VotingClassifier
+    from sklearn.pipeline import Pipeline
+
+    steps: list[dict[str, Any]] = []
+    head = estimator
+    if type(estimator) is Pipeline:
+        *transforms, head = [step for _, step in estimator.steps]
+        for transform in transforms:
+            if transform is None or transform == "passthrough":
+                continue
+            compiled = _compile_step(transform)
+            if compiled is None:
+                return None
+            steps.append(compiled)
+    if type(head) is VotingClassifier:
+        if head.voting != "soft" or not all(len(m.classes_) == len(head.classes_) for m in head.estimators_):
+            return None
+        networks = [_compile_network(m) for m in head.estimators_]
+        weights = None if head.weights is None else np.asarray(
+            [w for (_, est), w in zip(head.estimators, head.weights) if est != "drop"], dtype=np.float64)
+        combine = "vote"
+    elif type(head) is BaggingClassifier:
+        if len(head.estimators_) != head.n_estimators:
+            return None
+        networks = [_compile_network(m, features, None if len(m.classes_) == len(head.classes_) else m.classes_)
+                    for m, features in zip(head.estimators_, head.estimators_features_)]
+        weights, combine = None, "bagging"
+    else:
+        networks, weights, combine = [_compile_network(head)], None, "single"
+    n_features = getattr(estimator, "n_features_in_", getattr(head, "n_features_in_", None))
+    if not networks or any(n is None for n in networks) or n_features is None:
+        return None
+    return {"classes": [str(c) for c in head.classes_], "n_features": int(n_features), "steps": steps,
+            "combine": combine, "networks": networks, "weights": weights}
+
+
+def _compile_checked(estimator: Any) -> tuple[dict[str, Any] | None, _ForwardPass | None, str | None]:
+    """Compile an estimator and check the result against its own ``predict_proba``.
+
+    Returns
+    -------
+    inference : dict or None
+        The ``inference`` entry; None for estimators that are not compiled or fail the check.
+    forward : _ForwardPass or None
+    problem : str or None
+        Why an estimator of a compiled shape failed the check.
+    """
+    try:
+        inference = _compile(estimator)
+    except (AttributeError, TypeError, ValueError):  # e.g. unfitted, or pickled by another version
+        return None, None, None
+    if inference is None:
+        return None, None, None
+    try:
+        forward = _ForwardPass.from_dict(inference)
+        x = forward.sample_inputs(6)
+        x[0] = 0.0
+        ours, theirs = forward.predict_proba(x), np.asarray(estimator.predict_proba(x), dtype=np.float64)
+    except Exception as exc:  # e.g. an estimator scikit-learn cannot run any more
+        return None, None, f"the compiled forward pass cannot be checked ({type(exc).__name__}: {exc})"
+    difference = float(np.max(np.abs(ours - theirs))) if ours.shape == theirs.shape else math.inf
+    if not difference < COMPILED_TOLERANCE:
+        return None, None, (f"the compiled forward pass differs from scikit-learn's predict_proba by "
+                            f"{difference:.3g} (allowed {COMPILED_TOLERANCE:g})")
+    return inference, forward, None
+
+
+def _inference_arrays(inference: dict[str, Any]) -> Iterator[tuple[str, np.ndarray]]:
+    """Every array of an ``inference`` entry, with a path naming it."""
+    for i, step in enumerate(inference["steps"]):
+        for key in ("mean", "scale"):
+            if isinstance(step.get(key), np.ndarray):
+                yield f"steps/{i}/{key}", step[key]
+    for i, network in enumerate(inference["networks"]):
+        for key in ("coefs", "intercepts"):
+            for j, array in enumerate(network[key]):
+                if isinstance(array, np.ndarray):
+                    yield f"networks/{i}/{key}/{j}", array
+        for key in ("features", "columns"):
+            if isinstance(network.get(key), np.ndarray):
+                yield f"networks/{i}/{key}", network[key]
+
+
+class _SharingPickler(pickle.Pickler):
+    """Pickles an estimator, writing references to the arrays the ``inference`` entry already holds."""
+
+    def __init__(self, file: io.BytesIO, shared: dict[int, str]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._shared = shared
+
+    def persistent_id(self, obj: Any) -> Any:
+        if type(obj) is np.ndarray and id(obj) in self._shared:
+            return ("ser-live-inference", self._shared[id(obj)])
+        return None
+
+
+class _SharingUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, shared: dict[str, np.ndarray]) -> None:
+        super().__init__(file)
+        self._shared = shared
+
+    def persistent_load(self, pid: Any) -> Any:
+        try:
+            kind, name = pid
+            if kind == "ser-live-inference":
+                return self._shared[name]
+        except (TypeError, ValueError, KeyError):
+            pass
+        raise pickle.UnpicklingError(f"unknown reference {pid!r}")
+
+
+def _pickle_estimator(estimator: Any, inference: dict[str, Any] | None) -> bytes:
+    """The estimator as pickle bytes; its arrays that ``inference`` holds are stored there only."""
+    shared = {id(array): name for name, array in _inference_arrays(inference)} if inference else {}
+    buffer = io.BytesIO()
+    _SharingPickler(buffer, shared).dump(estimator)
+    return buffer.getvalue()
+
+
+def _unpickle_estimator(data: bytes, inference: dict[str, Any] | None) -> Any:
+    shared = dict(_inference_arrays(inference)) if inference else {}
+    return _SharingUnpickler(io.BytesIO(data), shared).load()
+
+
+class _Classifier:
+    """A fitted estimator as a model uses it: compiled when possible, the estimator object on demand.
+
+    Predictions go through the compiled forward pass when the estimator has one, else through the
+    estimator's ``predict_proba``. Read from a format-2 file, the estimator is kept as its pickle
+    bytes and unpickled (importing scikit-learn) on the first access of :attr:`estimator`.
+    """
+
+    def __init__(self, estimator: Any = None, *, pickled: bytes | None = None,
+                 inference: dict[str, Any] | None = None, forward: _ForwardPass | None = None,
+                 where: str = "model") -> None:
+        self._estimator = estimator
+        self._pickled = pickled
+        self._inference = inference
+        self.forward = forward
+        self._where = where
+
+    @classmethod
+    def from_estimator(cls, estimator: Any) -> _Classifier:
+        """Wrap a fitted estimator, compiling it when it has a supported shape and matches its compilation."""
+        inference, forward, _ = _compile_checked(estimator)
+        return cls(estimator, inference=inference, forward=forward)
+
+    @classmethod
+    def from_entries(cls, pickled: Any, inference: Any, where: str) -> _Classifier:
+        """The classifier a format-2 file stores as ``estimator`` (pickle bytes) and ``inference``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Damaged entries (the message says what is wrong, for the caller's error).
+        ModelError
+            Without an ``inference`` entry the estimator is unpickled now; if that fails.
+        """
+        if not isinstance(pickled, bytes):
+            raise TypeError("it holds no pickled classifier")
+        if inference is None:  # an estimator of another shape: it predicts itself
+            classifier = cls(pickled=pickled, where=where)
+            if not callable(getattr(classifier.estimator, "predict_proba", None)):
+                raise TypeError("it holds no classifier with predict_proba")
+            return classifier
+        try:
+            forward = _ForwardPass.from_dict(inference)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            detail = f"no {exc} entry" if isinstance(exc, KeyError) else str(exc)
+            raise ValueError(f"its compiled network is damaged ({detail})") from exc
+        return cls(pickled=pickled, inference=inference, forward=forward, where=where)
+
+    @property
+    def estimator(self) -> Any:
+        """The fitted estimator object (unpickled on first access)."""
+        if self._estimator is None and self._pickled is not None:
+            try:
+                self._estimator = _unpickle_estimator(self._pickled, self._inference)
+            except Exception as exc:  # a damaged pickle can raise nearly anything
+                raise ModelError(f"{self._where}: its scikit-learn estimator cannot be unpickled "
+                                 f"({type(exc).__name__}: {exc})") from exc
+            self._pickled = None
+        return self._estimator
+
+    @property
+    def classes(self) -> list[str]:
+        """Class labels, in the order of :meth:`predict_proba`'s columns."""
+        if self.forward is not None:
+            return list(self.forward.classes)
+        return [str(c) for c in getattr(self.estimator, "classes_", [])]
+
+    @property
+    def n_features(self) -> int | None:
+        """Number of features expected, when known."""
+        if self.forward is not None:
+            return self.forward.n_features
+        return getattr(self.estimator, "n_features_in_", None)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        if self.forward is not None:
+            return self.forward.predict_proba(x)
+        return self.estimator.predict_proba(x)
+
+    def to_entries(self) -> tuple[bytes, dict[str, Any] | None]:
+        """The ``estimator`` (pickle bytes) and ``inference`` entries of a model file.
+
+        Raises
+        ------
+        ModelError
+            The estimator has a compiled shape but its compilation does not reproduce its
+            probabilities (a scikit-learn that computes differently): a file that would predict
+            otherwise than its estimator is not written.
+        """
+        estimator = self.estimator
+        inference, _, problem = _compile_checked(estimator)
+        if problem is not None:
+            raise ModelError(f"the model is not saved: {problem}")
+        return _pickle_estimator(estimator, inference), inference
+
+
+class _EstimatorField:
+    """The ``estimator`` dataclass field, stored as a :class:`_Classifier` in ``_classifier``.
+
+    Assigning an estimator compiles it; reading gives the estimator object (unpickling it if the
+    model was read from a file and it is needed for the first time).
+    """
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            raise AttributeError("estimator")  # no class-level default: the field stays required
+        return obj._classifier.estimator
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj._classifier = value if isinstance(value, _Classifier) else _Classifier.from_estimator(value)
+
+
 @dataclasses.dataclass
 class ModelAdaptation:
     """The speaker-adaptive variant carried by a model (optional ``adaptation`` entry of a model file).
@@ -152,7 +691,8 @@ class ModelAdaptation:
     ----------
     estimator : object
         Fitted estimator trained on features standardised per speaker; fed
-        :meth:`ser_live.adapt.SpeakerNormalizer.transform` output.
+        :meth:`ser_live.adapt.SpeakerNormalizer.transform` output. Compiled like
+        :attr:`EmotionModel.estimator`.
     prior : SpeakerPrior
         The training population's statistics and the half-way point of the shrinkage.
     blend : bool
@@ -162,7 +702,7 @@ class ModelAdaptation:
         What the estimator is fed (one of :data:`ser_live.adapt.ADAPTIVE_INPUTS`).
     """
 
-    estimator: Any
+    estimator: Any = _EstimatorField()
     prior: SpeakerPrior
     blend: bool = True
     inputs: str = "raw+normalised"
@@ -172,8 +712,10 @@ class ModelAdaptation:
             raise ValueError(f"unknown adaptive inputs {self.inputs!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``adaptation`` entry of a model file."""
-        return {"estimator": self.estimator, "prior": self.prior.to_dict(), "blend": self.blend, "inputs": self.inputs}
+        """The ``adaptation`` entry of a model file (see :meth:`EmotionModel.to_bundle`)."""
+        pickled, inference = self._classifier.to_entries()
+        return {"estimator": pickled, "inference": inference, "prior": self.prior.to_dict(), "blend": self.blend,
+                "inputs": self.inputs}
 
 
 @dataclasses.dataclass
@@ -184,7 +726,11 @@ class EmotionModel:
     ----------
     estimator : object
         Fitted scikit-learn estimator with ``predict_proba`` and ``classes_`` (for ser-live's own
-        models a ``Pipeline(StandardScaler, MLPClassifier)``).
+        models a ``Pipeline(StandardScaler, MLPClassifier)``). The shapes
+        :func:`ser_live.training.estimator.make_estimator` makes are compiled to numpy when the
+        model is made (checked against the estimator's own probabilities), and predictions use
+        that; other estimators predict themselves. Changing the estimator in place afterwards is
+        not seen by the compiled predictions: make a new model.
     feature_config : FeatureConfig
         Feature settings the estimator was trained with.
     window_s, hop_s : float
@@ -195,7 +741,7 @@ class EmotionModel:
         The speaker-adaptive variant (see :mod:`ser_live.adapt`); models without one never adapt.
     """
 
-    estimator: Any
+    estimator: Any = _EstimatorField()
     feature_config: FeatureConfig
     window_s: float = 2.0
     hop_s: float = 0.5
@@ -204,7 +750,7 @@ class EmotionModel:
     adaptation: ModelAdaptation | None = None
 
     def __post_init__(self) -> None:
-        classes = [str(c) for c in getattr(self.estimator, "classes_", [])]
+        classes = self._classifier.classes
         if not classes:
             raise ModelError("the model's estimator is not fitted (it has no classes)")
         unknown = [c for c in classes if c not in EMOTIONS]
@@ -219,7 +765,7 @@ class EmotionModel:
         self._order = np.array([classes.index(c) for c in self.classes])
         self._adapted_order: np.ndarray | None = None
         if self.adaptation is not None:
-            adapted_classes = [str(c) for c in getattr(self.adaptation.estimator, "classes_", [])]
+            adapted_classes = self.adaptation._classifier.classes
             if sorted(adapted_classes) != sorted(classes):
                 raise ModelError("the model's adaptive variant predicts other classes than the model")
             self._adapted_order = np.array([adapted_classes.index(c) for c in self.classes])
@@ -243,7 +789,7 @@ class EmotionModel:
         """
         x = np.asarray(features, dtype=np.float64)
         single = x.ndim == 1
-        probs = self.estimator.predict_proba(np.atleast_2d(x))[:, self._order]
+        probs = self._classifier.predict_proba(np.atleast_2d(x))[:, self._order]
         return probs[0] if single else probs
 
     def predict_proba_adapted(self, features: np.ndarray, normalizer: SpeakerNormalizer) -> np.ndarray:
@@ -257,19 +803,29 @@ class EmotionModel:
             raise ModelError("this model has no speaker-adaptive variant")
         x = np.atleast_2d(np.asarray(features, dtype=np.float64))
         inputs = adaptive_input(x, normalizer.transform(x), self.adaptation.inputs)
-        probs = self.adaptation.estimator.predict_proba(inputs)[:, self._adapted_order]
+        probs = self.adaptation._classifier.predict_proba(inputs)[:, self._adapted_order]
         if self.adaptation.blend:
             weight = normalizer.weight
-            probs = weight * probs + (1.0 - weight) * self.estimator.predict_proba(x)[:, self._order]
+            probs = weight * probs + (1.0 - weight) * self._classifier.predict_proba(x)[:, self._order]
         return probs[0] if np.ndim(features) == 1 else probs
 
     def to_bundle(self) -> dict[str, Any]:
-        """The dictionary stored in a model file."""
+        """The dictionary stored in a model file (format 2).
+
+        Raises
+        ------
+        ModelError
+            An estimator of a compiled shape whose compilation does not reproduce its
+            ``predict_proba`` within ``COMPILED_TOLERANCE``: such a file would predict otherwise
+            than its estimator, so it is not made.
+        """
+        pickled, inference = self._classifier.to_entries()
         extra = {"adaptation": self.adaptation.to_dict()} if self.adaptation is not None else {}
         return {
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
-            "estimator": self.estimator,
+            "estimator": pickled,
+            "inference": inference,
             "classes": list(self.classes),
             "feature_config": self.feature_config.to_dict(),
             "feature_version": FEATURE_VERSION,
@@ -339,10 +895,11 @@ class EmotionModel:
         where = f"model file {path}" if path else "model bundle"
         if not isinstance(bundle, dict) or bundle.get("format") != MODEL_FORMAT:
             raise ModelError(f"{where} is not a ser-live model")
-        if bundle.get("format_version") != MODEL_FORMAT_VERSION:
+        version = bundle.get("format_version")
+        if version not in _READABLE_FORMAT_VERSIONS:
             raise ModelError(
-                f"{where} has format version {bundle.get('format_version')}, this ser-live reads "
-                f"version {MODEL_FORMAT_VERSION}; use the ser-live version that made it"
+                f"{where} has format version {version}, this ser-live reads versions "
+                f"{' and '.join(map(str, _READABLE_FORMAT_VERSIONS))}; use the ser-live version that made it"
             )
         if bundle.get("feature_version") != FEATURE_VERSION:
             raise FeatureConfigError(
@@ -356,8 +913,14 @@ class EmotionModel:
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{where} has no usable feature configuration") from exc
         estimator = bundle.get("estimator")
-        if not callable(getattr(estimator, "predict_proba", None)):
-            raise ModelError(f"{where} holds no classifier with predict_proba")
+        if version == 1:  # the estimator object itself: compiled now
+            if not callable(getattr(estimator, "predict_proba", None)):
+                raise ModelError(f"{where} holds no classifier with predict_proba")
+        else:
+            try:
+                estimator = _Classifier.from_entries(estimator, bundle.get("inference"), where)
+            except (TypeError, ValueError) as exc:
+                raise ModelError(f"{where}: {exc}; download or train it again") from exc
         try:
             window_s = float(bundle.get("window_s", 2.0))
             hop_s = float(bundle.get("hop_s", 0.5))
@@ -366,7 +929,7 @@ class EmotionModel:
             raise ModelError(f"{where} has malformed settings ({exc})") from exc
         if not (math.isfinite(window_s) and math.isfinite(hop_s)):
             raise ModelError(f"{where} has a non-finite window or hop")
-        adaptation = _adaptation_from_bundle(bundle.get("adaptation"), where)
+        adaptation = _adaptation_from_bundle(bundle.get("adaptation"), where, version)
         try:
             model = cls(estimator, config, window_s=window_s, hop_s=hop_s, metadata=metadata, path=path,
                         adaptation=adaptation)
@@ -377,7 +940,7 @@ class EmotionModel:
         from .features import feature_names
 
         n_features = len(feature_names(config))
-        n_expected = getattr(model.estimator, "n_features_in_", None)
+        n_expected = model._classifier.n_features
         if n_expected is not None and n_expected != n_features:
             raise FeatureConfigError(
                 f"{where} expects {n_expected} features but its feature configuration gives "
@@ -407,14 +970,18 @@ class EmotionModel:
         return model
 
 
-def _adaptation_from_bundle(entry: Any, where: str) -> ModelAdaptation | None:
+def _adaptation_from_bundle(entry: Any, where: str, version: int) -> ModelAdaptation | None:
     """Validate a model file's optional ``adaptation`` entry."""
     if entry is None:
         return None
     try:
-        if not callable(getattr(entry["estimator"], "predict_proba", None)):
-            raise TypeError("no classifier with predict_proba")
-        return ModelAdaptation(entry["estimator"], SpeakerPrior.from_dict(entry["prior"]), bool(entry["blend"]),
+        estimator = entry["estimator"]
+        if version == 1:
+            if not callable(getattr(estimator, "predict_proba", None)):
+                raise TypeError("no classifier with predict_proba")
+        else:
+            estimator = _Classifier.from_entries(estimator, entry.get("inference"), f"{where}'s adaptive variant")
+        return ModelAdaptation(estimator, SpeakerPrior.from_dict(entry["prior"]), bool(entry["blend"]),
                                str(entry["inputs"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{where} has a malformed speaker-adaptive variant ({exc})") from exc

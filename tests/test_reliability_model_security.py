@@ -121,6 +121,35 @@ def test_hash_and_unpickle_read_the_same_bytes(tiny_model_path, hostile_model, m
     assert not marker.exists()
 
 
+def test_pickled_estimator_inside_a_model_is_covered_by_the_hash(tiny_model_path, tmp_path, monkeypatch,
+                                                                   no_env_trust):
+    """The estimator is unpickled late (format 2), but its bytes are checked with the rest of the file."""
+    import pickle
+
+    marker = tmp_path / "code-ran"
+    bundle = joblib.load(tiny_model_path)
+    bundle["estimator"] = pickle.dumps(_RunsCodeWhenLoaded(marker))
+    path = tmp_path / "inner.joblib"
+    joblib.dump(bundle, path)
+    monkeypatch.setattr(_shipped_model, "SHIPPED_MODEL_SHA256", (file_sha256(tiny_model_path),))
+    with pytest.raises(UntrustedModelError):
+        EmotionModel.load(path)
+    assert not marker.exists()
+
+
+def test_late_unpickling_uses_the_checked_bytes_not_the_file(tiny_model_path, hostile_model, tmp_path, monkeypatch,
+                                                            no_env_trust):
+    """Replacing the file after loading must not get anything else unpickled when the estimator is asked for."""
+    hostile_path, marker = hostile_model
+    target = tmp_path / "checked.joblib"
+    target.write_bytes(tiny_model_path.read_bytes())
+    monkeypatch.setattr(_shipped_model, "SHIPPED_MODEL_SHA256", (file_sha256(target),))
+    model = EmotionModel.load(target)
+    target.write_bytes(hostile_path.read_bytes())
+    assert type(model.estimator).__name__ == "Pipeline"
+    assert not marker.exists()
+
+
 def _bundle(tiny_model_path):
     return joblib.load(tiny_model_path)
 
@@ -154,6 +183,11 @@ def _damaged(kind: str, tiny_model_path: pathlib.Path, tmp_path: pathlib.Path) -
         joblib.dump({**bundle, "feature_config": {**bundle["feature_config"], "n_mfcc": 7}}, path)
     elif kind == "bad-settings":
         joblib.dump({**_bundle(tiny_model_path), "hop_s": "half a second"}, path)
+    elif kind == "inference":  # the weights ser-live runs: one layer cut short
+        bundle = _bundle(tiny_model_path)
+        network = bundle["inference"]["networks"][0]
+        network["coefs"][0] = network["coefs"][0][:-1]
+        joblib.dump(bundle, path)
     elif kind == "folder":
         path.mkdir()
     elif kind != "missing":
@@ -163,7 +197,7 @@ def _damaged(kind: str, tiny_model_path: pathlib.Path, tmp_path: pathlib.Path) -
 
 DAMAGE = [
     "empty", "truncated", "corrupted", "random-bytes", "text", "not-ser-live", "bare-estimator", "no-predict-proba",
-    "format-version", "feature-version", "feature-config", "bad-settings", "folder", "missing",
+    "format-version", "feature-version", "feature-config", "bad-settings", "inference", "folder", "missing",
 ]
 
 
@@ -178,7 +212,7 @@ def test_damaged_or_foreign_model_gives_a_clear_error(kind, tiny_model_path, tmp
         assert isinstance(info.value, FeatureConfigError) and "feature" in message
 
 
-@pytest.mark.parametrize("kind", ["untrusted", "truncated", "feature-version", "not-ser-live"])
+@pytest.mark.parametrize("kind", ["untrusted", "truncated", "feature-version", "not-ser-live", "inference"])
 def test_cli_model_errors_are_one_line_and_exit_1(kind, tiny_model_path, tmp_path):
     wav = write_wav(tmp_path / "speech.wav", tone(150.0, 1.0))
     if kind == "untrusted":

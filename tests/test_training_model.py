@@ -13,7 +13,7 @@ from ser_live.features import FEATURE_VERSION, FeatureConfig, feature_names
 from ser_live.model import EMOTIONS, EmotionModel
 from ser_live.training import evaluate
 from ser_live.training.corpora import Utterance
-from ser_live.training.estimator import ModelParams, fit_estimator, training_weights
+from ser_live.training.estimator import ModelParams, fit_estimator, loss_curves, training_weights
 from ser_live.training.evaluate import (
     check_speaker_independent,
     classification_report,
@@ -154,6 +154,11 @@ def test_bundle_round_trip(tmp_path: Path) -> None:
     assert (loaded.window_s, loaded.hop_s) == (2.0, 0.5)
     assert loaded.metadata["corpora"] == ["test"]
     assert path.stat().st_size < 5_000_000
+    # Format 2: the pipeline is stored (pickled) alongside the arrays predictions use, and training
+    # and reports get it back whole.
+    assert joblib.load(path)["format_version"] == 2
+    assert loss_curves(loaded.estimator) == loss_curves(model.estimator)
+    np.testing.assert_array_equal(loaded.estimator.predict_proba(x), model.estimator.predict_proba(x))
 
 
 def test_bundle_of_another_feature_version_is_refused(tmp_path: Path) -> None:
