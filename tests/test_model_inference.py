@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
+from ser_live import inference as inference_mod
 from ser_live import model as model_mod
 from ser_live.adapt import SpeakerNormalizer, SpeakerPrior
 from ser_live.errors import ModelError
@@ -173,7 +174,7 @@ class _NegateTransformer:
 def test_a_compilation_that_differs_is_not_saved(monkeypatch, tmp_path):
     estimator = _estimator("single")
     # As if a scikit-learn version computed relu networks otherwise than ser-live's copy of them.
-    monkeypatch.setitem(model_mod._HIDDEN_ACTIVATIONS, "relu", model_mod._identity)
+    monkeypatch.setitem(inference_mod._HIDDEN_ACTIVATIONS, "relu", inference_mod._identity)
     model = EmotionModel(estimator, FeatureConfig())
     assert not _compiled(model)  # it predicts with the estimator instead
     x, _ = _data(EMOTIONS, seed=6)
