@@ -46,8 +46,13 @@ lint: $(VENV)/.stamp-test
 bench: $(VENV)/.stamp-test
 	$(PY) scripts/bench.py $(ARGS)
 
+# Training (about a minute with a warm feature cache), then the live speaker-adaptation evaluation (a few
+# minutes), which adds its figures to models/metrics.json and MODEL_CARD.md; it must come second, as it checks
+# that the directory holds the model of the evaluation it reruns. ARGS go to train.py; with --no-adaptation
+# there is no adaptive variant to evaluate.
 train: $(VENV)/.stamp-test
 	$(PY) scripts/train.py --data ../shared/data --out models/ $(ARGS)
+	$(if $(filter --no-adaptation,$(ARGS)),,$(PY) scripts/evaluate_adaptation.py --data ../shared/data --model-dir models/)
 
 install-desktop: $(VENV)/.stamp-run
 	$(PY) scripts/install_desktop.py

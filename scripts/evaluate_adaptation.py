@@ -4,10 +4,18 @@
 Example::
 
     python scripts/evaluate_adaptation.py --data ../shared/data
+    python scripts/evaluate_adaptation.py --data ../shared/data --model-dir models/
 
 Runs the shipped configuration's speaker-independent evaluation (features from the cache that
 scripts/train.py fills), then streams each held-out speaker through the adaptive normaliser; the
-protocol is described in :mod:`ser_live.training.adaptation`.
+protocol is described in :mod:`ser_live.training.adaptation`. half_s is selected per fold on inner
+speaker splits, and the script says whether the selection agrees with the shipped half_s
+(``SHIPPED_ADAPTATION.half_s``, which scripts/train.py fits the adaptive variant with).
+
+With ``--model-dir`` (a directory scripts/train.py wrote; ``make train`` runs the two in this order)
+the report becomes the ``adaptation`` section of its metrics.json and MODEL_CARD.md is regenerated.
+The base evaluation is checked to be the one that directory was trained on first, so figures never
+describe another model.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 
@@ -23,41 +32,67 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", nargs="+", required=True, metavar="DIR", help="corpus directories")
     parser.add_argument("--cache-dir", metavar="DIR",
                         help="feature cache (default: the user cache directory, or $SER_LIVE_FEATURE_CACHE)")
-    parser.add_argument("--jobs", type=int, default=2, metavar="N", help="processes (default: 2)")
-    parser.add_argument("--orders", type=int, default=5, metavar="N", help="random orders per speaker (default: 5)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N", help="processes (default: all cores)")
+    parser.add_argument("--orders", type=int, default=None, metavar="N",
+                        help="random orders per speaker (default: the shipped settings' 5)")
     parser.add_argument("--no-blend", action="store_true", help="normalised model alone, no blending")
+    parser.add_argument("--model-dir", metavar="DIR",
+                        help="write the report into this trained model directory's metrics.json and MODEL_CARD.md "
+                             "(shipped settings only)")
     parser.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    start = time.perf_counter()
     args = parse_args(argv)
-    from ser_live.training.adaptation import AdaptationConfig, evaluate_live_adaptation, summary_table
+    import dataclasses
+
+    from ser_live.training.adaptation import SHIPPED_ADAPTATION, evaluate_live_adaptation, summary_table
     from ser_live.training.pipeline import SHIPPED_CONFIG
+    from ser_live.training.report import adaptation_target, write_adaptation_report
 
     for directory in args.data:
         if not Path(directory).is_dir():
             print(f"error: data directory {directory} does not exist or is not a directory", file=sys.stderr)
             return 2
-    if args.jobs < 1 or args.orders < 1:
+    if (args.jobs is not None and args.jobs < 1) or (args.orders is not None and args.orders < 1):
         print("error: --jobs and --orders must be at least 1", file=sys.stderr)
         return 2
-    config = AdaptationConfig(n_orders=args.orders, blend=not args.no_blend)
+    config = SHIPPED_ADAPTATION
+    if args.orders is not None or args.no_blend:
+        if args.model_dir:
+            print("error: --model-dir records the shipped settings' evaluation; drop --orders and --no-blend",
+                  file=sys.stderr)
+            return 2
+        config = dataclasses.replace(config, n_orders=args.orders or config.n_orders, blend=not args.no_blend)
     try:
+        # Checked before the evaluation's minutes: a directory that cannot take the report fails at once.
+        expected = adaptation_target(Path(args.model_dir), config) if args.model_dir else None
         report = evaluate_live_adaptation(args.data, SHIPPED_CONFIG, config, cache_dir=args.cache_dir,
-                                          n_jobs=args.jobs, progress=False)
-    except (ValueError, FileNotFoundError) as exc:
+                                          n_jobs=args.jobs, progress=False, expected_sha256=expected)
+        if args.model_dir:
+            write_adaptation_report(Path(args.model_dir), report)
+    except (ValueError, FileNotFoundError, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     print(summary_table(report))
-    print(f"half_s per fold {report['half_s_per_fold']} -> shipped half_s {report['half_s']} s")
+    agrees = report["selection_agrees_with_shipped"]
+    print(f"half_s selected per fold {report['half_s_per_fold']}, most often {report['half_s']:g} s; shipped half_s "
+          f"{report['shipped_half_s']:g} s: " + ("the selection agrees" if agrees else
+                                                 "the selection does NOT agree (update SHIPPED_ADAPTATION in "
+                                                 "ser_live/training/adaptation.py and retrain)"))
     print(f"protocol: {report['protocol']}")
     print(f"blend: {report['blend']}")
+    print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in report["timings_s"].items())
+          + f"; in all {time.perf_counter() - start:.1f} s")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
+    if args.model_dir:
+        print(f"wrote the adaptation report into {Path(args.model_dir) / 'metrics.json'} and MODEL_CARD.md")
     return 0
 
 

@@ -1,7 +1,9 @@
-"""scripts/train.py: clear one-line errors for bad input, and a complete run on a tiny generated corpus."""
+"""scripts/train.py and scripts/evaluate_adaptation.py: clear one-line errors for bad input, complete runs on a
+tiny generated corpus, and how the adaptation report joins (and stays with) a trained model directory."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,14 +14,29 @@ import pytest
 from conftest import REPO, tone, write_wav
 
 SCRIPT = REPO / "scripts" / "train.py"
+EVALUATE_ADAPTATION = REPO / "scripts" / "evaluate_adaptation.py"
 
 
-def _run(*args: str, cache: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, cache: Path | None = None, timeout: float = 600,
+         script: Path = SCRIPT) -> subprocess.CompletedProcess[str]:
     env = {**os.environ}
     if cache is not None:
         env["SER_LIVE_FEATURE_CACHE"] = str(cache)
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=timeout,
                           cwd=str(REPO), env=env)
+
+
+def _tiny_corpus(root: Path) -> Path:
+    """Six EMOVO-named speakers x seven emotions of generated voiced sound."""
+    data = root / "emovo"
+    emotions = ["neu", "gio", "tri", "rab", "pau", "dis", "sor"]
+    for s, speaker in enumerate(["f1", "f2", "f3", "m1", "m2", "m3"]):
+        (data / speaker).mkdir(parents=True)
+        for e, code in enumerate(emotions):
+            y = tone(110.0 + 25.0 * e + 4 * s, 2.2, vibrato_hz=1.0 + e, seed=10 * s + e)
+            y[:3200] *= 0.001
+            write_wav(data / speaker / f"{code}-{speaker}-b1.wav", y)
+    return data
 
 
 def test_missing_data_directory_is_one_clear_line(tmp_path: Path) -> None:
@@ -43,25 +60,74 @@ def test_bad_arguments_are_rejected(tmp_path: Path) -> None:
     assert result.returncode == 2 and "error: --jobs" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_evaluate_adaptation_rejects_a_directory_that_cannot_take_its_report(tmp_path: Path) -> None:
+    """Checked before any evaluation: a directory without a trained model, and settings other than the shipped."""
+    (tmp_path / "data").mkdir()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = _run("--data", str(tmp_path / "data"), "--model-dir", str(empty), script=EVALUATE_ADAPTATION)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: {empty} has no metrics.json from scripts/train.py (or one "
+                                                  "from an older version); train into it first"]
+    result = _run("--data", str(tmp_path / "data"), "--model-dir", str(empty), "--no-blend",
+                  script=EVALUATE_ADAPTATION)
+    assert result.returncode == 2 and "error: --model-dir records the shipped settings" in result.stderr
+
+
+def _metrics(tmp_path: Path, **extra: object) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "metrics.json").write_text(json.dumps({"evaluation_sha256": "abc", **extra}))
+    return tmp_path
+
+
+def test_adaptation_report_is_kept_only_for_the_same_evaluation_and_settings(tmp_path: Path) -> None:
+    from ser_live.training.adaptation import SHIPPED_ADAPTATION
+    from ser_live.training.report import current_adaptation_report
+
+    settings = json.loads(json.dumps(SHIPPED_ADAPTATION.to_dict()))
+    report = {"base_evaluation_sha256": "abc", "config": settings}
+    directory = _metrics(tmp_path, adaptation=report)
+    assert current_adaptation_report(directory, "abc", SHIPPED_ADAPTATION) == report
+    assert current_adaptation_report(directory, "other", SHIPPED_ADAPTATION) is None  # retrained on other features
+    other_half_s = dataclasses.replace(SHIPPED_ADAPTATION, half_s=SHIPPED_ADAPTATION.half_s * 2)
+    assert current_adaptation_report(directory, "abc", other_half_s) is None
+    assert current_adaptation_report(tmp_path / "missing", "abc", SHIPPED_ADAPTATION) is None
+
+
+def test_adaptation_report_for_another_evaluation_is_refused(tmp_path: Path) -> None:
+    from ser_live.training.adaptation import SHIPPED_ADAPTATION, variant_summary
+    from ser_live.training.report import adaptation_target, write_adaptation_report
+
+    directory = _metrics(tmp_path, adaptive_variant=variant_summary(SHIPPED_ADAPTATION))
+    assert adaptation_target(directory, SHIPPED_ADAPTATION) == "abc"
+    with pytest.raises(ValueError, match="another adaptive variant"):
+        adaptation_target(directory, dataclasses.replace(SHIPPED_ADAPTATION, half_s=99.0))
+    before = (directory / "metrics.json").read_text()
+    with pytest.raises(ValueError, match="not made from the evaluation this report is for"):
+        write_adaptation_report(directory, {"base_evaluation_sha256": "stale"})
+    assert (directory / "metrics.json").read_text() == before
+    no_variant = _metrics(tmp_path / "base-only")
+    with pytest.raises(ValueError, match="no speaker-adaptive variant"):
+        adaptation_target(no_variant, SHIPPED_ADAPTATION)
+
+
 @pytest.mark.slow
 def test_tiny_corpus_end_to_end(tmp_path: Path) -> None:
     from ser_live.model import EmotionModel
+    from ser_live.training.adaptation import SHIPPED_ADAPTATION
 
-    data = tmp_path / "emovo"
-    emotions = ["neu", "gio", "tri", "rab", "pau", "dis", "sor"]
-    for s, speaker in enumerate(["f1", "f2", "f3", "m1", "m2", "m3"]):
-        (data / speaker).mkdir(parents=True)
-        for e, code in enumerate(emotions):
-            y = tone(110.0 + 25.0 * e + 4 * s, 2.2, vibrato_hz=1.0 + e, seed=10 * s + e)
-            y[:3200] *= 0.001
-            write_wav(data / speaker / f"{code}-{speaker}-b1.wav", y)
+    data = _tiny_corpus(tmp_path)
     out = tmp_path / "models"
-    result = _run("--data", str(data), "--out", str(out), "--no-progress", "--jobs", "2", cache=tmp_path / "cache")
+    cache = tmp_path / "cache"
+    result = _run("--data", str(data), "--out", str(out), "--no-progress", "--jobs", "2", cache=cache)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "speaker-independent utterance UAR" in result.stdout
+    assert "its live evaluation: python scripts/evaluate_adaptation.py" in result.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"]["corpora"] == ["emovo"]
     assert metrics["summary"]["protocol"].startswith("speaker-independent")
+    assert "adaptation" not in metrics  # the live evaluation is not part of training
+    assert metrics["adaptive_variant"]["half_s"] == SHIPPED_ADAPTATION.half_s
     for name in ("ser-live-default.joblib", "MODEL_CARD.md", "confusion_matrix.png", "per_class_recall.png",
                  "class_counts.png", "class_counts.csv", "training_loss.png"):
         assert (out / name).stat().st_size > 0, name
@@ -69,5 +135,38 @@ def test_tiny_corpus_end_to_end(tmp_path: Path) -> None:
     assert model.metadata["corpora"] == ["emovo"]
     assert model.metadata["evaluation"]["ours"]["utterance"]["overall"]["uar"] == metrics["summary"]["ours"][
         "utterance"]["overall"]["uar"]
+    assert model.adaptation is not None and model.adaptation.prior.half_s == SHIPPED_ADAPTATION.half_s
     card = (out / "MODEL_CARD.md").read_text()
     assert "Costantini" in card and "CC BY-NC-SA 4.0" in card
+    assert "Its live evaluation is not in this directory" in card
+
+    # The evaluation then joins the directory: metrics.json's "adaptation" and the card's table.
+    result = _run("--data", str(data), "--model-dir", str(out), "--jobs", "2", cache=cache,
+                  script=EVALUATE_ADAPTATION)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "shipped half_s 2.5 s" in result.stdout
+    evaluated = json.loads((out / "metrics.json").read_text())
+    report = evaluated["adaptation"]
+    assert report["base_evaluation_sha256"] == metrics["evaluation_sha256"]
+    assert report["shipped_half_s"] == SHIPPED_ADAPTATION.half_s
+    assert report["selection_agrees_with_shipped"] == (report["half_s"] == SHIPPED_ADAPTATION.half_s)
+    assert {k: v for k, v in evaluated.items() if k != "adaptation"} == metrics  # nothing else touched
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "| speech heard | utterances scored |" in card and "Its live evaluation is not" not in card
+
+    # Retraining on the same data reproduces the same evaluation, so the report stays, and so does the card.
+    result = _run("--data", str(data), "--out", str(out), "--no-progress", "--jobs", "1", cache=cache)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "report in" in result.stdout and "is kept" in result.stdout
+    assert json.loads((out / "metrics.json").read_text())["adaptation"] == report
+    assert "| speech heard | utterances scored |" in (out / "MODEL_CARD.md").read_text()
+
+    # Without the variant there is nothing for the report to describe: it goes, and the evaluation refuses.
+    result = _run("--data", str(data), "--out", str(out), "--no-progress", "--no-adaptation", cache=cache)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "adaptation" not in json.loads((out / "metrics.json").read_text())
+    assert "Speaker adaptation (live)" not in (out / "MODEL_CARD.md").read_text()
+    result = _run("--data", str(data), "--model-dir", str(out), cache=cache, script=EVALUATE_ADAPTATION)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: the model in {out} has no speaker-adaptive variant "
+                                                  "(trained with --no-adaptation)"]

@@ -26,8 +26,11 @@ the normaliser gives the speaker's own statistics: at 0 s it *is* the unadapted 
 **Choosing half_s** without peeking at test folds: within each outer fold, the training speakers are
 split once more (speaker-independently); an inner normalised model is fitted on one part and streamed
 over the other, and the ``half_s`` of :data:`HALF_S_GRID` with the best mean UAR over the checkpoints
-is used for that outer fold. The shipped model's ``half_s`` is the one the same selection picks most
-often across the outer folds.
+is used for that outer fold. The shipped model's ``half_s`` (:attr:`AdaptationConfig.half_s`) is fixed: it
+is the value this selection picked most often across the outer folds, and every run of the evaluation
+(``scripts/evaluate_adaptation.py``) says whether the selection still agrees with it. Training
+(``scripts/train.py``) only fits the variant with it (:func:`fit_shipped_adaptation`), so the evaluation's
+few minutes are not part of every training run.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ __all__ = ["CHECKPOINTS_S", "HALF_S_GRID", "AdaptationConfig", "SHIPPED_ADAPTATI
            "normalise_per_speaker",
            "population_prior", "fit_adaptive_estimator", "blend_weight", "evaluate_adaptation",
            "summary_table", "full_window_proba", "evaluate_live_adaptation",
-           "fit_shipped_adaptation", "model_card_section"]
+           "fit_shipped_adaptation", "variant_summary", "model_card_section"]
 
 #: Seconds of the speaker's speech heard before scoring (the issue's checkpoints).
 CHECKPOINTS_S = (0.0, 10.0, 30.0, 60.0, 120.0)
@@ -58,10 +61,14 @@ HALF_S_GRID = (2.5, 5.0, 10.0, 20.0)
 
 @dataclasses.dataclass(frozen=True)
 class AdaptationConfig:
-    """How the adaptive variant is evaluated.
+    """How the adaptive variant is made and evaluated.
 
     Parameters
     ----------
+    half_s : float
+        Half-way point of the shipped variant's prior (seconds of speech after which the speaker's own
+        statistics weigh as much as the population's). Fixed, not chosen by training; the evaluation
+        selects its own per fold and reports whether the selection agrees with this value.
     checkpoints_s : tuple of float
         Seconds of speech heard at which the stream is scored.
     half_s_grid : tuple of float
@@ -78,6 +85,7 @@ class AdaptationConfig:
     random_state : int
     """
 
+    half_s: float = 2.5
     checkpoints_s: tuple[float, ...] = CHECKPOINTS_S
     half_s_grid: tuple[float, ...] = HALF_S_GRID
     n_orders: int = 5
@@ -86,13 +94,22 @@ class AdaptationConfig:
     inputs: str = "raw+normalised"
     random_state: int = 0
 
+    def __post_init__(self) -> None:
+        if not self.half_s > 0 or not all(h > 0 for h in self.half_s_grid):
+            raise ValueError("half_s and every half_s_grid value must be positive")
+        if self.n_orders < 1:
+            raise ValueError("n_orders must be at least 1")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dictionary for metrics files."""
         return dataclasses.asdict(self)
 
 
-#: The adaptation settings the shipped model is evaluated and made with.
-SHIPPED_ADAPTATION = AdaptationConfig()
+#: The adaptation settings the shipped model is made and evaluated with. half_s = 2.5 s is what the
+#: nested selection picked most often with `python scripts/evaluate_adaptation.py --data ../shared/data`
+#: (SHIPPED_CONFIG; per outer fold 2.5, 2.5, 5, 2.5, 10 s with features v4, and 2.5, 2.5, 2.5, 5, 10 s
+#: with v3); that command says whether it still agrees, and tests/test_adapt_corpus.py checks it.
+SHIPPED_ADAPTATION = AdaptationConfig(half_s=2.5)
 
 
 def speaker_statistics(X: np.ndarray, speakers: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -272,45 +289,81 @@ def _inner_split(features: FeatureSet, train_utts: np.ndarray, config: Adaptatio
 def _inner_base_proba(features: FeatureSet, fit_utts: np.ndarray, held_utts: np.ndarray, params: ModelParams,
                       classes: tuple[str, ...], random_state: int) -> np.ndarray:
     """Window probabilities of an unadapted model fitted on ``fit_utts`` (rows of ``held_utts`` filled)."""
+    from threadpoolctl import threadpool_limits
+
     rows = _original_rows(features, fit_utts)
     labels = features.labels[features.utterance_index[rows]]
     estimator = fit_estimator(features.X[rows], labels, features.utterance_index[rows], params,
                               random_state=random_state)
     out = np.zeros((features.X.shape[0], len(classes)))
     held_rows = _original_rows(features, held_utts)
-    out[held_rows] = _aligned_proba(estimator, features.X[held_rows], classes)
+    with threadpool_limits(limits=1, user_api="blas"):  # as in the fit: small products, shared cores
+        out[held_rows] = _aligned_proba(estimator, features.X[held_rows], classes)
     return out
 
 
-def _outer_fold(features: FeatureSet, train_utts: np.ndarray, test_utts: np.ndarray, fold: int,
-                base_window_proba: np.ndarray, params: ModelParams, config: AdaptationConfig, hop_s: float,
-                classes: tuple[str, ...], half_s: float | None) -> tuple[float, list[list[_Stream]]]:
-    """Choose half_s on an inner split of the training speakers (unless given), then stream the test speakers."""
+def _stream_fold(features: FeatureSet, fold: int, test_utts: np.ndarray, outer: tuple[Any, SpeakerPrior],
+                 base_window_proba: np.ndarray, config: AdaptationConfig, hop_s: float, classes: tuple[str, ...],
+                 half_s: float | None, inner: tuple[np.ndarray, Any, SpeakerPrior, np.ndarray] | None
+                 ) -> tuple[float, list[list[_Stream]]]:
+    """Choose half_s by streaming the inner held-out speakers (unless given), then stream the test speakers.
+
+    ``outer`` is the adaptive estimator fitted on the fold's training speakers and its prior; ``inner``
+    the inner split's held-out utterances, the adaptive estimator and prior fitted on the rest, and the
+    unadapted window probabilities for blending.
+    """
     from threadpoolctl import threadpool_limits
 
     seed = config.random_state + fold
     with threadpool_limits(limits=1, user_api="blas"):
         if half_s is None:
-            half_s = _select_half_s(features, train_utts, fold, params, config, hop_s, classes)
-        estimator, prior = fit_adaptive_estimator(features, train_utts, params, half_s=half_s, inputs=config.inputs,
-                                                  random_state=seed)
-        streams = _stream_all(features, test_utts, estimator, prior, base_window_proba, classes, hop_s, config,
-                              (half_s,), seed + 700)
+            assert inner is not None
+            held_utts, inner_estimator, inner_prior, inner_base = inner
+            inner_streams = _stream_all(features, held_utts, inner_estimator, inner_prior, inner_base, classes, hop_s,
+                                        config, config.half_s_grid, seed + 500)
+            half_s = _choose_half_s(features, inner_streams, classes, config)
+        streams = _stream_all(features, test_utts, *outer, base_window_proba, classes, hop_s, config, (half_s,),
+                              seed + 700)
     return half_s, streams
 
 
-def _select_half_s(features: FeatureSet, train_utts: np.ndarray, fold: int, params: ModelParams,
-                   config: AdaptationConfig, hop_s: float, classes: tuple[str, ...]) -> float:
-    """The half_s of the grid that does best when streaming an inner split of one outer fold's training speakers."""
-    seed = config.random_state + fold
-    fit_utts, held_utts = _inner_split(features, train_utts, config, fold)
-    inner_est, inner_prior = fit_adaptive_estimator(features, fit_utts, params, half_s=config.half_s_grid[0],
-                                                    inputs=config.inputs, random_state=seed)
-    inner_base = (_inner_base_proba(features, fit_utts, held_utts, params, classes, seed) if config.blend
-                  else np.zeros((features.X.shape[0], len(classes))))
-    inner_streams = _stream_all(features, held_utts, inner_est, inner_prior, inner_base, classes, hop_s, config,
-                                config.half_s_grid, seed + 500)
-    return _choose_half_s(features, inner_streams, classes, config)
+def _fit_adaptive_job(features: FeatureSet, utts: np.ndarray, params: ModelParams, config: AdaptationConfig,
+                      seed: int) -> tuple[Any, SpeakerPrior]:
+    # The prior's half_s is set per stream (each candidate, or the fold's choice); any valid value will do here.
+    return fit_adaptive_estimator(features, utts, params, half_s=config.half_s, inputs=config.inputs,
+                                  random_state=seed)
+
+
+def _fit_all(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.ndarray]],
+             inner_splits: Sequence[tuple[np.ndarray, np.ndarray]] | None, params: ModelParams,
+             config: AdaptationConfig, classes: tuple[str, ...], n_jobs: int | None) -> dict[tuple[str, int], Any]:
+    """Every network of the evaluation, fitted in one pool: ``(kind, fold) -> result``.
+
+    Kinds: ``"outer"`` (adaptive, fold's training speakers), and when choosing half_s, ``"inner"``
+    (adaptive, inner fitting speakers) and ``"inner_base"`` (unadapted window probabilities of the
+    inner held-out speakers, for blending). The fits do not depend on each other or on half_s, so one
+    pool keeps both cores busy to the end (per fold, four in five seconds of the evaluation are fits);
+    the longest go first. Seeds depend only on the fold, so results do not depend on ``n_jobs``.
+    """
+    from joblib import Parallel, delayed
+
+    width = 2 if config.inputs == "raw+normalised" else 1
+    jobs: list[tuple[tuple[str, int], float, Any]] = []
+    for k, (train, _) in enumerate(folds):
+        seed = config.random_state + k
+        jobs.append((("outer", k), _original_rows(features, train).size * width,
+                     delayed(_fit_adaptive_job)(features, train, params, config, seed)))
+        if inner_splits is not None:
+            fit_utts, held_utts = inner_splits[k]
+            n_rows = _original_rows(features, fit_utts).size
+            jobs.append((("inner", k), n_rows * width, delayed(_fit_adaptive_job)(features, fit_utts, params, config,
+                                                                                  seed)))
+            if config.blend:
+                jobs.append((("inner_base", k), n_rows, delayed(_inner_base_proba)(features, fit_utts, held_utts,
+                                                                                   params, classes, seed)))
+    jobs.sort(key=lambda job: -job[1])
+    results = Parallel(n_jobs=n_jobs or -1)(call for _, _, call in jobs)
+    return {key: result for (key, _, _), result in zip(jobs, results)}
 
 
 def evaluate_adaptation(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -333,7 +386,7 @@ def evaluate_adaptation(features: FeatureSet, folds: Sequence[tuple[np.ndarray, 
         Monitor hop: seconds of new speech per speech window.
     config : AdaptationConfig
     n_jobs : int or None
-        Outer folds processed in parallel (``None`` = all cores). Results do not depend on it.
+        Processes (``None`` = all cores). Results do not depend on it.
     half_s_per_fold : sequence of float, optional
         Use these instead of selecting half_s on inner splits (a rerun that checks recorded figures
         given the recorded choices, at a third of the cost).
@@ -343,18 +396,34 @@ def evaluate_adaptation(features: FeatureSet, folds: Sequence[tuple[np.ndarray, 
     report : dict
         ``checkpoints``: per checkpoint the adapted and unadapted UAR (mean and standard deviation over
         orders, overall and per corpus) and the number of utterances scored; ``half_s_per_fold``;
-        ``half_s`` (the most frequent choice, for the shipped model); the protocol and configuration.
+        ``half_s`` (the most frequent choice); ``shipped_half_s`` (``config.half_s``, what the shipped
+        variant uses) and ``selection_agrees_with_shipped`` (``None`` when half_s was given); the
+        protocol and configuration.
     """
     from joblib import Parallel, delayed
 
     check_speaker_independent(folds, features.speakers)
     classes = _classes_of(features.labels)
+    folds = [(np.asarray(train), np.asarray(test)) for train, test in folds]
+    if half_s_per_fold is not None and len(half_s_per_fold) != len(folds):
+        raise ValueError(f"half_s_per_fold has {len(half_s_per_fold)} values for {len(folds)} folds")
+    inner_splits = (None if half_s_per_fold is not None
+                    else [_inner_split(features, train, config, k) for k, (train, _) in enumerate(folds)])
+    fitted = _fit_all(features, folds, inner_splits, params, config, classes, n_jobs)
+    no_blend = np.zeros((features.X.shape[0], len(classes)))
+
+    def inner(k: int) -> tuple[np.ndarray, Any, SpeakerPrior, np.ndarray] | None:
+        if inner_splits is None:
+            return None
+        return (inner_splits[k][1], *fitted["inner", k], fitted["inner_base", k] if config.blend else no_blend)
+
     outputs = Parallel(n_jobs=n_jobs or -1)(
-        delayed(_outer_fold)(features, np.asarray(train), np.asarray(test), k, base_window_proba, params, config,
-                             hop_s, classes, None if half_s_per_fold is None else float(half_s_per_fold[k]))
-        for k, (train, test) in enumerate(folds)
+        delayed(_stream_fold)(features, k, test, fitted["outer", k], base_window_proba, config, hop_s, classes,
+                              None if half_s_per_fold is None else float(half_s_per_fold[k]), inner(k))
+        for k, (_, test) in enumerate(folds)
     )
     halves = [h for h, _ in outputs]
+    chosen = Counter(halves).most_common(1)[0][0] if halves else None
     corpora = sorted(set(features.corpora.tolist()))
     rows = []
     for k, c in enumerate(config.checkpoints_s):
@@ -391,7 +460,9 @@ def evaluate_adaptation(features: FeatureSet, folds: Sequence[tuple[np.ndarray, 
         "half_s_selection": ("per outer fold, on an inner speaker-independent split of its training speakers"
                              if half_s_per_fold is None else "given"),
         "half_s_per_fold": halves,
-        "half_s": Counter(halves).most_common(1)[0][0] if halves else None,
+        "half_s": chosen,
+        "shipped_half_s": config.half_s,
+        "selection_agrees_with_shipped": None if half_s_per_fold is not None else chosen == config.half_s,
         "hop_s": hop_s,
         "config": config.to_dict(),
         "checkpoints": rows,
@@ -428,80 +499,158 @@ def full_window_proba(features: FeatureSet, window_proba: np.ndarray) -> np.ndar
 def evaluate_live_adaptation(data_dirs: Sequence[Any], training_config: Any,
                              config: AdaptationConfig = SHIPPED_ADAPTATION,
                              *, cache_dir: Any = None, n_jobs: int | None = 1, progress: bool = True,
-                             half_s_per_fold: Sequence[float] | None = None) -> dict[str, Any]:
+                             half_s_per_fold: Sequence[float] | None = None,
+                             expected_sha256: str | None = None) -> dict[str, Any]:
     """Rerun the shipped evaluation of ``training_config`` (without the classic recipe), then the adaptation one.
 
-    ``training_config`` is a :class:`~ser_live.training.pipeline.TrainingConfig`; the features come from
-    the same cache as the shipped evaluation's.
-    """
-    from .pipeline import evaluate_configuration
+    Parameters
+    ----------
+    data_dirs : sequence of path-like
+    training_config : TrainingConfig
+        The base model's configuration (:class:`~ser_live.training.pipeline.TrainingConfig`); the
+        features come from the same cache as its training run's.
+    config : AdaptationConfig
+    cache_dir : path-like, optional
+    n_jobs : int or None
+        Processes (``None`` = all cores).
+    progress : bool
+    half_s_per_fold : sequence of float, optional
+        See :func:`evaluate_adaptation`.
+    expected_sha256 : str, optional
+        The :func:`~ser_live.training.pipeline.evaluation_fingerprint` of the base evaluation this report
+        must belong to (a model directory's ``metrics.json`` records it). Checked before the adaptation
+        evaluation, so a mismatch costs only the base evaluation.
 
+    Returns
+    -------
+    report : dict
+        :func:`evaluate_adaptation`'s report, plus ``base_evaluation_sha256``, the unadapted utterance
+        UAR over all utterances and ``timings_s``.
+
+    Raises
+    ------
+    ValueError
+        If the base evaluation's fingerprint is not ``expected_sha256`` (or as :func:`evaluate_configuration`).
+    """
+    import time
+
+    from .pipeline import evaluate_configuration, evaluation_fingerprint
+
+    start = time.perf_counter()
     evaluation = evaluate_configuration(data_dirs, training_config, classic=False, cache_dir=cache_dir,
                                         n_jobs=n_jobs, progress=progress)
+    fingerprint = evaluation_fingerprint(evaluation, training_config)
+    if expected_sha256 is not None and fingerprint != expected_sha256:
+        raise ValueError("the base model's evaluation differs from the one the model directory was trained with "
+                         "(other data, features or settings); train it again first")
+    base_s = time.perf_counter() - start
+    start = time.perf_counter()
     assert evaluation.result.window_proba is not None
     report = evaluate_adaptation(evaluation.features, evaluation.folds,
                                  full_window_proba(evaluation.features, evaluation.result.window_proba),
                                  training_config.params, hop_s=training_config.setup.hop_s, config=config,
                                  n_jobs=n_jobs, half_s_per_fold=half_s_per_fold)
     report["unadapted_utterance_uar_all_utterances"] = evaluation.report["utterance"]["overall"]["uar"]
+    report["base_evaluation_sha256"] = fingerprint
+    report["timings_s"] = {"base_evaluation_s": round(base_s, 1),
+                           "adaptation_s": round(time.perf_counter() - start, 1)}
     return report
 
 
-def fit_shipped_adaptation(evaluation: Any, training_config: Any, config: AdaptationConfig = SHIPPED_ADAPTATION,
-                           *, n_jobs: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """Evaluate live adaptation on an :class:`~ser_live.training.pipeline.Evaluation`, then fit the shipped variant.
+def fit_shipped_adaptation(features: FeatureSet, training_config: Any, config: AdaptationConfig = SHIPPED_ADAPTATION,
+                           *, n_jobs: int | None = None) -> Any:
+    """Fit the shipped adaptive variant on every speaker, with the fixed ``config.half_s``.
+
+    Parameters
+    ----------
+    features : FeatureSet
+    training_config : TrainingConfig
+        The base model's configuration (estimator hyper-parameters, seed).
+    config : AdaptationConfig
+    n_jobs : int or None
+        Networks fitted in parallel (``None`` = all cores).
 
     Returns
     -------
     adaptation : ModelAdaptation
-        The per-speaker-normalised estimator fitted on every speaker, its prior (with the ``half_s``
-        the evaluation chose) and the blend setting, for :class:`~ser_live.model.EmotionModel`.
-    report : dict
-        :func:`evaluate_adaptation`'s report (for ``metrics.json``).
+        The per-speaker-normalised estimator, its prior (with ``config.half_s``) and the blend
+        setting, for :class:`~ser_live.model.EmotionModel`.
     """
     from ..model import ModelAdaptation
 
-    features = evaluation.features
-    assert evaluation.result.window_proba is not None
-    report = evaluate_adaptation(features, evaluation.folds,
-                                 full_window_proba(features, evaluation.result.window_proba),
-                                 training_config.params, hop_s=training_config.setup.hop_s, config=config,
-                                 n_jobs=n_jobs)
     estimator, prior = fit_adaptive_estimator(features, np.arange(len(features.utterances)), training_config.params,
-                                              half_s=float(report["half_s"]), inputs=config.inputs,
+                                              half_s=config.half_s, inputs=config.inputs,
                                               random_state=training_config.random_state, n_jobs=n_jobs or -1)
-    return ModelAdaptation(estimator, prior, blend=config.blend, inputs=config.inputs), report
+    return ModelAdaptation(estimator, prior, blend=config.blend, inputs=config.inputs)
 
 
-def model_card_section(report: dict[str, Any]) -> str:
-    """The speaker-adaptation section of ``MODEL_CARD.md``."""
-    after_60 = next((r for r in report["checkpoints"] if r["heard_s"] == 60.0), None)
-    headline = ""
-    if after_60 is not None and after_60["overall"]["adapted"]["uar"] is not None:
-        ad, un = after_60["overall"]["adapted"]["uar"], after_60["overall"]["unadapted"]["uar"]
-        headline = (f"After 60 s of a new speaker's speech: utterance UAR {ad:.3f} adapted vs {un:.3f} unadapted "
-                    f"(issue 5's targets: at least 0.66, {'met' if ad >= 0.66 else 'not met'}; at least 0.06 above "
-                    f"unadapted, {'met' if ad - un >= 0.06 else 'not met'}).\n\n")
-    return f"""## Speaker adaptation (live)
-The model file also holds a variant trained on the features standardised per speaker (each training speaker
-with their own mean and standard deviation over their speech windows; inputs: {report['config']['inputs']}).
-Live, ser-live learns the running mean and variance of the current speaker's speech windows (silence never
-counts) and standardises with them, shrunk toward the training population's statistics: after `t` s of
-speech the speaker's own statistics weigh `t / (t + half_s)`, with half_s = {report['half_s']:g} s.
-Output: {report['blend']}, so with nothing learnt it is exactly the unadapted model. `--no-adapt` turns it
-off; `--profile NAME` keeps what was learnt between sessions; `--calibrate S` learns S s of speech before
-showing emotions.
+def variant_summary(config: AdaptationConfig = SHIPPED_ADAPTATION) -> dict[str, Any]:
+    """What ``metrics.json`` records of the adaptive variant a model carries (``adaptive_variant``)."""
+    return {"half_s": config.half_s, "inputs": config.inputs, "blend": config.blend,
+            "half_s_source": "fixed (AdaptationConfig.half_s); the nested selection of scripts/evaluate_adaptation.py "
+                             "picked it, and every run of that script says whether it still agrees"}
 
-{headline}{summary_table(report)}
+
+def _selection_note(report: dict[str, Any], shipped_half_s: float) -> str:
+    halves = ", ".join(f"{h:g}" for h in report["half_s_per_fold"])
+    grid = ", ".join(f"{h:g}" for h in report["config"]["half_s_grid"])
+    if report["half_s_selection"] == "given":
+        return f"half_s per fold given ({halves} s), not selected."
+    verdict = ("agrees with the shipped value" if report["half_s"] == shipped_half_s else
+               f"does NOT agree with the shipped {shipped_half_s:g} s: the shipped variant is not the one this "
+               "evaluation would pick (update SHIPPED_ADAPTATION and retrain)")
+    return (f"Each fold's streams use the half_s chosen {report['half_s_selection']} (per fold: {halves} s, from "
+            f"{grid} s), never the shipped value; the most frequent choice, {report['half_s']:g} s, {verdict}.")
+
+
+def model_card_section(variant: dict[str, Any], report: dict[str, Any] | None = None) -> str:
+    """The speaker-adaptation section of ``MODEL_CARD.md``.
+
+    Parameters
+    ----------
+    variant : dict
+        ``metrics.json``'s ``adaptive_variant`` (:func:`variant_summary`).
+    report : dict, optional
+        ``metrics.json``'s ``adaptation``: the live evaluation (:func:`evaluate_live_adaptation`), which
+        ``scripts/evaluate_adaptation.py --model-dir`` adds. Without it the section says how to get it.
+    """
+    blend = ("w * normalised model + (1 - w) * unadapted model with the same weight w" if variant["blend"]
+             else "the normalised model alone")
+    if report is None:
+        evaluation = ("Its live evaluation is not in this directory's `metrics.json` yet: run "
+                      "`python scripts/evaluate_adaptation.py --data DIR... --model-dir DIR` "
+                      "(`make train` does) to add it here.\n\n")
+    else:
+        after_60 = next((r for r in report["checkpoints"] if r["heard_s"] == 60.0), None)
+        headline = ""
+        if after_60 is not None and after_60["overall"]["adapted"]["uar"] is not None:
+            ad, un = after_60["overall"]["adapted"]["uar"], after_60["overall"]["unadapted"]["uar"]
+            headline = (f"After 60 s of a new speaker's speech: utterance UAR {ad:.3f} adapted vs {un:.3f} unadapted "
+                        f"(issue 5's targets: at least 0.66, {'met' if ad >= 0.66 else 'not met'}; at least 0.06 "
+                        f"above unadapted, {'met' if ad - un >= 0.06 else 'not met'}).\n\n")
+        timings = report.get("timings_s", {})
+        run = (f" Evaluated by `scripts/evaluate_adaptation.py` in {sum(timings.values()):.0f} s."
+               if timings else "")
+        evaluation = f"""{headline}{summary_table(report)}
 
 Protocol: {report['protocol']}. {report['config']['n_orders']} random orders per speaker.
-half_s chosen {report['half_s_selection']} (per fold: {', '.join(f'{h:g}' for h in report['half_s_per_fold'])} s)
-from {', '.join(f'{h:g}' for h in report['config']['half_s_grid'])} s; the shipped half_s is the most frequent choice.
+{_selection_note(report, variant['half_s'])}{run}
 "Utterances scored" shrinks with time heard because heard utterances are never scored (RAVDESS speakers have
 about 3 minutes of speech in all). The unadapted column differs from the headline figure above because it is
 scored only on those utterances.
 
-Limits of adaptation:
+"""
+    return f"""## Speaker adaptation (live)
+The model file also holds a variant trained on the features standardised per speaker (each training speaker
+with their own mean and standard deviation over their speech windows; inputs: {variant['inputs']}).
+Live, ser-live learns the running mean and variance of the current speaker's speech windows (silence never
+counts) and standardises with them, shrunk toward the training population's statistics: after `t` s of
+speech the speaker's own statistics weigh `t / (t + half_s)`, with half_s = {variant['half_s']:g} s.
+Output: {blend}, so with nothing learnt it is exactly the unadapted model.
+`--no-adapt` turns it off; `--profile NAME` keeps what was learnt between sessions; `--calibrate S` learns
+S s of speech before showing emotions.
+
+{evaluation}Limits of adaptation:
 - It assumes the speech it learns from covers a mix of emotions. The corpora's speakers act every emotion
   in turn, so their statistics are emotion-neutral; someone who is angry for the whole first minute will
   have anger learnt as their normal voice, and will then read as less angry.

@@ -1,16 +1,22 @@
 """End-to-end training: scan corpora, extract features, evaluate speaker-independently, fit and save the model.
 
 :func:`evaluate_configuration` is the speaker-independent evaluation on its own (what the corpus
-test reruns); :func:`train_model` adds the classic baseline, the final fit on all data and the
-artefacts in the output directory.
+test reruns); :func:`train_model` adds the classic baseline, the final fit on all data, the fit of
+the speaker-adaptive variant and the artefacts in the output directory. The adaptive variant's live
+evaluation is not part of training (it takes a few minutes): ``scripts/evaluate_adaptation.py
+--model-dir`` adds it to the directory afterwards, and :func:`evaluation_fingerprint` ties the two
+together.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +24,7 @@ import numpy as np
 
 from ..features import FEATURE_VERSION
 from ..model import EMOTIONS, EmotionModel, build_provenance
-from .adaptation import SHIPPED_ADAPTATION, AdaptationConfig, fit_shipped_adaptation
+from .adaptation import SHIPPED_ADAPTATION, AdaptationConfig, fit_shipped_adaptation, variant_summary
 from .augment import Augmenter
 from .corpora import ScanResult, scan_corpora
 from .estimator import ModelParams, fit_estimator, loss_curves
@@ -34,8 +40,8 @@ from .evaluate import (
 )
 from .extract import FeatureSet, WindowSetup, extract_dataset
 
-__all__ = ["TrainingConfig", "Evaluation", "evaluate_configuration", "train_model", "SHIPPED_CONFIG",
-           "MODEL_SELECTION"]
+__all__ = ["TrainingConfig", "Evaluation", "evaluate_configuration", "evaluation_fingerprint", "train_model",
+           "SHIPPED_CONFIG", "MODEL_SELECTION"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +113,22 @@ MODEL_SELECTION: dict[str, Any] = {
 }
 
 
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """One BLAS thread for the cross-validation's fits and predictions, here and in joblib's workers.
+
+    Speed: the matrices are small and the cores shared (see :func:`~.estimator.fit_estimator`).
+    Reproducibility: a multi-threaded product may differ in the last bit, and
+    :func:`evaluation_fingerprint` needs the same probabilities whatever ``n_jobs`` is (with one job
+    the folds run in this process, otherwise in workers).
+    """
+    from joblib import parallel_config
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"), parallel_config(backend="loky", inner_max_num_threads=1):
+        yield
+
+
 @dataclasses.dataclass
 class Evaluation:
     """Outcome of :func:`evaluate_configuration`."""
@@ -145,8 +167,9 @@ def evaluate_configuration(data_dirs: Sequence[str | Path], config: TrainingConf
     start = time.perf_counter()
     folds = speaker_folds(features.speakers, features.labels, n_splits=config.n_splits,
                           random_state=config.random_state)
-    result = cross_validate(features, folds, config.params, augmented=config.augmenter is not None,
-                            random_state=config.random_state, n_jobs=n_jobs)
+    with _one_blas_thread():
+        result = cross_validate(features, folds, config.params, augmented=config.augmenter is not None,
+                                random_state=config.random_state, n_jobs=n_jobs)
     report = full_report(result, features)
     report["protocol"] = SPEAKER_INDEPENDENT
     timings["cross_validation_s"] = time.perf_counter() - start
@@ -154,17 +177,42 @@ def evaluate_configuration(data_dirs: Sequence[str | Path], config: TrainingConf
     classic_report = None
     if classic:
         start = time.perf_counter()
-        classic_result = cross_validate_classic(features, folds, random_state=config.random_state, n_jobs=n_jobs)
+        with _one_blas_thread():
+            classic_result = cross_validate_classic(features, folds, random_state=config.random_state, n_jobs=n_jobs)
         classic_report = full_report(classic_result, features)
         classic_report["protocol"] = SPEAKER_INDEPENDENT
         timings["classic_cv_s"] = time.perf_counter() - start
     return Evaluation(scan, features, folds, result, report, classic_report, timings)
 
 
+def evaluation_fingerprint(evaluation: Evaluation, config: TrainingConfig) -> str:
+    """SHA-256 of everything the adaptation evaluation builds on: the configuration, the features, labels,
+    speakers and folds, and the base model's out-of-fold window probabilities.
+
+    ``metrics.json`` records it (``evaluation_sha256``) and so does its adaptation report
+    (``base_evaluation_sha256``): equal values mean the report belongs to this model's evaluation.
+    Every step is deterministic (fixed seeds, one BLAS thread), so a rerun on the same machine and
+    data gives the same value; other data, features, settings or estimator code give another.
+    """
+    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
+    features = evaluation.features
+    window_proba = evaluation.result.window_proba
+    arrays = [features.X, features.utterance_index, features.copy, features.labels, features.speakers,
+              features.corpora, *(test for _, test in evaluation.folds),
+              window_proba if window_proba is not None else np.zeros(0)]
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def _random_split_report(features: FeatureSet, config: TrainingConfig, n_jobs: int | None) -> dict[str, Any]:
     folds = random_folds(features.labels, n_splits=config.n_splits, random_state=config.random_state)
-    report = full_report(cross_validate(features, folds, config.params, augmented=config.augmenter is not None,
-                                        random_state=config.random_state, n_jobs=n_jobs), features)
+    with _one_blas_thread():
+        result = cross_validate(features, folds, config.params, augmented=config.augmenter is not None,
+                                random_state=config.random_state, n_jobs=n_jobs)
+    report = full_report(result, features)
     return {"protocol": RANDOM_SPLIT, "utterance_uar": report["utterance"]["overall"]["uar"],
             "utterance_accuracy": report["utterance"]["overall"]["accuracy"]}
 
@@ -185,7 +233,7 @@ def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: Tr
     cache_dir : path-like, optional
         Feature cache (default: the user cache directory).
     n_jobs : int, optional
-        Extraction workers (default: all cores).
+        Processes for extraction and fits (default: all cores).
     progress : bool
         Progress bars.
     random_split : bool
@@ -193,8 +241,11 @@ def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: Tr
     model_name : str, optional
         File name of the model (default :data:`ser_live.model.DEFAULT_MODEL_NAME`).
     adaptation : AdaptationConfig or None
-        Also evaluate live speaker adaptation on the same folds and put the adaptive variant in the
-        model (see :mod:`ser_live.training.adaptation`); ``None`` leaves it out.
+        Put the speaker-adaptive variant, made with ``adaptation.half_s``, in the model (see
+        :mod:`ser_live.training.adaptation`); ``None`` leaves it out. Its live evaluation is
+        ``scripts/evaluate_adaptation.py --model-dir``'s job: an ``adaptation`` report already in
+        ``out_dir/metrics.json`` is kept only when it was made on exactly this run's evaluation
+        (:func:`evaluation_fingerprint`) with the same adaptation settings, and dropped otherwise.
 
     Returns
     -------
@@ -210,10 +261,13 @@ def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: Tr
                                         progress=progress)
     features = evaluation.features
     timings = dict(evaluation.timings_s)
+    fingerprint = evaluation_fingerprint(evaluation, config)
 
     extra: dict[str, Any] = {}
     if random_split:
+        start = time.perf_counter()
         extra["random_split"] = _random_split_report(features, config, n_jobs)
+        timings["random_split_cv_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     labels = features.labels[features.utterance_index]
@@ -226,12 +280,17 @@ def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: Tr
     adaptive = None
     if adaptation is not None:
         start = time.perf_counter()
-        adaptive, extra["adaptation"] = fit_shipped_adaptation(evaluation, config, adaptation, n_jobs=n_jobs)
-        timings["adaptation_s"] = time.perf_counter() - start
+        adaptive = fit_shipped_adaptation(features, config, adaptation, n_jobs=n_jobs)
+        timings["adaptive_fit_s"] = time.perf_counter() - start
+        extra["adaptive_variant"] = variant_summary(adaptation)
+        kept = reporting.current_adaptation_report(out_dir, fingerprint, adaptation)
+        if kept is not None:
+            extra["adaptation"] = kept
     timings["total_s"] = time.perf_counter() - total_start
 
     extra["model_selection"] = MODEL_SELECTION
     metrics = reporting.build_metrics(evaluation, config, timings, extra)
+    metrics["evaluation_sha256"] = fingerprint
     model = EmotionModel(
         estimator=estimator,
         feature_config=config.setup.feature_config,

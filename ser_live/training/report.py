@@ -1,4 +1,9 @@
-"""Training artefacts: metrics.json, charts (confusion matrix, recall, class counts, loss curves), MODEL_CARD.md."""
+"""Training artefacts: metrics.json, charts (confusion matrix, recall, class counts, loss curves), MODEL_CARD.md.
+
+``scripts/train.py`` writes them all; ``scripts/evaluate_adaptation.py --model-dir`` then adds the live
+speaker-adaptation report to ``metrics.json`` and regenerates ``MODEL_CARD.md`` from it
+(:func:`write_adaptation_report`). The card is always a function of ``metrics.json`` alone.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..model import EMOTIONS
-from .adaptation import model_card_section
+from .adaptation import AdaptationConfig, model_card_section, variant_summary
 
 if TYPE_CHECKING:
     from .pipeline import Evaluation, TrainingConfig
 
-__all__ = ["build_metrics", "write_artifacts", "summary_table", "CORPUS_TERMS"]
+__all__ = ["build_metrics", "write_artifacts", "summary_table", "CORPUS_TERMS", "current_adaptation_report",
+           "adaptation_target", "write_adaptation_report"]
 
 #: Terms and citations the model card must carry, per corpus.
 CORPUS_TERMS: dict[str, str] = {
@@ -97,13 +103,102 @@ def write_artifacts(out_dir: Path, metrics: dict[str, Any]) -> None:
 
     matplotlib.use("Agg")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=False) + "\n")
+    _write_json(out_dir / "metrics.json", metrics)
     _write_class_counts(out_dir / "class_counts.csv", metrics["data"]["class_counts"])
     _plot_confusion(out_dir / "confusion_matrix.png", metrics)
     _plot_recall(out_dir / "per_class_recall.png", metrics)
     _plot_class_counts(out_dir / "class_counts.png", metrics["data"]["class_counts"])
     _plot_loss(out_dir / "training_loss.png", metrics["final_fit_loss_curves"])
     (out_dir / "MODEL_CARD.md").write_text(model_card(metrics))
+
+
+def _read_metrics(model_dir: Path) -> dict[str, Any] | None:
+    try:
+        metrics = json.loads((model_dir / "metrics.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return metrics if isinstance(metrics, dict) else None
+
+
+def _same_settings(report: dict[str, Any], config: AdaptationConfig) -> bool:
+    # Through JSON, as in the file (tuples become lists).
+    return report.get("config") == json.loads(json.dumps(config.to_dict()))
+
+
+def current_adaptation_report(model_dir: Path, fingerprint: str, config: AdaptationConfig) -> dict[str, Any] | None:
+    """The ``adaptation`` report of ``model_dir/metrics.json`` if it still describes a model trained now.
+
+    That is: it was made on the base evaluation with this ``fingerprint``
+    (:func:`~ser_live.training.pipeline.evaluation_fingerprint`) and with these adaptation settings.
+    A retraining on the same data and settings reproduces that evaluation bit for bit, and the
+    adaptive variant is fitted the same way, so the report still holds; anything else drops it.
+    """
+    metrics = _read_metrics(Path(model_dir))
+    report = (metrics or {}).get("adaptation")
+    if isinstance(report, dict) and report.get("base_evaluation_sha256") == fingerprint and _same_settings(report,
+                                                                                                          config):
+        return report
+    return None
+
+
+def adaptation_target(model_dir: Path, config: AdaptationConfig) -> str:
+    """Check that ``model_dir`` holds a trained model with the adaptive variant ``config`` makes.
+
+    Returns
+    -------
+    evaluation_sha256 : str
+        The base evaluation's fingerprint its ``metrics.json`` records; the adaptation report must be
+        made on the same evaluation.
+
+    Raises
+    ------
+    ValueError
+        With a one-line reason otherwise.
+    """
+    model_dir = Path(model_dir)
+    metrics = _read_metrics(model_dir)
+    if metrics is None or "evaluation_sha256" not in metrics:
+        raise ValueError(f"{model_dir} has no metrics.json from scripts/train.py (or one from an older version); "
+                         "train into it first")
+    variant = metrics.get("adaptive_variant")
+    if variant is None:
+        raise ValueError(f"the model in {model_dir} has no speaker-adaptive variant (trained with --no-adaptation)")
+    if any(variant.get(key) != value for key, value in variant_summary(config).items() if key != "half_s_source"):
+        raise ValueError(f"the model in {model_dir} has another adaptive variant ({variant['half_s']:g} s, "
+                         f"{variant['inputs']}, blend {variant['blend']}) than these settings make; train it again")
+    return str(metrics["evaluation_sha256"])
+
+
+def write_adaptation_report(model_dir: Path, report: dict[str, Any]) -> None:
+    """Put an adaptation report into ``model_dir/metrics.json`` and regenerate ``MODEL_CARD.md`` from it.
+
+    Raises
+    ------
+    ValueError
+        If the report was not made on the base evaluation ``metrics.json`` records (the directory was
+        retrained in the meantime, or the report is for other data).
+    """
+    model_dir = Path(model_dir)
+    metrics = _read_metrics(model_dir)
+    if metrics is None or metrics.get("evaluation_sha256") != report.get("base_evaluation_sha256"):
+        raise ValueError(f"{model_dir / 'metrics.json'} was not made from the evaluation this report is for "
+                         "(retrained meanwhile?); run the adaptation evaluation again")
+    # Beside the variant it describes; the rest of the file keeps its order.
+    updated: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if key != "adaptation":
+            updated[key] = value
+        if key == "adaptive_variant":
+            updated["adaptation"] = report
+    _write_json(model_dir / "metrics.json", updated)
+    (model_dir / "MODEL_CARD.md").write_text(model_card(updated))
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    # Through a temporary file: an interrupted write must not leave half a metrics.json.
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=1, sort_keys=False) + "\n")
+    tmp.replace(path)
 
 
 def _write_class_counts(path: Path, counts: dict[str, dict[str, int]]) -> None:
@@ -201,6 +296,15 @@ def _plot_loss(path: Path, curves: list[dict[str, list[float]]]) -> None:
     plt.close(fig)
 
 
+_TIMING_NAMES = {"extraction_s": "feature extraction", "cross_validation_s": "cross-validation",
+                 "classic_cv_s": "classic recipe", "random_split_cv_s": "random-split contrast",
+                 "final_fit_s": "final fit", "adaptive_fit_s": "adaptive variant fit"}
+
+
+def _timing_list(timings: dict[str, float]) -> str:
+    return ", ".join(f"{name} {timings[key]:.0f} s" for key, name in _TIMING_NAMES.items() if key in timings)
+
+
 def model_card(metrics: dict[str, Any]) -> str:
     """The text of ``MODEL_CARD.md``."""
     data = metrics["data"]
@@ -234,7 +338,8 @@ def model_card(metrics: dict[str, Any]) -> str:
     return f"""# ser-live default model: model card
 
 File: `{metrics['model_file']}` (SHA-256 `{metrics['model_sha256']}`, {metrics['model_size_bytes'] / 1e6:.2f} MB).
-Made by `scripts/train.py`; every figure here is in `metrics.json`.
+Made by `scripts/train.py` (the live speaker-adaptation figures by `scripts/evaluate_adaptation.py
+--model-dir`; `make train` runs both); every figure here is in `metrics.json`.
 
 ## What it does
 Classifies a {config['window_s']:g} s window of 16 kHz speech (one every {config['hop_s']:g} s, only windows the
@@ -281,9 +386,7 @@ for that choice. The settings compared:
 
 {selection}
 
-Training run: {timings.get('total_s', 0):.0f} s in all (feature extraction {timings.get('extraction_s', 0):.0f} s,
-cross-validation {timings.get('cross_validation_s', 0):.0f} s, classic recipe {timings.get('classic_cv_s', 0):.0f} s,
-final fit {timings.get('final_fit_s', 0):.0f} s).
+Training run (`scripts/train.py`): {timings.get('total_s', 0):.0f} s in all ({_timing_list(timings)}).
 
 Charts: `confusion_matrix.png`, `per_class_recall.png`, `class_counts.png` (also `class_counts.csv`),
 `training_loss.png`.
@@ -298,4 +401,5 @@ Charts: `confusion_matrix.png`, `per_class_recall.png`, `class_counts.png` (also
   speakers (very high or low pitch, unusual loudness habits) shifts its answers; see "Speaker adaptation".
 - The classes it mixes up most (true -> predicted, share of the true class): {confusions}.
 - It is not a lie detector or a diagnostic tool; do not use it to make decisions about people.
-""" + (model_card_section(metrics["adaptation"]) if "adaptation" in metrics else "")
+""" + (model_card_section(metrics["adaptive_variant"], metrics.get("adaptation")) if "adaptive_variant" in metrics
+       else "")
