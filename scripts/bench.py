@@ -396,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trust-model", action="store_true", help="allow --model (model files can run code)")
     args = parser.parse_args(argv)
     smoke = args.smoke
+    from ser_live._malloc import keep_large_blocks_on_heap
+
+    keep_large_blocks_on_heap()  # as the ser-live command does at start, so in-process figures are the product's
     parts = set(args.only or ["window", "latency", "startup", "steady", "classify"])
     try:
         model = EmotionModel.load(args.model, trust=args.trust_model)
