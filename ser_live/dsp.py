@@ -8,6 +8,8 @@ corrupted numba's cache. The test-suite checks the mel filterbank and the MFCCs 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import scipy.fft
 
@@ -22,6 +24,7 @@ __all__ = [
     "rms_db",
     "frame_rms_db",
     "autocorrelation_pitch",
+    "FramePitch",
     "delta",
     "percentiles",
     "masked_moments",
@@ -199,9 +202,11 @@ def autocorrelation_pitch(
     lag_max = min(frame_length - 2, int(np.ceil(sample_rate_hz / f0_min_hz)))
     if lag_max <= lag_min:
         raise ValueError("frames are too short for the requested f0 range")
-    # float32 and a 5-smooth FFT size (not the next power of two) make this four times faster.
+    # float32 and a 5-smooth FFT size (not the next power of two) make this four times faster. Only
+    # lags up to lag_max + 1 are used: an FFT of frame_length + lag_max + 1 points keeps them free of
+    # circular wrap-around (a quarter fewer points than the full linear autocorrelation needs).
     centred = (frames - frames.mean(axis=1, keepdims=True)).astype(np.float32, copy=False)
-    n_fft = scipy.fft.next_fast_len(2 * frame_length - 1, real=True)
+    n_fft = scipy.fft.next_fast_len(frame_length + lag_max + 1, real=True)
     spectrum = scipy.fft.rfft(centred, n=n_fft, axis=1)
     acf = scipy.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=n_fft, axis=1)[:, : lag_max + 2]
     overlap = frame_length - np.arange(lag_max + 2)
@@ -229,6 +234,32 @@ def autocorrelation_pitch(
     f0_hz = sample_rate_hz / (lag + shift)
     periodicity = np.clip(centre, 0.0, 1.0)
     return f0_hz.astype(np.float32), periodicity.astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class FramePitch:
+    """What :func:`autocorrelation_pitch` found on some frames of one window, for reuse.
+
+    Frame ``j`` covers samples ``[j * hop_length, j * hop_length + frame_length)`` of the window;
+    only frames where ``tracked`` is True hold results. The speech gate hands these to the feature
+    extractor, which would otherwise track the same frames again.
+
+    Attributes
+    ----------
+    frame_length, hop_length : int
+    f0_min_hz, f0_max_hz : float
+        The search range the frames were tracked with.
+    f0_hz, periodicity : np.ndarray, shape (n_frames,)
+    tracked : np.ndarray of bool, shape (n_frames,)
+    """
+
+    frame_length: int
+    hop_length: int
+    f0_min_hz: float
+    f0_max_hz: float
+    f0_hz: np.ndarray
+    periodicity: np.ndarray
+    tracked: np.ndarray
 
 
 def delta(features: np.ndarray, *, width: int = 2, axis: int = 0) -> np.ndarray:

@@ -246,6 +246,24 @@ class _Frames:
                 f0_min_hz=c.f0_min_hz, f0_max_hz=c.f0_max_hz,
             )
 
+    def adopt_pitch(self, first: int, pitch: dsp.FramePitch | None) -> None:
+        """Take the frames another caller of the tracker already tracked in the window starting at frame ``first``.
+
+        Used only when they are this extractor's frames: same length and range, a hop that is a
+        whole number of this one's.
+        """
+        c = self.config
+        if (pitch is None or pitch.frame_length != c.pitch_frame_length or pitch.hop_length % c.hop_length
+                or (pitch.f0_min_hz, pitch.f0_max_hz) != (c.f0_min_hz, c.f0_max_hz)):
+            return
+        theirs = np.flatnonzero(pitch.tracked)
+        ours = first + theirs * (pitch.hop_length // c.hop_length)
+        new = ours < self.n_frames
+        new[new] = ~self.tracked[ours[new]]
+        ours, theirs = ours[new], theirs[new]
+        self.f0_hz[ours], self.periodicity[ours] = pitch.f0_hz[theirs], pitch.periodicity[theirs]
+        self.tracked[ours] = True
+
     def describe_voice(self, needed: np.ndarray) -> None:
         """Spectral tilt and band contrast of the (voiced) frames in the boolean mask ``needed`` not described yet."""
         needed = needed & ~self.described
@@ -404,7 +422,8 @@ def _vectors(frames: _Frames, first: np.ndarray, n: int) -> np.ndarray:
     return np.nan_to_num(matrix.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def extract_features(y: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
+def extract_features(y: np.ndarray, config: FeatureConfig = FeatureConfig(), *,
+                     pitch: dsp.FramePitch | None = None) -> np.ndarray:
     """Feature vector of one analysis window.
 
     Parameters
@@ -414,6 +433,10 @@ def extract_features(y: np.ndarray, config: FeatureConfig = FeatureConfig()) -> 
         zero-padded; non-finite samples are treated as silence.
     config : FeatureConfig
         The extractor's parameters (use the model's, see :attr:`EmotionModel.feature_config`).
+    pitch : dsp.FramePitch, optional
+        Frames of this window whose pitch was already tracked (the speech gate's
+        :attr:`~ser_live.gate.SpeechGate.last_pitch`); they are not tracked again. The vector is
+        the same with or without it.
 
     Returns
     -------
@@ -421,11 +444,13 @@ def extract_features(y: np.ndarray, config: FeatureConfig = FeatureConfig()) -> 
         Deterministic: the same samples always give the same vector. Names in :func:`feature_names`.
     """
     frames = _Frames(_prepared(y, config), config)
+    frames.adopt_pitch(0, pitch)
     return _vectors(frames, np.zeros(1, dtype=np.intp), frames.n_frames)[0]
 
 
 def extract_features_batch(
-    windows: Sequence[np.ndarray], *, ends: Sequence[int] | None = None, config: FeatureConfig = FeatureConfig()
+    windows: Sequence[np.ndarray], *, ends: Sequence[int] | None = None, config: FeatureConfig = FeatureConfig(),
+    pitch: Sequence[dsp.FramePitch | None] | None = None,
 ) -> np.ndarray:
     """Feature vectors of many windows, as ``[extract_features(w, config) for w in windows]``, faster.
 
@@ -444,6 +469,8 @@ def extract_features_batch(
         as :func:`ser_live.buffer.stream_utterance_windows` yields them. Without it, every window
         is analysed on its own.
     config : FeatureConfig
+    pitch : sequence of dsp.FramePitch or None, optional
+        Per window, frames whose pitch was already tracked (see :func:`extract_features`).
 
     Returns
     -------
@@ -452,6 +479,8 @@ def extract_features_batch(
     windows = [_prepared(w, config) for w in windows]
     if ends is not None and len(ends) != len(windows):
         raise ValueError(f"got {len(windows)} windows but {len(ends)} ends")
+    if pitch is not None and len(pitch) != len(windows):
+        raise ValueError(f"got {len(windows)} windows but {len(pitch)} pitch tracks")
     rows: list[np.ndarray] = []
     run: list[int] = []
 
@@ -466,8 +495,12 @@ def extract_features_batch(
             pieces.append(windows[current][-step:])
             offsets.append(offsets[-1] + step)
         frames = _Frames(np.concatenate(pieces), config)
+        firsts = np.asarray(offsets, dtype=np.intp) // config.hop_length
+        if pitch is not None:
+            for i, first in zip(run, firsts):
+                frames.adopt_pitch(int(first), pitch[i])
         n = 1 + (first_window.shape[0] - config.pitch_frame_length) // config.hop_length
-        rows.append(_vectors(frames, np.asarray(offsets, dtype=np.intp) // config.hop_length, n))
+        rows.append(_vectors(frames, firsts, n))
         run.clear()
 
     for i, window in enumerate(windows):

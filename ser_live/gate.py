@@ -115,7 +115,9 @@ class SpeechGate:
         self._last_end_s: float | None = None
         self._clock_s = 0.0
         self._recent_quiet: collections.deque[tuple[float, float]] = collections.deque()
-        self._previous: _PitchMemo | None = None
+        self._previous: _FrameMemo | None = None
+        #: Pitch of the frames of the last window judged (the loud ones), for the feature extractor.
+        self.last_pitch: dsp.FramePitch | None = None
 
     def reset(self) -> None:
         """Forget the noise floor (e.g. when the input device changes)."""
@@ -124,38 +126,24 @@ class SpeechGate:
         self._clock_s = 0.0
         self._recent_quiet.clear()
         self._previous = None
+        self.last_pitch = None
 
-    def _pitch(self, window: np.ndarray, frames: np.ndarray, loud: np.ndarray, hop_length: int,
-               end_s: float | None) -> tuple[np.ndarray, np.ndarray]:
-        """Pitch and periodicity of the loud frames (zeros elsewhere).
+    def _overlap_frames(self, window: np.ndarray, hop_length: int, end_s: float | None) -> int | None:
+        """By how many frames this window follows the previous one, if its start repeats that window's end.
 
         Consecutive windows overlap (a 2 s window every 0.5 s shares 3/4 of its frames with the
-        previous one); frames whose samples the previous window already tracked are taken from it
-        instead of being tracked again. The overlap is checked sample for sample, never assumed.
+        previous one): the frames they share are not analysed again. The overlap is checked
+        sample for sample, never assumed from the timestamps alone.
         """
-        n = frames.shape[0]
-        f0_hz = np.zeros(n, dtype=np.float32)
-        periodicity = np.zeros(n, dtype=np.float32)
-        known = np.zeros(n, dtype=bool)
         memo = self._previous
-        if memo is not None and end_s is not None and memo.window.shape == window.shape:
-            shift = int(round((end_s - memo.end_s) * self.sample_rate_hz))
-            if 0 < shift < window.shape[0] and shift % hop_length == 0 and np.array_equal(
-                window[: window.shape[0] - shift], memo.window[shift:]
-            ):
-                offset = shift // hop_length
-                f0_hz[: n - offset] = memo.f0_hz[offset:]
-                periodicity[: n - offset] = memo.periodicity[offset:]
-                known[: n - offset] = memo.known[offset:]
-        needed = loud & ~known
-        if needed.any():
-            f0_hz[needed], periodicity[needed] = dsp.autocorrelation_pitch(
-                frames[needed], sample_rate_hz=self.sample_rate_hz, f0_min_hz=self.f0_min_hz, f0_max_hz=self.f0_max_hz
-            )
-            known |= needed
-        if end_s is not None:
-            self._previous = _PitchMemo(window.copy(), end_s, f0_hz, periodicity, known)
-        return f0_hz[loud], periodicity[loud]
+        if memo is None or end_s is None or memo.window.shape != window.shape:
+            return None
+        shift = int(round((end_s - memo.end_s) * self.sample_rate_hz))
+        if 0 < shift < window.shape[0] and shift % hop_length == 0 and np.array_equal(
+            window[: window.shape[0] - shift], memo.window[shift:]
+        ):
+            return shift // hop_length
+        return None
 
     def __call__(self, window: np.ndarray, *, end_s: float | None = None) -> GateDecision:
         """Judge one window and update the noise floor.
@@ -174,9 +162,21 @@ class SpeechGate:
         # into them would pass for a very quiet room and drag the noise floor down.
         frame_length = int(round(self.frame_s * self.sample_rate_hz))
         hop_length = frame_length // 2
-        frames = dsp.frame_signal(window, frame_length=frame_length, hop_length=hop_length)
-        frames = frames - frames.mean(axis=1, dtype=np.float64, keepdims=True).astype(np.float32)
-        frame_db = dsp.frame_rms_db(frames)
+        raw = dsp.frame_signal(window, frame_length=frame_length, hop_length=hop_length)
+        n = raw.shape[0]
+        frame_db = np.empty(n)
+        f0_hz = np.zeros(n, dtype=np.float32)
+        periodicity = np.zeros(n, dtype=np.float32)
+        tracked = np.zeros(n, dtype=bool)
+        fresh = np.ones(n, dtype=bool)
+        offset = self._overlap_frames(window, hop_length, end_s)
+        if offset is not None:
+            memo, kept = self._previous, n - offset
+            frame_db[:kept] = memo.frame_db[offset:]
+            f0_hz[:kept], periodicity[:kept] = memo.f0_hz[offset:], memo.periodicity[offset:]
+            tracked[:kept] = memo.tracked[offset:]
+            fresh[:kept] = False
+        frame_db[fresh] = dsp.frame_rms_db(_without_dc(raw[fresh]))
         if window.any():  # the window's level, without the offset of the part after any padding
             first = int(np.argmax(window != 0))
             centred = window[first:] - np.float32(window[first:].mean(dtype=np.float64))
@@ -210,7 +210,19 @@ class SpeechGate:
         loud = (frame_db > floor_db + self.snr_db) & (frame_db > self.min_level_db)
         voiced_s = 0.0
         modulation_db = pitch_range_st = 0.0
-        f0_hz, periodicity = self._pitch(window, frames, loud, hop_length, end_s)
+        needed = loud & ~tracked
+        if needed.any():
+            # The tracker removes each frame's offset itself, exactly as the feature extractor calls it,
+            # so the two agree on every frame they share (see last_pitch).
+            f0_hz[needed], periodicity[needed] = dsp.autocorrelation_pitch(
+                raw[needed], sample_rate_hz=self.sample_rate_hz, f0_min_hz=self.f0_min_hz, f0_max_hz=self.f0_max_hz,
+            )
+            tracked |= needed
+        self.last_pitch = dsp.FramePitch(frame_length, hop_length, self.f0_min_hz, self.f0_max_hz, f0_hz,
+                                         periodicity, tracked)
+        if end_s is not None:
+            self._previous = _FrameMemo(window.copy(), end_s, frame_db, f0_hz, periodicity, tracked)
+        f0_hz, periodicity = f0_hz[loud], periodicity[loud]
         if loud.any():
             voiced = periodicity >= self.voicing_threshold
             voiced_s = int(np.count_nonzero(voiced)) * hop_length / self.sample_rate_hz
@@ -218,7 +230,8 @@ class SpeechGate:
                 modulation_db = _spread(frame_db[loud][voiced])
                 semitones = 12.0 * np.log2(f0_hz[voiced].astype(np.float64))
                 # Fold octave errors of the pitch tracker (common in noise) back next to the median.
-                semitones = (semitones - np.median(semitones) + 6.0) % 12.0
+                (median,) = dsp.percentiles(semitones, (50,))
+                semitones = (semitones - median + 6.0) % 12.0
                 pitch_range_st = _spread(semitones)
         steady = modulation_db < self.min_modulation_db and pitch_range_st < self.min_pitch_range_st
         return GateDecision(
@@ -232,14 +245,19 @@ class SpeechGate:
 
 
 @dataclasses.dataclass(frozen=True)
-class _PitchMemo:
-    """The last window the gate judged and the pitch of the frames it tracked."""
+class _FrameMemo:
+    """The last window the gate judged: its frames' levels and the pitch of the frames it tracked."""
 
     window: np.ndarray
     end_s: float
+    frame_db: np.ndarray
     f0_hz: np.ndarray
     periodicity: np.ndarray
-    known: np.ndarray
+    tracked: np.ndarray
+
+
+def _without_dc(frames: np.ndarray) -> np.ndarray:
+    return frames - frames.mean(axis=1, dtype=np.float64, keepdims=True).astype(np.float32)
 
 
 def _spread(values: np.ndarray) -> float:

@@ -155,7 +155,8 @@ class WindowAnalyzer:
         decision = self.gate(window, end_s=t_s)
         if not decision.speech:
             return Prediction(t_s, False, None, 0.0, None, decision.level_db)  # silence never teaches the speaker
-        features = extract_features(window, self.model.feature_config)
+        # The gate already tracked the pitch of the loud frames; the features reuse it.
+        features = extract_features(window, self.model.feature_config, pitch=self.gate.last_pitch)
         probs = self._predict(features)
         if self.normalizer is not None:
             self.normalizer.update(features)  # after predicting: a window is never normalised by itself
@@ -251,14 +252,17 @@ def gated_window_features(blocks: Iterable[np.ndarray], *, gate: SpeechGate, fea
     all_ends: list[int] = []
     pending: list[np.ndarray] = []
     pending_ends: list[int] = []
+    pending_pitch: list[Any] = []
     n_windows = total = 0
 
     def flush() -> None:
         if pending:
-            chunks.append(extract_features_batch(pending, ends=pending_ends, config=feature_config))
+            chunks.append(extract_features_batch(pending, ends=pending_ends, config=feature_config,
+                                                 pitch=pending_pitch))
             all_ends.extend(pending_ends)
             pending.clear()
             pending_ends.clear()
+            pending_pitch.clear()
 
     windows = stream_utterance_windows((sanitise_samples(np.asarray(block)) for block in blocks),
                                        window_samples=window_samples, hop_samples=hop_samples)
@@ -268,6 +272,7 @@ def gated_window_features(blocks: Iterable[np.ndarray], *, gate: SpeechGate, fea
         if gate(window, end_s=end / rate).speech:
             pending.append(window)
             pending_ends.append(end)
+            pending_pitch.append(gate.last_pitch)  # the features reuse the frames the gate tracked
             if len(pending) >= batch_windows:
                 flush()
     flush()

@@ -138,3 +138,24 @@ def test_allocator_setting_applies_on_linux_and_can_be_repeated() -> None:
 def test_percentiles_equal_numpy(values) -> None:
     q = (0, 10, 50, 90, 95, 100)
     np.testing.assert_allclose(dsp.percentiles(np.array(values), q), np.percentile(values, q), atol=1e-9)
+
+
+def test_pitch_the_gate_tracked_is_reused_and_changes_nothing() -> None:
+    y = _speechlike(4.0, seed=5)
+    ends, windows = _live_windows(y)
+    gate = SpeechGate()
+    tracks = []
+    for end, window in zip(ends, windows):
+        gate(window, end_s=end / 16000)
+        tracks.append(gate.last_pitch)
+    assert all(t is not None and t.tracked.any() for t in tracks[1:])
+    plain = extract_features_batch(windows, ends=ends)
+    np.testing.assert_allclose(extract_features_batch(windows, ends=ends, pitch=tracks), plain, rtol=1e-5, atol=1e-5)
+    for window, track in zip(windows, tracks):
+        np.testing.assert_allclose(extract_features(window, pitch=track), extract_features(window),
+                                   rtol=1e-5, atol=1e-5)
+    # A track made with another search range is not this extractor's and is ignored.
+    other = SpeechGate(f0_min_hz=80.0)
+    other(windows[-1])
+    np.testing.assert_allclose(extract_features(windows[-1], pitch=other.last_pitch), extract_features(windows[-1]),
+                               rtol=1e-6, atol=1e-6)
