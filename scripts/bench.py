@@ -281,7 +281,8 @@ def _bench_gui(server, seconds: float, tmp: Path) -> dict:
 
 
 # -- 5 and 6: batch throughput -------------------------------------------------------------------------
-def bench_classify(speech: np.ndarray, n_files: int, tmp: Path) -> dict:
+def bench_classify(speech: np.ndarray, n_files: int, tmp: Path, reps: int) -> dict:
+    """Wall time of whole ``ser-live --classify`` runs (start-up included), ``reps`` runs per worker count."""
     folder = tmp / "classify"
     folder.mkdir()
     n = 3 * RATE_HZ
@@ -289,19 +290,23 @@ def bench_classify(speech: np.ndarray, n_files: int, tmp: Path) -> dict:
         start = (i * 7919) % (speech.size - n)
         write_wav(folder / f"clip{i:03d}.wav", speech[start : start + n])
     audio_s = 3.0 * n_files
-    out = {"files": n_files, "audio_s": audio_s}
+    out = {"files": n_files, "audio_s": audio_s, "runs": reps}
     for workers in (1, 2):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "ser_live", "--classify", str(folder), "--json", "--workers",
-                        str(workers), *MODEL_ARGS], check=True, capture_output=True)
-        wall = time.perf_counter() - t0
+        walls = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "ser_live", "--classify", str(folder), "--json", "--workers",
+                            str(workers), *MODEL_ARGS], check=True, capture_output=True)
+            walls.append(time.perf_counter() - t0)
+        wall = stats(walls)
         t0 = time.perf_counter()
         _classic_batch(sorted(folder.glob("*.wav")), workers)
         classic_wall = time.perf_counter() - t0
         out[f"{workers}_workers"] = {
-            "wall_s": wall, "files_per_s": n_files / wall, "audio_s_per_s": audio_s / wall,
+            "wall_s": wall, "files_per_s": n_files / wall["median"], "audio_s_per_s": audio_s / wall["median"],
+            "audio_s_per_s_at_p95_wall": audio_s / wall["p95"],
             "classic_audio_s_per_s": audio_s / classic_wall,
-            "ratio_ours_over_classic": (audio_s / wall) / (audio_s / classic_wall),
+            "ratio_ours_over_classic": (audio_s / wall["median"]) / (audio_s / classic_wall),
         }
     return out
 
@@ -374,8 +379,9 @@ def table(r: dict) -> str:
         for workers in (1, 2):
             c = cl.get(f"{workers}_workers")
             if c:
-                rows.append(_row(f"--classify {cl['files']} x 3 s files, {workers} worker(s)",
-                                 f"{c['files_per_s']:.1f} files/s, {c['audio_s_per_s']:.0f} audio-s/s",
+                rows.append(_row(f"--classify {cl['files']} x 3 s files, {workers} worker(s), {cl.get('runs', 1)} runs",
+                                 f"{c['files_per_s']:.1f} files/s, {c['audio_s_per_s']:.0f} audio-s/s "
+                                 f"({c.get('audio_s_per_s_at_p95_wall', c['audio_s_per_s']):.0f} at the p95 wall time)",
                                  "≥ 300 audio-s/s" if workers == 2 else "",
                                  c["audio_s_per_s"] >= 300 if workers == 2 else None))
                 rows.append(_row(f"classic recipe, {workers} worker(s)", f"{c['classic_audio_s_per_s']:.0f} audio-s/s",
@@ -422,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
             "latency": ("latency", lambda: bench_latency(model, speech_wav, 10 if smoke else 30)),
             "startup": ("startup", lambda: bench_startup(one_s, 2 if smoke else 10)),
             "steady": ("steady", lambda: bench_steady(speech_wav, 5 if smoke else 60, tmp)),
-            "classify": ("classify", lambda: bench_classify(speech, 20 if smoke else 200, tmp)),
+            "classify": ("classify", lambda: bench_classify(speech, 20 if smoke else 200, tmp, 1 if smoke else 7)),
         }
         for part, (key, run) in steps.items():
             if part not in parts:
