@@ -33,6 +33,7 @@ $(VENV)/.stamp-run: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip setuptools wheel
 	$(PIP) install -e ".[gui]"
+	$(PY) -m compileall -q ser_live  # as a regular pip install does: start-up need not compile the sources
 	touch $@
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-run

@@ -295,6 +295,13 @@ class _Frames:
 # a batch so overlapping windows of a recording cost one pass; a single live window is a batch of one.
 
 
+def _moments(parts: Sequence[np.ndarray], mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`ser_live.dsp.masked_moments` of several (w, n, d_i) arrays sharing one mask, in one call."""
+    mean, std = dsp.masked_moments(np.concatenate(parts, axis=2), mask)
+    bounds = np.cumsum([0] + [part.shape[2] for part in parts])
+    return [(mean[:, lo:hi], std[:, lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
 def _window_blocks(frames: _Frames, first: np.ndarray, n: int) -> list[tuple[str, list[str], np.ndarray]]:
     """The feature vectors of windows as named blocks: (block name, element names, values (w, k)).
 
@@ -315,32 +322,37 @@ def _window_blocks(frames: _Frames, first: np.ndarray, n: int) -> list[tuple[str
     needed[idx[voiced]] = True
     frames.describe_voice(needed)
 
-    mfcc = frames.mfcc[idx].astype(np.float64)
-    mfcc_mean, mfcc_std = dsp.masked_moments(mfcc, active)
-    _, dmfcc_std = dsp.masked_moments(dsp.delta(mfcc, axis=1), active)
-    shape_mean, shape_std = dsp.masked_moments(frames.shape[idx].astype(np.float64), active)
-
     spectral = frames.spectral[idx]
     spectral[:, 0, 4] = 0.0  # flux: the window's first frame has no predecessor in the window
-    spectral_mean, spectral_std = dsp.masked_moments(spectral, active)
-    spectral_p10, spectral_p90 = dsp.masked_percentiles(spectral, active, (10, 90))
-
     # Loudness relative to the window's loud part: the microphone's gain must not matter.
     (p95,) = dsp.masked_percentiles(energy_db[:, :, None], active, (95,))
     rel_energy = (energy_db - p95)[:, :, None]
-    rel_mean, rel_std = dsp.masked_moments(rel_energy, active)
+    mfcc = frames.mfcc[idx].astype(np.float64)
+    # One pass per mask over everything it selects (statistics are per column either way).
+    (mfcc_mean, mfcc_std), (_, dmfcc_std), (shape_mean, shape_std), (spectral_mean, spectral_std), (
+        rel_mean, rel_std) = _moments([mfcc, dsp.delta(mfcc, axis=1), frames.shape[idx].astype(np.float64),
+                                       spectral, rel_energy], active)
+    spectral_p10, spectral_p90 = dsp.masked_percentiles(spectral, active, (10, 90))
     rel_p10, rel_p50, rel_p90 = dsp.masked_percentiles(rel_energy, active, (10, 50, 90))
-    energy_diffs, energy_valid = dsp.compacted_diffs(energy_db, active)
-    _, energy_delta_std = dsp.masked_moments(energy_diffs[:, :, None], energy_valid)
-    energy = np.column_stack([rel_mean, rel_std, rel_p10, rel_p50, dsp.masked_slope(energy_db, times_s, active),
-                              energy_delta_std, rel_p90])
 
     f0_hz = frames.f0_hz[idx].astype(np.float64)
     semitones = np.where(voiced, 12.0 * np.log2(np.where(voiced, f0_hz, 100.0) / 100.0), 0.0)
-    st_mean, st_std = dsp.masked_moments(semitones[:, :, None], voiced)
+    per = np.clip(periodicity, 1e-3, 1 - 1e-3)
+    (st_mean, st_std), (tilt_mean, tilt_std), (hnr_db, _), (contrast_mean, contrast_std) = _moments(
+        [semitones[:, :, None], frames.tilt[idx], (10.0 * np.log10(per / (1 - per)))[:, :, None],
+         frames.contrast[idx]], voiced)
     st_p10, st_p50, st_p90 = dsp.masked_percentiles(semitones[:, :, None], voiced, (10, 50, 90))
+
+    # Frame-to-frame changes over the selected frames, pauses skipped.
+    energy_diffs, energy_valid = dsp.compacted_diffs(energy_db, active)
+    _, energy_delta_std = dsp.masked_moments(energy_diffs[:, :, None], energy_valid)
     st_diffs, st_valid = dsp.compacted_diffs(semitones, voiced)
-    _, st_delta_std = dsp.masked_moments(st_diffs[:, :, None], st_valid)
+    shimmer_diffs, _ = dsp.compacted_diffs(energy_db, voiced)
+    (_, st_delta_std), (jitter, _), (shimmer, _) = _moments(
+        [st_diffs[:, :, None], np.abs(st_diffs)[:, :, None], np.abs(shimmer_diffs)[:, :, None]], st_valid)
+
+    energy = np.column_stack([rel_mean, rel_std, rel_p10, rel_p50, dsp.masked_slope(energy_db, times_s, active),
+                              energy_delta_std, rel_p90])
     pitch = np.column_stack([st_mean, st_std, st_p10, st_p50, st_p90, st_p90 - st_p10,
                              dsp.masked_slope(semitones, times_s, voiced), st_delta_std])
 
@@ -350,14 +362,7 @@ def _window_blocks(frames: _Frames, first: np.ndarray, n: int) -> list[tuple[str
         np.where(active, periodicity, 0.0).sum(axis=1) / np.maximum(1, n_active),
         n_active / n,
     ])
-
-    # Voice quality and tilt on voiced frames.
-    tilt_mean, tilt_std = dsp.masked_moments(frames.tilt[idx], voiced)
-    shimmer_diffs, _ = dsp.compacted_diffs(energy_db, voiced)
-    jitter, _ = dsp.masked_moments(np.abs(st_diffs)[:, :, None], st_valid)
-    shimmer, _ = dsp.masked_moments(np.abs(shimmer_diffs)[:, :, None], st_valid)
-    per = np.clip(periodicity, 1e-3, 1 - 1e-3)
-    hnr_db, _ = dsp.masked_moments((10.0 * np.log10(per / (1 - per)))[:, :, None], voiced)
+    # Voice quality on voiced frames; tilt and contrast come from the moments above.
     quality = np.column_stack([jitter, shimmer, hnr_db])
 
     # Rhythm: how speech and pauses alternate (speaking rate and hesitation differ with emotion).
@@ -366,8 +371,6 @@ def _window_blocks(frames: _Frames, first: np.ndarray, n: int) -> list[tuple[str
     n_active_runs, active_run = dsp.mask_runs(active)
     rhythm = np.column_stack([n_voiced_runs / window_s, voiced_run * config.frame_hop_s,
                               n_active_runs / window_s, active_run * config.frame_hop_s])
-
-    contrast_mean, contrast_std = dsp.masked_moments(frames.contrast[idx], voiced)
 
     # Modulation of the loudness contour: syllable rate and rhythm show up at 2-16 Hz.
     quietest_active = np.where(active, energy_db, np.inf).min(axis=1, keepdims=True)
