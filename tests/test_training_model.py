@@ -115,6 +115,39 @@ def test_cross_validation_learns_separable_data() -> None:
     assert len(report["window"]["fold_uar"]) == 5
 
 
+def test_cross_validation_of_another_estimator_uses_the_same_folds_weights_and_test_rows() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    fs = _feature_set()
+    folds = speaker_folds(fs.speakers, fs.labels, n_splits=5)
+    fitted_weights = []
+
+    class Recording(LogisticRegression):
+        def fit(self, X, y, sample_weight=None):
+            fitted_weights.append(sample_weight)
+            return super().fit(X, y, sample_weight=sample_weight)
+
+    template = Pipeline([("scaler", StandardScaler()), ("model", Recording(max_iter=500))])
+    result = cross_validate(fs, folds, augmented=False, estimator=template)
+    assert not hasattr(template[-1], "coef_")  # clones were fitted, never the template
+    assert len(fitted_weights) == 5 and all(w is not None and w.mean() == pytest.approx(1.0) for w in fitted_weights)
+    assert result.window_proba.shape == (np.count_nonzero(fs.copy == 0), len(EMOTIONS))
+    assert np.all(result.fold_of_utterance >= 0)
+    assert evaluate.full_report(result, fs)["utterance"]["overall"]["uar"] > 0.75  # separable; chance is 1/7
+
+    mlp = cross_validate(fs, folds, ModelParams(hidden_layer_sizes=(16,), n_seeds=1, max_iter=300,
+                                                learning_rate_init=0.02, batch_size=32), augmented=False)
+    both = evaluate.mean_result([result, mlp])
+    np.testing.assert_allclose(both.window_proba, (result.window_proba + mlp.window_proba) / 2)
+    np.testing.assert_allclose(both.utterance_proba, (result.utterance_proba + mlp.utterance_proba) / 2)
+    other_folds = cross_validate(fs, speaker_folds(fs.speakers, fs.labels, n_splits=5, random_state=1),
+                                 augmented=False, estimator=template)
+    with pytest.raises(ValueError, match="same folds"):
+        evaluate.mean_result([result, other_folds])
+
+
 def test_classification_report_figures() -> None:
     y_true = np.array(["sad", "sad", "sad", "sad", "happy", "happy"])
     y_pred = np.array(["sad", "sad", "sad", "happy", "happy", "sad"])

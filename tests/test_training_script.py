@@ -15,6 +15,7 @@ from conftest import REPO, tone, write_wav
 
 SCRIPT = REPO / "scripts" / "train.py"
 EVALUATE_ADAPTATION = REPO / "scripts" / "evaluate_adaptation.py"
+CEILING_STUDY = REPO / "scripts" / "ceiling_study.py"
 
 
 def _run(*args: str, cache: Path | None = None, timeout: float = 600,
@@ -26,16 +27,17 @@ def _run(*args: str, cache: Path | None = None, timeout: float = 600,
                           cwd=str(REPO), env=env)
 
 
-def _tiny_corpus(root: Path) -> Path:
-    """Six EMOVO-named speakers x seven emotions of generated voiced sound."""
+def _tiny_corpus(root: Path, sentences: tuple[str, ...] = ("b1",)) -> Path:
+    """Six EMOVO-named speakers x seven emotions (x sentences) of generated voiced sound."""
     data = root / "emovo"
     emotions = ["neu", "gio", "tri", "rab", "pau", "dis", "sor"]
     for s, speaker in enumerate(["f1", "f2", "f3", "m1", "m2", "m3"]):
         (data / speaker).mkdir(parents=True)
         for e, code in enumerate(emotions):
-            y = tone(110.0 + 25.0 * e + 4 * s, 2.2, vibrato_hz=1.0 + e, seed=10 * s + e)
-            y[:3200] *= 0.001
-            write_wav(data / speaker / f"{code}-{speaker}-b1.wav", y)
+            for k, sentence in enumerate(sentences):
+                y = tone(110.0 + 25.0 * e + 4 * s, 2.2, vibrato_hz=1.0 + e + 0.3 * k, seed=10 * s + e + 1000 * k)
+                y[:3200] *= 0.001
+                write_wav(data / speaker / f"{code}-{speaker}-{sentence}.wav", y)
     return data
 
 
@@ -170,3 +172,33 @@ def test_tiny_corpus_end_to_end(tmp_path: Path) -> None:
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [f"error: the model in {out} has no speaker-adaptive variant "
                                                   "(trained with --no-adaptation)"]
+
+
+def test_ceiling_study_bad_input_is_one_clear_line(tmp_path: Path) -> None:
+    missing = _run("--data", str(tmp_path / "nope"), script=CEILING_STUDY)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines() == [f"error: data directory {tmp_path / 'nope'} does not exist or is "
+                                                   "not a directory"]
+    write_wav(tmp_path / "holiday.wav", tone(150.0, 0.5))
+    empty = _run("--data", str(tmp_path), script=CEILING_STUDY)
+    assert empty.returncode == 1 and "Traceback" not in empty.stderr
+    assert empty.stderr.strip().splitlines()[-1].startswith("error: no recordings of a known corpus")
+
+
+def test_ceiling_study_runs_every_comparison_on_a_tiny_corpus(tmp_path: Path) -> None:
+    data = _tiny_corpus(tmp_path, sentences=("b1", "b2"))
+    out = tmp_path / "study.md"
+    result = _run("--data", str(data), "--out", str(out), "--jobs", "1", cache=tmp_path / "cache",
+                  script=CEILING_STUDY)
+    assert result.returncode == 0, result.stderr
+    rows = [line.strip("| ").split(" | ") for line in out.read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| group")]
+    groups = [row[0] for row in rows]
+    # 6 speakers: leave-one-speaker-out is the only fold count above 5; one corpus, so one "alone" row.
+    assert groups == ["model family (5-fold)"] * 5 + ["speakers per fold", "one corpus alone (5-fold)"] + [
+        "oracle speaker normalisation (5-fold)"] * 3
+    assert "leave one speaker out (about 5 training speakers)" in rows[5][1]
+    for row in rows:
+        overall, emovo = float(row[2]), float(row[3])
+        assert 0.0 <= overall <= 1.0 and overall == emovo  # the only corpus is the whole data
+    assert result.stdout.strip().splitlines()[2:] == out.read_text().strip().splitlines()[-len(rows):]

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 
 from ..model import EMOTIONS
-from .estimator import ModelParams, fit_estimator, loss_curves
+from .estimator import ModelParams, fit_estimator, loss_curves, training_weights
 from .extract import FeatureSet
 
 __all__ = ["SPEAKER_INDEPENDENT", "RANDOM_SPLIT", "speaker_folds", "random_folds", "check_speaker_independent",
-           "training_rows", "CVResult", "cross_validate", "cross_validate_classic", "classification_report",
-           "full_report"]
+           "training_rows", "CVResult", "cross_validate", "mean_result", "cross_validate_classic",
+           "classification_report", "full_report"]
 
 SPEAKER_INDEPENDENT = "speaker-independent (no test speaker in training)"
 #: The only label a random-split figure may carry.
@@ -136,15 +136,34 @@ def _aligned_proba(estimator: Any, X: np.ndarray, classes: tuple[str, ...]) -> n
     return out
 
 
+def _fit_other(estimator: Any, X: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> Any:
+    """Fit a clone of any scikit-learn classifier on windows, weighted as the shipped estimator is where it can be."""
+    from sklearn.base import clone
+    from sklearn.utils.validation import has_fit_parameter
+    from threadpoolctl import threadpool_limits
+
+    model = clone(estimator)
+    final = model.steps[-1] if hasattr(model, "steps") else None
+    fit_params = {}
+    if has_fit_parameter(final[1] if final else model, "sample_weight"):
+        key = f"{final[0]}__sample_weight" if final else "sample_weight"
+        fit_params[key] = training_weights(labels, groups)
+    with threadpool_limits(limits=1, user_api="blas"):  # see fit_estimator
+        return model.fit(np.asarray(X, dtype=np.float64), labels, **fit_params)
+
+
 def _fit_and_predict(X_train: np.ndarray, y_train: np.ndarray, groups_train: np.ndarray, X_test: np.ndarray,
-                     params: ModelParams, random_state: int, classes: tuple[str, ...]) -> tuple[np.ndarray, Any]:
+                     params: ModelParams, random_state: int, classes: tuple[str, ...],
+                     other: Any = None) -> tuple[np.ndarray, Any]:
+    if other is not None:
+        return _aligned_proba(_fit_other(other, X_train, y_train, groups_train), X_test, classes), []
     estimator = fit_estimator(X_train, y_train, groups_train, params, random_state=random_state)
     return _aligned_proba(estimator, X_test, classes), loss_curves(estimator)
 
 
 def cross_validate(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.ndarray]],
                    params: ModelParams | None = None, *, augmented: bool = True, random_state: int = 0,
-                   n_jobs: int | None = 1) -> CVResult:
+                   n_jobs: int | None = 1, estimator: Any = None) -> CVResult:
     """Out-of-fold window and utterance probabilities of the window-level model.
 
     Parameters
@@ -158,6 +177,9 @@ def cross_validate(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.nd
     random_state : int
     n_jobs : int or None
         Folds fitted in parallel (joblib; ``None`` = all cores). Results do not depend on it.
+    estimator : scikit-learn classifier, optional
+        Evaluate a clone of this instead of the shipped estimator made from ``params`` (for comparing
+        model families on the same folds; sample weights as the shipped one's when it accepts them).
     """
     from joblib import Parallel, delayed
 
@@ -170,7 +192,7 @@ def cross_validate(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.nd
     fold_rows = [training_rows(features, train_utt, test_utt, augmented=augmented) for train_utt, test_utt in folds]
     outputs = Parallel(n_jobs=n_jobs or -1)(
         delayed(_fit_and_predict)(features.X[train_rows], window_labels[train_rows], window_groups[train_rows],
-                                  features.X[test_rows], params, random_state, classes)
+                                  features.X[test_rows], params, random_state, classes, estimator)
         for train_rows, test_rows in fold_rows
     )
     window_proba = np.zeros((features.X.shape[0], len(classes)))
@@ -190,6 +212,16 @@ def cross_validate(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.nd
     np.add.at(utterance_proba, window_utterance, window_proba)
     utterance_proba /= np.maximum(counts, 1)[:, None]
     return CVResult(classes, window_proba, window_utterance, utterance_proba, fold_of, curves)
+
+
+def mean_result(results: Sequence[CVResult]) -> CVResult:
+    """Out-of-fold predictions of the soft-voting ensemble of several models run on the same folds."""
+    first = results[0]
+    if any(r.classes != first.classes or not np.array_equal(r.fold_of_utterance, first.fold_of_utterance)
+           or r.window_proba is None for r in results):
+        raise ValueError("the results must come from the same folds and classes, with window probabilities")
+    return CVResult(first.classes, np.mean([r.window_proba for r in results], axis=0), first.window_utterance,
+                    np.mean([r.utterance_proba for r in results], axis=0), first.fold_of_utterance)
 
 
 def _fit_and_predict_classic(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, random_state: int,

@@ -386,6 +386,11 @@ for that choice. The settings compared:
 
 {selection}
 
+How far these features and this data go with other estimators (logistic regression, LDA, an RBF SVM and their
+average with the MLPs), with more training speakers per fold, with each corpus alone, and with each test
+speaker's features standardised by that speaker's own statistics (an oracle): `ceiling_study.md`, made by
+`scripts/ceiling_study.py`.
+
 Training run (`scripts/train.py`): {timings.get('total_s', 0):.0f} s in all ({_timing_list(timings)}).
 
 Charts: `confusion_matrix.png`, `per_class_recall.png`, `class_counts.png` (also `class_counts.csv`),
