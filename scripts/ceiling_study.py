@@ -34,13 +34,12 @@ from typing import Any
 
 import numpy as np
 
+from ser_live.training.script_args import add_data_arguments, data_argument_error
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="+", required=True, metavar="DIR", help="corpus directories")
-    parser.add_argument("--cache-dir", metavar="DIR",
-                        help="feature cache (default: the user cache directory, or $SER_LIVE_FEATURE_CACHE)")
-    parser.add_argument("--jobs", type=int, default=None, metavar="N", help="processes (default: all cores)")
+    add_data_arguments(parser)
     parser.add_argument("--out", metavar="FILE", help="also write the table (Markdown) here")
     return parser.parse_args(argv)
 
@@ -76,12 +75,9 @@ def _subset(features: Any, keep_utterances: np.ndarray) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for directory in args.data:
-        if not Path(directory).is_dir():
-            print(f"error: data directory {directory} does not exist or is not a directory", file=sys.stderr)
-            return 2
-    if args.jobs is not None and args.jobs < 1:
-        print("error: --jobs must be at least 1", file=sys.stderr)
+    error = data_argument_error(args)
+    if error:
+        print(error, file=sys.stderr)
         return 2
     import warnings
 

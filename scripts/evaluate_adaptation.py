@@ -26,13 +26,12 @@ import sys
 import time
 from pathlib import Path
 
+from ser_live.training.script_args import add_data_arguments, data_argument_error
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="+", required=True, metavar="DIR", help="corpus directories")
-    parser.add_argument("--cache-dir", metavar="DIR",
-                        help="feature cache (default: the user cache directory, or $SER_LIVE_FEATURE_CACHE)")
-    parser.add_argument("--jobs", type=int, default=None, metavar="N", help="processes (default: all cores)")
+    add_data_arguments(parser)
     parser.add_argument("--orders", type=int, default=None, metavar="N",
                         help="random orders per speaker (default: the shipped settings' 5)")
     parser.add_argument("--no-blend", action="store_true", help="normalised model alone, no blending")
@@ -52,12 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     from ser_live.training.pipeline import SHIPPED_CONFIG
     from ser_live.training.report import adaptation_target, write_adaptation_report
 
-    for directory in args.data:
-        if not Path(directory).is_dir():
-            print(f"error: data directory {directory} does not exist or is not a directory", file=sys.stderr)
-            return 2
-    if (args.jobs is not None and args.jobs < 1) or (args.orders is not None and args.orders < 1):
-        print("error: --jobs and --orders must be at least 1", file=sys.stderr)
+    error = data_argument_error(args) or (
+        "error: --orders must be at least 1" if args.orders is not None and args.orders < 1 else None)
+    if error:
+        print(error, file=sys.stderr)
         return 2
     config = SHIPPED_ADAPTATION
     if args.orders is not None or args.no_blend:

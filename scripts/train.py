@@ -28,14 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_live.training.script_args import add_data_arguments, data_argument_error
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="+", required=True, metavar="DIR", help="corpus directories")
+    add_data_arguments(parser, jobs_help="extraction processes (default: all cores)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory for the model and reports")
-    parser.add_argument("--cache-dir", metavar="DIR",
-                        help="feature cache (default: the user cache directory, or $SER_LIVE_FEATURE_CACHE)")
-    parser.add_argument("--jobs", type=int, default=None, metavar="N", help="extraction processes (default: all cores)")
     parser.add_argument("--augment", type=int, default=None, metavar="COPIES",
                         help="augmented copies per training recording (default: the shipped configuration's)")
     parser.add_argument("--no-adaptation", action="store_true",
@@ -65,12 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     from ser_live.training.pipeline import SHIPPED_CONFIG, train_model
     from ser_live.training.report import summary_table
 
-    for directory in args.data:
-        if not Path(directory).is_dir():
-            print(f"error: data directory {directory} does not exist or is not a directory", file=sys.stderr)
-            return 2
-    if args.jobs is not None and args.jobs < 1:
-        print("error: --jobs must be at least 1", file=sys.stderr)
+    error = data_argument_error(args)
+    if error:
+        print(error, file=sys.stderr)
         return 2
     config = SHIPPED_CONFIG
     if args.augment is not None:

@@ -1,0 +1,27 @@
+"""The command-line arguments every training script shares (corpus directories, feature cache, processes)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["add_data_arguments", "data_argument_error"]
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, *,
+                       jobs_help: str = "processes (default: all cores)") -> None:
+    """Add ``--data DIR [DIR ...]`` (required), ``--cache-dir DIR`` and ``--jobs N`` to ``parser``."""
+    parser.add_argument("--data", nargs="+", required=True, metavar="DIR", help="corpus directories")
+    parser.add_argument("--cache-dir", metavar="DIR",
+                        help="feature cache (default: the user cache directory, or $SER_LIVE_FEATURE_CACHE)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N", help=jobs_help)
+
+
+def data_argument_error(args: argparse.Namespace) -> str | None:
+    """The one-line error for a missing data directory or a ``--jobs`` below 1, or ``None`` if both are fine."""
+    for directory in args.data:
+        if not Path(directory).is_dir():
+            return f"error: data directory {directory} does not exist or is not a directory"
+    if args.jobs is not None and args.jobs < 1:
+        return "error: --jobs must be at least 1"
+    return None
