@@ -63,16 +63,6 @@ def _families() -> dict[str, Any]:
     }
 
 
-def _subset(features: Any, keep_utterances: np.ndarray) -> Any:
-    """The FeatureSet of some utterances only (utterance ids renumbered)."""
-    new_id = np.full(len(features.utterances), -1)
-    new_id[keep_utterances] = np.arange(keep_utterances.size)
-    rows = new_id[features.utterance_index] >= 0
-    return dataclasses.replace(features, utterances=[features.utterances[i] for i in keep_utterances],
-                               X=features.X[rows], utterance_index=new_id[features.utterance_index[rows]],
-                               copy=features.copy[rows], classic=None, dropped=[])
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     error = data_argument_error(args)
@@ -87,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     from ser_live.training.corpora import scan_corpora
     from ser_live.training.evaluate import cross_validate, full_report, mean_result, speaker_folds
     from ser_live.training.extract import extract_dataset
-    from ser_live.training.pipeline import SHIPPED_CONFIG
+    from ser_live.training.pipeline import LIGHT_CONFIG
 
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
-    config = SHIPPED_CONFIG
+    config = LIGHT_CONFIG  # the handcrafted features' ceiling (the light model)
     scan = scan_corpora(args.data)
     if not scan.utterances:
         print(f"error: no recordings of a known corpus under {', '.join(args.data)}", file=sys.stderr)
@@ -123,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         run("speakers per fold", f"shipped, {label} (about {n_speakers - n_speakers / k:.0f} training speakers)",
             n_splits=k)
     for corpus in corpora:
-        only = _subset(features, np.flatnonzero(features.corpora == corpus))
+        only = features.subset(np.flatnonzero(features.corpora == corpus))
         if np.unique(only.speakers).size >= config.n_splits:
             run("one corpus alone (5-fold)", f"shipped, trained and tested on {corpus} only", data=only)
     speakers = features.speakers[features.utterance_index]
@@ -147,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Made by `python scripts/ceiling_study.py --data {' '.join(args.data)}` (see its docstring for the "
             "protocol). Speaker-independent, utterance-level UAR (window probabilities averaged), "
             f"{len(features.utterances)} utterances, {np.unique(features.speakers).size} speakers, features "
-            f"v{config.setup.feature_config.version}.\n\n{table}\n")
+            f"v{config.setup.extractor.version}.\n\n{table}\n")
     return 0
 
 

@@ -32,6 +32,8 @@ from ser_live.training.script_args import add_data_arguments, data_argument_erro
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_arguments(parser)
+    parser.add_argument("--model", choices=["default", "light"], default="default",
+                        help="which shipped model's configuration: default (speech encoder) or light (handcrafted)")
     parser.add_argument("--orders", type=int, default=None, metavar="N",
                         help="random orders per speaker (default: the shipped settings' 5)")
     parser.add_argument("--no-blend", action="store_true", help="normalised model alone, no blending")
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     import dataclasses
 
     from ser_live.training.adaptation import SHIPPED_ADAPTATION, evaluate_live_adaptation, summary_table
-    from ser_live.training.pipeline import SHIPPED_CONFIG
+    from ser_live.training.pipeline import SHIPPED_CONFIGS
     from ser_live.training.report import adaptation_target, write_adaptation_report
 
     error = data_argument_error(args) or (
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Checked before the evaluation's minutes: a directory that cannot take the report fails at once.
         expected = adaptation_target(Path(args.model_dir), config) if args.model_dir else None
-        report = evaluate_live_adaptation(args.data, SHIPPED_CONFIG, config, cache_dir=args.cache_dir,
+        report = evaluate_live_adaptation(args.data, SHIPPED_CONFIGS[args.model], config, cache_dir=args.cache_dir,
                                           n_jobs=args.jobs, progress=False, expected_sha256=expected)
         if args.model_dir:
             write_adaptation_report(Path(args.model_dir), report)

@@ -5,13 +5,18 @@ Example::
 
     python scripts/train.py --data ../shared/data --out models/ --ship
     python scripts/evaluate_adaptation.py --data ../shared/data --model-dir models/
+    python scripts/train.py --model light --data ../shared/data --out models/light/ --ship
+    python scripts/evaluate_adaptation.py --model light --data ../shared/data --model-dir models/light/
+
+``--model default`` (the default) is the Whisper-base encoder + MLP model, ``--model light`` the
+handcrafted-feature model.
 
 The model includes the speaker-adaptive variant (with the fixed half_s of
 ser_live.training.adaptation.SHIPPED_ADAPTATION); its live evaluation takes a few minutes and is
 scripts/evaluate_adaptation.py's job, which adds it to metrics.json and MODEL_CARD.md (``make train``
 runs both). A retraining that reproduces the same evaluation keeps the adaptation report already there.
 
-Recognised corpora (by their own file naming, any folder layout): RAVDESS, EMOVO, TESS, CREMA-D,
+Recognised corpora (by their own file naming, any folder layout): RAVDESS, EMOVO, ASED, TESS, CREMA-D,
 SAVEE, EmoDB, and the Kaggle bundle of Crema/ Ravdess/ Savee/ Tess/.
 """
 
@@ -34,6 +39,8 @@ from ser_live.training.script_args import add_data_arguments, data_argument_erro
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_arguments(parser, jobs_help="extraction processes (default: all cores)")
+    parser.add_argument("--model", choices=["default", "light"], default="default",
+                        help="which shipped model to train: default (speech encoder) or light (handcrafted features)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory for the model and reports")
     parser.add_argument("--augment", type=int, default=None, metavar="COPIES",
                         help="augmented copies per training recording (default: the shipped configuration's)")
@@ -42,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--random-split", action="store_true",
                         help='also report a "random split (speaker seen in training)" figure, for contrast')
     parser.add_argument("--ship", action="store_true",
-                        help="record the new model's SHA-256 in ser_live/_shipped_model.py (maintainers only)")
+                        help="record the shipped models' SHA-256 in ser_live/_shipped_model.py (maintainers only)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -60,15 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     import dataclasses
 
     from ser_live.errors import SerLiveError
+    from ser_live.model import SHIPPED_MODELS
     from ser_live.training.augment import Augmenter
-    from ser_live.training.pipeline import SHIPPED_CONFIG, train_model
+    from ser_live.training.pipeline import SHIPPED_CONFIGS, train_model
     from ser_live.training.report import summary_table
 
     error = data_argument_error(args)
     if error:
         print(error, file=sys.stderr)
         return 2
-    config = SHIPPED_CONFIG
+    config = SHIPPED_CONFIGS[args.model]
     if args.augment is not None:
         if args.augment < 0:
             print("error: --augment must be 0 or more", file=sys.stderr)
@@ -77,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         extra = {"adaptation": None} if args.no_adaptation else {}
         metrics = train_model(args.data, args.out, config, cache_dir=args.cache_dir, n_jobs=args.jobs,
-                              progress=not args.no_progress, random_split=args.random_split, **extra)
+                              progress=not args.no_progress, random_split=args.random_split,
+                              model_name=Path(SHIPPED_MODELS[args.model]).name, **extra)
     except (SerLiveError, ValueError, FileNotFoundError, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -97,16 +106,23 @@ def main(argv: list[str] | None = None) -> int:
                   "on this same evaluation and is kept")
         else:
             data = " ".join(shlex.quote(d) for d in args.data)
+            which = "" if args.model == "default" else f" --model {args.model}"
             print(f"speaker-adaptive variant (half_s {half_s:g} s) fitted; its live evaluation: "
-                  f"python scripts/evaluate_adaptation.py --data {data} --model-dir {shlex.quote(args.out)}")
+                  f"python scripts/evaluate_adaptation.py{which} --data {data} --model-dir {shlex.quote(args.out)}")
     print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in metrics["timings_s"].items())
           + f"; with reports and charts {time.perf_counter() - start:.1f} s")
     print(f"model: {Path(args.out) / metrics['model_file']} (SHA-256 {metrics['model_sha256']})")
     if args.ship:
-        shipped = Path(__file__).resolve().parents[1] / "ser_live" / "_shipped_model.py"
+        from ser_live.model import file_sha256
+
+        repo = Path(__file__).resolve().parents[1]
+        shipped = repo / "ser_live" / "_shipped_model.py"
+        hashes = {name: file_sha256(repo / "models" / relative) for name, relative in SHIPPED_MODELS.items()
+                  if (repo / "models" / relative).is_file()}
+        lines = "".join(f'    "{digest}",  # {name}\n' for name, digest in hashes.items())
         docstring = '"""SHA-256 of the model files shipped with this ser-live (written by scripts/train.py --ship)."""'
-        shipped.write_text(f'{docstring}\n\nSHIPPED_MODEL_SHA256: tuple[str, ...] = ("{metrics["model_sha256"]}",)\n')
-        print(f"recorded the model's SHA-256 in {shipped}")
+        shipped.write_text(f"{docstring}\n\nSHIPPED_MODEL_SHA256: tuple[str, ...] = (\n{lines})\n")
+        print(f"recorded the shipped models' SHA-256 ({', '.join(hashes)}) in {shipped}")
     return 0
 
 

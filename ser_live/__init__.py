@@ -3,7 +3,7 @@
 The small public API::
 
     import ser_live
-    model = ser_live.load_model()                      # the shipped model
+    model = ser_live.load_model()                      # the shipped model (or load_model("light"))
     result = ser_live.classify_signal(samples, sample_rate_hz=44100, model=model)
     result.emotion, result.probs
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import AudioFileError, DeviceError, ModelError, SerLiveError, UntrustedModelError
+from .extractor import EncoderFeatures, FeatureExtractor, HandcraftedFeatures
 from .features import FeatureConfig, extract_features
 from .model import EMOTIONS, EmotionModel
 from .pipeline import ClipResult, Monitor, Prediction, classify_file, classify_signal
@@ -27,7 +28,10 @@ __all__ = [
     "ClipResult",
     "DeviceError",
     "EmotionModel",
+    "EncoderFeatures",
     "FeatureConfig",
+    "FeatureExtractor",
+    "HandcraftedFeatures",
     "ModelError",
     "Monitor",
     "Prediction",
@@ -41,7 +45,8 @@ __all__ = [
 
 
 def load_model(path: str | None = None, *, trust: bool = False) -> EmotionModel:
-    """Load the shipped model, or the model file at ``path`` (which needs ``trust=True``).
+    """Load the shipped model, the shipped model called ``path`` (``"light"``), or the model file at ``path``
+    (which needs ``trust=True``).
 
     See :meth:`EmotionModel.load`.
     """

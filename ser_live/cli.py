@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--realtime", action="store_true", help="with --input: play the file at real-time pace")
     src.add_argument("--device", metavar="INDEX|NAME", help="input device: index or case-insensitive name fragment")
     ana = p.add_argument_group("analysis")
-    ana.add_argument("--model", metavar="PATH", help="model file (default: the shipped model)")
+    ana.add_argument("--model", metavar="NAME|PATH",
+                     help="'light' (the shipped handcrafted-feature model: fast, for slow machines and big batches) "
+                          "or a model file (default: the shipped speech-encoder model)")
     ana.add_argument(
         "--trust-model",
         action="store_true",
@@ -283,6 +285,16 @@ def _run_console(args: argparse.Namespace) -> int:
 _worker_model = None
 
 
+def _one_blas_thread() -> None:
+    """Worker start-up: one BLAS thread per worker, since the workers already fill the cores (the encoder's matrix
+    products would otherwise start two threads in each worker on two cores)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it, BLAS keeps its default
+        return
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def _classify_init(model_path: str | None, trust: bool) -> None:
     """Worker start-up where workers are spawned (not forked): load the model once per worker."""
     global _worker_model
@@ -290,6 +302,7 @@ def _classify_init(model_path: str | None, trust: bool) -> None:
     from .model import EmotionModel
 
     keep_large_blocks_on_heap()
+    _one_blas_thread()
     _worker_model = EmotionModel.load(model_path, trust=trust)
 
 
@@ -328,7 +341,7 @@ def _run_classify(args: argparse.Namespace) -> int:
 
         if sys.platform.startswith("linux"):
             # Forked workers inherit the model already loaded (and checked) here.
-            pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
+            pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_one_blas_thread)
         else:
             pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_classify_init,
                                        initargs=(args.model, args.trust_model))

@@ -17,7 +17,11 @@ import numpy as np
 
 from . import dsp
 
-__all__ = ["GateDecision", "SpeechGate"]
+__all__ = ["GATE_VERSION", "GateDecision", "SpeechGate"]
+
+#: Bump whenever the gate's decisions (or the pitch it hands on) change for the same settings; feature caches
+#: key on it.
+GATE_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)

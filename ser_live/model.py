@@ -30,7 +30,8 @@ import numpy as np
 
 from .adapt import ADAPTIVE_INPUTS, SpeakerNormalizer, SpeakerPrior, adaptive_input
 from .errors import FeatureConfigError, ModelError, UntrustedModelError
-from .features import FEATURE_VERSION, FeatureConfig
+from .extractor import FeatureExtractor, HandcraftedFeatures, extractor_from_record
+from .features import FeatureConfig
 from .inference import ForwardPass, compile_checked, inference_arrays
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "MODEL_FORMAT",
     "MODEL_FORMAT_VERSION",
     "DEFAULT_MODEL_NAME",
+    "SHIPPED_MODELS",
+    "shipped_model_path",
     "TRUST_ENV_VAR",
     "trust_from_env",
     "EmotionModel",
@@ -55,6 +58,9 @@ MODEL_FORMAT = "ser-live-model"
 MODEL_FORMAT_VERSION = 2
 _READABLE_FORMAT_VERSIONS = (1, 2)
 DEFAULT_MODEL_NAME = "ser-live-default.joblib"
+#: The shipped models by name (``--model NAME``), as paths relative to a models directory: the default hears
+#: through a pretrained speech encoder; ``light`` is the handcrafted-feature model, for slow machines and big batches.
+SHIPPED_MODELS: dict[str, str] = {"default": DEFAULT_MODEL_NAME, "light": "light/ser-live-light.joblib"}
 #: Setting this environment variable to 1 has the effect of ``--trust-model``.
 TRUST_ENV_VAR = "SER_LIVE_TRUST_MODEL"
 
@@ -84,23 +90,31 @@ def _model_dirs() -> list[Path]:
     return dirs
 
 
-def default_model_path() -> Path:
-    """Path of the shipped default model.
+def shipped_model_path(name: str = "default") -> Path:
+    """Path of a shipped model (a key of :data:`SHIPPED_MODELS`).
 
     Raises
     ------
     ModelError
-        If the file is in none of the places an install puts it.
+        If the name is unknown or the file is in none of the places an install puts it.
     """
+    if name not in SHIPPED_MODELS:
+        raise ModelError(f"there is no shipped model called {name!r}; the shipped models are "
+                         f"{', '.join(SHIPPED_MODELS)}")
     for directory in _model_dirs():
-        candidate = directory / DEFAULT_MODEL_NAME
+        candidate = directory / SHIPPED_MODELS[name]
         if candidate.is_file():
             return candidate
     searched = ", ".join(str(d) for d in _model_dirs())
     raise ModelError(
-        f"the shipped model {DEFAULT_MODEL_NAME} is missing (looked in {searched}); "
+        f"the shipped model {SHIPPED_MODELS[name]} is missing (looked in {searched}); "
         "reinstall ser-live with 'pip install .' from the source tree, or pass --model PATH"
     )
+
+
+def default_model_path() -> Path:
+    """Path of the shipped default model (see :func:`shipped_model_path`)."""
+    return shipped_model_path("default")
 
 
 def trust_from_env() -> bool:
@@ -121,7 +135,8 @@ def trust_from_env() -> bool:
 
 def _is_shipped_location(path: Path) -> bool:
     try:
-        return path.name == DEFAULT_MODEL_NAME and path.resolve().parent in [d.resolve() for d in _model_dirs()]
+        where = path.resolve()
+        return any(where == (d / relative).resolve() for d in _model_dirs() for relative in SHIPPED_MODELS.values())
     except OSError:
         return False
 
@@ -130,7 +145,8 @@ def _read_model_bytes(path: Path) -> bytes:
     if path.is_dir():
         raise ModelError(f"model path {path} is a folder, not a model file; check the path given to --model")
     if not path.is_file():
-        raise ModelError(f"model file {path} does not exist; check the path given to --model")
+        raise ModelError(f"model file {path} does not exist; check the path given to --model (or name a shipped "
+                         f"model: {', '.join(SHIPPED_MODELS)})")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -356,8 +372,9 @@ class EmotionModel:
         model is made (checked against the estimator's own probabilities), and predictions use
         that; other estimators predict themselves. Changing the estimator in place afterwards is
         not seen by the compiled predictions: make a new model.
-    feature_config : FeatureConfig
-        Feature settings the estimator was trained with.
+    extractor : FeatureExtractor
+        The feature extractor the estimator was trained with (:mod:`ser_live.extractor`); a
+        :class:`~ser_live.features.FeatureConfig` stands for the handcrafted features with it.
     window_s, hop_s : float
         Analysis window length and hop the model was trained and evaluated with.
     metadata : dict
@@ -367,7 +384,7 @@ class EmotionModel:
     """
 
     estimator: Any = _EstimatorField()
-    feature_config: FeatureConfig
+    extractor: FeatureExtractor
     window_s: float = 2.0
     hop_s: float = 0.5
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -375,6 +392,10 @@ class EmotionModel:
     adaptation: ModelAdaptation | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.extractor, FeatureConfig):
+            self.extractor = HandcraftedFeatures(self.extractor)
+        if not isinstance(self.extractor, FeatureExtractor):
+            raise ModelError(f"not a feature extractor: {self.extractor!r}")
         classes = self._classifier.classes
         if not classes:
             raise ModelError("the model's estimator is not fitted (it has no classes)")
@@ -398,7 +419,12 @@ class EmotionModel:
     @property
     def sample_rate_hz(self) -> int:
         """Sample rate the model's features expect."""
-        return self.feature_config.sample_rate_hz
+        return self.extractor.sample_rate_hz
+
+    @property
+    def feature_config(self) -> FeatureConfig | None:
+        """The handcrafted features' configuration (None for other extractors)."""
+        return getattr(self.extractor, "config", None) if isinstance(self.extractor, HandcraftedFeatures) else None
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities for feature vectors.
@@ -452,8 +478,7 @@ class EmotionModel:
             "estimator": pickled,
             "inference": inference,
             "classes": list(self.classes),
-            "feature_config": self.feature_config.to_dict(),
-            "feature_version": FEATURE_VERSION,
+            "extractor": self.extractor.to_record(),
             "sample_rate_hz": self.sample_rate_hz,
             "window_s": self.window_s,
             "hop_s": self.hop_s,
@@ -484,7 +509,8 @@ class EmotionModel:
         Parameters
         ----------
         path : path-like, optional
-            Model file; the shipped default when omitted.
+            Model file, or the name of a shipped model (:data:`SHIPPED_MODELS`: ``"light"``); the shipped
+            default when omitted.
         trust : bool
             Allow loading a file that is not the shipped model. Model files are pickles and can run
             code when loaded: trust only files from people you trust. The environment variable
@@ -497,7 +523,11 @@ class EmotionModel:
         UntrustedModelError
             Not the shipped model and not trusted.
         """
-        path = Path(path) if path is not None else default_model_path()
+        if path is None:
+            path = default_model_path()
+        elif isinstance(path, str) and path in SHIPPED_MODELS and not Path(path).exists():
+            path = shipped_model_path(path)
+        path = Path(path)
         data = _read_model_bytes(path)
         # Hash and unpickle the same bytes, so the file cannot be swapped between check and load.
         digest = hashlib.sha256(data).hexdigest()
@@ -531,13 +561,13 @@ class EmotionModel:
                 f"{where} has format version {version}, this ser-live reads versions "
                 f"{' and '.join(map(str, _READABLE_FORMAT_VERSIONS))}; use the ser-live version that made it"
             )
-        if bundle.get("feature_version") != FEATURE_VERSION:
-            raise FeatureConfigError(
-                f"{where} was trained with feature version {bundle.get('feature_version')} but this ser-live "
-                f"computes version {FEATURE_VERSION}; retrain it (scripts/train.py) or use the matching ser-live"
-            )
+        # Files before the extractor seam record the handcrafted features as feature_config/feature_version.
+        record = bundle.get("extractor")
+        if record is None and "feature_config" in bundle:
+            record = {"kind": HandcraftedFeatures.kind, "version": bundle.get("feature_version"),
+                      "config": bundle.get("feature_config")}
         try:
-            config = FeatureConfig.from_dict(dict(bundle["feature_config"]))
+            extractor = extractor_from_record(record)
         except FeatureConfigError as exc:
             raise FeatureConfigError(f"{where}: {exc}") from exc
         except (KeyError, TypeError, ValueError) as exc:
@@ -561,15 +591,14 @@ class EmotionModel:
             raise ModelError(f"{where} has a non-finite window or hop")
         adaptation = _adaptation_from_bundle(bundle.get("adaptation"), where, version)
         try:
-            model = cls(estimator, config, window_s=window_s, hop_s=hop_s, metadata=metadata, path=path,
+            model = cls(estimator, extractor, window_s=window_s, hop_s=hop_s, metadata=metadata, path=path,
                         adaptation=adaptation)
         except TypeError as exc:  # e.g. an estimator whose classes_ is not a list of labels
             raise ModelError(f"{where} holds a malformed classifier ({exc})") from exc
         if list(bundle.get("classes", [])) != list(model.classes):
             raise ModelError(f"{where} lists classes that do not match its estimator")
-        from .features import feature_names
-
-        n_features = len(feature_names(config))
+        extractor.prepare()  # a missing or different encoder is refused now, not at the first speech window
+        n_features = extractor.dim
         n_expected = model._classifier.n_features
         if n_expected is not None and n_expected != n_features:
             raise FeatureConfigError(

@@ -23,7 +23,7 @@ from .adapt import SpeakerNormalizer
 from .audio import iter_audio_blocks, resample, sanitise_samples
 from .buffer import RingBuffer, WindowSchedule, stream_utterance_windows
 from .errors import DeviceError
-from .features import FeatureConfig, extract_features, extract_features_batch, feature_names
+from .extractor import FeatureExtractor
 from .gate import SpeechGate
 from .model import EmotionModel
 
@@ -143,7 +143,7 @@ class WindowAnalyzer:
 
     def probabilities(self, window: np.ndarray) -> np.ndarray:
         """Unsmoothed class probabilities of a window, in the model's class order (learns nothing)."""
-        return self._predict(extract_features(window, self.model.feature_config))
+        return self._predict(self.model.extractor(window))
 
     def _predict(self, features: np.ndarray) -> np.ndarray:
         if self.normalizer is None:
@@ -156,7 +156,7 @@ class WindowAnalyzer:
         if not decision.speech:
             return Prediction(t_s, False, None, 0.0, None, decision.level_db)  # silence never teaches the speaker
         # The gate already tracked the pitch of the loud frames; the features reuse it.
-        features = extract_features(window, self.model.feature_config, pitch=self.gate.last_pitch)
+        features = self.model.extractor(window, pitch=self.gate.last_pitch)
         probs = self._predict(features)
         if self.normalizer is not None:
             self.normalizer.update(features)  # after predicting: a window is never normalised by itself
@@ -226,14 +226,14 @@ class GatedFeatures:
     n_samples: int
 
 
-def gated_window_features(blocks: Iterable[np.ndarray], *, gate: SpeechGate, feature_config: FeatureConfig,
+def gated_window_features(blocks: Iterable[np.ndarray], *, gate: SpeechGate, extractor: FeatureExtractor,
                           window_samples: int, hop_samples: int, batch_windows: int = 32) -> GatedFeatures:
     """Feature vectors of the windows of a recording, fed block by block, that the speech gate accepts.
 
     The windows are the live monitor's (:func:`ser_live.buffer.stream_utterance_windows`), judged by
     ``gate`` in stream order as live. Speech windows are featurised ``batch_windows`` at a time with
-    :func:`ser_live.features.extract_features_batch`, so the frames overlapping windows share are
-    analysed once; memory stays flat however long the recording.
+    :meth:`FeatureExtractor.batch <ser_live.extractor.FeatureExtractor.batch>` (the handcrafted features
+    analyse the frames overlapping windows share once); memory stays flat however long the recording.
 
     Parameters
     ----------
@@ -241,13 +241,14 @@ def gated_window_features(blocks: Iterable[np.ndarray], *, gate: SpeechGate, fea
         Consecutive mono blocks at the gate's and features' sample rate.
     gate : SpeechGate
         A fresh gate (its noise floor is learnt from this recording).
-    feature_config : FeatureConfig
+    extractor : FeatureExtractor
+        The model's feature extractor.
     window_samples, hop_samples : int
         Window length and hop.
     batch_windows : int
         Speech windows featurised together.
     """
-    rate = feature_config.sample_rate_hz
+    rate = extractor.sample_rate_hz
     chunks: list[np.ndarray] = []
     all_ends: list[int] = []
     pending: list[np.ndarray] = []
@@ -257,8 +258,7 @@ def gated_window_features(blocks: Iterable[np.ndarray], *, gate: SpeechGate, fea
 
     def flush() -> None:
         if pending:
-            chunks.append(extract_features_batch(pending, ends=pending_ends, config=feature_config,
-                                                 pitch=pending_pitch))
+            chunks.append(extractor.batch(pending, ends=pending_ends, pitch=pending_pitch))
             all_ends.extend(pending_ends)
             pending.clear()
             pending_ends.clear()
@@ -276,8 +276,7 @@ def gated_window_features(blocks: Iterable[np.ndarray], *, gate: SpeechGate, fea
             if len(pending) >= batch_windows:
                 flush()
     flush()
-    n_features = len(feature_names(feature_config))
-    features = np.concatenate(chunks) if chunks else np.zeros((0, n_features), dtype=np.float32)
+    features = np.concatenate(chunks) if chunks else np.zeros((0, extractor.dim), dtype=np.float32)
     return GatedFeatures(features, np.asarray(all_ends, dtype=np.int64), n_windows, total)
 
 
@@ -287,7 +286,7 @@ def _classify_blocks(blocks: Iterable[np.ndarray], model: EmotionModel) -> ClipR
     The model classifies all speech windows in one call, which costs far less than one call per window.
     """
     rate = model.sample_rate_hz
-    gated = gated_window_features(blocks, gate=SpeechGate(sample_rate_hz=rate), feature_config=model.feature_config,
+    gated = gated_window_features(blocks, gate=SpeechGate(sample_rate_hz=rate), extractor=model.extractor,
                                   window_samples=int(round(model.window_s * rate)),
                                   hop_samples=int(round(model.hop_s * rate)))
     duration_s = gated.n_samples / rate

@@ -11,22 +11,25 @@ import json
 import pytest
 from conftest import REPO, SHARED_DATA, requires_corpora
 
-METRICS = REPO / "models" / "metrics.json"
+METRICS = {"default": REPO / "models" / "metrics.json", "light": REPO / "models" / "light" / "metrics.json"}
 
 pytestmark = [pytest.mark.slow, pytest.mark.corpus, requires_corpora()]
 
 
-def test_adaptation_evaluation_reproduces_metrics_json() -> None:
-    if not METRICS.is_file() or "adaptation" not in json.loads(METRICS.read_text()):
-        pytest.skip("models/metrics.json has no adaptation report yet "
-                    "(scripts/evaluate_adaptation.py --model-dir models/ writes it)")
+@pytest.mark.parametrize("name", ["default", "light"])
+def test_adaptation_evaluation_reproduces_metrics_json(name: str) -> None:
+    metrics = METRICS[name]
+    assert metrics.is_file() and "adaptation" in json.loads(metrics.read_text()), (
+        f"{metrics} has no adaptation report (scripts/evaluate_adaptation.py --model {name} --model-dir "
+        f"{metrics.parent} writes it)")
     from ser_live.training.adaptation import SHIPPED_ADAPTATION, AdaptationConfig, evaluate_live_adaptation
-    from ser_live.training.pipeline import SHIPPED_CONFIG
+    from ser_live.training.pipeline import SHIPPED_CONFIGS
 
-    shipped = json.loads(METRICS.read_text())
+    training_config = SHIPPED_CONFIGS[name]
+    shipped = json.loads(metrics.read_text())
     expected = shipped["adaptation"]
-    expected_config = json.loads(json.dumps(SHIPPED_CONFIG.to_dict()))  # tuples become lists, as in the file
-    assert shipped["config"] == expected_config, "models/metrics.json was made with another configuration"
+    expected_config = json.loads(json.dumps(training_config.to_dict()))  # tuples become lists, as in the file
+    assert shipped["config"] == expected_config, f"{metrics} was made with another configuration"
     config = AdaptationConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in expected["config"].items()})
     assert expected["config"] == json.loads(json.dumps(SHIPPED_ADAPTATION.to_dict())), "other adaptation settings"
     # The shipped variant's fixed half_s is the one the recorded nested selection picked.
@@ -35,7 +38,7 @@ def test_adaptation_evaluation_reproduces_metrics_json() -> None:
     # Same feature cache as the training corpus test (warm after it, or after scripts/train.py). The half_s
     # choices recorded per fold are reused: selecting them again on inner splits would triple the cost,
     # and everything downstream of the choice (fits, streams, scores) is rerun and compared.
-    report = evaluate_live_adaptation([SHARED_DATA], SHIPPED_CONFIG, config, n_jobs=2, progress=False,
+    report = evaluate_live_adaptation([SHARED_DATA], training_config, config, n_jobs=2, progress=False,
                                       half_s_per_fold=expected["half_s_per_fold"])
     assert max(set(report["half_s_per_fold"]), key=report["half_s_per_fold"].count) == expected["half_s"]
     for got, want in zip(report["checkpoints"], expected["checkpoints"], strict=True):

@@ -23,12 +23,17 @@ def test_bench_smoke_run_produces_every_section(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(out.read_text())
     assert results["smoke"] is True
-    for window in ("1s", "2s", "3s"):
-        timing = results["window_compute"][window]["ours_ms"]
-        assert timing["n"] == 20 and 0 < timing["median"] <= timing["p95"]
-    # Without a real microphone path or display these parts would say 'skipped'; CI has both.
-    for part in ("latency", "startup", "steady", "classify"):
-        assert "skipped" not in results[part], results[part]
-    assert results["steady"]["print"]["peak_rss_mb"] > 0
-    assert results["classify"]["2_workers"]["files_per_s"] > 0
-    assert "| measure |" in proc.stdout
+    # Both shipped models, each with every part, in one run.
+    assert sorted(results["models"]) == ["default", "light"]
+    assert results["models"]["default"]["extractor"] == "whisper-encoder"
+    assert results["models"]["light"]["extractor"] == "handcrafted"
+    for name, r in results["models"].items():
+        for window in ("1s", "2s", "3s"):
+            timing = r["window_compute"][window]["ours_ms"]
+            assert timing["n"] == 20 and 0 < timing["median"] <= timing["p95"]
+        # Without a real microphone path or display these parts would say 'skipped'; CI has both.
+        for part in ("latency", "startup", "steady", "classify"):
+            assert "skipped" not in r[part], (name, r[part])
+        assert r["steady"]["print"]["peak_rss_mb"] > 0
+        assert r["classify"]["2_workers"]["files_per_s"] > 0
+    assert proc.stdout.count("| measure |") == 2

@@ -80,6 +80,22 @@ def test_print_json_lines_follow_the_schema(tiny_model_path, tiny_model, tmp_pat
     assert "summary: heard 5.0 s" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("name", ["default", "light"])
+def test_shipped_models_by_name_follow_the_schema(tmp_path, name):
+    """Both shipped models, without --trust-model: the default (speech encoder) and --model light."""
+    from ser_live.model import EmotionModel
+
+    classes = list(EmotionModel.load(None if name == "default" else name).classes)
+    path = voice_file(tmp_path / "voice.wav")
+    proc = run_cli("--print", "--json", "--input", str(path), *([] if name == "default" else ["--model", name]))
+    assert proc.returncode == 0, proc.stderr
+    objs = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(objs) == 10
+    for obj in objs:
+        check_json_line(obj, classes)
+    assert {o["speech"] for o in objs} == {True, False}
+
+
 def test_print_text_lines_are_aligned_under_the_header(tiny_model_path, tmp_path):
     path = voice_file(tmp_path / "voice.wav")
     proc = run_cli("--print", "--input", str(path), *model_args(tiny_model_path))
@@ -219,8 +235,8 @@ def test_missing_model_is_one_line(tmp_path):
 @pytest.mark.parametrize(
     ("change", "fragments"),
     [
-        ({"feature_config": {"formant_tracking": True}}, ["formant_tracking", "another version of ser-live"]),
-        ({"feature_version": FEATURE_VERSION + 1}, [f"feature version {FEATURE_VERSION + 1}", "retrain"]),
+        ({"config": {"formant_tracking": True}}, ["formant_tracking", "another version of ser-live"]),
+        ({"version": FEATURE_VERSION + 1}, [f"features version {FEATURE_VERSION + 1}", "retrain"]),
     ],
 )
 def test_model_made_for_other_feature_code_is_refused_in_one_line(tiny_model_path, tmp_path, change, fragments):
@@ -228,10 +244,10 @@ def test_model_made_for_other_feature_code_is_refused_in_one_line(tiny_model_pat
     from ser_live.model import EmotionModel
 
     bundle = joblib.load(tiny_model_path)
-    if "feature_config" in change:
-        bundle["feature_config"] = {**bundle["feature_config"], **change["feature_config"]}
+    if "config" in change:
+        bundle["extractor"]["config"] = {**bundle["extractor"]["config"], **change["config"]}
     else:
-        bundle.update(change)
+        bundle["extractor"].update(change)
     bad = tmp_path / "future.joblib"
     joblib.dump(bundle, bad)
     with pytest.raises(ModelError) as info:

@@ -12,7 +12,7 @@ from conftest import REPO, run_cli, tone, write_wav
 from ser_live import _shipped_model
 from ser_live import model as model_mod
 from ser_live.errors import FeatureConfigError, ModelError, UntrustedModelError
-from ser_live.model import DEFAULT_MODEL_NAME, EmotionModel, file_sha256
+from ser_live.model import DEFAULT_MODEL_NAME, SHIPPED_MODELS, EmotionModel, file_sha256
 
 
 class _RunsCodeWhenLoaded:
@@ -177,10 +177,12 @@ def _damaged(kind: str, tiny_model_path: pathlib.Path, tmp_path: pathlib.Path) -
     elif kind == "format-version":
         joblib.dump({**_bundle(tiny_model_path), "format_version": 99}, path)
     elif kind == "feature-version":
-        joblib.dump({**_bundle(tiny_model_path), "feature_version": 99}, path)
+        bundle = _bundle(tiny_model_path)
+        joblib.dump({**bundle, "extractor": {**bundle["extractor"], "version": 99}}, path)
     elif kind == "feature-config":
         bundle = _bundle(tiny_model_path)
-        joblib.dump({**bundle, "feature_config": {**bundle["feature_config"], "n_mfcc": 7}}, path)
+        extractor = bundle["extractor"]
+        joblib.dump({**bundle, "extractor": {**extractor, "config": {**extractor["config"], "n_mfcc": 7}}}, path)
     elif kind == "bad-settings":
         joblib.dump({**_bundle(tiny_model_path), "hop_s": "half a second"}, path)
     elif kind == "inference":  # the weights ser-live runs: one layer cut short
@@ -226,9 +228,19 @@ def test_cli_model_errors_are_one_line_and_exit_1(kind, tiny_model_path, tmp_pat
     assert proc.stdout == ""
 
 
-def test_shipped_model_is_recorded_and_loads_untrusted(no_env_trust):
-    shipped = REPO / "models" / DEFAULT_MODEL_NAME
-    if not shipped.is_file():
-        pytest.skip(f"{shipped} is not trained yet (scripts/train.py --ship makes it)")
+@pytest.mark.parametrize("name", list(SHIPPED_MODELS))
+def test_shipped_model_is_recorded_and_loads_untrusted(no_env_trust, name):
+    shipped = REPO / "models" / SHIPPED_MODELS[name]
+    assert shipped.is_file(), f"{shipped} is not trained (scripts/train.py --ship makes it)"
     assert file_sha256(shipped) in {h.lower() for h in _shipped_model.SHIPPED_MODEL_SHA256}
-    assert EmotionModel.load().path is not None
+    model = EmotionModel.load(None if name == "default" else name)
+    assert model.path == shipped.resolve() or model.path.resolve() == shipped.resolve()
+
+
+def test_unknown_model_name_lists_the_shipped_ones(no_env_trust, tmp_path):
+    path = write_wav(tmp_path / "v.wav", tone(150.0, 1.0))
+    proc = run_cli("--print", "--input", str(path), "--model", "heavy")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "ser-live: error: model file heavy does not exist; check the path given to --model (or name a shipped "
+        "model: default, light)"]

