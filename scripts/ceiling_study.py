@@ -4,7 +4,7 @@ speakers per fold, each corpus alone, and an oracle per-speaker normalisation.
 
 Example::
 
-    python scripts/ceiling_study.py --data ../shared/data --out models/ceiling_study.md
+    python scripts/ceiling_study.py --data ../shared/data --out models/light/ceiling_study.md
 
 Every row is the utterance-level UAR of speaker-independent cross-validation on the shipped
 configuration's features (the feature cache that scripts/train.py fills), computed with the package's

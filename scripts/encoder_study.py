@@ -105,12 +105,10 @@ def _cost(extractor: Any, n_windows: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    error = data_argument_error(args)
+    error = data_argument_error(args) or (
+        "error: --seeds and --timing-windows must be at least 1" if min(args.seeds, args.timing_windows) < 1 else None)
     if error:
         print(error, file=sys.stderr)
-        return 2
-    if args.seeds < 1 or args.timing_windows < 1:
-        print("error: --seeds and --timing-windows must be at least 1", file=sys.stderr)
         return 2
     import warnings
 
@@ -123,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     from ser_live.training.evaluate import classification_report, cross_validate, full_report, speaker_folds
     from ser_live.training.extract import extract_dataset
     from ser_live.training.pipeline import ENCODER_CONFIG, LIGHT_CONFIG
+    from ser_live.training.report import SELECTION_FILE, rewrite_model_card
 
     unknown = [name for name in args.encoders if name not in ENCODER_WEIGHTS]
     if unknown:
@@ -161,20 +160,14 @@ def main(argv: list[str] | None = None) -> int:
 
     corpora = sorted(set(handcrafted.corpora.tolist()))
     both = [c for c in ("ravdess", "emovo") if c in corpora]
-    others_too = bool(both) and len(corpora) > len(both)  # then RAVDESS + EMOVO alone is a CV of its own
+    others_too = len(both) == 2 and len(corpora) > 2  # then RAVDESS + EMOVO alone is a CV of its own
 
     def cv(features: Any, params: Any) -> dict[str, Any]:
         folds = speaker_folds(features.speakers, features.labels, n_splits=config.n_splits,
                               random_state=config.random_state)
         result = cross_validate(features, folds, params, augmented=False, random_state=config.random_state,
                                 n_jobs=args.jobs)
-        report = full_report(result, features)["utterance"]
-        mask = np.isin(features.corpora, both)
-        if others_too and len(set(features.corpora.tolist())) > len(both):
-            classes = np.array(result.classes)
-            report["ravdess+emovo"] = classification_report(
-                features.labels[mask], classes[result.utterance_proba[mask].argmax(axis=1)], result.classes)
-        return report
+        return full_report(result, features)["utterance"]  # with a pooled "ravdess+emovo" beside others
 
     def cross(features: Any, params: Any) -> tuple[float | None, float | None]:
         """UAR trained on all of RAVDESS and tested on EMOVO, and the other way round (one fit each)."""
@@ -256,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             f"light model's settings), {encoder_params.hidden_layer_sizes} with alpha {encoder_params.alpha:g} on "
             "encoder features (the default model's). Cross-corpus columns train on all of one corpus and test on "
             f"all of the other. Costs on this machine ({os.cpu_count()} cores).\n\n{table}\n")
+        if (Path(args.out).parent / "metrics.json").is_file() and Path(args.out).name == SELECTION_FILE:
+            rewrite_model_card(Path(args.out).parent)  # the model card beside it includes the table
+            print(f"included the table in {Path(args.out).parent / 'MODEL_CARD.md'}", file=sys.stderr)
     return 0
 
 

@@ -82,6 +82,17 @@ def test_encoder_features_shape_names_and_batches() -> None:
     np.testing.assert_allclose(batch[:, 1024:], full[:, 3 * 1024 : 4 * 1024], rtol=1e-5, atol=1e-5)
 
 
+def test_input_gain_does_not_reach_the_model() -> None:
+    """Windows are brought to one speech level first: the same voice 26 dB quieter gives the same vector."""
+    extractor = EncoderFeatures([3])
+    loud = _voice(2.0)
+    quiet = loud * np.float32(0.05)
+    np.testing.assert_allclose(extractor(quiet), extractor(loud), rtol=1e-3, atol=1e-3)
+    assert not np.allclose(EncoderFeatures([3], level_dbfs=-40.0)(loud), extractor(loud), atol=1e-3)
+    with pytest.raises(FeatureConfigError, match="level_dbfs"):
+        EncoderFeatures([3], level_dbfs=6.0)
+
+
 def test_record_round_trip_and_checks() -> None:
     extractor = EncoderFeatures([2, 3])
     record = extractor.to_record()
@@ -98,6 +109,7 @@ def test_record_round_trip_and_checks() -> None:
         extractor_from_record({**record, "version": 99})
     with pytest.raises(FeatureConfigError, match="'wav2vec' feature extractor"):
         extractor_from_record({**record, "kind": "wav2vec"})
+    assert record["config"]["level_dbfs"] == -20.0
     with pytest.raises(FeatureConfigError, match="pools the encoder"):
         extractor_from_record({**record, "config": {**record["config"], "pooling": ["attention"]}})
     handcrafted = HandcraftedFeatures()

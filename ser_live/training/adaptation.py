@@ -44,7 +44,14 @@ import numpy as np
 
 from ..adapt import SpeakerNormalizer, SpeakerPrior, adaptive_input
 from .estimator import ModelParams, fit_estimator
-from .evaluate import _aligned_proba, _classes_of, check_speaker_independent, classification_report, speaker_folds
+from .evaluate import (
+    _aligned_proba,
+    _classes_of,
+    check_speaker_independent,
+    classification_report,
+    report_groups,
+    speaker_folds,
+)
 from .extract import FeatureSet
 
 __all__ = ["CHECKPOINTS_S", "HALF_S_GRID", "AdaptationConfig", "SHIPPED_ADAPTATION", "speaker_statistics",
@@ -242,9 +249,9 @@ def _stream_all(features: FeatureSet, test_utts: np.ndarray, estimator: Any, pri
 
 
 def _uar(features: FeatureSet, utts: np.ndarray, proba: np.ndarray, classes: tuple[str, ...],
-         corpus: str | None = None) -> tuple[float, int]:
-    if corpus is not None:
-        keep = features.corpora[utts] == corpus
+         corpora: tuple[str, ...] | None = None) -> tuple[float, int]:
+    if corpora is not None:
+        keep = np.isin(features.corpora[utts], corpora)
         utts, proba = utts[keep], proba[keep]
     if not utts.size:
         return float("nan"), 0
@@ -424,11 +431,11 @@ def evaluate_adaptation(features: FeatureSet, folds: Sequence[tuple[np.ndarray, 
     )
     halves = [h for h, _ in outputs]
     chosen = Counter(halves).most_common(1)[0][0] if halves else None
-    corpora = sorted(set(features.corpora.tolist()))
+    groups = report_groups(features.corpora.tolist())
     rows = []
     for k, c in enumerate(config.checkpoints_s):
         by_order: dict[str, dict[str, list[float]]] = {name: {"adapted": [], "unadapted": []}
-                                                       for name in ["overall", *corpora]}
+                                                       for name in ["overall", *groups]}
         n_scored = 0
         for r in range(config.n_orders):
             adapted = [_pooled(streams[r], k, half) for half, streams in outputs]
@@ -440,9 +447,9 @@ def evaluate_adaptation(features: FeatureSet, folds: Sequence[tuple[np.ndarray, 
             p_un = np.concatenate([p for u, p in unadapted if u.size])
             n_scored += utts.size
             for name in by_order:
-                corpus = None if name == "overall" else name
-                by_order[name]["adapted"].append(_uar(features, utts, p_ad, classes, corpus)[0])
-                by_order[name]["unadapted"].append(_uar(features, utts, p_un, classes, corpus)[0])
+                members = groups.get(name)  # None for "overall"
+                by_order[name]["adapted"].append(_uar(features, utts, p_ad, classes, members)[0])
+                by_order[name]["unadapted"].append(_uar(features, utts, p_un, classes, members)[0])
         row: dict[str, Any] = {"heard_s": c, "n_utterances_scored": n_scored / config.n_orders}
         for name, values in by_order.items():
             row[name] = {kind: {"uar": float(np.nanmean(v)) if np.any(np.isfinite(v)) else None,

@@ -19,9 +19,24 @@ from .extract import FeatureSet
 
 __all__ = ["SPEAKER_INDEPENDENT", "RANDOM_SPLIT", "speaker_folds", "random_folds", "check_speaker_independent",
            "training_rows", "CVResult", "cross_validate", "mean_result", "cross_validate_classic",
-           "classification_report", "full_report"]
+           "classification_report", "full_report", "CORPUS_GROUPS", "report_groups"]
 
 SPEAKER_INDEPENDENT = "speaker-independent (no test speaker in training)"
+
+#: Corpora also reported pooled whenever other corpora are present beside them: every figure of this project
+#: before ASED joined was measured on RAVDESS + EMOVO, so that part stays comparable as corpora are added.
+CORPUS_GROUPS: dict[str, tuple[str, ...]] = {"ravdess+emovo": ("ravdess", "emovo")}
+
+
+def report_groups(corpora: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Name -> corpora of every figure reported beside "overall": each corpus, then the :data:`CORPUS_GROUPS`
+    whose corpora are all present while others are too (in alphabetical order)."""
+    present = sorted(set(corpora))
+    groups = {name: (name,) for name in present}
+    for name, members in CORPUS_GROUPS.items():
+        if set(members) <= set(present) and len(present) > len(members):
+            groups[name] = members
+    return groups
 #: The only label a random-split figure may carry.
 RANDOM_SPLIT = "random split (speaker seen in training)"
 
@@ -290,8 +305,8 @@ def full_report(result: CVResult, features: FeatureSet) -> dict[str, Any]:
                        corpora[result.window_utterance]))
     for level, y_true, y_pred, corpus in levels:
         section = {"overall": classification_report(y_true, y_pred, result.classes)}
-        for name in sorted(set(corpus.tolist())):
-            mask = corpus == name
+        for name, members in report_groups(corpus.tolist()).items():
+            mask = np.isin(corpus, members)
             section[name] = classification_report(y_true[mask], y_pred[mask], result.classes)
         fold_uar = []
         fold_ids = result.fold_of_utterance

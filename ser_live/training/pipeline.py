@@ -62,6 +62,9 @@ class TrainingConfig:
         Speaker-independent folds.
     random_state : int
         Seeds the folds and the networks.
+    corpora : tuple of str, optional
+        Train and evaluate on these corpora's recordings only (by :attr:`Utterance.corpus`); all that the
+        data directories hold when omitted.
     """
 
     setup: WindowSetup = WindowSetup()
@@ -69,10 +72,13 @@ class TrainingConfig:
     augmenter: Augmenter | None = None
     n_splits: int = 5
     random_state: int = 0
+    corpora: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dictionary for metadata and metrics files."""
+        """Plain dictionary for metadata and metrics files (``corpora`` only when restricted)."""
+        restricted = {"corpora": list(self.corpora)} if self.corpora is not None else {}
         return {
+            **restricted,
             "window_s": self.setup.window_s,
             "hop_s": self.setup.hop_s,
             "gate_params": dict(self.setup.gate_params),
@@ -85,8 +91,11 @@ class TrainingConfig:
 
 
 #: The light model (handcrafted features), chosen with the speaker-independent CV itself (see
-#: MODEL_SELECTION); augmentation is off because it lowered that CV's UAR.
-LIGHT_CONFIG = TrainingConfig(params=ModelParams(hidden_layer_sizes=(256,), alpha=10.0, n_seeds=5))
+#: MODEL_SELECTION); augmentation is off because it lowered that CV's UAR. It is trained on RAVDESS and EMOVO
+#: only: with ASED beside them its RAVDESS + EMOVO figure fell from 0.530 to 0.429, and trained on RAVDESS + ASED
+#: it did worse on EMOVO than trained on RAVDESS alone (0.308 vs 0.348).
+LIGHT_CONFIG = TrainingConfig(params=ModelParams(hidden_layer_sizes=(256,), alpha=10.0, n_seeds=5),
+                              corpora=("ravdess", "emovo"))
 
 #: The default model: the same estimator family over pooled Whisper-base encoder states (see
 #: models/encoder_selection.md for how the blocks and the hyper-parameters were chosen).
@@ -178,8 +187,11 @@ def evaluate_configuration(data_dirs: Sequence[str | Path], config: TrainingConf
     timings: dict[str, float] = {}
     start = time.perf_counter()
     scan = scan_corpora(data_dirs)
+    if config.corpora is not None:
+        scan = dataclasses.replace(scan, utterances=[u for u in scan.utterances if u.corpus in config.corpora])
     if not scan.utterances:
-        raise ValueError(f"no recordings of a known corpus under {', '.join(map(str, data_dirs))}"
+        which = "a known corpus" if config.corpora is None else f"{' or '.join(config.corpora)}"
+        raise ValueError(f"no recordings of {which} under {', '.join(map(str, data_dirs))}"
                          + (f" ({sum(scan.skipped.values())} audio files skipped)" if scan.skipped else ""))
     features = extract_dataset(scan.utterances, config.setup, augmenter=config.augmenter, classic=classic,
                                cache_dir=cache_dir, n_jobs=n_jobs, progress=progress)

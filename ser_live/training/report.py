@@ -15,6 +15,7 @@ import numpy as np
 
 from ..model import EMOTIONS
 from .adaptation import AdaptationConfig, model_card_section, variant_summary
+from .evaluate import report_groups
 
 if TYPE_CHECKING:
     from .pipeline import Evaluation, TrainingConfig
@@ -83,7 +84,7 @@ def build_metrics(evaluation: Evaluation, config: TrainingConfig, timings_s: dic
 def summary_table(metrics: dict[str, Any]) -> str:
     """Markdown table: ours vs the classic recipe, per corpus, per utterance and per window."""
     summary = metrics["summary"]
-    corpora = ["overall", *metrics["data"]["corpora"]]
+    corpora = ["overall", *report_groups(metrics["data"]["corpora"])]
     lines = ["| model | level | " + " | ".join(f"{c} UAR / acc" for c in corpora) + " |",
              "|---|---|" + "---|" * len(corpora)]
     for name, key in (("ser-live", "ours"), ("classic recipe", "classic_recipe")):
@@ -109,7 +110,30 @@ def write_artifacts(out_dir: Path, metrics: dict[str, Any]) -> None:
     _plot_recall(out_dir / "per_class_recall.png", metrics)
     _plot_class_counts(out_dir / "class_counts.png", metrics["data"]["class_counts"])
     _plot_loss(out_dir / "training_loss.png", metrics["final_fit_loss_curves"])
-    (out_dir / "MODEL_CARD.md").write_text(model_card(metrics))
+    (out_dir / "MODEL_CARD.md").write_text(model_card(metrics, selection_table=_selection(out_dir)))
+
+
+#: The representation study's table (scripts/encoder_study.py --out), included in the card beside it.
+SELECTION_FILE = "encoder_selection.md"
+
+
+def _selection(model_dir: Path) -> str | None:
+    path = Path(model_dir) / SELECTION_FILE
+    return path.read_text() if path.is_file() else None
+
+
+def rewrite_model_card(model_dir: Path) -> None:
+    """Regenerate ``model_dir/MODEL_CARD.md`` from its ``metrics.json`` (and selection table, if any).
+
+    Raises
+    ------
+    ValueError
+        If the directory has no metrics.json from scripts/train.py.
+    """
+    metrics = _read_metrics(Path(model_dir))
+    if metrics is None:
+        raise ValueError(f"{model_dir} has no metrics.json from scripts/train.py")
+    (Path(model_dir) / "MODEL_CARD.md").write_text(model_card(metrics, selection_table=_selection(Path(model_dir))))
 
 
 def _read_metrics(model_dir: Path) -> dict[str, Any] | None:
@@ -191,7 +215,7 @@ def write_adaptation_report(model_dir: Path, report: dict[str, Any]) -> None:
         if key == "adaptive_variant":
             updated["adaptation"] = report
     _write_json(model_dir / "metrics.json", updated)
-    (model_dir / "MODEL_CARD.md").write_text(model_card(updated))
+    (model_dir / "MODEL_CARD.md").write_text(model_card(updated, selection_table=_selection(model_dir)))
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
@@ -305,8 +329,8 @@ def _timing_list(timings: dict[str, float]) -> str:
     return ", ".join(f"{name} {timings[key]:.0f} s" for key, name in _TIMING_NAMES.items() if key in timings)
 
 
-def model_card(metrics: dict[str, Any]) -> str:
-    """The text of ``MODEL_CARD.md``."""
+def model_card(metrics: dict[str, Any], *, selection_table: str | None = None) -> str:
+    """The text of ``MODEL_CARD.md`` (with the representation study's Markdown ``selection_table``, when given)."""
     data = metrics["data"]
     summary = metrics["summary"]
     ours_utt = summary["ours"]["utterance"]["overall"]
@@ -345,7 +369,8 @@ def model_card(metrics: dict[str, Any]) -> str:
         encoder = extractor["encoder"]
         blocks = extractor["config"]["blocks"]
         title = "ser-live default model (Whisper-base encoder + MLP)"
-        inputs = (f"the mean and standard deviation over the window's frames of the hidden states of blocks "
+        inputs = (f"the window brought to a speech level of {extractor['config']['level_dbfs']:g} dBFS, then the mean "
+                  f"and standard deviation over its frames of the hidden states of block(s) "
                   f"{', '.join(map(str, blocks))} of the {extractor['config']['weights']} speech encoder "
                   f"(encoder features version {extractor['version']})")
         packages = ", ".join(f"`{name}=={version}`" for name, version in encoder["packages"].items())
@@ -360,6 +385,14 @@ the encoder weights it uses (`{encoder['weights_sha256']}`), refusing any other.
 own encoder in the tests). Why this encoder and these blocks: `encoder_selection.md` (made by
 `scripts/encoder_study.py`).
 """
+    further = ("How far these features and this data go with other estimators (logistic regression, LDA, an RBF SVM "
+               "and their\naverage with the MLPs), with more training speakers per fold, with each corpus alone, and "
+               "with each test\nspeaker's features standardised by that speaker's own statistics (an oracle): "
+               "`ceiling_study.md`, made by\n`scripts/ceiling_study.py`.")
+    if extractor["kind"] != "handcrafted":
+        further = ("Which representation, which encoder blocks, and what each costs (time per window, start-up, memory,"
+                   " install size),\ncompared with the handcrafted features and Whisper tiny.en on the same folds, "
+                   "within and across corpora:\n`encoder_selection.md`, made by `scripts/encoder_study.py`.")
     languages = {"ravdess": "North-American English", "emovo": "Italian", "ased": "Amharic", "tess": "Canadian English",
                  "crema-d": "American English", "savee": "British English", "emodb": "German"}
     spoken = sorted({languages.get(c, c) for c in data["corpora"]})
@@ -371,7 +404,8 @@ Made by `scripts/train.py` (the live speaker-adaptation figures by `scripts/eval
 
 ## What it does
 Classifies a {config['window_s']:g} s window of 16 kHz speech (one every {config['hop_s']:g} s, only windows the
-speech gate accepts) into {len(recall)} emotions: {', '.join(recall)}. Input: {inputs}. Estimator: `StandardScaler` + soft-voting average of {model_params['n_seeds']}
+speech gate accepts) into {len(recall)} emotions: {', '.join(recall)}. Input: {inputs}.
+Estimator: `StandardScaler` + soft-voting average of {model_params['n_seeds']}
 `MLPClassifier{tuple(model_params['hidden_layer_sizes'])}` (alpha {model_params['alpha']}, early stopping),
 trained on windows weighted so that each class and each recording counts equally. Augmentation:
 {'none' if augmentation is None else f"{augmentation['n_copies']} augmented copy per training recording"}.
@@ -412,10 +446,7 @@ for that choice. The settings compared:
 
 {selection}
 
-How far these features and this data go with other estimators (logistic regression, LDA, an RBF SVM and their
-average with the MLPs), with more training speakers per fold, with each corpus alone, and with each test
-speaker's features standardised by that speaker's own statistics (an oracle): `ceiling_study.md`, made by
-`scripts/ceiling_study.py`.
+{further}
 
 Training run (`scripts/train.py`): {timings.get('total_s', 0):.0f} s in all ({_timing_list(timings)}).
 
@@ -433,4 +464,11 @@ Charts: `confusion_matrix.png`, `per_class_recall.png`, `class_counts.png` (also
 - The classes it mixes up most (true -> predicted, share of the true class): {confusions}.
 - It is not a lie detector or a diagnostic tool; do not use it to make decisions about people.
 """ + (model_card_section(metrics["adaptive_variant"], metrics.get("adaptation")) if "adaptive_variant" in metrics
-       else "")
+       else "") + _selection_section(selection_table)
+
+
+def _selection_section(selection: str | None) -> str:
+    if not selection:
+        return ""
+    body = selection.split("\n", 1)[1] if selection.startswith("# ") else selection  # its own title goes
+    return f"\n## Encoder selection (`{SELECTION_FILE}`)\n{body}"
