@@ -205,9 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         everyone = cv(features, params)
         alone = cv(features.subset(np.flatnonzero(np.isin(features.corpora, both))), params) if others_too else None
         r2e, e2r = cross(features, params)
-        cost = _cost(extractor, args.timing_windows) if extractor is not None else None
-        rows.append((label, source, everyone, alone, r2e, e2r, cost, time.perf_counter() - start))
+        rows.append([label, source, everyone, alone, r2e, e2r, extractor, time.perf_counter() - start])
         print(f"{label}: {everyone['overall']['uar']:.3f}", file=sys.stderr, flush=True)
+    # Costs last, one candidate after another, once every fit is done: no fit competes with the timings.
+    for row in rows:
+        row[6] = _cost(row[6], args.timing_windows) if row[6] is not None else None
 
     def f(value: float | None) -> str:
         return "" if value is None else f"{value:.3f}"
