@@ -466,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     compileall.compile_dir(str(REPO / "ser_live"), quiet=1)
 
     keep_large_blocks_on_heap()  # as the ser-live command does at start, so in-process figures are the product's
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")  # as the ser-live command does too
     parts = set(args.only or ["window", "latency", "startup", "steady", "classify"])
     names = [args.model] if args.model else args.models
     models = {}

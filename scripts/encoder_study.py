@@ -71,20 +71,37 @@ def _installed_size_mb(distributions: list[str]) -> float:
     return total / 1e6
 
 
-def _rss_mb() -> float:
+_LOAD_PROBE = """
+import json, os, sys, time
+from ser_live.extractor import extractor_from_record
+def rss_mb():
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+extractor = extractor_from_record(json.loads(sys.argv[1]))
+before = rss_mb()
+start = time.perf_counter()
+extractor.prepare()
+print(json.dumps({"load_s": time.perf_counter() - start, "rss_mb": rss_mb() - before}))
+"""
+
+
+def _load_cost(extractor: Any) -> dict[str, float]:
+    """Start-up and resident memory that loading the extractor adds, in a fresh process (nothing cached)."""
+    import json
+    import subprocess
+
+    record = json.dumps(extractor.to_record())
+    out = subprocess.run([sys.executable, "-c", _LOAD_PROBE, record], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
 
 
 def _cost(extractor: Any, n_windows: int) -> dict[str, Any]:
     """Per-window time (1 and 2 BLAS threads), load time and memory of an extractor, on 2 s of generated voice."""
     from threadpoolctl import threadpool_limits
 
-    rss_before = _rss_mb()
-    start = time.perf_counter()
+    loaded = _load_cost(extractor)
+    load_s, rss_added = loaded["load_s"], loaded["rss_mb"]
     extractor.prepare()
-    load_s = time.perf_counter() - start
-    rss_added = _rss_mb() - rss_before
     rate = extractor.sample_rate_hz
     t = np.arange(2 * rate) / rate
     rng = np.random.default_rng(0)

@@ -286,8 +286,7 @@ _worker_model = None
 
 
 def _one_blas_thread() -> None:
-    """Worker start-up: one BLAS thread per worker, since the workers already fill the cores (the encoder's matrix
-    products would otherwise start two threads in each worker on two cores)."""
+    """One BLAS thread in this process (and the workers it forks, which already fill the cores)."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # optional: without it, BLAS keeps its default
@@ -382,6 +381,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._malloc import keep_large_blocks_on_heap
 
     keep_large_blocks_on_heap()
+    # One BLAS thread everywhere: a second thread made the encoder's 2 s window 35 instead of 51 ms, but
+    # OpenBLAS's threads spin between calls, and the listening monitor cost 38 % of a core with two.
+    _one_blas_thread()
     if args.workers < 0:
         parser.error("--workers must be 0 (all cores) or more")
     if args.realtime and not args.input:
