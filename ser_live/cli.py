@@ -339,8 +339,8 @@ def _run_classify(args: argparse.Namespace) -> int:
         from concurrent.futures import ProcessPoolExecutor
 
         if sys.platform.startswith("linux"):
-            # Forked workers inherit the model already loaded (and checked) here.
-            pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_one_blas_thread)
+            # Forked workers inherit the model already loaded (and checked) here, and main()'s one BLAS thread.
+            pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
         else:
             pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_classify_init,
                                        initargs=(args.model, args.trust_model))

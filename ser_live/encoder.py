@@ -247,6 +247,11 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + scipy.special.erf(x * np.float32(1.0 / np.sqrt(2.0))))
 
 
+def _taps_matrix(kernel: np.ndarray) -> np.ndarray:
+    """A (out, in, 3) convolution kernel as the (3 * in, out) matrix :func:`_conv1d` multiplies stacked taps by."""
+    return np.ascontiguousarray(kernel.transpose(2, 1, 0).reshape(-1, kernel.shape[0]))
+
+
 def _conv1d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:
     """1-D convolution, kernel 3, padding 1, over frames: x (windows, n, in) -> (windows, ceil(n / stride), out)."""
     padded = np.pad(x, ((0, 0), (1, 1), (0, 0)))
@@ -300,8 +305,7 @@ class WhisperEncoder:
         f32 = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in raw.items()}
         self.n_heads = int(raw["encoder/num_heads"]) if "encoder/num_heads" in raw else 8
         # Convolution kernels as (3 * in, out) matrices over stacked taps; linear layers transposed for x @ W.
-        self._conv = [(np.ascontiguousarray(f32[f"encoder/conv{i}/weight"].transpose(2, 1, 0).reshape(-1, f32[
-            f"encoder/conv{i}/weight"].shape[0])), f32[f"encoder/conv{i}/bias"]) for i in (1, 2)]
+        self._conv = [(_taps_matrix(f32[f"encoder/conv{i}/weight"]), f32[f"encoder/conv{i}/bias"]) for i in (1, 2)]
         self._positions = f32["encoder/position_encodings/encodings"]
         self.width = int(self._positions.shape[1])
         self._blocks = []
