@@ -115,8 +115,7 @@ def bench_window_compute(model: EmotionModel, speech: np.ndarray, reps: int) -> 
         for s in starts:
             w = speech[s : s + n]
             t0 = time.perf_counter()
-            gate(w)
-            model.predict_proba(model.extractor(w, pitch=gate.last_pitch))
+            model.predict_proba(model.extractor(w, pitch=gate(w).pitch))
             ours.append((time.perf_counter() - t0) * 1000)
             t0 = time.perf_counter()
             classic.predict_proba(classic_features(w, sample_rate_hz=RATE_HZ)[None])
@@ -459,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     smoke = args.smoke
     import compileall
 
-    from ser_live._malloc import keep_large_blocks_on_heap
+    from ser_live.heap import keep_large_blocks_on_heap
 
     # Byte-compile the package as pip does when it installs it, so start-up is measured as users
     # get it even where PYTHONDONTWRITEBYTECODE is set (as on this project's machines).

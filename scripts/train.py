@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--random-split", action="store_true",
                         help='also report a "random split (speaker seen in training)" figure, for contrast')
     parser.add_argument("--ship", action="store_true",
-                        help="record the shipped models' SHA-256 in ser_live/_shipped_model.py (maintainers only)")
+                        help="record the shipped models' SHA-256 in ser_live/shipped.py (maintainers only)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         from ser_live.model import file_sha256
 
         repo = Path(__file__).resolve().parents[1]
-        shipped = repo / "ser_live" / "_shipped_model.py"
+        shipped = repo / "ser_live" / "shipped.py"
         hashes = {name: file_sha256(repo / "models" / relative) for name, relative in SHIPPED_MODELS.items()
                   if (repo / "models" / relative).is_file()}
         lines = "".join(f'    "{digest}",  # {name}\n' for name, digest in hashes.items())

@@ -9,39 +9,61 @@ The small public API::
 
     monitor = ser_live.Monitor(model, on_prediction=print)
     monitor.run_file("speech.wav")                     # or monitor.listen(); ...; monitor.stop()
+
+    # What the console and the window run on: one validated config, one session.
+    with ser_live.open_session(ser_live.SessionConfig(model="light")) as session:
+        session.monitor(on_prediction=print).run_file("speech.wav")
+
+Names are imported when first used, so ``import ser_live.results`` (the result types) does not load
+numpy, the feature code or the model.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from .errors import AudioFileError, DeviceError, ModelError, SerLiveError, UntrustedModelError
-from .extractor import EncoderFeatures, FeatureExtractor, HandcraftedFeatures
-from .features import FeatureConfig, extract_features
-from .model import EMOTIONS, EmotionModel
-from .pipeline import ClipResult, Monitor, Prediction, classify_file, classify_signal
+#: Public name -> the module that defines it (imported on first use).
+_EXPORTS: dict[str, str] = {
+    "AudioFileError": "errors", "ConfigError": "errors", "DeviceError": "errors", "ModelError": "errors",
+    "SerLiveError": "errors", "UntrustedModelError": "errors",
+    "EncoderFeatures": "extractor", "FeatureExtractor": "extractor", "HandcraftedFeatures": "extractor",
+    "FeatureConfig": "features", "extract_features": "features",
+    "EmotionModel": "model",
+    "EMOTIONS": "results", "ClipResult": "results", "Prediction": "results", "SessionSummary": "results",
+    "StatusEvent": "results", "StatusKind": "results",
+    "Monitor": "pipeline", "classify_file": "pipeline", "classify_signal": "pipeline",
+    "MonitorSettings": "app", "Session": "app", "SessionConfig": "app", "open_session": "app",
+}
 
-__all__ = [
-    "__version__",
-    "EMOTIONS",
-    "AudioFileError",
-    "ClipResult",
-    "DeviceError",
-    "EmotionModel",
-    "EncoderFeatures",
-    "FeatureConfig",
-    "FeatureExtractor",
-    "HandcraftedFeatures",
-    "ModelError",
-    "Monitor",
-    "Prediction",
-    "SerLiveError",
-    "UntrustedModelError",
-    "classify_file",
-    "classify_signal",
-    "extract_features",
-    "load_model",
-]
+__all__ = ["__version__", "load_model", *sorted(_EXPORTS)]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
+    from .app import MonitorSettings, Session, SessionConfig, open_session  # noqa: F401
+    from .errors import (  # noqa: F401
+        AudioFileError,
+        ConfigError,
+        DeviceError,
+        ModelError,
+        SerLiveError,
+        UntrustedModelError,
+    )
+    from .extractor import EncoderFeatures, FeatureExtractor, HandcraftedFeatures  # noqa: F401
+    from .features import FeatureConfig, extract_features  # noqa: F401
+    from .model import EmotionModel
+    from .pipeline import Monitor, classify_file, classify_signal  # noqa: F401
+    from .results import EMOTIONS, ClipResult, Prediction, SessionSummary, StatusEvent, StatusKind  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ser_live' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
 def load_model(path: str | None = None, *, trust: bool = False) -> EmotionModel:
@@ -50,4 +72,6 @@ def load_model(path: str | None = None, *, trust: bool = False) -> EmotionModel:
 
     See :meth:`EmotionModel.load`.
     """
+    from .model import EmotionModel
+
     return EmotionModel.load(path, trust=trust)

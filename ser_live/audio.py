@@ -170,16 +170,33 @@ def read_audio(path: str | os.PathLike[str], *, sample_rate_hz: int) -> np.ndarr
     return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
 
 
-def find_audio_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
+def find_audio_files(paths: list[str | os.PathLike[str]],
+                     unreadable: list[tuple[Path, str]] | None = None) -> list[Path]:
     """Expand files and folders (recursively) to audio files, sorted within each folder.
 
     Files named explicitly are kept whatever their ending (so a bad one is reported, not
     silently skipped); inside folders only :data:`AUDIO_EXTENSIONS` are taken.
+
+    Parameters
+    ----------
+    paths : list of path-like
+    unreadable : list, optional
+        Receives ``(folder, reason)`` for every folder that could not be listed (no permission, ...),
+        so that the caller can report them instead of skipping them silently.
     """
     found: list[Path] = []
+
+    def failed(exc: OSError) -> None:
+        if unreadable is not None:
+            unreadable.append((Path(exc.filename), exc.strerror or str(exc)))
+
     for p in map(Path, paths):
         if p.is_dir():
-            found.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in AUDIO_EXTENSIONS))
+            here: list[Path] = []
+            for folder, _dirs, names in os.walk(p, onerror=failed):
+                here.extend(Path(folder) / n for n in names if Path(n).suffix.lower() in AUDIO_EXTENSIONS
+                            and (Path(folder) / n).is_file())
+            found.extend(sorted(here))
         else:
             found.append(p)
     return found

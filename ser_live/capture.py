@@ -15,13 +15,14 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from .errors import DeviceError
 
-__all__ = ["InputDevice", "list_input_devices", "find_input_device", "MicrophoneStream", "native_stderr_silenced"]
+__all__ = ["InputDevice", "list_input_devices", "choose_input_device", "find_input_device", "MicrophoneStream",
+           "native_stderr_silenced"]
 
 SampleSink = Callable[[np.ndarray], None]
 
@@ -137,27 +138,44 @@ def list_input_devices() -> list[InputDevice]:
         pa.terminate()
 
 
-def _pick(devices: list[InputDevice], spec: int | str | None) -> InputDevice:
+def choose_input_device(devices: Sequence[InputDevice], spec: int | str | None) -> InputDevice:
+    """The device ``--device`` (or the window's preselection) means, among ``devices``.
+
+    The rules, in order: no ``spec`` means the default input (else the first); a name equal to a
+    device's (case-insensitive); an index; a fragment of exactly one device's name.
+
+    Parameters
+    ----------
+    devices : sequence of InputDevice
+        What :func:`list_input_devices` returned.
+    spec : int, str or None
+        An index, a name or a case-insensitive fragment of one.
+
+    Raises
+    ------
+    DeviceError
+        No device at all, no such index or name, or a fragment of several names (the message lists them).
+    """
     if not devices:
         raise DeviceError(
             "no input device found; plug in a microphone (or check the audio system), "
             "or analyse a file with --input FILE"
         )
-    if spec is None or spec == "":
+    if spec is None or str(spec).strip() == "":
         for d in devices:
             if d.is_default:
                 return d
         return devices[0]
     text = str(spec).strip()
+    exact = [d for d in devices if d.name.lower() == text.lower()]
+    if exact:
+        return exact[0]
     if text.isdigit():
         for d in devices:
             if d.index == int(text):
                 return d
         raise DeviceError(f"no input device with index {text}; see 'ser-live --list-devices'")
     matches = [d for d in devices if text.lower() in d.name.lower()]
-    exact = [d for d in matches if d.name.lower() == text.lower()]
-    if exact:
-        return exact[0]
     if len(matches) == 1:
         return matches[0]
     if not matches:
@@ -167,8 +185,8 @@ def _pick(devices: list[InputDevice], spec: int | str | None) -> InputDevice:
 
 
 def find_input_device(spec: int | str | None = None) -> InputDevice:
-    """The input device for ``--device``: an index, a case-insensitive name fragment, or the default."""
-    return _pick(list_input_devices(), spec)
+    """The input device for ``--device`` among those PortAudio sees now (see :func:`choose_input_device`)."""
+    return choose_input_device(list_input_devices(), spec)
 
 
 class MicrophoneStream:
@@ -274,7 +292,7 @@ class MicrophoneStream:
         """
         self._pyaudio, self._pa = _portaudio()
         try:
-            self.device = _pick(_devices(self._pa), self._device_spec)
+            self.device = choose_input_device(_devices(self._pa), self._device_spec)
             attempts = [(self.sample_rate_hz, 1), (int(self.device.default_sample_rate_hz), 1)]
             attempts += [(rate, self.device.channels) for rate, _ in attempts if self.device.channels > 1]
             errors = []

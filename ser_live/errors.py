@@ -10,6 +10,7 @@ __all__ = [
     "FeatureConfigError",
     "UntrustedModelError",
     "SessionFileError",
+    "ConfigError",
 ]
 
 
@@ -45,3 +46,7 @@ class SessionFileError(SerLiveError, OSError):
 
     def __str__(self) -> str:
         return str(self.strerror)
+
+
+class ConfigError(SerLiveError):
+    """Options that are out of range, do not apply to the chosen mode, or contradict each other."""

@@ -438,7 +438,7 @@ def extract_features(y: np.ndarray, config: FeatureConfig = FeatureConfig(), *,
         The extractor's parameters (use the model's, see :attr:`EmotionModel.feature_config`).
     pitch : dsp.FramePitch, optional
         Frames of this window whose pitch was already tracked (the speech gate's
-        :attr:`~ser_live.gate.SpeechGate.last_pitch`); they are not tracked again. The vector is
+        :attr:`~ser_live.gate.GateDecision.pitch`); they are not tracked again. The vector is
         the same with or without it.
 
     Returns

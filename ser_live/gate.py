@@ -43,6 +43,9 @@ class GateDecision:
     pitch_range_st : float
         Spread (90th minus 10th percentile) of their pitch in semitones: intonation moves a voice
         by several semitones, a hum or a beep does not move.
+    pitch : dsp.FramePitch or None
+        The pitch the gate tracked on the window's loud frames, handed to the feature extractor so
+        that it reuses those frames instead of tracking them again (same tracker, same frames).
     """
 
     speech: bool
@@ -51,6 +54,7 @@ class GateDecision:
     voiced_s: float
     modulation_db: float = 0.0
     pitch_range_st: float = 0.0
+    pitch: dsp.FramePitch | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
 class SpeechGate:
@@ -120,8 +124,6 @@ class SpeechGate:
         self._clock_s = 0.0
         self._recent_quiet: collections.deque[tuple[float, float]] = collections.deque()
         self._previous: _FrameMemo | None = None
-        #: Pitch of the frames of the last window judged (the loud ones), for the feature extractor.
-        self.last_pitch: dsp.FramePitch | None = None
 
     def reset(self) -> None:
         """Forget the noise floor (e.g. when the input device changes)."""
@@ -130,7 +132,6 @@ class SpeechGate:
         self._clock_s = 0.0
         self._recent_quiet.clear()
         self._previous = None
-        self.last_pitch = None
 
     def _overlap_frames(self, window: np.ndarray, hop_length: int, end_s: float | None) -> int | None:
         """By how many frames this window follows the previous one, if its start repeats that window's end.
@@ -217,12 +218,12 @@ class SpeechGate:
         needed = loud & ~tracked
         if needed.any():
             # The tracker removes each frame's offset itself, exactly as the feature extractor calls it,
-            # so the two agree on every frame they share (see last_pitch).
+            # so the two agree on every frame they share (see GateDecision.pitch).
             f0_hz[needed], periodicity[needed] = dsp.autocorrelation_pitch(
                 raw[needed], sample_rate_hz=self.sample_rate_hz, f0_min_hz=self.f0_min_hz, f0_max_hz=self.f0_max_hz,
             )
             tracked |= needed
-        self.last_pitch = dsp.FramePitch(frame_length, hop_length, self.f0_min_hz, self.f0_max_hz, f0_hz,
+        pitch = dsp.FramePitch(frame_length, hop_length, self.f0_min_hz, self.f0_max_hz, f0_hz,
                                          periodicity, tracked)
         if end_s is not None:
             self._previous = _FrameMemo(window.copy(), end_s, frame_db, f0_hz, periodicity, tracked)
@@ -245,6 +246,7 @@ class SpeechGate:
             voiced_s=float(voiced_s),
             modulation_db=modulation_db,
             pitch_range_st=pitch_range_st,
+            pitch=pitch,
         )
 
 

@@ -33,6 +33,7 @@ from .errors import FeatureConfigError, ModelError, UntrustedModelError
 from .extractor import FeatureExtractor, HandcraftedFeatures, extractor_from_record
 from .features import FeatureConfig
 from .inference import ForwardPass, compile_checked, inference_arrays
+from .results import EMOTIONS
 
 __all__ = [
     "EMOTIONS",
@@ -50,8 +51,6 @@ __all__ = [
     "build_provenance",
 ]
 
-#: The product's label set, in display order. Corpora map their labels onto these.
-EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 
 MODEL_FORMAT = "ser-live-model"
 #: Version written; :meth:`EmotionModel.load` also reads the ones in ``_READABLE_FORMAT_VERSIONS``.
@@ -75,9 +74,9 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def _shipped_hashes() -> frozenset[str]:
-    from . import _shipped_model
+    from . import shipped
 
-    return frozenset(h.strip().lower() for h in _shipped_model.SHIPPED_MODEL_SHA256)
+    return frozenset(h.strip().lower() for h in shipped.SHIPPED_MODEL_SHA256)
 
 
 def _model_dirs() -> list[Path]:

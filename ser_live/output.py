@@ -14,9 +14,36 @@ from pathlib import Path
 from typing import IO
 
 from .errors import SessionFileError
-from .pipeline import ClipResult, Prediction, SessionSummary
+from .results import ClipResult, Prediction, SessionSummary
 
-__all__ = ["text_bar", "TextPrinter", "JsonPrinter", "CsvRecorder", "format_summary", "format_clip", "clip_json"]
+__all__ = ["PREDICTION_JSON_FIELDS", "CLIP_JSON_FIELDS", "text_bar", "TextPrinter", "JsonPrinter", "CsvRecorder",
+           "format_summary", "clip_header", "format_clip",
+           "clip_json"]
+
+#: Keys shared by both JSON outputs: name -> (JSON types, meaning). Every key is always present.
+_EMOTION_FIELDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "emotion": (("string", "null"), "most probable emotion; null without speech (or on error)"),
+    "confidence": (("number", "null"), "its probability, 0 to 1; 0 without speech; null on error"),
+    "probs": (("object", "null"),
+              "probability of every class of the model (0 to 1, summing to 1), in display order; "
+              "null without speech (or on error)"),
+}
+#: The keys of one ``--print --json`` line, in order (the README's table is made from this).
+PREDICTION_JSON_FIELDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "t": (("number",), "seconds of audio since the start, at the end of the window"),
+    "speech": (("boolean",), "whether the speech gate heard speech in the window"),
+    **_EMOTION_FIELDS,
+    "level_db": (("number", "null"), "RMS level of the window in dBFS (0 is full scale); null for digital silence"),
+}
+#: The keys of one ``--classify --json`` line, in order (the README's table is made from this).
+CLIP_JSON_FIELDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "path": (("string",), "the file (or the folder that could not be read)"),
+    **_EMOTION_FIELDS,
+    "duration_s": (("number", "null"), "length of the audio in seconds; null on error"),
+    "speech_windows": (("integer", "null"),
+                       "analysis windows with speech, whose probabilities were averaged; null on error"),
+    "error": (("string", "null"), "why the file could not be classified; null when it was"),
+}
 
 # Eighths of a character cell, for horizontal bars with 8 steps per cell.
 _EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -94,7 +121,7 @@ class TextPrinter:
 
 
 class JsonPrinter:
-    """One JSON object per hop (keys ``t, speech, emotion, confidence, [probs,] level_db``)."""
+    """One JSON object per hop (the keys of :data:`PREDICTION_JSON_FIELDS`)."""
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
@@ -120,6 +147,8 @@ class CsvRecorder:
     def __init__(self, path: str | os.PathLike[str], classes: tuple[str, ...], *, overwrite: bool = False) -> None:
         self.path = Path(path)
         self.classes = tuple(classes)
+        if os.fspath(path).endswith(os.sep) or self.path.is_dir():
+            raise SessionFileError(errno.EISDIR, f"session file {path} is a folder; give a file name inside it")
         # Never clobber an earlier recording unless the user said so (e.g. in a save dialog);
         # devices and pipes (/dev/null, a FIFO) are not recordings.
         if self.path.is_file() and not overwrite:
@@ -181,6 +210,8 @@ def format_summary(summary: SessionSummary) -> str:
     dropped = f"dropped {summary.dropped_s:.1f} s of audio"
     if summary.skipped_windows:
         dropped += f" and skipped {summary.skipped_windows} late windows"
+    if summary.outage_s > 0:
+        dropped += f"; input device gone for {summary.outage_s:.1f} s"
     return (
         f"summary: heard {summary.heard_s:.1f} s, speech in {summary.n_speech} of {summary.n_windows} windows; "
         f"{mix}; {dropped}"
@@ -188,17 +219,24 @@ def format_summary(summary: SessionSummary) -> str:
 
 
 def clip_json(path: str, result: ClipResult | None = None, error: str | None = None) -> dict:
-    """The ``--classify --json`` object for one file."""
-    if error is not None:
-        return {"path": path, "error": error}
-    assert result is not None
+    """The ``--classify --json`` object for one file (keys of :data:`CLIP_JSON_FIELDS`)."""
+    if error is not None or result is None:
+        return {"path": path, "emotion": None, "confidence": None, "probs": None, "duration_s": None,
+                "speech_windows": None, "error": error or "no result"}
     return {
         "path": path,
         "emotion": result.emotion,
         "confidence": round(result.confidence, 4),
         "probs": {k: round(v, 4) for k, v in result.probs.items()} if result.probs else None,
         "duration_s": round(result.duration_s, 3),
+        "speech_windows": result.n_speech_windows,
+        "error": None,
     }
+
+
+def clip_header() -> str:
+    """The column titles of the plain-text ``--classify`` lines (tab-separated, like the lines)."""
+    return "path\temotion\tconfidence\tduration"
 
 
 def format_clip(path: str, result: ClipResult | None = None, error: str | None = None) -> str:

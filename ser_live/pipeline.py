@@ -9,11 +9,9 @@ through :meth:`Monitor.feed` (files, tests, any source) or from the microphone
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -26,84 +24,15 @@ from .errors import DeviceError
 from .extractor import FeatureExtractor
 from .gate import SpeechGate
 from .model import EmotionModel
+from .results import ClipResult, Prediction, SessionSummary, StatusEvent, StatusKind
 
 __all__ = [
-    "Prediction", "ClipResult", "SessionSummary", "WindowAnalyzer", "Monitor", "classify_signal", "classify_file",
-    "GatedFeatures", "gated_window_features",
+    "Prediction", "ClipResult", "SessionSummary", "WindowAnalyzer", "Monitor", "MonitorSnapshot", "classify_signal",
+    "classify_file", "GatedFeatures", "gated_window_features",
 ]
 
 PredictionCallback = Callable[["Prediction"], None]
-StatusCallback = Callable[[str], None]
-
-
-@dataclasses.dataclass(frozen=True)
-class Prediction:
-    """What the monitor heard in one analysis window.
-
-    Attributes
-    ----------
-    t_s : float
-        Seconds of audio since the start of the stream, at the window's end.
-    speech : bool
-        Whether the speech gate found speech; without it nothing was classified.
-    emotion : str or None
-        Most probable emotion (None without speech).
-    confidence : float
-        Its probability (0 without speech).
-    probs : dict or None
-        Probability of every class, in the model's display order, summing to 1 (None without speech).
-    level_db : float
-        RMS level of the window in dBFS.
-    """
-
-    t_s: float
-    speech: bool
-    emotion: str | None
-    confidence: float
-    probs: dict[str, float] | None
-    level_db: float
-
-    def to_json_dict(self) -> dict[str, Any]:
-        """The ``--json`` line for this window (``probs`` only with speech)."""
-        out: dict[str, Any] = {
-            "t": round(self.t_s, 3),
-            "speech": self.speech,
-            "emotion": self.emotion,
-            "confidence": round(self.confidence, 4),
-        }
-        if self.probs is not None:
-            out["probs"] = {k: round(v, 4) for k, v in self.probs.items()}
-        out["level_db"] = round(self.level_db, 1) if math.isfinite(self.level_db) else None
-        return out
-
-
-@dataclasses.dataclass(frozen=True)
-class ClipResult:
-    """Classification of a whole recording: probabilities averaged over its speech windows."""
-
-    emotion: str | None
-    confidence: float
-    probs: dict[str, float] | None
-    duration_s: float
-    n_windows: int
-    n_speech_windows: int
-
-
-@dataclasses.dataclass
-class SessionSummary:
-    """Totals of a monitoring session, for the closing summary line."""
-
-    heard_s: float = 0.0
-    n_windows: int = 0
-    n_speech: int = 0
-    emotion_counts: Counter = dataclasses.field(default_factory=Counter)
-    dropped_s: float = 0.0
-    skipped_windows: int = 0
-
-    def shares(self) -> dict[str, float]:
-        """Share of the speech windows won by each emotion."""
-        total = sum(self.emotion_counts.values())
-        return {e: n / total for e, n in self.emotion_counts.most_common()} if total else {}
+StatusCallback = Callable[[StatusEvent], None]
 
 
 class WindowAnalyzer:
@@ -156,7 +85,7 @@ class WindowAnalyzer:
         if not decision.speech:
             return Prediction(t_s, False, None, 0.0, None, decision.level_db)  # silence never teaches the speaker
         # The gate already tracked the pitch of the loud frames; the features reuse it.
-        features = self.model.extractor(window, pitch=self.gate.last_pitch)
+        features = self.model.extractor(window, pitch=decision.pitch)
         probs = self._predict(features)
         if self.normalizer is not None:
             self.normalizer.update(features)  # after predicting: a window is never normalised by itself
@@ -269,10 +198,11 @@ def gated_window_features(blocks: Iterable[np.ndarray], *, gate: SpeechGate, ext
     for end, window in windows:
         n_windows += 1
         total = end
-        if gate(window, end_s=end / rate).speech:
+        decision = gate(window, end_s=end / rate)
+        if decision.speech:
             pending.append(window)
             pending_ends.append(end)
-            pending_pitch.append(gate.last_pitch)  # the features reuse the frames the gate tracked
+            pending_pitch.append(decision.pitch)  # the features reuse the frames the gate tracked
             if len(pending) >= batch_windows:
                 flush()
     flush()
@@ -305,6 +235,41 @@ def _classify_blocks(blocks: Iterable[np.ndarray], model: EmotionModel) -> ClipR
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class MonitorSnapshot:
+    """What a display needs of a running :class:`Monitor`, read at one moment (see :meth:`Monitor.snapshot`).
+
+    Attributes
+    ----------
+    written_samples : int
+        Samples received since the stream began (lost audio not counted).
+    sample_rate_hz : int
+    window_s, hop_s : float
+        The analysis window and hop in use.
+    last_window_end_s : float
+        Stream time at the end of the last window analysed (or about to be); its start is
+        ``last_window_end_s - window_s``.
+    adapting : bool
+        Whether the monitor learns the speaker.
+    adapted_s : float
+        Seconds of the speaker's speech learnt.
+    adaptation_weight : float
+        Weight of the speaker's own statistics in [0, 1).
+    dropped_s : float
+        Audio lost so far, in seconds.
+    """
+
+    written_samples: int
+    sample_rate_hz: int
+    window_s: float
+    hop_s: float
+    last_window_end_s: float
+    adapting: bool
+    adapted_s: float
+    adaptation_weight: float
+    dropped_s: float
+
+
 class Monitor:
     """Live emotion monitor over a stream of audio.
 
@@ -323,13 +288,13 @@ class Monitor:
         Called with every :class:`Prediction`, on the thread that analyses (the caller's for
         :meth:`feed`, the monitor's worker for :meth:`listen`). Keep it fast.
     on_status : callable, optional
-        Called with one-line human-readable status messages (device lost, reconnected, ...).
+        Called with every :class:`~ser_live.results.StatusEvent` (device lost, back, analysis stopped, ...).
     adapt : bool
         Learn the speaker's voice as speech is heard (only if the model has an adaptive variant;
         see :attr:`adapting`, :attr:`adapted_s` and :attr:`adaptation_weight`).
     speaker : SpeakerNormalizer, optional
         With ``adapt``: continue from these statistics (a loaded profile, or an earlier Monitor's
-        ``analyzer.normalizer``) instead of starting from nothing.
+        the speaker of :class:`ser_live.app.Session`) instead of starting from nothing.
     """
 
     def __init__(
@@ -361,6 +326,7 @@ class Monitor:
             # Each speech window brings one hop of new speech: that is what the statistics count.
             normalizer = speaker if speaker is not None else SpeakerNormalizer(model.adaptation.prior, hop_s=self.hop_s)
         self.analyzer = WindowAnalyzer(model, smoothing=smoothing, normalizer=normalizer)
+        self._normalizer = normalizer
         self._max_lag_windows = max_lag_windows
         self.schedule = WindowSchedule(self.window_samples, self.hop_samples, max_lag_windows=None)
         self.summary = SessionSummary()
@@ -377,17 +343,17 @@ class Monitor:
     @property
     def adapting(self) -> bool:
         """Whether the monitor learns the speaker (asked for, and the model has an adaptive variant)."""
-        return self.analyzer.normalizer is not None
+        return self._normalizer is not None
 
     @property
     def adapted_s(self) -> float:
         """Seconds of the speaker's speech learnt from (including a loaded profile); 0 when not adapting."""
-        return self.analyzer.normalizer.heard_s if self.analyzer.normalizer is not None else 0.0
+        return self._normalizer.heard_s if self._normalizer is not None else 0.0
 
     @property
     def adaptation_weight(self) -> float:
         """Weight of the speaker's own statistics, ``adapted_s / (adapted_s + half_s)``, in [0, 1)."""
-        return self.analyzer.normalizer.weight if self.analyzer.normalizer is not None else 0.0
+        return self._normalizer.weight if self._normalizer is not None else 0.0
 
     # -- consumers -------------------------------------------------------------------------
     def add_callback(self, callback: PredictionCallback) -> None:
@@ -398,9 +364,25 @@ class Monitor:
         """Register another consumer of status messages."""
         self._status_callbacks.append(callback)
 
-    def _status(self, message: str) -> None:
+    def _status(self, kind: StatusKind, message: str) -> None:
+        event = StatusEvent(kind, message)
         for callback in self._status_callbacks:
-            callback(message)
+            callback(event)
+
+    def snapshot(self) -> MonitorSnapshot:
+        """A read-only view of the monitor's state for displays (safe from any thread)."""
+        rate = self.sample_rate_hz
+        return MonitorSnapshot(
+            written_samples=self.buffer.total_written,
+            sample_rate_hz=rate,
+            window_s=self.window_s,
+            hop_s=self.hop_s,
+            last_window_end_s=(self.schedule.next_end - self.hop_samples) / rate,
+            adapting=self.adapting,
+            adapted_s=self.adapted_s,
+            adaptation_weight=self.adaptation_weight,
+            dropped_s=self.buffer.dropped_samples / rate,
+        )
 
     # -- the analysis step shared by every source -------------------------------------------
     def _process_due(self) -> list[Prediction]:
@@ -519,26 +501,34 @@ class Monitor:
         except BaseException as exc:  # surfaced to the caller through .error and the status callbacks
             self.error = exc
             if not isinstance(exc, BrokenPipeError):  # the reader of the output left: not news to report
-                self._status(f"analysis stopped: {exc}")
+                self._status(StatusKind.ANALYSIS_STOPPED, f"analysis stopped: {exc}")
         finally:
             capture.close()
 
     def _reconnect(self, capture: Any, reconnect_s: float) -> None:
-        self._status(f"input device lost ({capture.device.name}); retrying every {reconnect_s:g} s")
+        lost_at = time.monotonic()
+        self._status(StatusKind.DEVICE_LOST,
+                     f"input device lost ({capture.device.name}); retrying every {reconnect_s:g} s")
         last_reason = None
+        remind_after_s = 10.0  # then 20, 40, 80 ... s: a sign of life that slows down, never a flood
         while not self._stop.wait(reconnect_s):
             try:
                 capture.restart()
             except DeviceError as exc:
-                if str(exc) != last_reason:  # the full reason once; after that, a short sign of life
-                    self._status(f"still no input device: {exc}")
+                gone_s = time.monotonic() - lost_at
+                if str(exc) != last_reason:  # the full reason once; after that, a slowing sign of life
+                    self._status(StatusKind.DEVICE_STILL_LOST, f"still no input device: {exc}")
                     last_reason = str(exc)
-                else:
-                    self._status(f"still no input device; retrying every {reconnect_s:g} s")
+                elif gone_s >= remind_after_s:
+                    self._status(StatusKind.DEVICE_STILL_LOST,
+                                 f"still no input device after {gone_s:.0f} s; retrying every {reconnect_s:g} s")
+                    remind_after_s *= 2
                 continue
             self.analyzer.reset()
-            self._status(f"input device back: {capture.device.name}")
+            self.summary.outage_s += time.monotonic() - lost_at
+            self._status(StatusKind.DEVICE_BACK, f"input device back: {capture.device.name}")
             return
+        self.summary.outage_s += time.monotonic() - lost_at  # stopped while the device was still gone
 
     def pause(self) -> None:
         """Hold :meth:`run_file`/:meth:`run_blocks` before the next block until :meth:`resume`."""

@@ -17,7 +17,7 @@ import soxr
 from conftest import tone
 
 from ser_live import capture
-from ser_live.capture import InputDevice, MicrophoneStream, _pick
+from ser_live.capture import InputDevice, MicrophoneStream, choose_input_device
 from ser_live.errors import DeviceError
 from ser_live.pipeline import Monitor
 
@@ -137,7 +137,7 @@ DEVICES = [
     [(None, 6), ("", 6), ("3", 3), (" 5 ", 5), ("yeti", 3), ("BLUE", 3), ("pulse", 5), ("Default", 6)],
 )
 def test_device_by_index_name_fragment_or_default(spec, index):
-    assert _pick(DEVICES, spec).index == index
+    assert choose_input_device(DEVICES, spec).index == index
 
 
 @pytest.mark.parametrize(
@@ -151,13 +151,13 @@ def test_device_by_index_name_fragment_or_default(spec, index):
 )
 def test_device_errors_name_the_fix(devices, spec, message):
     with pytest.raises(DeviceError, match="--list-devices|--input FILE|give the index") as info:
-        _pick(devices, spec)
+        choose_input_device(devices, spec)
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
 def test_an_exact_name_wins_over_fragments():
     devices = [InputDevice(1, "pulse monitor", 2, 44100.0, "ALSA"), InputDevice(2, "Pulse", 2, 44100.0, "ALSA")]
-    assert _pick(devices, "pulse").index == 2
+    assert choose_input_device(devices, "pulse").index == 2
 
 
 def test_list_input_devices_skips_outputs(fake_portaudio):

@@ -35,8 +35,8 @@ def model_args(tiny_model_path) -> list[str]:
     return ["--model", str(tiny_model_path), "--trust-model"]
 
 
-def assert_one_error_line(proc, *fragments: str) -> None:
-    assert proc.returncode == 1, proc.stderr
+def assert_one_error_line(proc, *fragments: str, returncode: int = 1) -> None:
+    assert proc.returncode == returncode, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("ser-live: ") and "Traceback" not in proc.stderr
@@ -45,12 +45,25 @@ def assert_one_error_line(proc, *fragments: str) -> None:
 
 
 # -- --print --json ----------------------------------------------------------------------------------
+_JSON_TYPES = {"string": str, "number": (int, float), "integer": int, "boolean": bool, "object": dict,
+               "null": type(None)}
+
+
+def check_schema(obj: dict, fields: dict) -> None:
+    """``obj`` has exactly the documented keys, in order, each of one of its documented JSON types."""
+    assert list(obj) == list(fields)
+    for key, (types, _meaning) in fields.items():
+        value = obj[key]
+        assert any(isinstance(value, _JSON_TYPES[t]) and not (t in ("number", "integer") and isinstance(value, bool))
+                   for t in types), (key, value, types)
+
+
 def check_json_line(obj: dict, classes: list[str]) -> None:
-    """The schema of one --json line (issue 2): exactly these keys, these types."""
+    """The schema of one --json line (README, ser_live.output.PREDICTION_JSON_FIELDS), and its meaning."""
+    from ser_live.output import PREDICTION_JSON_FIELDS
+
+    check_schema(obj, PREDICTION_JSON_FIELDS)
     speech = obj["speech"]
-    keys = ["t", "speech", "emotion", "confidence", "probs", "level_db"] if speech else [
-        "t", "speech", "emotion", "confidence", "level_db"]
-    assert list(obj) == keys
     assert isinstance(obj["t"], float) and obj["t"] > 0
     assert isinstance(speech, bool)
     assert isinstance(obj["confidence"], float) and 0.0 <= obj["confidence"] <= 1.0
@@ -62,7 +75,7 @@ def check_json_line(obj: dict, classes: list[str]) -> None:
         assert sum(probs.values()) == pytest.approx(1.0, abs=1e-3)
         assert obj["confidence"] == max(probs.values()) == probs[obj["emotion"]]
     else:
-        assert obj["emotion"] is None and obj["confidence"] == 0.0
+        assert obj["emotion"] is None and obj["confidence"] == 0.0 and obj["probs"] is None
 
 
 def test_print_json_lines_follow_the_schema(tiny_model_path, tiny_model, tmp_path):
@@ -194,17 +207,22 @@ def test_classify_json_with_good_and_bad_files(tiny_model_path, tiny_model, clip
         "clips/a.wav", "clips/deeper/b.flac", "clips/deeper/deepest/c.ogg", "clips/deeper/silence.wav",
         "clips/deeper/broken.wav", "missing.wav",
     ])
+    from ser_live.output import CLIP_JSON_FIELDS
+
+    for r in results.values():
+        check_schema(r, CLIP_JSON_FIELDS)
     for name in ("clips/a.wav", "clips/deeper/b.flac", "clips/deeper/deepest/c.ogg"):
         r = results[name]
-        assert list(r) == ["path", "emotion", "confidence", "probs", "duration_s"]
+        assert r["error"] is None and r["speech_windows"] > 0
         assert r["emotion"] in tiny_model.classes and list(r["probs"]) == list(tiny_model.classes)
         assert sum(r["probs"].values()) == pytest.approx(1.0, abs=1e-3) and r["confidence"] == max(r["probs"].values())
     assert results["clips/a.wav"]["duration_s"] == pytest.approx(2.4, abs=0.01)
     assert results["clips/deeper/b.flac"]["duration_s"] == pytest.approx(1.4, abs=0.01)
-    assert results["clips/deeper/silence.wav"]["emotion"] is None
-    assert set(results["clips/deeper/broken.wav"]) == {"path", "error"}
-    assert "broken.wav" in results["clips/deeper/broken.wav"]["error"]
-    assert results["missing.wav"] == {"path": str(missing), "error": f"{missing}: no such file"}
+    silence = results["clips/deeper/silence.wav"]
+    assert silence["emotion"] is None and silence["probs"] is None and silence["speech_windows"] == 0
+    broken = results["clips/deeper/broken.wav"]
+    assert "broken.wav" in broken["error"] and broken["emotion"] is None and broken["duration_s"] is None
+    assert results["missing.wav"]["error"] == f"{missing}: no such file"
     assert_one_error_line(proc, "2 of 6 files could not be classified")
 
 
@@ -213,8 +231,9 @@ def test_classify_all_good_exits_0_and_prints_text(tiny_model_path, clip_folder)
                    *model_args(tiny_model_path))
     assert proc.returncode == 0 and proc.stderr == ""
     lines = proc.stdout.splitlines()
-    assert len(lines) == 2
-    path, emotion, confidence, duration = lines[0].split("\t")
+    assert len(lines) == 3
+    assert lines[0].split("\t") == ["path", "emotion", "confidence", "duration"]  # the header row
+    path, emotion, confidence, duration = lines[1].split("\t")
     assert path.endswith("a.wav") and emotion and 0 < float(confidence) <= 1 and duration == "2.4s"
 
 
@@ -271,7 +290,7 @@ def test_unreadable_input_file_is_one_line(tiny_model_path, tmp_path, content):
 def test_hop_longer_than_window_is_one_line(tiny_model_path, tmp_path):
     proc = run_cli("--print", "--input", str(voice_file(tmp_path / "v.wav")), "--window", "1", "--hop", "2",
                    *model_args(tiny_model_path))
-    assert_one_error_line(proc, "--hop")
+    assert_one_error_line(proc, "--hop", returncode=2)
 
 
 def no_devices(monkeypatch, devices=()):

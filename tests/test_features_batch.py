@@ -126,7 +126,7 @@ def test_a_custom_configuration_is_batched_the_same_way() -> None:
 def test_allocator_setting_applies_on_linux_and_can_be_repeated() -> None:
     import sys
 
-    from ser_live._malloc import keep_large_blocks_on_heap
+    from ser_live.heap import keep_large_blocks_on_heap
 
     expected = sys.platform.startswith("linux")
     assert keep_large_blocks_on_heap() is expected
@@ -146,8 +146,7 @@ def test_pitch_the_gate_tracked_is_reused_and_changes_nothing() -> None:
     gate = SpeechGate()
     tracks = []
     for end, window in zip(ends, windows):
-        gate(window, end_s=end / 16000)
-        tracks.append(gate.last_pitch)
+        tracks.append(gate(window, end_s=end / 16000).pitch)
     assert all(t is not None and t.tracked.any() for t in tracks[1:])
     plain = extract_features_batch(windows, ends=ends)
     np.testing.assert_allclose(extract_features_batch(windows, ends=ends, pitch=tracks), plain, rtol=1e-5, atol=1e-5)
@@ -156,6 +155,5 @@ def test_pitch_the_gate_tracked_is_reused_and_changes_nothing() -> None:
                                    rtol=1e-5, atol=1e-5)
     # A track made with another search range is not this extractor's and is ignored.
     other = SpeechGate(f0_min_hz=80.0)
-    other(windows[-1])
-    np.testing.assert_allclose(extract_features(windows[-1], pitch=other.last_pitch), extract_features(windows[-1]),
+    np.testing.assert_allclose(extract_features(windows[-1], pitch=other(windows[-1]).pitch), extract_features(windows[-1]),
                                rtol=1e-6, atol=1e-6)

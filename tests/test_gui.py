@@ -78,10 +78,13 @@ def make_window(qtbot, tiny_model, tmp_path, devices):
     """Build a window on the tiny model with autosaves under tmp_path; closed after the test."""
 
     def make(**kwargs) -> MainWindow:
+        from ser_live.app import SessionConfig, open_session
+
         kwargs.setdefault("realtime", False)
         kwargs.setdefault("sessions_dir", tmp_path / "sessions")
         model = kwargs.pop("model", tiny_model)
-        window = MainWindow(model, **kwargs)
+        config = SessionConfig(**{k: kwargs.pop(k) for k in ("record_path", "calibrate_s") if k in kwargs})
+        window = MainWindow(open_session(config, model=model), **kwargs)
         qtbot.addWidget(window)
         window.show()
         with qtbot.waitActive(window):  # keyboard shortcuts go to the active window
@@ -394,6 +397,7 @@ def test_settings_change_restarts_listening_with_the_new_hop(make_window, qtbot,
 @pytest.fixture
 def run_gui_once(tmp_path, monkeypatch, devices):
     """Run ``run_gui`` on command-line arguments and return what the window showed after ``after_ms``."""
+    from ser_live.app import SessionConfig
     from ser_live.cli import build_parser
     from ser_live.gui import run_gui
 
@@ -411,7 +415,7 @@ def run_gui_once(tmp_path, monkeypatch, devices):
             window.close()
 
         QtCore.QTimer.singleShot(after_ms, inspect_and_close)
-        seen["status"] = run_gui(build_parser().parse_args(argv))
+        seen["status"] = run_gui(SessionConfig.from_args(build_parser().parse_args(argv)))
         return seen
 
     return run
@@ -428,8 +432,8 @@ def test_run_gui_opens_the_window_on_a_file(qtbot, run_gui_once, tiny_model_path
 
 def test_run_gui_with_bad_settings_or_model_still_opens(qtbot, run_gui_once, tiny_model_path, tiny_model, tmp_path,
                                                         fake_microphone):
-    seen = run_gui_once(["--model", str(tiny_model_path), "--trust-model", "--window", "1", "--hop", "2"], after_ms=300)
-    assert seen["status"] == 0 and "must not be longer than the window" in seen["note"]
+    seen = run_gui_once(["--model", str(tiny_model_path), "--trust-model", "--hop", "3"], after_ms=300)
+    assert seen["status"] == 0 and "--hop (3 s) must not be longer than the model's window (2 s)" in seen["note"]
     assert seen["state"] == "running"
     assert (seen["settings"].window_s, seen["settings"].hop_s) == (tiny_model.window_s, tiny_model.hop_s)
     seen = run_gui_once(["--model", str(tiny_model_path)], after_ms=300)  # not trusted
@@ -470,10 +474,16 @@ def test_record_path_gets_every_row_and_an_unwritable_one_is_reported(make_windo
     qtbot.waitUntil(lambda: window.runner.state == "finished", timeout=60_000)
     rows = read_rows(record)
     assert rows == read_rows(window.session.autosave_path) and len(rows) == len(window.session)
+
+
+
+def test_an_unwritable_record_path_is_reported_and_the_window_opens(qtbot, run_gui_once, tiny_model_path, tmp_path,
+                                                                    fake_microphone):
     blocked = tmp_path / "a-file"
     blocked.write_text("")
-    window = make_window(record_path=str(blocked / "record.csv"))
-    assert window.banner.level == "error" and "--record" in window.banner.text()
+    seen = run_gui_once(["--model", str(tiny_model_path), "--trust-model", "--record", str(blocked / "record.csv")],
+                        after_ms=300)
+    assert seen["status"] == 0 and "cannot create session file" in seen["banner"] and seen["state"] == "running"
 
 
 def test_window_reports_a_recovered_session_once(make_window, tmp_path):
@@ -622,18 +632,18 @@ def test_adaptation_controls_follow_the_runner(make_window):
     if model.adaptation is None:
         pytest.skip("the shipped model has no speaker-adaptive variant")
     window = make_window(model=model)
-    runner = window.runner
-    runner.speaker = SpeakerNormalizer(model.adaptation.prior, hop_s=model.hop_s)
+    session = window.app_session
+    session.speaker = SpeakerNormalizer(model.adaptation.prior, hop_s=model.hop_s)
     for _ in range(40):  # 40 speech windows x 0.5 s
-        runner.speaker.update(model.adaptation.prior.mean)
+        session.speaker.update(model.adaptation.prior.mean)
     window._refresh_controls()
     assert window.adapt_check.isEnabled() and window.adapt_check.isChecked()
     assert "learnt from 20 s of this voice" in window.adapt_label.text()
     window.forget_button.click()
-    assert runner.speaker.heard_s == 0.0
+    assert session.speaker.heard_s == 0.0
     assert "learnt from 0 s" in window.adapt_label.text()
     window.adapt_check.click()
-    assert runner.adapt is False and window.adapt_label.text() == "speaker adaptation off"
+    assert session.adapting is False and window.adapt_label.text() == "speaker adaptation off"
     assert not window.forget_button.isEnabled()
 
 

@@ -312,12 +312,12 @@ def test_damaged_pickled_estimator_fails_clearly_when_first_needed(tiny_model_pa
 _NO_SKLEARN_SCRIPT = """
 import json, sys
 import numpy as np
-from ser_live import _shipped_model, model as model_mod
+from ser_live import model as model_mod, shipped
 from ser_live.adapt import SpeakerNormalizer
 
 model_dir, digest = sys.argv[1], sys.argv[2]
 model_mod._model_dirs = lambda: [model_mod.Path(model_dir)]
-_shipped_model.SHIPPED_MODEL_SHA256 = (digest,)
+shipped.SHIPPED_MODEL_SHA256 = (digest,)
 model = model_mod.EmotionModel.load()  # the default path, trusted by its recorded hash
 x = np.random.default_rng(0).normal(0, 1, (12, len(model.adaptation.prior.mean)))
 normalizer = SpeakerNormalizer(model.adaptation.prior, hop_s=model.hop_s)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import REPO, run_cli, tone, write_wav
 
-from ser_live import _shipped_model
+from ser_live import shipped as shipped_hashes
 from ser_live import model as model_mod
 from ser_live.errors import FeatureConfigError, ModelError, UntrustedModelError
 from ser_live.model import DEFAULT_MODEL_NAME, SHIPPED_MODELS, EmotionModel, file_sha256
@@ -78,7 +78,7 @@ def test_unclear_environment_value_is_an_error_not_a_guess(tiny_model_path, monk
 
 def test_recorded_hash_loads_without_trust(tiny_model_path, monkeypatch, no_env_trust):
     digest = file_sha256(tiny_model_path)
-    monkeypatch.setattr(_shipped_model, "SHIPPED_MODEL_SHA256", (digest.upper(),))
+    monkeypatch.setattr(shipped_hashes, "SHIPPED_MODEL_SHA256", (digest.upper(),))
     assert EmotionModel.load(tiny_model_path).classes
 
 
@@ -86,7 +86,7 @@ def test_modified_shipped_model_is_refused(tiny_model_path, tmp_path, monkeypatc
     shipped = tmp_path / DEFAULT_MODEL_NAME
     shipped.write_bytes(tiny_model_path.read_bytes())
     monkeypatch.setattr(model_mod, "_model_dirs", lambda: [tmp_path])
-    monkeypatch.setattr(_shipped_model, "SHIPPED_MODEL_SHA256", (file_sha256(shipped),))
+    monkeypatch.setattr(shipped_hashes, "SHIPPED_MODEL_SHA256", (file_sha256(shipped),))
     assert EmotionModel.load().path == shipped
     with shipped.open("ab") as fh:  # one appended byte is enough to break the recorded hash
         fh.write(b"\0")
@@ -97,7 +97,7 @@ def test_modified_shipped_model_is_refused(tiny_model_path, tmp_path, monkeypatc
 def test_shipped_location_without_a_recorded_hash_says_so(tiny_model_path, tmp_path, monkeypatch, no_env_trust):
     (tmp_path / DEFAULT_MODEL_NAME).write_bytes(tiny_model_path.read_bytes())
     monkeypatch.setattr(model_mod, "_model_dirs", lambda: [tmp_path])
-    monkeypatch.setattr(_shipped_model, "SHIPPED_MODEL_SHA256", ())
+    monkeypatch.setattr(shipped_hashes, "SHIPPED_MODEL_SHA256", ())
     with pytest.raises(ModelError, match="no SHA-256 is recorded"):
         EmotionModel.load()
 
@@ -105,7 +105,7 @@ def test_shipped_location_without_a_recorded_hash_says_so(tiny_model_path, tmp_p
 def test_hash_and_unpickle_read_the_same_bytes(tiny_model_path, hostile_model, monkeypatch, no_env_trust):
     """Swapping the file after the hash check must not get the swapped file unpickled."""
     path, marker = hostile_model
-    monkeypatch.setattr(_shipped_model, "SHIPPED_MODEL_SHA256", (file_sha256(tiny_model_path),))
+    monkeypatch.setattr(shipped_hashes, "SHIPPED_MODEL_SHA256", (file_sha256(tiny_model_path),))
     good, bad = tiny_model_path.read_bytes(), path.read_bytes()
     target = path.parent / "swapped.joblib"
     target.write_bytes(good)
@@ -131,7 +131,7 @@ def test_pickled_estimator_inside_a_model_is_covered_by_the_hash(tiny_model_path
     bundle["estimator"] = pickle.dumps(_RunsCodeWhenLoaded(marker))
     path = tmp_path / "inner.joblib"
     joblib.dump(bundle, path)
-    monkeypatch.setattr(_shipped_model, "SHIPPED_MODEL_SHA256", (file_sha256(tiny_model_path),))
+    monkeypatch.setattr(shipped_hashes, "SHIPPED_MODEL_SHA256", (file_sha256(tiny_model_path),))
     with pytest.raises(UntrustedModelError):
         EmotionModel.load(path)
     assert not marker.exists()
@@ -143,7 +143,7 @@ def test_late_unpickling_uses_the_checked_bytes_not_the_file(tiny_model_path, ho
     hostile_path, marker = hostile_model
     target = tmp_path / "checked.joblib"
     target.write_bytes(tiny_model_path.read_bytes())
-    monkeypatch.setattr(_shipped_model, "SHIPPED_MODEL_SHA256", (file_sha256(target),))
+    monkeypatch.setattr(shipped_hashes, "SHIPPED_MODEL_SHA256", (file_sha256(target),))
     model = EmotionModel.load(target)
     target.write_bytes(hostile_path.read_bytes())
     assert type(model.estimator).__name__ == "Pipeline"
@@ -232,7 +232,7 @@ def test_cli_model_errors_are_one_line_and_exit_1(kind, tiny_model_path, tmp_pat
 def test_shipped_model_is_recorded_and_loads_untrusted(no_env_trust, name):
     shipped = REPO / "models" / SHIPPED_MODELS[name]
     assert shipped.is_file(), f"{shipped} is not trained (scripts/train.py --ship makes it)"
-    assert file_sha256(shipped) in {h.lower() for h in _shipped_model.SHIPPED_MODEL_SHA256}
+    assert file_sha256(shipped) in {h.lower() for h in shipped_hashes.SHIPPED_MODEL_SHA256}
     model = EmotionModel.load(None if name == "default" else name)
     assert model.path == shipped.resolve() or model.path.resolve() == shipped.resolve()
 

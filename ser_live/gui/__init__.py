@@ -1,35 +1,43 @@
 """The desktop monitor: a PyQt6 + pyqtgraph window over the same :class:`~ser_live.pipeline.Monitor` as the console.
 
-``ser-live`` (with a display) calls :func:`run_gui` with its parsed arguments. Importing this
-package does not import Qt; :func:`run_gui` does.
+``ser-live`` (with a display) calls :func:`run_gui` with the :class:`~ser_live.app.SessionConfig` of its
+options, the same one the console runs on. Importing this package does not import Qt; :func:`run_gui` does.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import dataclasses
 import signal
 import sys
 import traceback
 
-__all__ = ["run_gui"]
+from ..app import Session, SessionConfig, open_session
+from ..errors import ConfigError, ModelError, SerLiveError, SessionFileError
+from ..results import StatusEvent
+
+__all__ = ["run_gui", "display_problem"]
 
 
-def _load(args: argparse.Namespace):
-    """The model and the settings from the arguments, or None and the reason (shown in the window)."""
-    from ..cli import _monitor_settings, load_model_from_args
-    from ..errors import SerLiveError
-    from .runner import Settings
+def _open(config: SessionConfig, on_status) -> tuple[Session | None, str | None]:
+    """The session of ``config``, or None and the reason (shown in the window, which opens anyway).
 
+    Settings that do not fit the model fall back to the model's own, and the reason is returned beside
+    the session; so does a session file that cannot be created (the session then runs without it).
+    """
     try:
-        model = load_model_from_args(args)
-    except SerLiveError as exc:
-        return None, None, str(exc)
+        return open_session(config, on_status=on_status), None
+    except ModelError as exc:
+        return None, str(exc)
+    except ConfigError as exc:
+        fallback = dataclasses.replace(config, window_s=None, hop_s=None, calibrate_s=None)
+        problem = f"{exc}; using the model's window and hop instead" if fallback != config else str(exc)
+    except SessionFileError as exc:
+        fallback, problem = dataclasses.replace(config, record_path=None), str(exc)
     try:
-        settings = Settings(**_monitor_settings(args, model))
+        return open_session(fallback, on_status=on_status), problem
     except SerLiveError as exc:
-        return model, None, f"{exc}; using the model's window and hop instead"
-    return model, settings, None
+        return None, str(exc)
 
 
 def display_problem() -> str | None:
@@ -67,23 +75,18 @@ def display_problem() -> str | None:
     return f"no X server answers on DISPLAY={display}"
 
 
-def run_gui(args: argparse.Namespace) -> int:
-    """Open the monitor window and run until it is closed; returns the exit status.
+def run_gui(config: SessionConfig, *, debug: bool = False) -> int:
+    """Open the monitor window on a session and run until it is closed; returns the exit status.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The parsed ``ser-live`` arguments (``input``, ``device``, ``model``, ``trust_model``,
-        ``window``, ``hop``, ``smooth``, ``record``). A model or settings problem opens the window
-        with the message; only a failure to start Qt itself returns non-zero.
+    config : SessionConfig
+        The same configuration the console runs on (model, input, device, settings, adaptation,
+        profile, calibration, session file). A model or settings problem opens the window with the
+        message; only a failure to start Qt itself returns non-zero.
+    debug : bool
+        Print tracebacks of unexpected errors, and let native libraries write to stderr.
     """
-    problem = display_problem()
-    if problem is not None:
-        from ..cli import _err, _run_console
-
-        _err(f"cannot open the window ({problem}): showing the console monitor instead (ser-live --print)")
-        return _run_console(args)
-
     from PyQt6 import QtCore, QtGui, QtWidgets
 
     from .window import MainWindow, apply_theme, icon_path
@@ -93,42 +96,29 @@ def run_gui(args: argparse.Namespace) -> int:
     app.setDesktopFileName("ser-live")
     app.setWindowIcon(QtGui.QIcon(str(icon_path())))
     apply_theme(app)
-    model, settings, problem = _load(args)
-    window = MainWindow(
-        model,
-        settings,
-        model_error=problem if model is None else None,
-        device=args.device,
-        record_path=args.record,
-        realtime=True,
-    )
+    early: list[StatusEvent] = []  # what the session reports before the window exists (a loaded profile)
+    session, problem = _open(config, early.append)
+    window = MainWindow(session, model_error=problem if session is None else None, realtime=True,
+                        input_path=config.input_path, device=config.device)
+    if session is not None:
+        session.on_status = window.show_status  # from now on, straight to the window (on the GUI thread)
+    for event in early:
+        window.show_status(event)
     available = window.screen().availableGeometry()  # a small laptop screen gets a smaller window
     window.resize(min(window.width(), available.width()), min(window.height(), available.height()))
-    if model is not None and problem:  # bad --window/--hop: said next to the settings and in the banner
+    if session is not None and problem:  # bad --window/--hop or session file: said in the banner
         window.settings_note.setText(problem)
         window.banner.show_message(problem, "info")
     window.show()
-    speaker = profile = None
-    if window.runner is not None:  # speaker adaptation and --profile, as in the console
-        from ..cli import _speaker_from_args
-        from ..errors import SerLiveError
-
-        try:
-            speaker, profile, window.runner.adapt = _speaker_from_args(args, model, window.runner.settings.hop_s)
-            window.runner.speaker = speaker
-        except SerLiveError as exc:
-            window.runner.adapt = False
-            window.banner.show_message(str(exc), "info")
-        window._refresh_controls()
-    if model is not None:
-        if args.input:
-            window.open_file(args.input)
+    if session is not None:
+        if config.input_path:
+            window.open_file(config.input_path)
         else:
             window.start_microphone()
 
     # PyQt aborts the process on an exception escaping a slot; show it instead and keep running.
     def report(exc_type, exc, tb) -> None:
-        if getattr(args, "debug", False):
+        if debug:
             traceback.print_exception(exc_type, exc, tb)
         sys.stderr.write(f"ser-live: unexpected error: {exc_type.__name__}: {exc}\n")
         window.banner.show_message(
@@ -136,14 +126,16 @@ def run_gui(args: argparse.Namespace) -> int:
         )
 
     previous_hook, sys.excepthook = sys.excepthook, report
-    # Ctrl-C in the terminal closes the window cleanly (the session file is closed, not cut).
-    previous = {s: signal.signal(s, lambda *_: window.close()) for s in (signal.SIGINT, signal.SIGTERM)}
+    # Ctrl-C in the terminal, SIGTERM, or the terminal closing (SIGHUP) close the window cleanly:
+    # the session file is closed, not cut, and the learnt voice is saved.
+    stops = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {s: signal.signal(s, lambda *_: window.close()) for s in stops}
     wake = QtCore.QTimer()
     wake.timeout.connect(lambda: None)  # lets the Python signal handlers run while Qt waits
     wake.start(200)
     quiet = contextlib.ExitStack()
     try:
-        if not getattr(args, "debug", False):
+        if not debug:
             # PortAudio/ALSA (and Qt) print C-level chatter on device loss; the window reports it itself.
             from ..capture import native_stderr_silenced
 
@@ -152,10 +144,9 @@ def run_gui(args: argparse.Namespace) -> int:
     finally:
         quiet.close()
         window.shutdown()
-        if window.runner is not None and profile is not None:
-            from ..cli import _save_profile
-
-            _save_profile(window.runner.speaker, profile)
+        if session is not None:
+            session.on_status = lambda event: sys.stderr.write(f"ser-live: {event.message}\n")
+            session.close()
         # Delete the widgets here, on the GUI thread: left to Python's cyclic GC they could be freed
         # from whichever thread happens to trigger a collection, which crashes Qt.
         window.deleteLater()

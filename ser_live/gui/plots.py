@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from ..pipeline import Prediction
+from ..results import Prediction
 from . import palette
 
 __all__ = [

@@ -10,41 +10,34 @@ from __future__ import annotations
 import dataclasses
 import queue
 import threading
-from typing import Any
 
-from ..adapt import SpeakerNormalizer
+from ..app import MonitorSettings, Session
 from ..audio import audio_info
 from ..errors import SerLiveError
-from ..model import EmotionModel
-from ..pipeline import Monitor, Prediction
+from ..pipeline import Monitor
+from ..results import Prediction, StatusEvent, StatusKind
 from .session import SessionLog
 
-__all__ = ["Event", "MonitorRunner", "Settings", "FILE_BLOCK_S"]
+__all__ = ["Event", "MonitorRunner", "FILE_BLOCK_S"]
 
 #: Block length when a file is played at real-time pace.
 FILE_BLOCK_S = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
-    """Analysis settings the user can change (see :class:`~ser_live.pipeline.Monitor`)."""
-
-    window_s: float
-    hop_s: float
-    smoothing: float = 0.0
-
-
-@dataclasses.dataclass(frozen=True)
 class Event:
-    """Something the analysis side reports to the window.
+    """Something the analysis side reports to the window: a prediction or a status event of one run.
 
-    ``kind`` is ``"prediction"`` (``payload`` a Prediction on the session clock), ``"status"`` (a
-    message, e.g. device lost), ``"error"`` (the run ended with this message) or ``"finished"`` (the
-    file ended). ``run`` numbers the start it belongs to.
+    Attributes
+    ----------
+    item : Prediction or StatusEvent
+        A :class:`~ser_live.results.Prediction` (on the session clock) or a
+        :class:`~ser_live.results.StatusEvent` (device lost, analysis stopped, file finished, ...).
+    run : int
+        Numbers the start it belongs to, so a superseded run's ending is not taken for the current one's.
     """
 
-    kind: str
-    payload: Any
+    item: Prediction | StatusEvent
     run: int
 
 
@@ -53,50 +46,45 @@ class MonitorRunner:
 
     Parameters
     ----------
-    model : EmotionModel
-    settings : Settings
-    session : SessionLog
+    session : Session
+        The application session: model, settings, learnt voice, calibration (see :mod:`ser_live.app`).
+    log : SessionLog
         Receives every prediction (autosaved as it happens).
     """
 
-    def __init__(self, model: EmotionModel, settings: Settings, session: SessionLog) -> None:
-        self.model = model
-        self.settings = settings
+    def __init__(self, session: Session, log: SessionLog) -> None:
         self.session = session
+        self.model = session.model
+        self.log = log
         self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self.monitor: Monitor | None = None
         self.state = "idle"  # idle | running | paused | finished
-        self.source: tuple[str, Any] | None = None  # ("microphone", device) or ("file", path)
+        self.source: tuple[str, object] | None = None  # ("microphone", device) or ("file", path)
         self._run = 0
         self._thread: threading.Thread | None = None
-        #: Learn the speaker (when the model can); ``speaker`` carries the learnt statistics from one
-        #: Monitor to the next, so a new source or new settings do not forget the voice.
-        self.adapt = True
-        self.speaker: SpeakerNormalizer | None = None
+
+    @property
+    def settings(self) -> MonitorSettings:
+        """The window, hop and smoothing the next Monitor uses."""
+        return self.session.settings
+
+    @settings.setter
+    def settings(self, settings: MonitorSettings) -> None:
+        self.session.settings = settings
 
     # -- the analysis thread's side: record and enqueue, nothing more ---------------------
     def _on_prediction(self, run: int, prediction: Prediction) -> None:
-        self.events.put(Event("prediction", self.session(prediction), run))
+        self.events.put(Event(self.log(prediction), run))
 
-    def _on_status(self, run: int, message: str) -> None:
-        self.events.put(Event("status", message, run))
+    def _on_status(self, run: int, event: StatusEvent) -> None:
+        self.events.put(Event(event, run))
 
     def _new_monitor(self) -> Monitor:
         self._run += 1
         run = self._run
-        self.session.continue_clock()
-        monitor = Monitor(
-            self.model,
-            window_s=self.settings.window_s,
-            hop_s=self.settings.hop_s,
-            smoothing=self.settings.smoothing,
-            on_prediction=lambda p: self._on_prediction(run, p),
-            on_status=lambda m: self._on_status(run, m),
-            adapt=self.adapt,
-            speaker=self.speaker,
-        )
-        self.speaker = monitor.analyzer.normalizer
-        return monitor
+        self.log.continue_clock()
+        return self.session.monitor(on_prediction=lambda p: self._on_prediction(run, p),
+                                    on_status=lambda e: self._on_status(run, e))
 
     # -- sources -------------------------------------------------------------------------
     def start_microphone(self, device: int | str | None = None) -> None:
@@ -137,11 +125,12 @@ class MonitorRunner:
                 # Small blocks at real-time pace scroll the waveform smoothly, like a microphone.
                 monitor.run_file(path, realtime=realtime, block_s=FILE_BLOCK_S if realtime else None)
             except SerLiveError as exc:
-                self.events.put(Event("error", str(exc), run))
+                self.events.put(Event(StatusEvent(StatusKind.ANALYSIS_STOPPED, str(exc)), run))
             except Exception as exc:  # shown in the window; the GUI must survive any file
-                self.events.put(Event("error", f"{path}: {type(exc).__name__}: {exc}", run))
+                self.events.put(Event(StatusEvent(StatusKind.ANALYSIS_STOPPED,
+                                                  f"{path}: {type(exc).__name__}: {exc}"), run))
             else:
-                self.events.put(Event("finished", path, run))
+                self.events.put(Event(StatusEvent(StatusKind.FINISHED, f"finished {path}"), run))
 
         self._thread = threading.Thread(target=play, name="ser-live-file", daemon=True)
         self.state = "running"
@@ -180,7 +169,7 @@ class MonitorRunner:
         if self.state in ("running", "paused"):
             self.state = "idle"
 
-    def change_settings(self, settings: Settings) -> None:
+    def change_settings(self, settings: MonitorSettings) -> None:
         """Use new settings: at once for the microphone (a new Monitor), from the next start for files."""
         if settings == self.settings:
             return
@@ -194,9 +183,9 @@ class MonitorRunner:
 
     def set_adapt(self, adapt: bool) -> None:
         """Turn speaker adaptation on or off: at once for the microphone, from the next start for files."""
-        if adapt == self.adapt:
+        if adapt == self.session.adapting:
             return
-        self.adapt = adapt
+        self.session.set_adapt(adapt)
         running_mic = self.state == "running" and self.source is not None and self.source[0] == "microphone"
         if running_mic:
             device = self.source[1]
@@ -208,8 +197,7 @@ class MonitorRunner:
 
     def forget_speaker(self) -> None:
         """Forget the learnt voice (a new person sits down); learning starts again from the population."""
-        if self.speaker is not None:
-            self.speaker.reset()  # the running Monitor shares this object, so it starts over at once
+        self.session.forget_speaker()  # the running Monitor shares the statistics, so it starts over at once
 
     def drain(self, limit: int = 1000) -> list[Event]:
         """Events queued since the last call; a finished/error event also ends the run's state."""
@@ -219,14 +207,12 @@ class MonitorRunner:
                 event = self.events.get_nowait()
             except queue.Empty:
                 break
-            if event.run != self._run and event.kind in ("finished", "error"):
+            kind = getattr(event.item, "kind", None)
+            if event.run != self._run and kind in (StatusKind.FINISHED, StatusKind.ANALYSIS_STOPPED):
                 continue  # a superseded run's ending is not news
-            if event.kind == "status" and event.run == self._run and self.monitor is not None \
-                    and self.monitor.error is not None:
-                event = Event("error", event.payload, event.run)  # the listening worker died
-            if event.kind == "finished":
+            if kind == StatusKind.FINISHED:
                 self.state = "finished"
-            elif event.kind == "error" and self.state in ("running", "paused"):
+            elif kind == StatusKind.ANALYSIS_STOPPED and self.state in ("running", "paused"):
                 self.state = "idle"
             out.append(event)
         return out

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from ..output import CsvRecorder
-from ..pipeline import Prediction
+from ..results import Prediction
 
 __all__ = ["SessionLog", "sessions_dir", "interrupted_sessions"]
 
@@ -67,8 +67,9 @@ class SessionLog:
         The model's classes: one probability column each.
     directory : path-like, optional
         Folder of the autosave file; :func:`sessions_dir` when omitted.
-    record_path : path-like, optional
-        Also write every row to this CSV as it happens (``--record``).
+    recorder : CsvRecorder, optional
+        Also write every row to this open session file as it happens (``--record``; see
+        :attr:`ser_live.app.Session.recorder`).
 
     Attributes
     ----------
@@ -82,7 +83,7 @@ class SessionLog:
         classes: tuple[str, ...],
         *,
         directory: str | os.PathLike[str] | None = None,
-        record_path: str | os.PathLike[str] | None = None,
+        recorder: CsvRecorder | None = None,
     ) -> None:
         self.classes = tuple(classes)
         self._rows: list[Prediction] = []
@@ -101,12 +102,8 @@ class SessionLog:
         except OSError as exc:
             self.autosave_path = None
             self.autosave_error = f"cannot autosave the session in {directory} ({exc.strerror or exc})"
-        self.record_error: str | None = None
-        if record_path is not None:
-            try:
-                self._recorders.append(CsvRecorder(record_path, self.classes))
-            except OSError as exc:
-                self.record_error = f"cannot write {record_path} ({exc.strerror or exc})"
+        if recorder is not None:
+            self._recorders.append(recorder)
 
     def __call__(self, prediction: Prediction) -> Prediction:
         """Record one prediction (thread-safe) and return it on the session's clock."""

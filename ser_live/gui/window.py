@@ -12,10 +12,10 @@ from pathlib import Path
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from ..app import MAX_WINDOW_S, MIN_HOP_S, MIN_WINDOW_S, MonitorSettings, Session
 from ..audio import AUDIO_EXTENSIONS
 from ..errors import DeviceError, SerLiveError
-from ..model import EMOTIONS, EmotionModel
-from ..pipeline import Prediction
+from ..results import EMOTIONS, Prediction, StatusEvent, StatusKind
 from . import palette
 from .modelinfo import describe_model
 from .plots import (
@@ -28,7 +28,7 @@ from .plots import (
     WaveformPlot,
     input_level,
 )
-from .runner import MonitorRunner, Settings
+from .runner import MonitorRunner
 from .session import SessionLog, interrupted_sessions
 
 __all__ = ["MainWindow", "apply_theme", "FRAME_INTERVAL_MS", "icon_path"]
@@ -37,6 +37,8 @@ __all__ = ["MainWindow", "apply_theme", "FRAME_INTERVAL_MS", "icon_path"]
 FRAME_INTERVAL_MS = 33
 #: No new audio for this long while running means the input has stalled (device lost, server gone).
 STALL_S = 1.5
+#: How long a passing notice (device back, calibration done) stays before the banner leaves.
+BRIEF_MESSAGE_MS = 5000
 #: The 60 s history is redrawn at this fraction of the frame rate (it moves slowly).
 HISTORY_EVERY_N_FRAMES = 6
 RESOURCES = Path(__file__).resolve().parent / "resources"
@@ -80,18 +82,30 @@ class MessageBanner(QtWidgets.QLabel):
         font = self.font()
         font.setPixelSize(16)
         self.setFont(font)
+        self._expiry = QtCore.QTimer(self)
+        self._expiry.setSingleShot(True)
+        self._expiry.timeout.connect(self.clear_message)
         self.hide()
 
-    def show_message(self, text: str, level: str = "info") -> None:
-        """Show ``text`` with the colours of ``level`` (info, warning, error)."""
+    def show_message(self, text: str, level: str = "info", *, timeout_ms: int | None = None) -> None:
+        """Show ``text`` with the colours of ``level`` (info, warning, error).
+
+        With ``timeout_ms`` the message is news that passes (a device came back): the banner leaves
+        after that long unless another message replaced it.
+        """
         background, foreground = self.STYLES[level]
         self.level = level
         self.setStyleSheet(f"background: {background}; color: {foreground}; padding: 8px; border-radius: 4px;")
         self.setText(text)
         self.show()
+        if timeout_ms is None:
+            self._expiry.stop()
+        else:
+            self._expiry.start(timeout_ms)
 
     def clear_message(self) -> None:
         """Hide the banner."""
+        self._expiry.stop()
         self.level = ""
         self.setText("")
         self.hide()
@@ -102,17 +116,17 @@ class MainWindow(QtWidgets.QMainWindow):
 
     Parameters
     ----------
-    model : EmotionModel or None
-        None when the model could not be loaded; the window then opens with ``model_error`` shown
-        and nothing to start.
-    settings : Settings, optional
-        Window, hop and smoothing; the model's own when omitted.
+    session : Session or None
+        The application session (:func:`ser_live.app.open_session`): model, settings, learnt voice,
+        calibration and ``--record`` file. None when the model could not be loaded; the window then
+        opens with ``model_error`` shown and nothing to start.
     model_error : str, optional
-        Why there is no model.
+        Why there is no session.
+    input_path : str, optional
+        The audio file the session analyses (``--input``): shown as the source from the start.
     device : int or str, optional
-        Input device to preselect (index or name fragment); the default input otherwise.
-    record_path : path-like, optional
-        Also write every hop to this CSV (``--record``).
+        Input device to preselect, by the console's rules (:func:`ser_live.capture.choose_input_device`);
+        the default input otherwise.
     realtime : bool
         Play files at real-time pace (the GUI's default); False runs them as fast as possible.
     sessions_dir : path-like, optional
@@ -121,30 +135,31 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def __init__(
         self,
-        model: EmotionModel | None,
-        settings: Settings | None = None,
+        session: Session | None,
         *,
         model_error: str | None = None,
+        input_path: str | None = None,
         device: int | str | None = None,
-        record_path: str | None = None,
         realtime: bool = True,
         sessions_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
         self._closed = False
         self.runner: MonitorRunner | None = None
-        self.model = model
+        self.app_session = session
+        self.model = model = session.model if session is not None else None
         self.realtime = realtime
         self.classes = model.classes if model is not None else EMOTIONS
         self.setWindowTitle("ser-live: speech emotion monitor")
         if icon_path().is_file():
             self.setWindowIcon(QtGui.QIcon(str(icon_path())))
-        self.session = SessionLog(self.classes, directory=sessions_dir, record_path=record_path)
-        if model is not None:
-            settings = settings or Settings(model.window_s, model.hop_s, 0.0)
-            self.runner = MonitorRunner(model, settings, self.session)
-        self.file_path: str | None = None
-        self.source_kind = "microphone"
+        self.session = SessionLog(self.classes, directory=sessions_dir,
+                                  recorder=session.recorder if session is not None else None)
+        settings = session.settings if session is not None else None
+        if session is not None:
+            self.runner = MonitorRunner(session, self.session)
+        self.file_path: str | None = input_path
+        self.source_kind = "file" if input_path else "microphone"
         self.latest: Prediction | None = None
         self.recent: collections.deque[Prediction] = collections.deque()
         self._frame = 0
@@ -166,7 +181,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._refresh_controls()
 
     # -- layout --------------------------------------------------------------------------
-    def _build(self, settings: Settings | None, device: int | str | None) -> None:
+    def _build(self, settings: MonitorSettings | None, device: int | str | None) -> None:
         self.banner = MessageBanner()
         self.headline = EmotionHeadline()
         self.bars = ProbabilityBars(self.classes)
@@ -275,11 +290,11 @@ class MainWindow(QtWidgets.QMainWindow):
         spin.valueChanged.connect(self._settings_changed)
         return spin
 
-    def _settings_box(self, settings: Settings | None) -> QtWidgets.QGroupBox:
+    def _settings_box(self, settings: MonitorSettings | None) -> QtWidgets.QGroupBox:
         box = QtWidgets.QGroupBox("Analysis")
-        s = settings or Settings(2.0, 0.5, 0.0)
-        self.window_spin = self._spin(0.5, 8.0, 0.25, s.window_s, " s")
-        self.hop_spin = self._spin(0.1, 8.0, 0.05, s.hop_s, " s")
+        s = settings or MonitorSettings(2.0, 0.5, 0.0)
+        self.window_spin = self._spin(MIN_WINDOW_S, MAX_WINDOW_S, 0.25, s.window_s, " s")
+        self.hop_spin = self._spin(MIN_HOP_S, MAX_WINDOW_S, 0.05, s.hop_s, " s")
         self.smooth_spin = self._spin(0.0, 0.95, 0.05, s.smoothing, "")
         self.smooth_spin.setToolTip("weight of the past in an exponential average of the probabilities; 0 = off")
         self.settings_note = QtWidgets.QLabel("")
@@ -351,8 +366,6 @@ class MainWindow(QtWidgets.QMainWindow):
         if model_error:
             self.banner.show_message(f"No model: {model_error}", "error")
             self.headline.show_prediction(None, state="no model", note="see the message above")
-        elif self.session.record_error:
-            self.banner.show_message(f"Not recording to the --record file: {self.session.record_error}", "error")
         elif self.session.autosave_error:
             self.banner.show_message(f"The session is kept in memory only: {self.session.autosave_error}", "warning")
         elif recovered:
@@ -367,7 +380,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # -- devices and sources -------------------------------------------------------------
     def rescan_devices(self) -> None:
         """Fill the device picker from PyAudio, preselecting the wanted or the default input."""
-        from ..capture import list_input_devices
+        from ..capture import choose_input_device, list_input_devices
 
         self.device_combo.clear()
         try:
@@ -384,17 +397,18 @@ class MainWindow(QtWidgets.QMainWindow):
                 )
             return
         self.device_combo.setEnabled(True)
-        wanted = self._wanted_device
-        selected = 0
         for i, d in enumerate(devices):
             self.device_combo.addItem(f"{d.name}" + ("  (default)" if d.is_default else ""), d.index)
             tip = f"{d.name} [{d.host_api}], {d.channels} ch"
             self.device_combo.setItemData(i, tip, QtCore.Qt.ItemDataRole.ToolTipRole)
-            if wanted is None and d.is_default:
-                selected = i
-            elif wanted is not None and (str(wanted) == str(d.index) or str(wanted).lower() in d.name.lower()):
-                selected = i
-        self.device_combo.setCurrentIndex(selected)
+        try:  # the console's rules: exact name, index, unique fragment; the default without a wish
+            chosen = choose_input_device(devices, self._wanted_device)
+        except DeviceError as exc:
+            # Nothing is preselected on a guess: the user picks, as the console would ask them to.
+            self.device_combo.setCurrentIndex(-1)
+            self.banner.show_message(f"--device: {exc}", "error")
+            return
+        self.device_combo.setCurrentIndex([d.index for d in devices].index(chosen.index))
 
     def selected_device(self) -> int | None:
         """PyAudio index of the device in the picker (None: no device)."""
@@ -472,7 +486,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.hop_spin.setMaximum(self.window_spin.value())
         if self.runner is None:
             return
-        settings = Settings(self.window_spin.value(), self.hop_spin.value(), self.smooth_spin.value())
+        try:
+            settings = MonitorSettings(self.window_spin.value(), self.hop_spin.value(), self.smooth_spin.value())
+        except SerLiveError as exc:  # e.g. a hop longer than the window, while both are being edited
+            self.settings_note.setText(str(exc))
+            return
         file_running = self.runner.source is not None and self.runner.source[0] == "file" and \
             self.runner.state in ("running", "paused")
         try:
@@ -523,7 +541,12 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.runner is None:
             return
         for event in self.runner.drain():
-            self._handle(event.kind, event.payload)
+            if isinstance(event.item, Prediction):
+                self.latest = event.item
+                self.recent.append(event.item)
+                self._history_dirty = True
+            else:
+                self.show_status(event.item)
         if self._history_dirty:
             if not self._stalled:
                 self.headline.show_prediction(self.latest)
@@ -533,15 +556,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if monitor is None:
             return
         now = time.monotonic()
-        written = monitor.buffer.total_written
-        advanced = monitor is not self._shown_monitor or written != self._shown_written
+        snap = monitor.snapshot()
+        advanced = monitor is not self._shown_monitor or snap.written_samples != self._shown_written
         if advanced:  # copy and draw the waveform only when new audio arrived
-            self._shown_monitor, self._shown_written, self._audio_seen_at = monitor, written, now
+            self._shown_monitor, self._shown_written, self._audio_seen_at = monitor, snap.written_samples, now
             samples, self._audio_end_s = monitor.recent_audio(WAVEFORM_S)
-            last_end_s = (monitor.schedule.next_end - monitor.hop_samples) / monitor.sample_rate_hz
-            self.waveform.show_audio(samples, last_end_s - monitor.window_s - self._audio_end_s,
-                                     last_end_s - self._audio_end_s)
-            self.meter.set_level(*input_level(samples, monitor.sample_rate_hz))
+            self.waveform.show_audio(samples, snap.last_window_end_s - snap.window_s - self._audio_end_s,
+                                     snap.last_window_end_s - self._audio_end_s)
+            self.meter.set_level(*input_level(samples, snap.sample_rate_hz))
         stalled = self.runner.state == "running" and now - self._audio_seen_at > STALL_S
         if stalled or self.runner.state != "running":
             self.meter.set_level(self.meter.rms_db, self.meter.peak_db, "idle")
@@ -553,31 +575,33 @@ class MainWindow(QtWidgets.QMainWindow):
             self.bars.show_prediction(None if stalled else self.latest)  # dimmed: not current
         if self._history_dirty or (advanced and self._frame % HISTORY_EVERY_N_FRAMES == 0):
             now_s = self._audio_end_s + self.session.time_offset_s
-            while self.recent and self.recent[0].t_s < now_s - HISTORY_S - 2 * monitor.hop_s:
+            while self.recent and self.recent[0].t_s < now_s - HISTORY_S - 2 * snap.hop_s:
                 self.recent.popleft()
-            self.history.show_history(self.recent, now_s, monitor.hop_s)
+            self.history.show_history(self.recent, now_s, snap.hop_s)
             self._history_dirty = False
 
-    def _handle(self, kind: str, payload) -> None:
-        if kind == "prediction":
-            self.latest = payload
-            self.recent.append(payload)
-            self._history_dirty = True
-        elif kind == "status":
-            lost = "lost" in payload or "no input device" in payload
-            if lost:
-                self.banner.show_message(
-                    f"{payload}. The session so far is kept; it continues when the device returns, "
-                    "or pick another device and press Start.", "warning")
-            else:
-                self.banner.show_message(payload, "error" if payload.startswith("analysis stopped") else "info")
-            self.status.setText(payload)
-        elif kind == "error":
-            self.banner.show_message(payload, "error")
+    def show_status(self, event: StatusEvent) -> None:
+        """Show a status event of the session: the banner and status bar say what it means now."""
+        kind = event.kind
+        if kind in (StatusKind.DEVICE_LOST, StatusKind.DEVICE_STILL_LOST):
+            self.banner.show_message(
+                f"{event.message}. The session so far is kept; it continues by itself when the device returns, "
+                "or pick another device in the list.", "warning")
+        elif kind == StatusKind.DEVICE_BACK:
+            self.banner.show_message(event.message, "info", timeout_ms=BRIEF_MESSAGE_MS)
+        elif kind in (StatusKind.ANALYSIS_STOPPED, StatusKind.WARNING):
+            self.banner.show_message(event.message, "error" if kind == StatusKind.ANALYSIS_STOPPED else "warning")
+        elif kind == StatusKind.FINISHED:
+            self.status.setText(f"{event.message}; press Start to play it again")
             self._refresh_controls()
-        elif kind == "finished":
-            self.status.setText(f"finished {payload}; press Start to play it again")
-            self._refresh_controls()
+            return
+        elif kind in (StatusKind.CALIBRATING, StatusKind.CALIBRATED):
+            self.banner.show_message(event.message, "info",
+                                     timeout_ms=BRIEF_MESSAGE_MS if kind == StatusKind.CALIBRATED else None)
+        else:
+            self.banner.show_message(event.message, "info", timeout_ms=BRIEF_MESSAGE_MS)
+        self.status.setText(event.message)
+        self._refresh_controls()
 
     def _refresh_controls(self) -> None:
         has_model = self.runner is not None
@@ -602,23 +626,21 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _refresh_adaptation(self) -> None:
         """The adaptation controls and how much of the speaker has been learnt (read on the GUI timer)."""
-        can_adapt = self.runner is not None and self.runner.model.adaptation is not None
+        session = self.app_session
+        can_adapt = session is not None and session.can_adapt
+        adapting = can_adapt and session.adapting
         self.adapt_check.setEnabled(can_adapt)
         self.adapt_check.blockSignals(True)
-        self.adapt_check.setChecked(can_adapt and self.runner.adapt)
+        self.adapt_check.setChecked(adapting)
         self.adapt_check.blockSignals(False)
-        self.forget_button.setEnabled(can_adapt and self.runner.adapt)
+        self.forget_button.setEnabled(adapting)
         if not can_adapt:
             self.adapt_label.setText("this model cannot adapt to a speaker")
-        elif not self.runner.adapt:
+        elif not adapting:
             self.adapt_label.setText("speaker adaptation off")
         else:
-            speaker = self.runner.speaker
-            heard_s = speaker.heard_s if speaker is not None else 0.0
-            weight = speaker.weight if speaker is not None else 0.0
-            self.adapt_label.setText(
-                f"learnt from {heard_s:.0f} s of this voice (its own statistics weigh {weight:.0%})"
-            )
+            self.adapt_label.setText(f"learnt from {session.learnt_s:.0f} s of this voice "
+                                     f"(its own statistics weigh {session.adaptation_weight:.0%})")
 
     def _adapt_toggled(self, checked: bool) -> None:
         if self.runner is None:

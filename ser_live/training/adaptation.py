@@ -45,8 +45,8 @@ import numpy as np
 from ..adapt import SpeakerNormalizer, SpeakerPrior, adaptive_input
 from .estimator import ModelParams, fit_estimator
 from .evaluate import (
-    _aligned_proba,
-    _classes_of,
+    aligned_proba,
+    classes_of,
     check_speaker_independent,
     classification_report,
     report_groups,
@@ -224,7 +224,7 @@ def _stream_speaker(features: FeatureSet, speaker_utts: np.ndarray, estimator: A
                 normalizer = SpeakerNormalizer(dataclasses.replace(prior, half_s=half_s), hop_s=hop_s)
                 for x in heard_X:
                     normalizer.update(x)
-                proba = _aligned_proba(estimator, adaptive_input(X_test, normalizer.transform(X_test), inputs),
+                proba = aligned_proba(estimator, adaptive_input(X_test, normalizer.transform(X_test), inputs),
                                        classes)
                 if blend:
                     w = normalizer.weight
@@ -305,7 +305,7 @@ def _inner_base_proba(features: FeatureSet, fit_utts: np.ndarray, held_utts: np.
     out = np.zeros((features.X.shape[0], len(classes)))
     held_rows = _original_rows(features, held_utts)
     with threadpool_limits(limits=1, user_api="blas"):  # as in the fit: small products, shared cores
-        out[held_rows] = _aligned_proba(estimator, features.X[held_rows], classes)
+        out[held_rows] = aligned_proba(estimator, features.X[held_rows], classes)
     return out
 
 
@@ -410,7 +410,7 @@ def evaluate_adaptation(features: FeatureSet, folds: Sequence[tuple[np.ndarray, 
     from joblib import Parallel, delayed
 
     check_speaker_independent(folds, features.speakers)
-    classes = _classes_of(features.labels)
+    classes = classes_of(features.labels)
     folds = [(np.asarray(train), np.asarray(test)) for train, test in folds]
     if half_s_per_fold is not None and len(half_s_per_fold) != len(folds):
         raise ValueError(f"half_s_per_fold has {len(half_s_per_fold)} values for {len(folds)} folds")

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ..model import EMOTIONS
+from ..results import EMOTIONS
 
 __all__ = [
     "AUDIO_SUFFIXES",

@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from ..model import EMOTIONS
+from ..results import EMOTIONS
 from .estimator import ModelParams, fit_estimator, loss_curves, training_weights
 from .extract import FeatureSet
 
 __all__ = ["SPEAKER_INDEPENDENT", "RANDOM_SPLIT", "speaker_folds", "random_folds", "check_speaker_independent",
            "training_rows", "CVResult", "cross_validate", "mean_result", "cross_validate_classic",
-           "classification_report", "full_report", "CORPUS_GROUPS", "report_groups"]
+           "classification_report", "full_report", "CORPUS_GROUPS", "report_groups",
+           "classes_of", "aligned_proba"]
 
 SPEAKER_INDEPENDENT = "speaker-independent (no test speaker in training)"
 
@@ -137,12 +138,13 @@ class CVResult:
     loss_curves: list[Any] = dataclasses.field(default_factory=list)
 
 
-def _classes_of(labels: np.ndarray) -> tuple[str, ...]:
+def classes_of(labels: np.ndarray) -> tuple[str, ...]:
+    """The product's emotions present in ``labels``, in display order."""
     present = set(labels.tolist())
     return tuple(e for e in EMOTIONS if e in present)
 
 
-def _aligned_proba(estimator: Any, X: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+def aligned_proba(estimator: Any, X: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
     """Probabilities in ``classes`` order (a class absent from a training fold gets 0)."""
     proba = estimator.predict_proba(np.asarray(X, dtype=np.float64))
     out = np.zeros((proba.shape[0], len(classes)))
@@ -171,9 +173,9 @@ def _fit_and_predict(X_train: np.ndarray, y_train: np.ndarray, groups_train: np.
                      params: ModelParams, random_state: int, classes: tuple[str, ...],
                      other: Any = None) -> tuple[np.ndarray, Any]:
     if other is not None:
-        return _aligned_proba(_fit_other(other, X_train, y_train, groups_train), X_test, classes), []
+        return aligned_proba(_fit_other(other, X_train, y_train, groups_train), X_test, classes), []
     estimator = fit_estimator(X_train, y_train, groups_train, params, random_state=random_state)
-    return _aligned_proba(estimator, X_test, classes), loss_curves(estimator)
+    return aligned_proba(estimator, X_test, classes), loss_curves(estimator)
 
 
 def cross_validate(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -200,7 +202,7 @@ def cross_validate(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.nd
 
     params = params if params is not None else ModelParams()
     labels_utt = features.labels
-    classes = _classes_of(labels_utt)
+    classes = classes_of(labels_utt)
     window_labels = labels_utt[features.utterance_index]
     # Each (utterance, copy) is its own recording for weighting purposes.
     window_groups = features.utterance_index * 1000 + features.copy
@@ -247,7 +249,7 @@ def _fit_and_predict_classic(X_train: np.ndarray, y_train: np.ndarray, X_test: n
 
     with threadpool_limits(limits=1, user_api="blas"):  # see fit_estimator
         estimator = make_classic_estimator(random_state).fit(X_train, y_train)
-        return _aligned_proba(estimator, X_test, classes)
+        return aligned_proba(estimator, X_test, classes)
 
 
 def cross_validate_classic(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.ndarray]], *,
@@ -258,7 +260,7 @@ def cross_validate_classic(features: FeatureSet, folds: Sequence[tuple[np.ndarra
     if features.classic is None:
         raise ValueError("the classic recipe's features were not extracted (extract_dataset(classic=True))")
     labels = features.labels
-    classes = _classes_of(labels)
+    classes = classes_of(labels)
     outputs = Parallel(n_jobs=n_jobs or -1)(
         delayed(_fit_and_predict_classic)(features.classic[train], labels[train], features.classic[test],
                                           random_state, classes)

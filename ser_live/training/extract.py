@@ -231,7 +231,7 @@ def _init_worker() -> None:
     more threads per worker would only contend for them)."""
     from threadpoolctl import threadpool_limits
 
-    from .._malloc import keep_large_blocks_on_heap
+    from ..heap import keep_large_blocks_on_heap
 
     keep_large_blocks_on_heap()
     threadpool_limits(limits=1, user_api="blas")
@@ -339,7 +339,7 @@ def extract_dataset(
 
             import_librosa()
         n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(jobs)))
-        from .._malloc import keep_large_blocks_on_heap
+        from ..heap import keep_large_blocks_on_heap
 
         keep_large_blocks_on_heap()  # inherited by forked workers
         bar = _progress(len(jobs), progress)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..model import EMOTIONS
+from ..results import EMOTIONS
 from .adaptation import AdaptationConfig, model_card_section, variant_summary
 from .evaluate import report_groups
 

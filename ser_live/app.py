@@ -1,0 +1,410 @@
+"""The application layer under both front-ends: one validated :class:`SessionConfig`, one :func:`open_session`.
+
+The console (:mod:`ser_live.cli`) and the window (:mod:`ser_live.gui`) never import each other; both
+build a :class:`SessionConfig` (from the command line, or in code) and call :func:`open_session`, which
+loads the model, resolves the analysis settings, the speaker profile and calibration, opens the session
+file, and makes the :class:`~ser_live.pipeline.Monitor` objects a front-end runs. Closing the
+:class:`Session` saves the learnt voice. Everything the session reports goes to one ``on_status``
+callback as a typed :class:`~ser_live.results.StatusEvent`.
+
+Example
+-------
+>>> from ser_live.app import SessionConfig, open_session          # doctest: +SKIP
+>>> with open_session(SessionConfig(model="light")) as session:     # doctest: +SKIP
+...     monitor = session.monitor(on_prediction=print)
+...     monitor.run_file("speech.wav")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .results import Prediction, StatusEvent, StatusKind
+
+__all__ = [
+    "MIN_WINDOW_S", "MAX_WINDOW_S", "MIN_HOP_S", "MonitorSettings", "SessionConfig", "Calibration", "Session",
+    "open_session", "resolve_settings", "profile_key",
+]
+
+#: Shortest analysis window: below half a second there is not one syllable to judge.
+MIN_WINDOW_S = 0.5
+#: Longest analysis window (the ring buffer and the feature code are sized for it).
+MAX_WINDOW_S = 8.0
+#: Shortest hop: 20 analyses a second is more than any display or person can follow.
+MIN_HOP_S = 0.05
+
+StatusCallback = Callable[[StatusEvent], None]
+PredictionCallback = Callable[[Prediction], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class MonitorSettings:
+    """Analysis settings a user can change while a session runs (see :class:`~ser_live.pipeline.Monitor`).
+
+    Attributes
+    ----------
+    window_s, hop_s : float
+        Analysis window and the time between analyses, in seconds.
+    smoothing : float
+        Exponential smoothing of probabilities across hops, in [0, 1).
+    """
+
+    window_s: float
+    hop_s: float
+    smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_window_hop(self.window_s, self.hop_s, window_from="the window", hop_from="the hop")
+        _check_smoothing(self.smoothing)
+
+
+def _check_window_hop(window_s: float | None, hop_s: float | None, *, window_from: str, hop_from: str) -> None:
+    if window_s is not None and not (math.isfinite(window_s) and MIN_WINDOW_S <= window_s <= MAX_WINDOW_S):
+        raise ConfigError(f"{window_from} ({window_s:g} s) must be between {MIN_WINDOW_S:g} and {MAX_WINDOW_S:g} s")
+    if hop_s is not None and not (math.isfinite(hop_s) and hop_s >= MIN_HOP_S):
+        raise ConfigError(f"{hop_from} ({hop_s:g} s) must be at least {MIN_HOP_S:g} s")
+    if window_s is not None and hop_s is not None and hop_s > window_s:
+        raise ConfigError(f"{hop_from} ({hop_s:g} s) must not be longer than {window_from} ({window_s:g} s)")
+
+
+def _check_smoothing(smoothing: float) -> None:
+    if not (math.isfinite(smoothing) and 0.0 <= smoothing < 1.0):
+        raise ConfigError(f"--smooth must be in [0, 1), got {smoothing:g}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionConfig:
+    """Everything a monitoring session is started with, validated when it is made.
+
+    Every option means the same in the console and in the window.
+
+    Parameters
+    ----------
+    model : str, optional
+        ``"default"``, ``"light"`` or a model file (``--model``); the shipped default when omitted.
+    trust_model : bool
+        Allow a model file other than the shipped ones (``--trust-model``).
+    input_path : str, optional
+        Analyse this audio file instead of the microphone (``--input``).
+    realtime : bool
+        With ``input_path``: play it at real-time pace (``--realtime``).
+    device : str, optional
+        Input device: a name, an index or a unique name fragment (``--device``); the default input when omitted.
+    window_s, hop_s : float, optional
+        Analysis window and hop in seconds (``--window``, ``--hop``); the model's own when omitted.
+    smoothing : float
+        Exponential smoothing of probabilities across hops, in [0, 1) (``--smooth``).
+    adapt : bool
+        Learn the speaker's voice when the model can (``--no-adapt`` turns it off).
+    profile : str, optional
+        Load the learnt voice from this profile name and save it there at the end (``--profile``).
+    calibrate_s : float, optional
+        Hold predictions back until this many seconds of speech were learnt (``--calibrate``).
+    record_path : str, optional
+        Also write every hop to this CSV file as it happens (``--record``); never overwrites a file.
+
+    Raises
+    ------
+    ConfigError
+        For a value out of range or options that contradict each other (one line naming the options).
+    """
+
+    model: str | None = None
+    trust_model: bool = False
+    input_path: str | None = None
+    realtime: bool = False
+    device: str | None = None
+    window_s: float | None = None
+    hop_s: float | None = None
+    smoothing: float = 0.0
+    adapt: bool = True
+    profile: str | None = None
+    calibrate_s: float | None = None
+    record_path: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_window_hop(self.window_s, self.hop_s, window_from="--window", hop_from="--hop")
+        _check_smoothing(self.smoothing)
+        for option, value in (("--profile", self.profile), ("--record", self.record_path),
+                              ("--input", self.input_path), ("--device", self.device), ("--model", self.model)):
+            if value is not None and not str(value).strip():
+                raise ConfigError(f"{option} needs a value; it was given an empty one")
+        if self.realtime and self.input_path is None:
+            raise ConfigError("--realtime goes with --input FILE")
+        if self.device is not None and self.input_path is not None:
+            raise ConfigError("--device chooses a microphone; it does not apply with --input FILE")
+        if not self.adapt and self.profile is not None:
+            raise ConfigError("--profile keeps a learnt voice, which --no-adapt turns off; drop one of them")
+        if not self.adapt and self.calibrate_s is not None:
+            raise ConfigError("--calibrate needs speaker adaptation: drop --no-adapt")
+        if self.calibrate_s is not None and not (math.isfinite(self.calibrate_s) and self.calibrate_s > 0):
+            raise ConfigError(f"--calibrate must be a positive number of seconds, got {self.calibrate_s:g}")
+        if self.profile is not None:
+            from .adapt import profile_path
+
+            try:
+                profile_path(self.profile)
+            except ValueError as exc:
+                raise ConfigError(f"--profile: {exc}") from None
+
+    @classmethod
+    def from_args(cls, args: Any) -> SessionConfig:
+        """The config of parsed ``ser-live`` arguments (:func:`ser_live.cli.build_parser`)."""
+        return cls(
+            model=args.model, trust_model=args.trust_model, input_path=args.input, realtime=args.realtime,
+            device=args.device, window_s=args.window, hop_s=args.hop, smoothing=args.smooth,
+            adapt=not args.no_adapt, profile=args.profile, calibrate_s=args.calibrate, record_path=args.record,
+        )
+
+
+def resolve_settings(config: SessionConfig, model: Any) -> MonitorSettings:
+    """The window, hop and smoothing a session runs with: the config's, else the model's.
+
+    Raises
+    ------
+    ConfigError
+        When the two together do not fit, naming where each value came from.
+    """
+    window_s = config.window_s if config.window_s is not None else model.window_s
+    hop_s = config.hop_s if config.hop_s is not None else model.hop_s
+    window_from = "--window" if config.window_s is not None else "the model's window"
+    hop_from = "--hop" if config.hop_s is not None else "the model's hop"
+    _check_window_hop(window_s, hop_s, window_from=window_from, hop_from=hop_from)
+    return MonitorSettings(window_s=float(window_s), hop_s=float(hop_s), smoothing=config.smoothing)
+
+
+class Calibration:
+    """Holds predictions back until ``seconds`` of the speaker's speech were learnt, reporting progress.
+
+    Parameters
+    ----------
+    seconds : float
+        Speech to learn before predictions are shown.
+    learnt_s : callable
+        Returns the seconds of speech learnt so far (the session's speaker statistics).
+    """
+
+    def __init__(self, seconds: float, learnt_s: Callable[[], float]) -> None:
+        self.seconds = float(seconds)
+        self._learnt_s = learnt_s
+        self._target_s = learnt_s() + self.seconds
+        self.done = False
+        self._shown = -1
+
+    @property
+    def progress_s(self) -> float:
+        """Seconds of speech learnt towards the target."""
+        return min(self.seconds, self.seconds - max(0.0, self._target_s - self._learnt_s()))
+
+    def passes(self, prediction: Prediction, on_status: StatusCallback) -> bool:
+        """Whether this prediction may reach the consumers.
+
+        While it may not, ``on_status`` receives :attr:`~ser_live.results.StatusKind.CALIBRATING` progress
+        (every 5 s of speech); then one :attr:`~ser_live.results.StatusKind.CALIBRATED` event.
+        """
+        if self.done:
+            return True
+        learnt = self.progress_s
+        if learnt >= self.seconds:
+            self.done = True
+            on_status(StatusEvent(StatusKind.CALIBRATED,
+                                        f"calibration done: learnt {self.seconds:g} s of speech; monitoring"))
+            return True
+        if int(learnt) // 5 != self._shown:  # a line every 5 s of speech, not one per hop
+            self._shown = int(learnt) // 5
+            on_status(StatusEvent(StatusKind.CALIBRATING,
+                                        f"calibrating: {learnt:.0f} of {self.seconds:g} s of speech heard; "
+                                        "speak naturally"))
+        return False
+
+
+def _ignore(_event: StatusEvent) -> None:
+    pass
+
+
+class Session:
+    """One monitoring session: the model, its settings, the learnt voice, calibration and the session file.
+
+    Made by :func:`open_session`; use it as a context manager, or call :meth:`close`.
+
+    Attributes
+    ----------
+    config : SessionConfig
+    model : EmotionModel
+    settings : MonitorSettings
+        The window, hop and smoothing new monitors use (a front-end may change them).
+    speaker : SpeakerNormalizer or None
+        The learnt voice, shared by every monitor of the session (None when not adapting).
+    calibration : Calibration or None
+    recorder : CsvRecorder or None
+        The ``--record`` file, opened before anything runs.
+    """
+
+    def __init__(self, config: SessionConfig, model: Any, settings: MonitorSettings, *,
+                 on_status: StatusCallback | None = None) -> None:
+        self.config = config
+        self.model = model
+        self.settings = settings
+        self.on_status: StatusCallback = on_status or _ignore
+        self.speaker = None
+        self.profile_path: Path | None = None
+        self.calibration: Calibration | None = None
+        self.recorder = None
+        self._closed = False
+
+    # -- speaker adaptation -----------------------------------------------------------------
+    @property
+    def can_adapt(self) -> bool:
+        """Whether the model has a speaker-adaptive variant."""
+        return self.model.adaptation is not None
+
+    @property
+    def adapting(self) -> bool:
+        """Whether new monitors learn the speaker's voice."""
+        return self.speaker is not None
+
+    def set_adapt(self, adapt: bool) -> None:
+        """Turn speaker adaptation on or off for the monitors made from now on (keeps what was learnt)."""
+        from .adapt import SpeakerNormalizer
+
+        if adapt and not self.can_adapt:
+            raise ConfigError("this model cannot adapt to the speaker")
+        if adapt and self.speaker is None:
+            self.speaker = getattr(self, "_parked_speaker", None) or SpeakerNormalizer(
+                self.model.adaptation.prior, hop_s=self.settings.hop_s)
+        elif not adapt and self.speaker is not None:
+            self._parked_speaker, self.speaker = self.speaker, None
+
+    def forget_speaker(self) -> None:
+        """Forget the learnt voice (a new person sits down); running monitors start over at once."""
+        if self.speaker is not None:
+            self.speaker.reset()
+
+    @property
+    def learnt_s(self) -> float:
+        """Seconds of the speaker's speech learnt (0 when not adapting)."""
+        return self.speaker.heard_s if self.speaker is not None else 0.0
+
+    @property
+    def adaptation_weight(self) -> float:
+        """Weight of the speaker's own statistics in [0, 1) (0 when not adapting)."""
+        return self.speaker.weight if self.speaker is not None else 0.0
+
+    # -- monitors -------------------------------------------------------------------------
+    def monitor(self, *, on_prediction: PredictionCallback | None = None,
+                on_status: StatusCallback | None = None, settings: MonitorSettings | None = None) -> Any:
+        """A new :class:`~ser_live.pipeline.Monitor` with this session's model, settings and learnt voice.
+
+        Predictions pass the calibration (if any) before ``on_prediction`` sees them; status events go
+        to ``on_status`` (the session's own callback when omitted).
+        """
+        from .pipeline import Monitor
+
+        settings = settings or self.settings
+        status = on_status or self.on_status
+
+        def deliver(prediction: Prediction) -> None:
+            calibrated = self.calibration is None or self.calibration.passes(prediction, status)
+            if on_prediction is not None and calibrated:
+                on_prediction(prediction)
+
+        return Monitor(self.model, window_s=settings.window_s, hop_s=settings.hop_s, smoothing=settings.smoothing,
+                       on_prediction=deliver, on_status=status, adapt=self.adapting, speaker=self.speaker)
+
+    # -- the end ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the session file and save the learnt voice to the profile (idempotent).
+
+        Problems are reported to ``on_status`` as warnings; nothing here raises.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self.calibration is not None and not self.calibration.done:
+            self.on_status(StatusEvent(
+                StatusKind.CALIBRATION_INCOMPLETE,
+                f"calibration incomplete: learnt {self.calibration.progress_s:.0f} of "
+                f"{self.calibration.seconds:g} s of speech before the input ended, so no emotions were shown"))
+        if self.recorder is not None:
+            try:
+                self.recorder.close()
+            except OSError as exc:
+                self.on_status(StatusEvent(StatusKind.WARNING, f"warning: {exc}"))
+        speaker = self.speaker or getattr(self, "_parked_speaker", None)
+        if speaker is not None and self.profile_path is not None:
+            try:
+                speaker.save(self.profile_path, feature_version=profile_key(self.model))
+            except OSError as exc:
+                self.on_status(StatusEvent(
+                    StatusKind.WARNING,
+                    f"warning: could not save the speaker profile {self.profile_path} ({exc.strerror or exc})"))
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def profile_key(model: Any) -> str:
+    """What a speaker profile must have been learnt with to fit ``model``: its extractor's kind and version."""
+    extractor = model.extractor
+    return f"{extractor.kind}-{extractor.version}"
+
+
+def open_session(config: SessionConfig, *, on_status: StatusCallback | None = None, model: Any = None) -> Session:
+    """Load the model and everything a session starts from, and return the :class:`Session`.
+
+    Parameters
+    ----------
+    config : SessionConfig
+    on_status : callable, optional
+        Receives every :class:`~ser_live.results.StatusEvent` of the session (profile loaded or
+        ignored, calibration progress, device lost, ...).
+    model : EmotionModel, optional
+        An already loaded model to use instead of loading ``config.model``.
+
+    Raises
+    ------
+    SerLiveError
+        The model cannot be loaded (:class:`~ser_live.errors.ModelError`), the settings do not fit it
+        (:class:`~ser_live.errors.ConfigError`), or the session file cannot be created
+        (:class:`~ser_live.errors.SessionFileError`).
+    """
+    from .adapt import SpeakerNormalizer, profile_path
+
+    if model is None:
+        from .model import EmotionModel
+
+        model = EmotionModel.load(config.model, trust=config.trust_model)
+    settings = resolve_settings(config, model)
+    session = Session(config, model, settings, on_status=on_status)
+    status = session.on_status
+    if config.adapt and session.can_adapt:
+        session.speaker = SpeakerNormalizer(model.adaptation.prior, hop_s=settings.hop_s)
+        if config.profile is not None:
+            session.profile_path = profile_path(config.profile)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                loaded = session.speaker.load(session.profile_path, feature_version=profile_key(model))
+            for warning in caught:
+                status(StatusEvent(StatusKind.WARNING, f"warning: {warning.message}; starting afresh"))
+            if loaded:
+                status(StatusEvent(StatusKind.NOTICE, f"speaker profile '{config.profile}': "
+                                                      f"{session.speaker.heard_s:.0f} s of speech already learnt"))
+    elif not session.can_adapt and (config.profile is not None or config.calibrate_s is not None):
+        option = "--calibrate" if config.calibrate_s is not None else "--profile"
+        raise ConfigError(f"{option}: this model cannot adapt to the speaker")
+    if config.calibrate_s is not None:
+        session.calibration = Calibration(config.calibrate_s, lambda: session.learnt_s)
+    if config.record_path is not None:
+        from .output import CsvRecorder
+
+        session.recorder = CsvRecorder(config.record_path, model.classes)
+    return session
