@@ -9,6 +9,7 @@ Every failure is a :class:`~ser_live.errors.DeviceError` with a message that say
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import os
@@ -21,8 +22,8 @@ import numpy as np
 
 from .errors import DeviceError
 
-__all__ = ["InputDevice", "list_input_devices", "choose_input_device", "find_input_device", "MicrophoneStream",
-           "native_stderr_silenced"]
+__all__ = ["InputDevice", "list_input_devices", "choose_input_device", "find_input_device", "GapMeter",
+           "MicrophoneStream", "native_stderr_silenced"]
 
 SampleSink = Callable[[np.ndarray], None]
 
@@ -189,6 +190,68 @@ def find_input_device(spec: int | str | None = None) -> InputDevice:
     return choose_input_device(list_input_devices(), spec)
 
 
+class GapMeter:
+    """Audio a device never delivered, from the wall clock against the frames received.
+
+    Fed from the analysis thread with what the capture callback recorded (when the last block arrived
+    and how many frames had arrived by then, across every stream of a session, reconnects included). A
+    block arrives a little after its audio was captured, and late blocks arrive in bursts, so the
+    deficit ``(arrival - start) - frames / rate`` of a single block is noise; its smallest value over
+    ``settle_s`` is not. A rise of that settled deficit by more than ``step_s`` is audio lost (a stall,
+    an overflow, a device gone and back); slower change (two clocks a few ppm apart) is followed, not
+    counted.
+
+    Parameters
+    ----------
+    settle_s : float
+        Window of the minimum that removes delivery jitter.
+    step_s : float
+        Smallest rise counted as lost audio.
+    """
+
+    def __init__(self, *, settle_s: float = 0.5, step_s: float = 0.1) -> None:
+        self.settle_s = settle_s
+        self.step_s = step_s
+        #: Seconds of audio lost so far.
+        self.lost_s = 0.0
+        self._start: float | None = None
+        self._recent: collections.deque[tuple[float, float]] = collections.deque()
+        self._reference: float | None = None
+        self._reference_at = 0.0
+        self._last_arrival = -1.0
+
+    def observe(self, arrival_s: float, audio_s: float) -> float:
+        """Take one reading: the block that arrived at ``arrival_s`` (monotonic) brought the audio to ``audio_s``.
+
+        Returns :attr:`lost_s`.
+        """
+        if arrival_s == self._last_arrival:
+            return self.lost_s
+        self._last_arrival = arrival_s
+        if self._start is None:
+            self._start = arrival_s - audio_s  # the first block's audio began this long before it arrived
+        deficit = (arrival_s - self._start) - audio_s
+        self._recent.append((arrival_s, deficit))
+        while self._recent[0][0] < arrival_s - self.settle_s:
+            self._recent.popleft()
+        settled = min(d for _, d in self._recent)
+        if self._reference is None:
+            self._reference, self._reference_at = settled, arrival_s
+        elif settled - self._reference > self.step_s:
+            self.lost_s += settled - self._reference
+            self._reference, self._reference_at = settled, arrival_s
+        elif arrival_s - self._reference_at > 4 * self.settle_s:  # follow slow drift, either way
+            self._reference, self._reference_at = settled, arrival_s
+        return self.lost_s
+
+    def lost_until(self, now_s: float) -> float:
+        """:attr:`lost_s` plus the audio missing since the last block, if that is more than a step (a stall)."""
+        if self._start is None or self._last_arrival < 0:
+            return self.lost_s
+        missing = now_s - self._last_arrival - self.settle_s
+        return self.lost_s + (missing if missing > self.step_s else 0.0)
+
+
 class MicrophoneStream:
     """Capture from one input device and hand mono float32 blocks at ``sample_rate_hz`` to a sink.
 
@@ -205,7 +268,10 @@ class MicrophoneStream:
     block_s : float
         PortAudio buffer length.
     stall_s : float
-        No audio for this long while running means the device is lost.
+        No audio for this long, once audio has begun to arrive, means the device is lost.
+    start_timeout_s : float
+        How long the first block may take after the stream starts (a loaded machine, a waking
+        Bluetooth headset can take seconds); no audio by then means the device is lost too.
     """
 
     def __init__(
@@ -216,12 +282,23 @@ class MicrophoneStream:
         sample_rate_hz: int = 16000,
         block_s: float = 0.05,
         stall_s: float = 2.0,
+        start_timeout_s: float = 6.0,
     ) -> None:
         self._sink = sink
         self._device_spec = device
         self.sample_rate_hz = int(sample_rate_hz)
         self.block_s = block_s
         self.stall_s = stall_s
+        self.start_timeout_s = start_timeout_s
+        #: Seconds of audio PortAudio delivered since this object was made (every stream it opened).
+        self.received_s = 0.0
+        self._seconds_per_frame = 1.0 / self.sample_rate_hz
+        #: When the last block arrived (monotonic seconds; 0 before the first).
+        self.last_block_at = 0.0
+        #: Why the device counts as lost (None while it delivers).
+        self.failure: str | None = None
+        self._started_at = 0.0
+        self._waiting_first = True
         self.device: InputDevice | None = None
         self.capture_rate_hz: int | None = None
         self.channels = 1
@@ -229,7 +306,6 @@ class MicrophoneStream:
         self._stream = None
         self._queue: queue.SimpleQueue | None = None
         self._converter_thread: threading.Thread | None = None
-        self._last_block_at = 0.0
         self._failed = False
         #: Blocks PortAudio flagged as overflowed (audio lost before it reached ser-live).
         self.input_overflows = 0
@@ -244,7 +320,10 @@ class MicrophoneStream:
             self._queue.put(in_data)  # PortAudio's own bytes object; converted on the other thread
         else:
             self._sink(np.frombuffer(in_data, dtype=np.float32))  # the sink copies it
-        self._last_block_at = time.monotonic()
+        # Count first, then time it: a reader that sees the new time also sees these frames.
+        self.received_s += frame_count * self._seconds_per_frame
+        self.last_block_at = time.monotonic()
+        self._waiting_first = False
         return None, self._pyaudio.paContinue
 
     def _convert_loop(self, q: queue.SimpleQueue, from_rate_hz: int, channels: int) -> None:
@@ -299,6 +378,7 @@ class MicrophoneStream:
             for rate_hz, channels in dict.fromkeys(attempts):
                 self.channels = channels
                 self.capture_rate_hz = rate_hz
+                self._seconds_per_frame = 1.0 / rate_hz
                 converting = rate_hz != self.sample_rate_hz or channels > 1
                 self._queue = queue.SimpleQueue() if converting else None
                 try:
@@ -326,21 +406,36 @@ class MicrophoneStream:
                 daemon=True,
             )
             self._converter_thread.start()
-        self._last_block_at = time.monotonic()
+        self._started_at = time.monotonic()
+        self._waiting_first = True
         self._failed = False
+        self.failure = None
         self._stream.start_stream()
 
     def healthy(self) -> bool:
-        """False once the device has stopped delivering audio (unplugged, server gone, conversion failed)."""
+        """False once the device has stopped delivering audio (unplugged, server gone, conversion failed).
+
+        The stall limit counts from the last block, and before the first block from the start with its
+        own, longer limit: a stream that is slow to start is not a lost device. :attr:`failure` says why.
+        """
         if self._stream is None or self._failed:
             return False
         try:
             active = self._stream.is_active()
         except (OSError, ValueError):
             active = False
-        converter_died = self._converter_thread is not None and not self._converter_thread.is_alive()
-        if not active or converter_died or time.monotonic() - self._last_block_at > self.stall_s:
-            self._failed = True
+        now = time.monotonic()
+        name = self.device.name if self.device is not None else "the input"
+        if not active:
+            self.failure = f"the stream of '{name}' stopped"
+        elif self._converter_thread is not None and not self._converter_thread.is_alive():
+            self.failure = f"converting the audio of '{name}' failed ({self.conversion_error})"
+        elif self._waiting_first and now - self._started_at > self.start_timeout_s:
+            self.failure = (f"no audio came from '{name}' within {self.start_timeout_s:g} s of opening it; "
+                            "is it muted, asleep or used by another program?")
+        elif not self._waiting_first and now - self.last_block_at > self.stall_s:
+            self.failure = f"no audio from '{name}' for {now - self.last_block_at:.1f} s"
+        self._failed = self.failure is not None
         return not self._failed
 
     def restart(self) -> None:

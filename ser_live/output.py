@@ -34,6 +34,7 @@ PREDICTION_JSON_FIELDS: dict[str, tuple[tuple[str, ...], str]] = {
     "speech": (("boolean",), "whether the speech gate heard speech in the window"),
     **_EMOTION_FIELDS,
     "level_db": (("number", "null"), "RMS level of the window in dBFS (0 is full scale); null for digital silence"),
+    "lost_s": (("number",), "audio lost so far in the session (input stalled or gone, analysis behind), seconds"),
 }
 #: The keys of one ``--classify --json`` line, in order (the README's table is made from this).
 CLIP_JSON_FIELDS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -161,7 +162,8 @@ class CsvRecorder:
         except OSError as exc:
             raise SessionFileError(exc.errno, f"cannot create session file {self.path}: {exc.strerror or exc}") from exc
         self._writer = csv.writer(self._fh)
-        self._write(["t_s", "speech", "emotion", "confidence", *[f"p_{c}" for c in self.classes], "level_db"])
+        self._write(["t_s", "speech", "emotion", "confidence", *[f"p_{c}" for c in self.classes], "level_db",
+                     "lost_s"])
         self.rows = 0
 
     def _write(self, row: list) -> None:
@@ -184,6 +186,7 @@ class CsvRecorder:
                 f"{prediction.confidence:.4f}",
                 *[f"{probs[c]:.4f}" if c in probs else "" for c in self.classes],
                 f"{prediction.level_db:.1f}",
+                f"{prediction.lost_s:.2f}",
             ]
         )
         self.rows += 1
@@ -208,10 +211,10 @@ def format_summary(summary: SessionSummary) -> str:
     shares = summary.shares()
     mix = ", ".join(f"{e} {s:.0%}" for e, s in shares.items()) if shares else "no speech heard"
     dropped = f"dropped {summary.dropped_s:.1f} s of audio"
+    if summary.outage_s >= 0.05:
+        dropped += f" (input device gone {summary.outage_s:.1f} s)"
     if summary.skipped_windows:
         dropped += f" and skipped {summary.skipped_windows} late windows"
-    if summary.outage_s > 0:
-        dropped += f"; input device gone for {summary.outage_s:.1f} s"
     return (
         f"summary: heard {summary.heard_s:.1f} s, speech in {summary.n_speech} of {summary.n_windows} windows; "
         f"{mix}; {dropped}"

@@ -332,6 +332,10 @@ class Monitor:
         self.summary = SessionSummary()
         self._callbacks: list[PredictionCallback] = [on_prediction] if on_prediction else []
         self._status_callbacks: list[StatusCallback] = [on_status] if on_status else []
+        self._gaps: Any = None  # the capture's GapMeter while listening
+        self._capture_lost_s = 0.0
+        self._reported_lost_s = 0.0
+        self._lost_reported_at = 0.0
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
@@ -385,11 +389,19 @@ class Monitor:
         )
 
     # -- the analysis step shared by every source -------------------------------------------
+    @property
+    def lost_s(self) -> float:
+        """Audio lost so far: what the input never delivered (stalls, a device gone) and what analysis overwrote."""
+        return self._capture_lost_s + self.buffer.dropped_samples / self.sample_rate_hz
+
     def _process_due(self) -> list[Prediction]:
         out = []
         for start, stop in self.schedule.due(self.buffer.total_written):
             window = self.buffer.read(start, stop)
             prediction = self.analyzer(window, t_s=stop / self.sample_rate_hz)
+            lost_s = self.lost_s
+            if lost_s:
+                prediction = dataclasses.replace(prediction, lost_s=lost_s)
             self._account(prediction)
             out.append(prediction)
             for callback in self._callbacks:
@@ -400,7 +412,7 @@ class Monitor:
         s = self.summary
         s.n_windows += 1
         s.heard_s = self.buffer.total_written / self.sample_rate_hz
-        s.dropped_s = self.buffer.dropped_samples / self.sample_rate_hz
+        s.dropped_s = self.lost_s
         s.skipped_windows = self.schedule.skipped_windows
         if prediction.speech:
             s.n_speech += 1
@@ -473,9 +485,12 @@ class Monitor:
             raise RuntimeError("this monitor is already running")
         self.schedule.max_lag_windows = self._max_lag_windows
         self._stop.clear()
+        from .capture import GapMeter
+
         capture = MicrophoneStream(self.buffer.write, device=device, sample_rate_hz=self.sample_rate_hz)
         capture.start()
         self._capture = capture
+        self._gaps = GapMeter()
         self._worker = threading.Thread(
             target=self._listen_loop, args=(capture, reconnect_s), name="ser-live-analysis", daemon=True
         )
@@ -486,12 +501,25 @@ class Monitor:
         """Name of the input device being captured, if any."""
         return self._capture.device.name if self._capture is not None else None
 
+    def _measure_loss(self, capture: Any, *, until_now: bool = False) -> None:
+        """Count the audio the input did not deliver; report news of it (at most every 2 s)."""
+        if capture.last_block_at > 0:
+            self._gaps.observe(capture.last_block_at, capture.received_s)
+        self._capture_lost_s = self._gaps.lost_until(time.monotonic()) if until_now else self._gaps.lost_s
+        self.summary.dropped_s = self.lost_s
+        lost_s, now = self.lost_s, time.monotonic()
+        if lost_s - self._reported_lost_s >= 0.1 and now - self._lost_reported_at >= 2.0:
+            self._status(StatusKind.DROPPED, f"lost {lost_s - self._reported_lost_s:.1f} s of audio "
+                                             f"({lost_s:.1f} s in all this session)")
+            self._reported_lost_s, self._lost_reported_at = lost_s, now
+
     def _listen_loop(self, capture: Any, reconnect_s: float) -> None:
         try:
             while not self._stop.is_set():
                 if not capture.healthy():
                     self._reconnect(capture, reconnect_s)
                     continue
+                self._measure_loss(capture)
                 self._process_due()
                 wait_s = self.schedule.samples_until_next(self.buffer.total_written) / self.sample_rate_hz
                 # Audio arrives in capture blocks (~50 ms), so the count above jumps rather than
@@ -504,11 +532,13 @@ class Monitor:
                 self._status(StatusKind.ANALYSIS_STOPPED, f"analysis stopped: {exc}")
         finally:
             capture.close()
+            # A stall still going on at the end is audio lost too (a device gone until the end).
+            self._measure_loss(capture, until_now=True)
 
     def _reconnect(self, capture: Any, reconnect_s: float) -> None:
         lost_at = time.monotonic()
-        self._status(StatusKind.DEVICE_LOST,
-                     f"input device lost ({capture.device.name}); retrying every {reconnect_s:g} s")
+        self._status(StatusKind.DEVICE_LOST, f"input device lost ({capture.failure or capture.device.name}); "
+                                             f"retrying every {reconnect_s:g} s")
         last_reason = None
         remind_after_s = 10.0  # then 20, 40, 80 ... s: a sign of life that slows down, never a flood
         while not self._stop.wait(reconnect_s):

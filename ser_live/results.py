@@ -36,6 +36,9 @@ class Prediction:
         Probability of every class, in the model's display order, summing to 1 (None without speech).
     level_db : float
         RMS level of the window in dBFS.
+    lost_s : float
+        Audio lost so far in the session, in seconds (a device gone, a stalled input, analysis fallen
+        behind); the windows around a loss are not continuous with the audio before it.
     """
 
     t_s: float
@@ -44,6 +47,7 @@ class Prediction:
     confidence: float
     probs: dict[str, float] | None
     level_db: float
+    lost_s: float = 0.0
 
     def to_json_dict(self) -> dict[str, Any]:
         """The ``--print --json`` object for this window (every key always present; see the README's schema)."""
@@ -54,6 +58,7 @@ class Prediction:
             "confidence": round(self.confidence, 4),
             "probs": {k: round(v, 4) for k, v in self.probs.items()} if self.probs is not None else None,
             "level_db": round(self.level_db, 1) if math.isfinite(self.level_db) else None,
+            "lost_s": round(self.lost_s, 2),
         }
 
 
@@ -77,9 +82,10 @@ class SessionSummary:
     n_windows: int = 0
     n_speech: int = 0
     emotion_counts: Counter = dataclasses.field(default_factory=Counter)
+    #: Audio lost in all, in seconds: the input stalled or was gone, or analysis fell behind.
     dropped_s: float = 0.0
     skipped_windows: int = 0
-    #: Seconds the input device was gone (lost until back, or until the end).
+    #: Seconds the input device was gone (lost until back, or until the end); part of ``dropped_s``.
     outage_s: float = 0.0
 
     def shares(self) -> dict[str, float]:

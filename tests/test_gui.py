@@ -28,6 +28,7 @@ from ser_live.gui.plots import envelope, input_level  # noqa: E402
 from ser_live.gui.session import SessionLog, interrupted_sessions  # noqa: E402
 from ser_live.gui.window import MainWindow  # noqa: E402
 from ser_live.model import EMOTIONS, EmotionModel  # noqa: E402
+from ser_live.results import StatusKind  # noqa: E402
 
 FAKE_DEVICE = InputDevice(index=3, name="Fake USB mic", channels=1, default_sample_rate_hz=16000.0,
                           host_api="ALSA", is_default=True)
@@ -112,7 +113,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def test_window_builds_with_views_controls_and_model_info(make_window, tiny_model):
     window = make_window()
-    assert window.headline.name.text() == "listening…"
+    assert window.headline.name.text() == "stopped" and window.start_button.text() == "Start"  # not started yet
     assert window.bars.classes == tiny_model.classes
     assert set(window.history.curves) == set(tiny_model.classes)
     assert window.device_combo.currentData() == FAKE_DEVICE.index  # the default input is preselected
@@ -133,10 +134,17 @@ def test_file_run_updates_label_bars_and_history(make_window, speech_file, qtbot
     assert len(rows) == int(duration_s / tiny_model.hop_s)
     last = rows[-1]
     assert last.speech  # the file ends on speech
-    # The headline shows the latest emotion, in its palette colour, with its confidence.
+    # The file has ended: the headline says so, dimmed, instead of showing the last emotion as current.
+    assert window.headline.name.text() == "finished" and window.headline.confidence.text() == ""
+    assert palette.TEXT_DIM in window.headline.name.styleSheet()
+    assert window.start_button.text() == "Start" and window.status.text().startswith("finished · file speech.wav")
+    # While it ran, the latest speech window was shown in its colour with its confidence.
+    window.runner.state = "running"
+    window._refresh_controls()
     assert window.headline.name.text() == last.emotion
     assert window.headline.confidence.text() == f"{last.confidence:.0%}"
     assert palette.colour_of(last.emotion) in window.headline.name.styleSheet()
+    window.runner.state = "finished"
     # One bar per class, at the latest probabilities.
     np.testing.assert_allclose(window.bars.probs, [last.probs[c] for c in tiny_model.classes])
     widths = window.bars.bars.opts["width"]
@@ -252,6 +260,8 @@ class FakeMicrophone:
         self.signal = tone(170.0, 4.0, vibrato_hz=3.0)
         self._running = threading.Event()
         self._thread = None
+        self.received_s = self.last_block_at = 0.0  # what MicrophoneStream's callback keeps, for loss counting
+        self.failure = None
         FakeMicrophone.instances.append(self)
 
     def _feed(self):
@@ -260,6 +270,8 @@ class FakeMicrophone:
         while self._running.is_set():
             start = (i * block) % (self.signal.size - block)
             self.sink(self.signal[start:start + block])
+            self.received_s += block / self.sample_rate_hz
+            self.last_block_at = time.monotonic()
             i += 1
             time.sleep(0.05)
 
@@ -308,9 +320,10 @@ def test_device_lost_shows_a_message_keeps_the_session_and_recovers(make_window,
     qtbot.waitUntil(lambda: "lost" in window.banner.text(), timeout=20_000)
     assert window.banner.level == "warning" and window.banner.isVisible()
     assert "session so far is kept" in window.banner.text()
-    # The last result is not shown as if it were current.
-    qtbot.waitUntil(lambda: window.headline.caption.text() == "no audio is arriving", timeout=20_000)
-    assert window.headline.name.text() == "listening…" and window.meter.state == "idle"
+    # The last result is not shown as if it were current: every part of the window says the device is lost.
+    qtbot.waitUntil(lambda: window.headline.name.text() == "device lost", timeout=20_000)
+    assert window.meter.state == "idle" and window.start_button.text() == "Pause"
+    assert window.status.text().startswith("device lost · microphone 'Fake USB mic'")
     kept = window.session.rows()
     assert len(kept) >= 4
     # Nothing arrives while the device is gone, and what was heard is on disk already.
@@ -321,7 +334,8 @@ def test_device_lost_shows_a_message_keeps_the_session_and_recovers(make_window,
     qtbot.waitUntil(lambda: "back" in window.status.text(), timeout=20_000)
     qtbot.waitUntil(lambda: len(window.session) > len(kept) + 2, timeout=20_000)
     assert window.session.rows()[: len(kept)] == kept
-    qtbot.waitUntil(lambda: window.headline.caption.text() != "no audio is arriving", timeout=5_000)
+    qtbot.waitUntil(lambda: window.headline.name.text() != "device lost", timeout=5_000)
+    assert window.banner.tag != StatusKind.DEVICE_LOST  # the warning left with the fault
 
 
 def test_pause_releases_the_microphone_and_resume_reopens_it(make_window, qtbot, fake_microphone):

@@ -206,7 +206,7 @@ def test_no_speech_predictions_are_honest(tiny_model):
         for p in predictions
     )
     d = predictions[0].to_json_dict()
-    assert list(d) == ["t", "speech", "emotion", "confidence", "probs", "level_db"] and d["probs"] is None
+    assert list(d) == ["t", "speech", "emotion", "confidence", "probs", "level_db", "lost_s"] and d["probs"] is None
 
 
 def test_run_file_errors_and_stop(tiny_model, tmp_path):

@@ -41,6 +41,8 @@ class FakeMicrophone:
         self.device = dataclasses.make_dataclass("Dev", ["name"])("fake mic")
         self.done = threading.Event()
         self.blocks_written = 0
+        self.received_s = self.last_block_at = 0.0  # what MicrophoneStream's callback keeps, for loss counting
+        self.failure = None
         self._stop = threading.Event()
         FakeMicrophone.instances.append(self)
 
@@ -55,6 +57,8 @@ class FakeMicrophone:
                 break
             self.sink(self.signal[i : i + n])
             self.blocks_written += 1
+            self.received_s += min(n, self.signal.shape[0] - i) / SR
+            self.last_block_at = time.monotonic()
             delay = t0 + (i + n) / SR * self.pace - time.monotonic()
             if delay > 0:
                 time.sleep(delay)

@@ -51,6 +51,17 @@ class ModelInfo:
     hop_s: float
     features: str = ""
 
+    def summary_lines(self) -> list[str]:
+        """The few lines the model panel shows (the rest is in :meth:`lines`, its tooltip)."""
+        uar = f"{self.uar:.1%}" if self.uar is not None else "not recorded in the model file"
+        corpora = ", ".join(self.corpora) if self.corpora else "not recorded in the model file"
+        return [
+            f"{self.name}" + (f": {self.features}" if self.features else ""),
+            f"Classes: {', '.join(self.classes)}",
+            f"Trained on: {corpora}",
+            f"Speaker-independent UAR {uar} (chance {1 / len(self.classes):.1%})",
+        ]
+
     def lines(self) -> list[str]:
         """Plain-text lines for the model panel."""
         # "evaluation/ours/utterance/overall/uar" reads as "utterance, overall".

@@ -1,8 +1,12 @@
-"""The one colour per emotion used everywhere in the window: the Okabe–Ito colour-blind-safe palette.
+"""The one colour per emotion used everywhere in the window, chosen to stay apart for colour-blind viewers.
 
-Okabe & Ito (2008), "Color Universal Design": seven chromatic colours that stay distinguishable
-under the common colour-vision deficiencies, one per emotion. Their eighth colour, black, stands for
-"no speech"; on the window's dark background it is drawn as a neutral grey.
+Seven colours from the colour-blind-safe sets of Okabe & Ito (2008) and Paul Tol (2021), picked as
+the seven whose smallest pairwise difference (CIE ΔE) stays largest, both for normal vision and as
+simulated for protanopia, deuteranopia and tritanopia (Machado et al. 2009): at least 19 ΔE in all
+four, against 16 for the plain Okabe–Ito set, where angry (vermillion), surprised (orange) and happy
+(yellow) were hard to tell apart. Angry, happy and surprised are now red, yellow and cyan; neutral is a
+light grey, the colour of no emotion. "No speech" is a darker grey, drawn as a filled band, never a
+line; the history plot also names its lines, so no colour has to be told apart alone.
 """
 
 from __future__ import annotations
@@ -12,21 +16,21 @@ __all__ = ["EMOTION_COLOURS", "NO_SPEECH_COLOUR", "BACKGROUND", "PANEL", "TEXT",
 
 #: Emotion → ``#rrggbb``; fixed, so a colour means the same emotion in every view and every session.
 EMOTION_COLOURS: dict[str, str] = {
-    "neutral": "#56B4E9",    # sky blue
-    "happy": "#F0E442",      # yellow
-    "sad": "#0072B2",        # blue
-    "angry": "#D55E00",      # vermillion
-    "fearful": "#CC79A7",    # reddish purple
-    "disgust": "#009E73",    # bluish green
-    "surprised": "#E69F00",  # orange
+    "neutral": "#C8C8C8",    # light grey
+    "happy": "#F0E442",      # yellow (Okabe–Ito)
+    "sad": "#7766DD",        # indigo (Tol's muted indigo, lightened to read on the dark background)
+    "angry": "#EE3377",      # magenta red (Tol vibrant)
+    "fearful": "#009988",    # teal (Tol vibrant)
+    "disgust": "#EE7733",    # orange (Tol vibrant)
+    "surprised": "#66CCEE",  # cyan (Tol bright)
 }
 
-NO_SPEECH_COLOUR = "#8C8C8C"
+NO_SPEECH_COLOUR = "#6E6E6E"
 BACKGROUND = "#14171C"
 PANEL = "#1E232A"
 TEXT = "#E8E8E8"
 TEXT_DIM = "#9AA0A6"
-#: Level-meter states; vermillion and orange again, as they are the palette's warning colours.
+#: Level-meter states: Okabe–Ito's orange and vermillion, the usual warning colours.
 WARN = "#E69F00"
 ALERT = "#D55E00"
 

@@ -18,6 +18,7 @@ from . import palette
 
 __all__ = [
     "HISTORY_S",
+    "MIN_HISTORY_S",
     "WAVEFORM_S",
     "CLIP_LEVEL",
     "QUIET_PEAK_DBFS",
@@ -31,6 +32,8 @@ __all__ = [
 ]
 
 HISTORY_S = 60.0
+#: The history's shortest span: a session's first seconds still read as a timeline.
+MIN_HISTORY_S = 10.0
 WAVEFORM_S = 5.0
 #: A sample at or above this magnitude counts as clipped.
 CLIP_LEVEL = 0.99
@@ -174,13 +177,20 @@ class ProbabilityBars(pg.PlotWidget):
         super().__init__(parent)
         self.classes = tuple(classes)
         _style_plot(self, tick_px=20)
-        self.setXRange(0, 1.06, padding=0)
+        # Room beyond 0 and 1 for the end labels: pyqtgraph drops a label that would cross the axis' end.
+        self.setXRange(-0.05, 1.12, padding=0)
         self.setYRange(-0.6, len(self.classes) - 0.4, padding=0)
         self.getPlotItem().invertY(True)
         self.getAxis("left").setTicks([[(i, c) for i, c in enumerate(self.classes)]])
         self.getAxis("left").setWidth(120)
         self.getAxis("bottom").setTicks([[(v, f"{v:.0%}") for v in (0, 0.25, 0.5, 0.75, 1.0)]])
-        self.showGrid(x=True, alpha=0.15)
+        # Grid lines drawn as lines, not with showGrid: with pyqtgraph's grid on, the axis drops the
+        # labels at its ends (0 % and 100 %), which may reach past the plot.
+        self.getAxis("bottom").setStyle(hideOverlappingLabels=False)
+        grid = QtGui.QColor(palette.TEXT_DIM)
+        grid.setAlpha(40)
+        for v in (0.25, 0.5, 0.75, 1.0):
+            self.addItem(pg.InfiniteLine(pos=v, angle=90, pen=pg.mkPen(grid, width=1)))
         self.probs = np.zeros(len(self.classes))
         self.bars = pg.BarGraphItem(
             x0=np.zeros(len(self.classes)), y=np.arange(len(self.classes)), height=0.72,
@@ -213,14 +223,24 @@ class ProbabilityBars(pg.PlotWidget):
 
 
 class HistoryPlot(pg.PlotWidget):
-    """Probability of every emotion over the last 60 s; grey bands mark the stretches without speech."""
+    """Probability of every emotion over the last 60 s; grey bands mark the stretches without speech.
+
+    The time axis spans the session so far (at least :data:`MIN_HISTORY_S`, at most :data:`HISTORY_S`), so
+    a short session fills the plot. The lines of the emotions that lead at the newest speech window are
+    named at their right end, so no line has to be found by its colour alone.
+    """
+
+    #: Labels drawn at the right end: the emotions above this probability, at most this many.
+    LABEL_MIN_PROB = 0.1
+    LABEL_MAX = 3
 
     def __init__(self, classes: Sequence[str], parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.classes = tuple(classes)
         _style_plot(self)
-        self.setXRange(-HISTORY_S, 0, padding=0)
-        self.setYRange(-0.02, 1.04, padding=0)
+        self.span_s = MIN_HISTORY_S
+        self.setXRange(-self.span_s, 0, padding=0)
+        self.setYRange(-0.06, 1.06, padding=0)  # room for the 0 % and 100 % labels
         self.setLabel("bottom", "seconds ago")
         self.getAxis("left").setTicks([[(v, f"{v:.0%}") for v in (0, 0.5, 1.0)], [(v, "") for v in (0.25, 0.75)]])
         self.showGrid(x=True, y=True, alpha=0.12)
@@ -231,6 +251,38 @@ class HistoryPlot(pg.PlotWidget):
         self.curves = {
             c: self.plot(pen=pg.mkPen(palette.colour_of(c), width=3), connect="finite", name=c) for c in self.classes
         }
+        self.labels = {}
+        for c in self.classes:
+            label = pg.TextItem(c, color=palette.colour_of(c), anchor=(1, 0.5))
+            label.setFont(_font(14, bold=True))
+            label.hide()
+            self.addItem(label)
+            self.labels[c] = label
+
+    def set_span(self, span_s: float) -> None:
+        """Show the last ``span_s`` seconds (clamped to :data:`MIN_HISTORY_S` .. :data:`HISTORY_S`)."""
+        span_s = min(HISTORY_S, max(MIN_HISTORY_S, span_s))
+        if span_s != self.span_s:
+            self.span_s = span_s
+            self.setXRange(-span_s, 0, padding=0)
+
+    def _place_labels(self, x_end: float, last: dict[str, float] | None) -> None:
+        """Name the leading lines at the newest speech window, nudged apart so that none overlap."""
+        for label in self.labels.values():
+            label.hide()
+        if last is None:
+            return
+        leading = sorted((p, c) for c, p in last.items() if p >= self.LABEL_MIN_PROB)[-self.LABEL_MAX:]
+        gap = 0.09  # of the probability axis: a label's height at the plot's usual size
+        placed: list[float] = []
+        for p, c in sorted(leading, reverse=True):
+            y = min(p, 0.98)
+            for other in placed:
+                y = min(y, other - gap)
+            placed.append(y)
+            self.labels[c].setPos(x_end - 0.005 * self.span_s, max(y, 0.04))
+            self.labels[c].setAnchor((1, 1.0 if y >= 0.5 else 0.0))
+            self.labels[c].show()
 
     def legend_html(self) -> str:
         """A one-line legend (rich text) naming each line's colour and the no-speech band."""
@@ -245,6 +297,7 @@ class HistoryPlot(pg.PlotWidget):
             for curve in self.curves.values():
                 curve.setData([], [])
             self.no_speech.setData([], [])
+            self._place_labels(0.0, None)
             return
         t = np.array([r.t_s for r in rows]) - now_s
         speech = np.array([r.speech for r in rows])
@@ -260,6 +313,9 @@ class HistoryPlot(pg.PlotWidget):
         # A band of full height over each window without speech, edges at the hops.
         edges = np.concatenate([[t[0] - hop_s], t])
         self.no_speech.setData(edges, np.where(speech, 0.0, 1.0))
+        newest = next((r for r in reversed(rows) if r.speech and r.probs is not None), None)
+        self._place_labels(float(newest.t_s - now_s) if newest is not None else 0.0,
+                           newest.probs if newest is not None else None)
 
 
 class WaveformPlot(pg.PlotWidget):
@@ -289,7 +345,7 @@ class WaveformPlot(pg.PlotWidget):
     def _set_scale(self, scale: float) -> None:
         if scale != self.scale:
             self.scale = scale
-            self.setYRange(-scale, scale, padding=0.02)
+            self.setYRange(-scale, scale, padding=0.15)  # room for the end labels
             self.getAxis("left").setTicks([[(-scale, f"-{scale:g}"), (0, "0"), (scale, f"{scale:g}")]])
 
     def show_audio(self, samples: np.ndarray, window_start_s: float, window_end_s: float) -> None:
@@ -318,9 +374,12 @@ class LevelMeter(QtWidgets.QWidget):
         "idle": "no input",
     }
 
+    #: Where the scale is marked and numbered, in dBFS.
+    TICKS_DB = (-60, -50, -40, -30, -20, -10, 0)
+
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setMinimumHeight(44)
+        self.setMinimumHeight(62)
         self.rms_db = METER_FLOOR_DBFS
         self.peak_db = METER_FLOOR_DBFS
         self.state = "idle"
@@ -343,7 +402,7 @@ class LevelMeter(QtWidgets.QWidget):
 
     def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt's name
         painter = QtGui.QPainter(self)
-        bar = self.rect().adjusted(0, 0, 0, -22)
+        bar = self.rect().adjusted(0, 0, 0, -40)
         painter.fillRect(bar, QtGui.QColor(palette.PANEL))
         colour = {"clipping": palette.ALERT, "quiet": palette.WARN}.get(self.state, "#4CAF7A")
         if self.state != "idle":
@@ -353,12 +412,19 @@ class LevelMeter(QtWidgets.QWidget):
             painter.fillRect(QtCore.QRect(peak_x - 2, bar.top(), 3, bar.height()), QtGui.QColor(palette.TEXT))
         painter.setPen(QtGui.QColor(palette.TEXT_DIM))
         painter.setFont(_font(12))
-        for db in (-60, -40, -20, -10, 0):
+        metrics = painter.fontMetrics()
+        text_top = bar.bottom() + 4
+        for db in self.TICKS_DB:
             x = bar.left() + self._x(db, bar.width() - 1)
             painter.drawLine(x, bar.bottom(), x, bar.bottom() + 4)
-        text_rect = self.rect().adjusted(0, bar.height() + 4, 0, 0)
+            label = f"{db} dB" if db == 0 else str(db)
+            width = metrics.horizontalAdvance(label)
+            left = min(max(x - width // 2, bar.left()), bar.right() - width)  # the end labels stay inside
+            painter.drawText(QtCore.QPoint(left, text_top + metrics.ascent()), label)
+        text_rect = self.rect().adjusted(0, bar.height() + 4 + metrics.height(), 0, 0)
         painter.setPen(QtGui.QColor(colour if self.state in ("clipping", "quiet") else palette.TEXT_DIM))
         painter.setFont(_font(14, bold=self.state in ("clipping", "quiet")))
         level = f"{self.rms_db:.0f} dBFS" if self.state != "idle" and self.rms_db > -150 else "-∞ dBFS"
-        painter.drawText(text_rect, QtCore.Qt.AlignmentFlag.AlignLeft, f"level {level}   {self.message}")
+        peak = "   ▏= loudest moment of the last 5 s" if self.state != "idle" else ""
+        painter.drawText(text_rect, QtCore.Qt.AlignmentFlag.AlignLeft, f"level {level}   {self.message}{peak}")
         painter.end()

@@ -129,6 +129,11 @@ class SessionLog:
         with self._lock:
             return list(self._rows)
 
+    def first_t_s(self) -> float | None:
+        """Session time of the first row (None before any)."""
+        with self._lock:
+            return self._rows[0].t_s if self._rows else None
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._rows)

@@ -37,6 +37,19 @@ __all__ = ["MainWindow", "apply_theme", "FRAME_INTERVAL_MS", "icon_path"]
 FRAME_INTERVAL_MS = 33
 #: No new audio for this long while running means the input has stalled (device lost, server gone).
 STALL_S = 1.5
+#: Height of the waveform strip: enough for its -1/0/1 labels and the time axis, no more.
+WAVEFORM_HEIGHT_PX = 120
+#: What the headline shows in each state of the window that is not a result: (title, note).
+STATE_HEADLINES: dict[str, tuple[str, str]] = {
+    "no model": ("no model", "see the message above"),
+    "stopped": ("stopped", "press Start (or Space) to listen"),
+    "listening": ("listening…", "no speech in the last window"),
+    "calibrating": ("calibrating…", "learning your voice; speak naturally"),
+    "paused": ("paused", "press Resume (or Space) to continue"),
+    "finished": ("finished", "the file has ended; press Start to play it again"),
+    "device lost": ("device lost", "waiting for the microphone to come back"),
+    "no audio": ("no audio", "no audio is arriving from the input"),
+}
 #: How long a passing notice (device back, calibration done) stays before the banner leaves.
 BRIEF_MESSAGE_MS = 5000
 #: The 60 s history is redrawn at this fraction of the frame rate (it moves slowly).
@@ -79,6 +92,7 @@ class MessageBanner(QtWidgets.QLabel):
         super().__init__(parent)
         self.setWordWrap(True)
         self.level = ""
+        self.tag: object = None
         font = self.font()
         font.setPixelSize(16)
         self.setFont(font)
@@ -87,14 +101,17 @@ class MessageBanner(QtWidgets.QLabel):
         self._expiry.timeout.connect(self.clear_message)
         self.hide()
 
-    def show_message(self, text: str, level: str = "info", *, timeout_ms: int | None = None) -> None:
+    def show_message(self, text: str, level: str = "info", *, timeout_ms: int | None = None,
+                     tag: object = None) -> None:
         """Show ``text`` with the colours of ``level`` (info, warning, error).
 
         With ``timeout_ms`` the message is news that passes (a device came back): the banner leaves
-        after that long unless another message replaced it.
+        after that long unless another message replaced it. ``tag`` says what the message is about
+        (e.g. a :class:`~ser_live.results.StatusKind`), so that it can be taken down when that no longer holds.
         """
         background, foreground = self.STYLES[level]
         self.level = level
+        self.tag = tag
         self.setStyleSheet(f"background: {background}; color: {foreground}; padding: 8px; border-radius: 4px;")
         self.setText(text)
         self.show()
@@ -107,6 +124,7 @@ class MessageBanner(QtWidgets.QLabel):
         """Hide the banner."""
         self._expiry.stop()
         self.level = ""
+        self.tag = None
         self.setText("")
         self.hide()
 
@@ -168,6 +186,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._audio_end_s = 0.0
         self._audio_seen_at = time.monotonic()
         self._stalled = False
+        self._device_lost = False
+        self._shown_state = ""
+        self._notice = ""  # the latest passing news for the status bar ("input device back: ...")
+        self._notice_until = 0.0
         self._history_dirty = False
         self._build(settings, device)
         self.adapt_check.toggled.connect(self._adapt_toggled)
@@ -195,11 +217,12 @@ class MainWindow(QtWidgets.QMainWindow):
         wave_box = QtWidgets.QVBoxLayout()
         wave_box.setSpacing(2)
         wave_box.addWidget(self._caption(f"input, last {WAVEFORM_S:g} s"))
-        wave_box.addWidget(self.waveform, 1)
+        wave_box.addWidget(self.waveform)
+        self.waveform.setFixedHeight(WAVEFORM_HEIGHT_PX)
         wave_box.addWidget(self.meter)
         main = QtWidgets.QVBoxLayout()
         main.addWidget(self.banner)
-        main.addLayout(top, 5)
+        main.addLayout(top, 4)
         # One label for title and legend: full width, so it wraps only on a small screen.
         history_title = self._caption(
             f"emotion probabilities, last {HISTORY_S:g} s&nbsp;&nbsp;&nbsp;&nbsp; {self.history.legend_html()}"
@@ -207,7 +230,7 @@ class MainWindow(QtWidgets.QMainWindow):
         history_title.setWordWrap(True)
         main.addWidget(history_title)
         main.addWidget(self.history, 6)
-        main.addLayout(wave_box, 3)
+        main.addLayout(wave_box, 0)
 
         side = QtWidgets.QVBoxLayout()
         side.addWidget(self._source_box(device))
@@ -234,7 +257,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setCentralWidget(central)
         self.status = QtWidgets.QLabel("")
         self.statusBar().addWidget(self.status, 1)
-        self.resize(1280, 820)
+        self.resize(1280, 800)
 
     @staticmethod
     def _caption(text: str) -> QtWidgets.QLabel:
@@ -284,6 +307,7 @@ class MainWindow(QtWidgets.QMainWindow):
         spin.setValue(value)
         spin.setSuffix(suffix)
         spin.setKeyboardTracking(False)
+        spin.setMaximumWidth(110)  # a number and its unit, not the panel's whole width
         # Focus only when clicked, and given back after editing, so Space stays start/pause.
         spin.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)
         spin.editingFinished.connect(spin.clearFocus)
@@ -301,9 +325,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings_note.setWordWrap(True)
         self.settings_note.setStyleSheet(f"color: {palette.TEXT_DIM}")
         form = QtWidgets.QFormLayout(box)
-        form.addRow("Window", self.window_spin)
-        form.addRow("Hop", self.hop_spin)
-        form.addRow("Smoothing", self.smooth_spin)
+        form.setVerticalSpacing(4)
+        spins = QtWidgets.QGridLayout()
+        for column, (name, spin) in enumerate((("Window", self.window_spin), ("Hop", self.hop_spin))):
+            spins.addWidget(QtWidgets.QLabel(name), 0, 2 * column)
+            spins.addWidget(spin, 0, 2 * column + 1)
+        spins.addWidget(QtWidgets.QLabel("Smoothing"), 1, 0, 1, 2)
+        spins.addWidget(self.smooth_spin, 1, 3)
+        form.addRow(spins)
         form.addRow(self.settings_note)
         # Speaker adaptation: how much of this voice has been learnt, and a way to start over.
         self.adapt_check = QtWidgets.QCheckBox("Learn this speaker's voice")
@@ -328,7 +357,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.model_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         if self.model is not None:
             self.model_info = describe_model(self.model)
-            self.model_label.setText("\n".join(self.model_info.lines()))
+            self.model_label.setText("\n".join(self.model_info.summary_lines()))
+            self.model_label.setToolTip("\n".join(self.model_info.lines()))
         else:
             self.model_info = None
             self.model_label.setText("No model loaded.")
@@ -342,9 +372,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session_label = QtWidgets.QLabel("")
         self.session_label.setWordWrap(True)
         self.session_label.setStyleSheet(f"color: {palette.TEXT_DIM}")
+        self.shot_button.setText("Screenshot…")
         layout = QtWidgets.QVBoxLayout(box)
-        layout.addWidget(self.save_button)
-        layout.addWidget(self.shot_button)
+        buttons = QtWidgets.QHBoxLayout()
+        buttons.addWidget(self.save_button)
+        buttons.addWidget(self.shot_button)
+        layout.addLayout(buttons)
         layout.addWidget(self.session_label)
         keys = QtWidgets.QLabel("Space start/pause · Ctrl+S save · Ctrl+Q quit")
         keys.setStyleSheet(f"color: {palette.TEXT_DIM}; font-size: 12px;")
@@ -358,7 +391,11 @@ class MainWindow(QtWidgets.QMainWindow):
             (QtGui.QKeySequence("Ctrl+Q"), self.close),
         ):
             shortcut = QtGui.QShortcut(keys, self)
-            shortcut.setContext(QtCore.Qt.ShortcutContext.WindowShortcut)
+            # Ctrl+Q and Ctrl+S work wherever the focus is (a plot, a box being edited); Space is the
+            # window's only while no text field wants it.
+            space = keys == QtGui.QKeySequence(QtCore.Qt.Key.Key_Space)
+            shortcut.setContext(QtCore.Qt.ShortcutContext.WindowShortcut if space
+                                else QtCore.Qt.ShortcutContext.ApplicationShortcut)
             shortcut.activated.connect(slot)
 
     def _report_startup(self, model_error: str | None) -> None:
@@ -436,6 +473,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _start(self, start, failure: str) -> bool:
         """Run ``start``; a SerLiveError becomes the banner message ``failure`` (formatted with it)."""
+        self._device_lost = False
+        self.latest = None  # the last result of another run is not what this one hears
         try:
             start()
         except SerLiveError as exc:
@@ -471,6 +510,7 @@ class MainWindow(QtWidgets.QMainWindow):
         state = self.runner.state
         if state == "running":
             self.runner.pause()
+            self._device_lost = False  # the microphone is released: nothing is lost while paused
         elif state == "paused":
             try:
                 self.runner.resume()
@@ -547,10 +587,10 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._history_dirty = True
             else:
                 self.show_status(event.item)
-        if self._history_dirty:
-            if not self._stalled:
-                self.headline.show_prediction(self.latest)
-                self.bars.show_prediction(self.latest)
+        if self._notice and time.monotonic() > self._notice_until:
+            self._notice = ""
+            self._shown_state = ""  # redraw the status bar without it
+        if self._history_dirty or self.display_state() != self._shown_state:
             self._refresh_controls()
         monitor = self.runner.monitor
         if monitor is None:
@@ -565,47 +605,91 @@ class MainWindow(QtWidgets.QMainWindow):
                                      snap.last_window_end_s - self._audio_end_s)
             self.meter.set_level(*input_level(samples, snap.sample_rate_hz))
         stalled = self.runner.state == "running" and now - self._audio_seen_at > STALL_S
-        if stalled or self.runner.state != "running":
+        if stalled or self._device_lost or self.runner.state != "running":
             self.meter.set_level(self.meter.rms_db, self.meter.peak_db, "idle")
         if stalled != self._stalled:
-            # Without audio the last result is not "now": say so instead of showing it.
+            # Without audio the last result is not "now": the state says so instead of showing it.
             self._stalled = stalled
-            self.headline.show_prediction(None if stalled else self.latest,
-                                          note="no audio is arriving" if stalled else None)
-            self.bars.show_prediction(None if stalled else self.latest)  # dimmed: not current
+            self._refresh_controls()
         if self._history_dirty or (advanced and self._frame % HISTORY_EVERY_N_FRAMES == 0):
             now_s = self._audio_end_s + self.session.time_offset_s
             while self.recent and self.recent[0].t_s < now_s - HISTORY_S - 2 * snap.hop_s:
                 self.recent.popleft()
+            # The span grows with the session, so that its first seconds fill the plot.
+            first_s = self.session.first_t_s()
+            self.history.set_span(now_s - first_s + snap.window_s if first_s is not None else 0.0)
             self.history.show_history(self.recent, now_s, snap.hop_s)
             self._history_dirty = False
 
     def show_status(self, event: StatusEvent) -> None:
-        """Show a status event of the session: the banner and status bar say what it means now."""
+        """Take a status event of the session: the state, banner and status bar say what holds now."""
         kind = event.kind
         if kind in (StatusKind.DEVICE_LOST, StatusKind.DEVICE_STILL_LOST):
+            self._device_lost, self._notice = True, ""  # earlier news ("device back") no longer holds
             self.banner.show_message(
-                f"{event.message}. The session so far is kept; it continues by itself when the device returns, "
-                "or pick another device in the list.", "warning")
+                f"{event.message}. The session so far is kept and continues by itself when the device "
+                "comes back; or pick another device in the list, or press Pause.", "warning",
+                tag=StatusKind.DEVICE_LOST)
         elif kind == StatusKind.DEVICE_BACK:
+            self._device_lost = False
             self.banner.show_message(event.message, "info", timeout_ms=BRIEF_MESSAGE_MS)
+            self._note(event.message)
         elif kind in (StatusKind.ANALYSIS_STOPPED, StatusKind.WARNING):
             self.banner.show_message(event.message, "error" if kind == StatusKind.ANALYSIS_STOPPED else "warning")
         elif kind == StatusKind.FINISHED:
-            self.status.setText(f"{event.message}; press Start to play it again")
-            self._refresh_controls()
-            return
-        elif kind in (StatusKind.CALIBRATING, StatusKind.CALIBRATED):
-            self.banner.show_message(event.message, "info",
-                                     timeout_ms=BRIEF_MESSAGE_MS if kind == StatusKind.CALIBRATED else None)
-        else:
+            self._note(event.message)
+        elif kind == StatusKind.CALIBRATING:
+            self.banner.show_message(event.message, "info")
+        else:  # calibrated, a notice: news that passes
             self.banner.show_message(event.message, "info", timeout_ms=BRIEF_MESSAGE_MS)
-        self.status.setText(event.message)
+            self._note(event.message)
         self._refresh_controls()
+
+    def _note(self, message: str) -> None:
+        """Show passing news in the status bar, beside the state, for a few seconds."""
+        self._notice, self._notice_until = message, time.monotonic() + BRIEF_MESSAGE_MS / 1000
+
+    def display_state(self) -> str:
+        """The one state the headline, the Start button, the banner and the status bar all show.
+
+        One of ``no model``, ``stopped``, ``listening``, ``speech``, ``calibrating``, ``paused``,
+        ``finished``, ``device lost`` and ``no audio`` (running, but nothing arrives).
+        """
+        if self.runner is None:
+            return "no model"
+        state = self.runner.state
+        if state in ("paused", "finished"):
+            return state
+        if state != "running":
+            return "stopped"
+        if self._device_lost:
+            return "device lost"
+        if self._stalled:
+            return "no audio"
+        calibration = self.app_session.calibration if self.app_session is not None else None
+        if calibration is not None and not calibration.done:
+            return "calibrating"
+        return "speech" if self.latest is not None and self.latest.speech else "listening"
+
+    def _source_text(self) -> str:
+        if self.source_kind == "file" and self.file_path:
+            return f"file {Path(self.file_path).name}"
+        name = self.device_combo.currentText().removesuffix("  (default)")
+        return f"microphone '{name}'" if self.selected_device() is not None else "no microphone"
 
     def _refresh_controls(self) -> None:
         has_model = self.runner is not None
         state = self.runner.state if has_model else "idle"
+        shown = self.display_state()
+        self._shown_state = shown
+        if shown == "speech":
+            self.headline.show_prediction(self.latest)
+        else:
+            title, note = STATE_HEADLINES[shown]
+            self.headline.show_prediction(None, state=title, note=note)
+        self.bars.show_prediction(self.latest if shown == "speech" else None)  # dimmed when not current
+        if self.banner.tag == StatusKind.DEVICE_LOST and shown != "device lost":
+            self.banner.clear_message()  # paused, another device, or back: the warning no longer holds
         self.start_button.setText({"running": "Pause", "paused": "Resume"}.get(state, "Start"))
         has_file = self.source_kind == "file" and bool(self.file_path)
         can_start = has_model and (self.selected_device() is not None or has_file)
@@ -614,11 +698,9 @@ class MainWindow(QtWidgets.QMainWindow):
         for spin in (self.window_spin, self.hop_spin, self.smooth_spin):
             spin.setEnabled(has_model)
         self._refresh_adaptation()
-        if self.source_kind == "file" and self.file_path:
-            source = f"file: {Path(self.file_path).name}"
-        else:
-            source = f"microphone: {self.device_combo.currentText()}"
-        self.source_label.setText(f"{state} · {source}")
+        source = self._source_text()
+        self.source_label.setText(f"source: {source}")
+        self.status.setText(f"{shown} · {source}" + (f" · {self._notice}" if self._notice else ""))
         autosave = self.session.autosave_path
         self.session_label.setText(
             f"{len(self.session)} rows" + (f"\nautosaved to {autosave}" if autosave is not None else "")

@@ -46,8 +46,8 @@ from ..adapt import SpeakerNormalizer, SpeakerPrior, adaptive_input
 from .estimator import ModelParams, fit_estimator
 from .evaluate import (
     aligned_proba,
-    classes_of,
     check_speaker_independent,
+    classes_of,
     classification_report,
     report_groups,
     speaker_folds,
