@@ -39,6 +39,12 @@ def adaptive_input(raw: np.ndarray, normalised: np.ndarray, inputs: str) -> np.n
     raise ValueError(f"unknown adaptive inputs {inputs!r}; expected one of {ADAPTIVE_INPUTS}")
 
 PROFILE_VERSION = 1
+#: Largest profile file read (a real one is a few tens of kB): a bigger file is refused unread.
+MAX_PROFILE_BYTES = 1 << 20
+#: No feature of any extractor comes near this magnitude; a mean beyond it is damage, not a voice.
+MAX_FEATURE_MAGNITUDE = 1e6
+#: Windows a profile may count (about 16 years of speech at a 0.5 s hop).
+MAX_PROFILE_WINDOWS = 1e9
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -117,11 +123,28 @@ class RunningStats:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunningStats:
+        """Inverse of :meth:`to_dict`; every number is checked (a profile is a file anybody can edit).
+
+        Raises
+        ------
+        ValueError
+            For a count that is not a whole number of windows, a value that is not finite, a mean too
+            large for any feature, or a negative or overflowing second moment.
+        """
+        raw_count = values["count"]
+        if isinstance(raw_count, bool) or not isinstance(raw_count, (int, float)) or not math.isfinite(raw_count) \
+                or raw_count < 0 or raw_count != int(raw_count) or raw_count > MAX_PROFILE_WINDOWS:
+            raise ValueError(f"count {raw_count!r} is not a number of windows")
+        count = int(raw_count)
         mean = np.asarray(values["mean"], dtype=np.float64)
         m2 = np.asarray(values["m2"], dtype=np.float64)
-        count = int(values["count"])
-        if mean.ndim != 1 or mean.shape != m2.shape or count < 0 or not np.all(np.isfinite(mean)) or np.any(m2 < 0):
-            raise ValueError("inconsistent running statistics")
+        if mean.ndim != 1 or mean.shape != m2.shape:
+            raise ValueError("mean and second moments of different shapes")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(m2))):
+            raise ValueError("a mean or second moment is not a finite number")
+        if np.any(np.abs(mean) > MAX_FEATURE_MAGNITUDE) or np.any(m2 < 0) \
+                or np.any(m2 > MAX_FEATURE_MAGNITUDE**2 * max(count, 1)):
+            raise ValueError("a mean or second moment is out of any feature's range")
         stats = cls(mean.shape[0])
         stats.count, stats.mean, stats._m2 = count, mean, m2
         return stats
@@ -187,20 +210,30 @@ class SpeakerNormalizer:
             "stats": self.stats.to_dict(),
         }
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(payload), encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(payload), encoding="utf-8")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)  # nothing left behind when the replace failed (a folder in the way)
 
     def load(self, path: str | os.PathLike[str], *, feature_version: int) -> bool:
         """Resume from a saved profile; a missing one is a fresh start.
 
-        A damaged or incompatible profile is ignored with a :class:`UserWarning` (never fatal).
+        A damaged or incompatible profile is ignored with a :class:`UserWarning` (never fatal) and
+        kept beside it as ``NAME.json.bad``, so that saving the new statistics does not destroy it.
         Returns whether statistics were loaded.
         """
         path = Path(path)
         if not path.exists():
             return False
         try:
+            if path.is_dir():
+                raise ValueError("it is a folder, not a file")
+            if path.stat().st_size > MAX_PROFILE_BYTES:
+                raise ValueError(f"larger than {MAX_PROFILE_BYTES >> 20} MB")
             payload = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(payload, dict):
+                raise ValueError("not a JSON object")
             if payload.get("profile_version") != PROFILE_VERSION:
                 raise ValueError(f"profile version {payload.get('profile_version')}")
             if payload.get("feature_version") != feature_version:
@@ -210,8 +243,18 @@ class SpeakerNormalizer:
                 raise ValueError("made for another feature set")
             if not math.isfinite(float(stats.count)):
                 raise ValueError("bad count")
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            warnings.warn(f"ignoring speaker profile {path}: it is damaged or incompatible ({exc})", stacklevel=2)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            kept = ""
+            if path.is_file():
+                bad = path.with_name(path.name + ".bad")
+                try:
+                    os.replace(path, bad)
+                    kept = f"; kept as {bad}"
+                except OSError:
+                    pass
+            reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+            warnings.warn(f"ignoring speaker profile {path}: it is damaged or incompatible ({reason}){kept}",
+                          stacklevel=2)
             return False
         self.stats = stats
         return True

@@ -8,12 +8,14 @@ Every failure becomes an :class:`~ser_live.errors.AudioFileError` whose message 
 from __future__ import annotations
 
 import os
+import stat
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioFileError
+from .errors import AudioFileError, AudioFileWarning
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -88,10 +90,18 @@ def resample(samples: np.ndarray, *, from_rate_hz: int, to_rate_hz: int) -> np.n
 def _open(path: Path):
     import soundfile as sf
 
-    if not path.exists():
-        raise AudioFileError(f"{path}: no such file")
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise AudioFileError(f"{path}: no such file") from None
+    except OSError as exc:  # e.g. a folder on the way that may not be entered
+        raise AudioFileError(f"{path}: cannot be reached ({exc.strerror or exc})") from exc
+    if stat.S_ISDIR(mode):
         raise AudioFileError(f"{path}: is a folder, not an audio file")
+    if not stat.S_ISREG(mode):
+        raise AudioFileError(f"{path}: is not a regular file (a device, a pipe or a socket); give an audio file")
+    if not os.access(path, os.R_OK):
+        raise AudioFileError(f"{path}: permission denied (this user may not read it)")
     if path.stat().st_size == 0:
         raise AudioFileError(f"{path}: the file is empty")
     try:
@@ -101,6 +111,22 @@ def _open(path: Path):
         raise AudioFileError(f"{path}: not a readable audio file ({reason})") from exc
     except OSError as exc:
         raise AudioFileError(f"{path}: cannot be opened ({exc.strerror or exc})") from exc
+
+
+def _header_frames(f) -> int:
+    """Frames the file's header promises, where libsndfile noted that the data is shorter (else 0).
+
+    libsndfile reads what is there and reports that as the length; its log keeps what the header said
+    (``data : 168640 (should be 14400)``).
+    """
+    import re
+
+    log = getattr(f, "extra_info", "") or ""
+    data = re.search(r"^data\s*:\s*(\d+)\s*\(should be", log, re.MULTILINE)
+    align = re.search(r"Block Align\s*:\s*(\d+)", log)
+    if data is None or align is None or int(align.group(1)) <= 0:
+        return 0
+    return int(data.group(1)) // int(align.group(1))
 
 
 def audio_info(path: str | os.PathLike[str]) -> tuple[float, int, int]:
@@ -162,6 +188,11 @@ def iter_audio_blocks(
                 break
         if n_read == 0:
             raise AudioFileError(f"{path}: holds no audio (the header may be truncated)")
+        promised = max(f.frames, _header_frames(f))
+        if n_read < promised:
+            warnings.warn(AudioFileWarning(
+                f"{path}: the file is shorter than its header says ({n_read / f.samplerate:.2f} s of "
+                f"{promised / f.samplerate:.2f} s); it is truncated or was cut while being read"), stacklevel=2)
 
 
 def read_audio(path: str | os.PathLike[str], *, sample_rate_hz: int) -> np.ndarray:

@@ -245,10 +245,10 @@ class GapMeter:
         return self.lost_s
 
     def lost_until(self, now_s: float) -> float:
-        """:attr:`lost_s` plus the audio missing since the last block, if that is more than a step (a stall)."""
+        """:attr:`lost_s` plus the audio missing since the last block, when that is more than a step (a stall)."""
         if self._start is None or self._last_arrival < 0:
             return self.lost_s
-        missing = now_s - self._last_arrival - self.settle_s
+        missing = now_s - self._last_arrival - self.step_s  # a block is always on its way
         return self.lost_s + (missing if missing > self.step_s else 0.0)
 
 

@@ -159,10 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .app import SessionConfig
-    from .console import list_devices, one_blas_thread, run_classify, run_console
+    from .console import list_devices, one_blas_thread, run_classify, run_console, warnings_as_lines
     from .heap import keep_large_blocks_on_heap
 
     keep_large_blocks_on_heap()
+    if not args.debug:
+        warnings_as_lines()
     # One BLAS thread everywhere: a second thread made the encoder's 2 s window 35 instead of 51 ms, but
     # OpenBLAS's threads spin between calls, and the listening monitor cost 38 % of a core with two.
     one_blas_thread()
@@ -176,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return list_devices()
         if args.classify:
             return run_classify(args.classify, model_name=args.model, trust_model=args.trust_model,
-                                json_lines=args.json, workers=args.workers)
+                                json_lines=args.json, workers=args.workers, debug=args.debug)
         if not args.print_mode and not args.json:
             reason = _gui_available()
             if reason is None:

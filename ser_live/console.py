@@ -15,7 +15,7 @@ from .app import Session, SessionConfig, open_session
 from .errors import SerLiveError
 from .results import Prediction, StatusEvent
 
-__all__ = ["PROG", "say", "run_console", "run_classify", "list_devices", "one_blas_thread"]
+__all__ = ["PROG", "say", "warnings_as_lines", "run_console", "run_classify", "list_devices", "one_blas_thread"]
 
 PROG = "ser-live"
 
@@ -24,6 +24,16 @@ def say(message: str) -> None:
     """One line for the person on stderr, after the program's name."""
     sys.stderr.write(f"{PROG}: {message}\n")
     sys.stderr.flush()
+
+
+def warnings_as_lines() -> None:
+    """Show Python warnings (a file shorter than its header, ...) as one ``ser-live: warning:`` line each."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        say(f"warning: {message}")
+
+    warnings.showwarning = show
 
 
 def _print_status(event: StatusEvent) -> None:
@@ -97,7 +107,7 @@ def run_console(config: SessionConfig, *, json_lines: bool = False, debug: bool 
     previous = {s: signal.signal(s, _stop) for s in stops}
     quiet = contextlib.ExitStack()
     try:
-        if not config.input_path and not debug:
+        if not debug:  # PortAudio/ALSA on the microphone, libmpg123 on MP3 files print their own chatter
             from .capture import native_stderr_silenced
 
             quiet.enter_context(native_stderr_silenced())
@@ -192,7 +202,7 @@ class _Interrupted(Exception):
 
 
 def run_classify(paths: list[str], *, model_name: str | None = None, trust_model: bool = False,
-                 json_lines: bool = False, workers: int = 0) -> int:
+                 json_lines: bool = False, workers: int = 0, debug: bool = False) -> int:
     """``--classify``: one result line per audio file on stdout, files classified in parallel.
 
     Parameters
@@ -207,6 +217,8 @@ def run_classify(paths: list[str], *, model_name: str | None = None, trust_model
         JSON lines instead of tab-separated text.
     workers : int
         Worker processes; 0 means one per core.
+    debug : bool
+        Let native libraries (libmpg123 on MP3 files) write to stderr; they are silenced otherwise.
 
     Returns
     -------
@@ -236,6 +248,11 @@ def run_classify(paths: list[str], *, model_name: str | None = None, trust_model
 
     handled = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
     previous = {s: signal.signal(s, interrupt) for s in handled}
+    quiet = contextlib.ExitStack()
+    if not debug:
+        from .capture import native_stderr_silenced
+
+        quiet.enter_context(native_stderr_silenced())  # the workers inherit it
     pool = None
     failed = done = 0
 
@@ -278,6 +295,7 @@ def run_classify(paths: list[str], *, model_name: str | None = None, trust_model
         if pool is not None:
             pool.close()
             pool.join()
+        quiet.close()
     if failed:
         say(f"{failed} of {len(files) + len(unreadable)} {'files' if not unreadable else 'files and folders'} "
             "could not be classified")

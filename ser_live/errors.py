@@ -11,6 +11,7 @@ __all__ = [
     "UntrustedModelError",
     "SessionFileError",
     "ConfigError",
+    "AudioFileWarning",
 ]
 
 
@@ -50,3 +51,7 @@ class SessionFileError(SerLiveError, OSError):
 
 class ConfigError(SerLiveError):
     """Options that are out of range, do not apply to the chosen mode, or contradict each other."""
+
+
+class AudioFileWarning(UserWarning):
+    """An audio file was read, but not all of it was what it claimed (e.g. shorter than its header says)."""

@@ -143,6 +143,8 @@ def _is_shipped_location(path: Path) -> bool:
 def _read_model_bytes(path: Path) -> bytes:
     if path.is_dir():
         raise ModelError(f"model path {path} is a folder, not a model file; check the path given to --model")
+    if path.exists() and not path.is_file():
+        raise ModelError(f"model path {path} is not a regular file (a device or a pipe); give a model file to --model")
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist; check the path given to --model (or name a shipped "
                          f"model: {', '.join(SHIPPED_MODELS)})")
@@ -155,18 +157,51 @@ def _read_model_bytes(path: Path) -> bytes:
     return data
 
 
+#: Most bytes a model file may decompress to: far above any real model, far below what would exhaust memory.
+MAX_MODEL_BYTES = 1 << 30
+
+
+def _decompressed(data: bytes, path: Path) -> bytes:
+    """The pickle inside a zlib-compressed model file, checked whole before anything reads it.
+
+    joblib's own reader loops without end (and without bound in memory) on a stream with bytes after
+    its end, so the stream is decompressed here, where its end, its checksum and its size are checked.
+    """
+    import zlib
+
+    if len(data) < 2 or data[0] != 0x78 or (data[0] << 8 | data[1]) % 31:
+        return data  # not zlib: an uncompressed joblib file, read as it is
+    stream = zlib.decompressobj()
+    try:
+        raw = stream.decompress(data, MAX_MODEL_BYTES)
+    except zlib.error as exc:
+        raise ModelError(f"model file {path} is damaged (its compressed data is corrupt: {exc}); "
+                         "download or train it again") from exc
+    if stream.unconsumed_tail:
+        raise ModelError(f"model file {path} decompresses to more than {MAX_MODEL_BYTES >> 20} MB; "
+                         "it is not a ser-live model")
+    if not stream.eof:
+        raise ModelError(f"model file {path} is truncated (its compressed data ends early); "
+                         "download or train it again")
+    if stream.unused_data:
+        raise ModelError(f"model file {path} is damaged ({len(stream.unused_data)} unexpected bytes after its end); "
+                         "download or train it again")
+    return raw
+
+
 def _unpickle(data: bytes, path: Path) -> Any:
     """Unpickle model bytes that were already checked (shipped hash or trusted)."""
     import io
 
     import joblib
 
+    data = _decompressed(data, path)
     try:
         return joblib.load(io.BytesIO(data))
     except Exception as exc:  # a damaged pickle can raise nearly anything
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]  # one line, whatever the message
         raise ModelError(
-            f"model file {path} is damaged or truncated and cannot be read ({type(exc).__name__}); "
-            "download or train it again"
+            f"model file {path} is damaged or truncated and cannot be read ({reason}); download or train it again"
         ) from exc
 
 

@@ -464,7 +464,24 @@ class Monitor:
                 if self._stop.is_set():
                     break
             self.feed(block)
+        else:
+            self._analyse_tail()
         return self.summary
+
+    def _analyse_tail(self) -> None:
+        """At the end of a recording, the window ending at its last sample, as :func:`classify_file` has.
+
+        Without it a recording shorter than a hop would give no result at all, and the last part of a
+        longer one would not be heard.
+        """
+        total = self.buffer.total_written
+        if total == 0 or total % self.hop_samples == 0:
+            return
+        start = total - self.window_samples
+        prediction = self.analyzer(self.buffer.read(start, total), t_s=total / self.sample_rate_hz)
+        self._account(prediction)
+        for callback in self._callbacks:
+            callback(prediction)
 
     # -- the microphone ---------------------------------------------------------------------
     def listen(self, device: int | str | None = None, *, reconnect_s: float = 2.0) -> None:

@@ -13,7 +13,8 @@ from conftest import REPO, SHARED_DATA, requires_corpora
 
 METRICS = {"default": REPO / "models" / "metrics.json", "light": REPO / "models" / "light" / "metrics.json"}
 
-pytestmark = [pytest.mark.slow, pytest.mark.corpus, requires_corpora()]
+# The limit allows a cold feature cache (see tests/test_training_corpus.py).
+pytestmark = [pytest.mark.slow, pytest.mark.corpus, requires_corpora(), pytest.mark.timeout(2700)]
 
 
 @pytest.mark.parametrize("name", ["default", "light"])

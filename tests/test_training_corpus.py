@@ -14,6 +14,9 @@ METRICS = {"default": REPO / "models" / "metrics.json", "light": REPO / "models"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.corpus,
+    # On a machine without the feature cache the encoder features of 4 261 recordings are extracted first
+    # (about 15 minutes on 2 cores, then cached in the user cache directory); the default limit is 15.
+    pytest.mark.timeout(2700),
     pytest.mark.skipif(not SHARED_DATA.is_dir(),
                        reason=f"needs the corpora in {SHARED_DATA} (present in CI, absent on users' machines)"),
 ]
