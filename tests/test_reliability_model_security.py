@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import REPO, run_cli, tone, write_wav
 
-from ser_live import shipped as shipped_hashes
 from ser_live import model as model_mod
+from ser_live import shipped as shipped_hashes
 from ser_live.errors import FeatureConfigError, ModelError, UntrustedModelError
 from ser_live.model import DEFAULT_MODEL_NAME, SHIPPED_MODELS, EmotionModel, file_sha256
 
