@@ -122,7 +122,8 @@ def run_console(config: SessionConfig, *, json_lines: bool = False, debug: bool 
             source = f"microphone '{monitor.device_name}'"
         say(f"listening to {source}; window {monitor.window_s:g} s, hop {monitor.hop_s:g} s; Ctrl-C to stop")
         if not json_lines:
-            say(printer.legend())
+            for line in printer.legend(width=80 - len(f"{PROG}: ")):  # an 80-column terminal
+                say(line)
             print(printer.header(), flush=True)
         if config.input_path:
             monitor.run_file(config.input_path, realtime=config.realtime)

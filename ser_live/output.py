@@ -17,23 +17,24 @@ from .errors import SessionFileError
 from .results import ClipResult, Prediction, SessionSummary
 
 __all__ = ["PREDICTION_JSON_FIELDS", "CLIP_JSON_FIELDS", "text_bar", "TextPrinter", "JsonPrinter", "CsvRecorder",
-           "format_summary", "clip_header", "format_clip",
+           "format_summary", "fields_markdown", "clip_header", "format_clip",
            "clip_json"]
 
 #: Keys shared by both JSON outputs: name -> (JSON types, meaning). Every key is always present.
 _EMOTION_FIELDS: dict[str, tuple[tuple[str, ...], str]] = {
-    "emotion": (("string", "null"), "most probable emotion; null without speech (or on error)"),
-    "confidence": (("number", "null"), "its probability, 0 to 1; 0 without speech; null on error"),
+    "emotion": (("string", "null"), "most probable emotion; null without speech, or for a file that failed"),
+    "confidence": (("number", "null"), "its probability, 0 to 1; 0 without speech; null for a file that failed"),
     "probs": (("object", "null"),
               "probability of every class of the model (0 to 1, summing to 1), in display order; "
-              "null without speech (or on error)"),
+              "null without speech, or for a file that failed"),
 }
 #: The keys of one ``--print --json`` line, in order (the README's table is made from this).
 PREDICTION_JSON_FIELDS: dict[str, tuple[tuple[str, ...], str]] = {
     "t": (("number",), "seconds of audio since the start, at the end of the window"),
     "speech": (("boolean",), "whether the speech gate heard speech in the window"),
     **_EMOTION_FIELDS,
-    "level_db": (("number", "null"), "RMS level of the window in dBFS (0 is full scale); null for digital silence"),
+    "level_db": (("number", "null"),
+                 "RMS level of the window in dBFS (0 is full scale, -120 digital silence); null if not measurable"),
     "lost_s": (("number",), "audio lost so far in the session (input stalled or gone, analysis behind), seconds"),
 }
 #: The keys of one ``--classify --json`` line, in order (the README's table is made from this).
@@ -93,11 +94,14 @@ class TextPrinter:
     def _row(self, time_s: str, emotion: str, confidence: str, bars: list[str], level: str) -> str:
         return f"{time_s:>8}  {emotion:<{self._width}}  {confidence:>4}  {' '.join(bars)}  {level:>9}".rstrip()
 
-    def legend(self) -> str:
-        """What the columns mean, with every class abbreviation spelled out."""
+    def legend(self, width: int = 70) -> list[str]:
+        """What the columns mean, with every class abbreviation spelled out, in lines of at most ``width``."""
+        import textwrap
+
         k = _ABBREVIATION_LENGTH
         names = " ".join(f"{c[:k]}({c[k:]})" if len(c) > k else c for c in self.classes)
-        return f"bars: probability of {names}; conf: the top emotion's; level: window loudness"
+        text = f"bars: probability of {names}; conf: the top emotion's; level: window loudness"
+        return textwrap.wrap(text, width=width, break_on_hyphens=False)
 
     def header(self) -> str:
         """The column titles, aligned with the lines."""
@@ -235,6 +239,13 @@ def clip_json(path: str, result: ClipResult | None = None, error: str | None = N
         "speech_windows": result.n_speech_windows,
         "error": None,
     }
+
+
+def fields_markdown(fields: dict[str, tuple[tuple[str, ...], str]]) -> str:
+    """A JSON output's keys as the README's Markdown table (key, JSON type, meaning)."""
+    rows = ["| key | type | meaning |", "|---|---|---|"]
+    rows += [f"| `{key}` | {' or '.join(types)} | {meaning} |" for key, (types, meaning) in fields.items()]
+    return "\n".join(rows)
 
 
 def clip_header() -> str:

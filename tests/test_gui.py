@@ -336,6 +336,9 @@ def test_device_lost_shows_a_message_keeps_the_session_and_recovers(make_window,
     assert window.session.rows()[: len(kept)] == kept
     qtbot.waitUntil(lambda: window.headline.name.text() != "device lost", timeout=5_000)
     assert window.banner.tag != StatusKind.DEVICE_LOST  # the warning left with the fault
+    # The audio missed while the device was gone is counted, and said.
+    qtbot.waitUntil(lambda: "s of audio lost" in window.session_label.text(), timeout=10_000)
+    assert window.session.rows()[-1].lost_s >= 1.0
 
 
 def test_pause_releases_the_microphone_and_resume_reopens_it(make_window, qtbot, fake_microphone):
@@ -665,3 +668,178 @@ def test_a_model_without_adaptation_disables_the_controls(make_window):
     window = make_window()  # the tiny test model has no adaptive variant
     assert not window.adapt_check.isEnabled() and not window.forget_button.isEnabled()
     assert window.adapt_label.text() == "this model cannot adapt to a speaker"
+
+
+# -- the window tells the truth: one state in every part ---------------------------------------------------------
+def _shown(window) -> dict[str, str]:
+    return {"headline": window.headline.name.text(), "button": window.start_button.text(),
+            "banner": window.banner.text() if window.banner.isVisible() else "", "status": window.status.text()}
+
+
+def _agrees(window, state: str, headline: str, button: str, banner: str = "") -> None:
+    shown = _shown(window)
+    assert window.display_state() == state, shown
+    assert shown["headline"] == headline and shown["button"] == button, shown
+    assert shown["status"].startswith(f"{state} · "), shown
+    assert (banner in shown["banner"]) if banner else not shown["banner"], shown
+
+
+def test_every_state_is_told_the_same_by_headline_button_banner_and_status(make_window, qtbot, fake_microphone,
+                                                                           speech_file):
+    window = make_window()
+    _agrees(window, "stopped", "stopped", "Start")
+    window.start_microphone()
+    qtbot.waitUntil(lambda: window.display_state() == "speech", timeout=20_000)  # the fake mic always speaks
+    _agrees(window, "speech", window.latest.emotion, "Pause")
+    assert window.status.text() == "speech · microphone 'Fake USB mic'"
+    window.toggle_running()
+    _agrees(window, "paused", "paused", "Resume")
+    window.toggle_running()
+    qtbot.waitUntil(lambda: window.display_state() == "speech", timeout=20_000)
+    fake_microphone.unplug()
+    qtbot.waitUntil(lambda: window.display_state() == "device lost", timeout=20_000)
+    _agrees(window, "device lost", "device lost", "Pause", banner="continues by itself when the device comes back")
+    window.toggle_running()  # pausing releases the microphone: the lost-device warning no longer holds
+    _agrees(window, "paused", "paused", "Resume")
+    # A file: its name is the source from the start, and its end is told as such, dimmed.
+    window.open_file(str(speech_file[0]))
+    assert window.source_label.text() == "source: file speech.wav"
+    qtbot.waitUntil(lambda: window.runner.state == "finished", timeout=60_000)
+    qtbot.waitUntil(lambda: window.display_state() == "finished", timeout=5_000)
+    _agrees(window, "finished", "finished", "Start")
+    assert window.headline.caption.text() == "the file has ended; press Start to play it again"
+    assert window.status.text().startswith("finished · file speech.wav")
+
+
+def test_a_passing_notice_leaves_the_banner(make_window, qtbot):
+    from ser_live.results import StatusEvent
+
+    window = make_window()
+    window.show_status(StatusEvent(StatusKind.DEVICE_BACK, "input device back: Fake USB mic"))
+    assert window.banner.isVisible() and "back" in window.status.text()
+    qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=10_000)
+    qtbot.waitUntil(lambda: "back" not in window.status.text(), timeout=10_000)
+
+
+def test_a_window_started_on_a_file_names_the_file_as_its_source(qtbot, tiny_model, tmp_path, devices, speech_file):
+    from ser_live.app import SessionConfig, open_session
+
+    window = MainWindow(open_session(SessionConfig(input_path=str(speech_file[0])), model=tiny_model),
+                        input_path=str(speech_file[0]), sessions_dir=tmp_path)
+    qtbot.addWidget(window)
+    assert window.source_label.text() == "source: file speech.wav"
+    assert window.status.text() == "stopped · file speech.wav"
+
+
+# -- it fits and reads at a glance -------------------------------------------------------------------------------
+def _clipped_labels(window) -> list[str]:
+    clipped = []
+    for label in window.findChildren(QtWidgets.QLabel):
+        if not label.isVisible() or not label.text():
+            continue
+        if label.wordWrap():
+            needed = label.heightForWidth(label.width())
+            if needed > label.height() + 1:
+                clipped.append(f"{label.text()[:40]!r}: needs {needed} px of height, has {label.height()}")
+        elif label.sizeHint().width() > label.width() + 1 and label.sizePolicy().horizontalPolicy() != \
+                QtWidgets.QSizePolicy.Policy.Ignored:
+            clipped.append(f"{label.text()[:40]!r}: needs {label.sizeHint().width()} px of width, has {label.width()}")
+    return clipped
+
+
+def test_the_window_fits_1280_by_800_with_nothing_clipped(make_window, qtbot, speech_file):
+    window = make_window()
+    window.resize(1280, 800)
+    window.open_file(str(speech_file[0]))
+    qtbot.waitUntil(lambda: window.runner.state == "finished", timeout=60_000)
+    qtbot.wait(100)
+    assert (window.width(), window.height()) == (1280, 800)
+    scroll = window.controls_scroll
+    assert not scroll.verticalScrollBar().isVisible(), "the control panel needs a scrollbar at 1280 x 800"
+    assert scroll.widget().sizeHint().height() <= scroll.viewport().height()
+    assert not _clipped_labels(window), _clipped_labels(window)
+    # The plots have room for their labels: the waveform's three, the bars' 0 and 100 %.
+    assert window.waveform.height() >= 110
+    assert window.history.height() >= 2 * window.waveform.height()
+    for spin in (window.window_spin, window.hop_spin, window.smooth_spin):
+        assert spin.width() <= 110  # a number and a unit, not the panel's width
+    bottom = [text for _, text in window.bars.getAxis("bottom")._tickLevels[0]]
+    assert bottom == ["0%", "25%", "50%", "75%", "100%"]
+
+
+def test_the_level_meter_numbers_its_scale_and_explains_its_mark():
+    from ser_live.gui.plots import LevelMeter
+
+    meter = LevelMeter()
+    meter.resize(900, 70)
+    meter.set_level(-20.0, -6.0, "ok")
+    image = meter.grab().toImage()
+    assert image.width() == 900 and meter.TICKS_DB == (-60, -50, -40, -30, -20, -10, 0)
+    assert meter.minimumHeight() >= 62  # bar, numbered ticks and the text line
+
+
+def test_history_span_grows_with_the_session_up_to_60_s(qtbot):
+    from ser_live.gui.plots import HISTORY_S, MIN_HISTORY_S, HistoryPlot
+
+    plot = HistoryPlot(EMOTIONS)
+    qtbot.addWidget(plot)
+    for span, expected in ((3.0, MIN_HISTORY_S), (25.0, 25.0), (600.0, HISTORY_S)):
+        plot.set_span(span)
+        assert plot.getViewBox().viewRange()[0] == pytest.approx([-expected, 0.0])
+
+
+def test_history_names_the_leading_lines_at_their_end(qtbot):
+    from ser_live.gui.plots import HistoryPlot
+    from ser_live.results import Prediction
+
+    plot = HistoryPlot(EMOTIONS)
+    qtbot.addWidget(plot)
+    probs = {e: 0.0 for e in EMOTIONS} | {"angry": 0.55, "happy": 0.3, "surprised": 0.15}
+    rows = [Prediction(t, True, "angry", 0.55, probs, -20.0) for t in (0.5, 1.0, 1.5)]
+    plot.show_history(rows, 1.5, 0.5)
+    shown = {c for c, label in plot.labels.items() if label.isVisible()}
+    assert shown == {"angry", "happy", "surprised"}
+    ys = sorted(plot.labels[c].pos().y() for c in shown)
+    assert all(b - a >= 0.08 for a, b in zip(ys, ys[1:]))  # apart, not on top of each other
+
+
+def test_ctrl_q_quits_wherever_the_focus_is(make_window, qtbot):
+    window = make_window()
+    window.hop_spin.setFocus()  # a box being edited
+    qtbot.waitUntil(window.hop_spin.hasFocus, timeout=2_000)
+    qtbot.keyClick(window.hop_spin, QtCore.Qt.Key.Key_Q, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert window._closed and not window.isVisible()
+
+
+# -- colours that stay apart for colour-blind viewers --------------------------------------------------------------
+# Machado, Oliveira & Fernandes (2009), severity 1.0, applied to linear RGB.
+CVD = {
+    "protanopia": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216], [-0.003882, -0.048116, 1.051998]],
+    "deuteranopia": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413], [-0.011820, 0.042940, 0.968881]],
+    "tritanopia": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602], [0.004733, 0.691367, 0.303900]],
+}
+
+
+def _lab(hex_colour: str, simulate=None) -> np.ndarray:
+    rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    if simulate is not None:
+        lin = np.clip(np.array(simulate) @ lin, 0, 1)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ lin
+    f = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(f > 0.008856, np.cbrt(f), 7.787 * f + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_emotion_colours_stay_apart_in_every_common_colour_vision():
+    import itertools
+
+    colours = palette.EMOTION_COLOURS
+    for vision, matrix in [("normal", None), *CVD.items()]:
+        lab = {e: _lab(c, matrix) for e, c in colours.items()}
+        worst = min((np.linalg.norm(lab[a] - lab[b]), a, b) for a, b in itertools.combinations(lab, 2))
+        assert worst[0] >= 18.0, f"{vision}: {worst[1]} and {worst[2]} are only {worst[0]:.1f} ΔE apart"
+    # The three that were confused before are now far apart in every vision.
+    for matrix in [None, *CVD.values()]:
+        lab = {e: _lab(colours[e], matrix) for e in ("angry", "happy", "surprised")}
+        assert min(np.linalg.norm(lab[a] - lab[b]) for a, b in itertools.combinations(lab, 2)) >= 30.0

@@ -241,7 +241,7 @@ class MainWindow(QtWidgets.QMainWindow):
         panel = QtWidgets.QWidget()
         panel.setLayout(side)
         # The controls scroll on a small screen instead of pushing the window past it.
-        scroll = QtWidgets.QScrollArea()
+        self.controls_scroll = scroll = QtWidgets.QScrollArea()
         scroll.setWidget(panel)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
@@ -640,14 +640,18 @@ class MainWindow(QtWidgets.QMainWindow):
             self._note(event.message)
         elif kind == StatusKind.CALIBRATING:
             self.banner.show_message(event.message, "info")
+        elif kind == StatusKind.DROPPED:  # beside the news it follows (device back), not instead of it
+            self._note(event.message)
         else:  # calibrated, a notice: news that passes
             self.banner.show_message(event.message, "info", timeout_ms=BRIEF_MESSAGE_MS)
             self._note(event.message)
         self._refresh_controls()
 
     def _note(self, message: str) -> None:
-        """Show passing news in the status bar, beside the state, for a few seconds."""
-        self._notice, self._notice_until = message, time.monotonic() + BRIEF_MESSAGE_MS / 1000
+        """Show passing news in the status bar, beside the state and any news still current, for a few seconds."""
+        current = self._notice and time.monotonic() <= self._notice_until
+        self._notice = f"{self._notice} · {message}" if current else message
+        self._notice_until = time.monotonic() + BRIEF_MESSAGE_MS / 1000
 
     def display_state(self) -> str:
         """The one state the headline, the Start button, the banner and the status bar all show.
@@ -702,8 +706,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.source_label.setText(f"source: {source}")
         self.status.setText(f"{shown} · {source}" + (f" · {self._notice}" if self._notice else ""))
         autosave = self.session.autosave_path
+        lost_s = self.latest.lost_s if self.latest is not None else 0.0
+        lost = f"; {lost_s:.1f} s of audio lost" if lost_s >= 0.05 else ""
         self.session_label.setText(
-            f"{len(self.session)} rows" + (f"\nautosaved to {autosave}" if autosave is not None else "")
+            f"{len(self.session)} rows{lost}" + (f"\nautosaved to {autosave}" if autosave is not None else "")
         )
 
     def _refresh_adaptation(self) -> None:
