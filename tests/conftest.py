@@ -43,6 +43,17 @@ def tone(
     return y.astype(np.float32)
 
 
+def voice_with_pauses(seconds: float, seed: int = 0, *, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
+    """Voiced stretches of 0.8-1.6 s and pauses of 0.3-0.9 s, deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    while sum(p.size for p in parts) < seconds * sample_rate_hz:
+        parts.append(tone(float(rng.uniform(110, 240)), float(rng.uniform(0.8, 1.6)), sample_rate_hz=sample_rate_hz,
+                          vibrato_hz=3.0, seed=len(parts)))
+        parts.append(np.zeros(int(rng.uniform(0.3, 0.9) * sample_rate_hz), np.float32))
+    return np.concatenate(parts)[: int(seconds * sample_rate_hz)]
+
+
 def write_wav(
     path: Path, samples: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ, subtype: str | None = None
 ) -> Path:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run_cli, tone, write_wav
+from conftest import REPO, run_cli, voice_with_pauses, write_wav
 from test_gui import _windows_deleted_on_the_gui_thread, devices, make_window  # noqa: F401 - the window's fixtures
 
 from ser_live.app import MonitorSettings, SessionConfig, open_session
@@ -19,13 +19,8 @@ REGRESSION = Path(__file__).with_name("data") / "extractor_regression.npz"
 
 
 def voice(seconds: float, seed: int = 0) -> np.ndarray:
-    """Voiced stretches and pauses, deterministic (also what tests/data/extractor_regression.npz was made from)."""
-    rng = np.random.default_rng(seed)
-    parts = []
-    while sum(p.size for p in parts) < seconds * SR:
-        parts.append(tone(float(rng.uniform(110, 240)), float(rng.uniform(0.8, 1.6)), vibrato_hz=3.0, seed=len(parts)))
-        parts.append(np.zeros(int(rng.uniform(0.3, 0.9) * SR), np.float32))
-    return np.concatenate(parts)[: int(seconds * SR)]
+    """What tests/data/extractor_regression.npz was made from."""
+    return voice_with_pauses(seconds, seed)
 
 
 @pytest.fixture(scope="module")

@@ -764,7 +764,7 @@ def test_the_window_fits_1280_by_800_with_nothing_clipped(make_window, qtbot, sp
     for spin in (window.window_spin, window.hop_spin, window.smooth_spin):
         assert spin.width() <= 110  # a number and a unit, not the panel's width
     bottom = [text for _, text in window.bars.getAxis("bottom")._tickLevels[0]]
-    assert bottom == ["0%", "25%", "50%", "75%", "100%"]
+    assert bottom == ["0%", "50%", "100%"]
 
 
 def test_the_level_meter_numbers_its_scale_and_explains_its_mark():

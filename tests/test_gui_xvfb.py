@@ -26,7 +26,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("import") is None, reason="needs ImageMagick's import ('make test' installs it)"),
 ]
 
-SCREEN = (1280, 820)
+SCREEN = (1280, 800)
 
 
 def _free_display() -> int:
@@ -102,6 +102,17 @@ def screen_pixels(display: str, path: Path) -> np.ndarray | None:
     return rows[:, : 3 * image.width()].reshape(image.height(), image.width(), 3).copy()
 
 
+def _blend(over: str, under: str, alpha: int) -> str:
+    """The colour ``over`` drawn at ``alpha`` (0-255) on ``under``."""
+    mix = [round(int(under[i:i + 2], 16) + (int(over[i:i + 2], 16) - int(under[i:i + 2], 16)) * alpha / 255)
+           for i in (1, 3, 5)]
+    return "#" + "".join(f"{v:02X}" for v in mix)
+
+
+#: The no-speech band as drawn: the palette's grey at the band's alpha (90) over the plot background.
+NO_SPEECH_BAND = _blend(palette.NO_SPEECH_COLOUR, palette.PANEL, 90)
+
+
 def colour_counts(region: np.ndarray, colours: dict[str, str], tolerance: int = 40) -> dict[str, int]:
     """Pixels within ``tolerance`` (max channel difference) of each colour."""
     out = {}
@@ -136,7 +147,7 @@ def test_real_window_under_xvfb_draws_the_emotion_history(xvfb, qtbot, tiny_mode
             region = pixels[y0 + box.top() : y0 + box.bottom(), x0 + box.left() : x0 + box.right()]
             seen = colour_counts(region, palette.EMOTION_COLOURS)
             # The no-speech band: grey at the band's alpha over the plot background.
-            band = colour_counts(region, {"band": "#44484C"}, tolerance=6)["band"]
+            band = colour_counts(region, {"band": NO_SPEECH_BAND}, tolerance=6)["band"]
             if sum(n >= 30 for n in seen.values()) >= 3 and band > 500:
                 break
         assert app.poll() is None, f"the window exited early: {app.stderr.read() if app.stderr else ''}"

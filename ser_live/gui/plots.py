@@ -183,7 +183,7 @@ class ProbabilityBars(pg.PlotWidget):
         self.getPlotItem().invertY(True)
         self.getAxis("left").setTicks([[(i, c) for i, c in enumerate(self.classes)]])
         self.getAxis("left").setWidth(120)
-        self.getAxis("bottom").setTicks([[(v, f"{v:.0%}") for v in (0, 0.25, 0.5, 0.75, 1.0)]])
+        self.getAxis("bottom").setTicks([[(v, f"{v:.0%}") for v in (0, 0.5, 1.0)], [(v, "") for v in (0.25, 0.75)]])
         # Grid lines drawn as lines, not with showGrid: with pyqtgraph's grid on, the axis drops the
         # labels at its ends (0 % and 100 %), which may reach past the plot.
         self.getAxis("bottom").setStyle(hideOverlappingLabels=False)
@@ -424,7 +424,12 @@ class LevelMeter(QtWidgets.QWidget):
         text_rect = self.rect().adjusted(0, bar.height() + 4 + metrics.height(), 0, 0)
         painter.setPen(QtGui.QColor(colour if self.state in ("clipping", "quiet") else palette.TEXT_DIM))
         painter.setFont(_font(14, bold=self.state in ("clipping", "quiet")))
-        level = f"{self.rms_db:.0f} dBFS" if self.state != "idle" and self.rms_db > -150 else "-∞ dBFS"
+        if self.state == "idle":
+            level = "–"
+        elif self.rms_db < METER_FLOOR_DBFS:
+            level = f"below {METER_FLOOR_DBFS:.0f} dBFS"
+        else:
+            level = f"{self.rms_db:.0f} dBFS"
         peak = "   ▏= loudest moment of the last 5 s" if self.state != "idle" else ""
         painter.drawText(text_rect, QtCore.Qt.AlignmentFlag.AlignLeft, f"level {level}   {self.message}{peak}")
         painter.end()

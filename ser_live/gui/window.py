@@ -224,9 +224,7 @@ class MainWindow(QtWidgets.QMainWindow):
         main.addWidget(self.banner)
         main.addLayout(top, 4)
         # One label for title and legend: full width, so it wraps only on a small screen.
-        history_title = self._caption(
-            f"emotion probabilities, last {HISTORY_S:g} s&nbsp;&nbsp;&nbsp;&nbsp; {self.history.legend_html()}"
-        )
+        self.history_title = history_title = self._caption(self._history_caption())
         history_title.setWordWrap(True)
         main.addWidget(history_title)
         main.addWidget(self.history, 6)
@@ -258,6 +256,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status = QtWidgets.QLabel("")
         self.statusBar().addWidget(self.status, 1)
         self.resize(1280, 800)
+
+    def _history_caption(self) -> str:
+        return (f"emotion probabilities, last {self.history.span_s:.0f} s&nbsp;&nbsp;&nbsp;&nbsp; "
+                f"{self.history.legend_html()}")
 
     @staticmethod
     def _caption(text: str) -> QtWidgets.QLabel:
@@ -332,6 +334,7 @@ class MainWindow(QtWidgets.QMainWindow):
             spins.addWidget(spin, 0, 2 * column + 1)
         spins.addWidget(QtWidgets.QLabel("Smoothing"), 1, 0, 1, 2)
         spins.addWidget(self.smooth_spin, 1, 3)
+        spins.setColumnMinimumWidth(2, 44)  # "Hop" stands clear of the window's box
         form.addRow(spins)
         form.addRow(self.settings_note)
         # Speaker adaptation: how much of this voice has been learnt, and a way to start over.
@@ -618,6 +621,7 @@ class MainWindow(QtWidgets.QMainWindow):
             # The span grows with the session, so that its first seconds fill the plot.
             first_s = self.session.first_t_s()
             self.history.set_span(now_s - first_s + snap.window_s if first_s is not None else 0.0)
+            self.history_title.setText(self._history_caption())
             self.history.show_history(self.recent, now_s, snap.hop_s)
             self._history_dirty = False
 
@@ -637,7 +641,7 @@ class MainWindow(QtWidgets.QMainWindow):
         elif kind in (StatusKind.ANALYSIS_STOPPED, StatusKind.WARNING):
             self.banner.show_message(event.message, "error" if kind == StatusKind.ANALYSIS_STOPPED else "warning")
         elif kind == StatusKind.FINISHED:
-            self._note(event.message)
+            pass  # the state says it: "finished · file NAME"
         elif kind == StatusKind.CALIBRATING:
             self.banner.show_message(event.message, "info")
         elif kind == StatusKind.DROPPED:  # beside the news it follows (device back), not instead of it
