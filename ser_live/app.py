@@ -212,10 +212,12 @@ class Calibration:
             return True
         learnt = self.progress_s
         if learnt >= self.seconds:
+            # This window was classified before it was learnt from, with less than the target: the
+            # first prediction shown is the next one.
             self.done = True
             on_status(StatusEvent(StatusKind.CALIBRATED,
-                                        f"calibration done: learnt {self.seconds:g} s of speech; monitoring"))
-            return True
+                                  f"calibration done: learnt {self.seconds:g} s of speech; monitoring"))
+            return False
         if int(learnt) // 5 != self._shown:  # a line every 5 s of speech, not one per hop
             self._shown = int(learnt) // 5
             on_status(StatusEvent(StatusKind.CALIBRATING,

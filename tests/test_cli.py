@@ -128,7 +128,8 @@ def test_print_text_lines_are_aligned_under_the_header(tiny_model_path, tmp_path
     bars_at = header.index("neu")
     assert all(line.index("(no speech)") == bars_at for line in quiet)
     legend = [line for line in proc.stderr.splitlines() if "bars:" in line]
-    assert legend and "neu(tral)" in legend[0] and "sur(prised)" in legend[0]
+    legend = " ".join(line for line in proc.stderr.splitlines()[1:3])  # two lines, to fit 80 columns
+    assert "neu(tral)" in legend and "sur(prised)" in legend
 
 
 def test_text_printer_shows_each_probability_as_a_bar():
@@ -396,3 +397,13 @@ def test_print_without_a_display_or_mode_falls_back_to_the_console(tiny_model_pa
     assert proc.returncode == 0, proc.stderr
     assert "no display found: showing the console monitor instead" in proc.stderr
     assert proc.stdout.splitlines()[0].split()[0] == "time"
+
+
+def test_the_console_fits_an_80_column_terminal(tmp_path):
+    path = voice_file(tmp_path / "voice.wav")
+    proc = run_cli("--print", "--input", str(path), "--model", "light")
+    assert proc.returncode == 0, proc.stderr
+    table = [line for line in proc.stdout.splitlines() if not line.startswith("summary: ")]  # a sentence, it wraps
+    legend = [line for line in proc.stderr.splitlines() if not line.startswith("ser-live: listening to ")]
+    assert len(table) == 11 and len(legend) == 2
+    assert all(len(line) <= 80 for line in table + legend), [line for line in table + legend if len(line) > 80]

@@ -338,6 +338,7 @@ def test_device_lost_shows_a_message_keeps_the_session_and_recovers(make_window,
     assert window.banner.tag != StatusKind.DEVICE_LOST  # the warning left with the fault
     # The audio missed while the device was gone is counted, and said.
     qtbot.waitUntil(lambda: "s of audio lost" in window.session_label.text(), timeout=10_000)
+    assert "lost" in window.status.text() and "s of audio" in window.status.text()
     assert window.session.rows()[-1].lost_s >= 1.0
 
 

@@ -59,7 +59,7 @@ def test_session_csv_survives_the_process(tmp_path, tiny_model_path, sig):
     complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
     rows = list(csv.reader(complete.splitlines()))
     header, rows = rows[0], rows[1:]
-    assert header[:4] == ["t_s", "speech", "emotion", "confidence"] and header[-1] == "level_db"
+    assert header[:4] == ["t_s", "speech", "emotion", "confidence"] and header[-2:] == ["level_db", "lost_s"]
     assert all(len(row) == len(header) for row in rows)
     # One row per hop, in order, with nothing missing in between.
     assert [float(row[0]) for row in rows] == pytest.approx([0.5 * (k + 1) for k in range(len(rows))])

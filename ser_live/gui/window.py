@@ -636,7 +636,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 tag=StatusKind.DEVICE_LOST)
         elif kind == StatusKind.DEVICE_BACK:
             self._device_lost = False
-            self.banner.show_message(event.message, "info", timeout_ms=BRIEF_MESSAGE_MS)
+            self.banner.show_message(event.message, "info", timeout_ms=BRIEF_MESSAGE_MS, tag=StatusKind.DEVICE_BACK)
             self._note(event.message)
         elif kind in (StatusKind.ANALYSIS_STOPPED, StatusKind.WARNING):
             self.banner.show_message(event.message, "error" if kind == StatusKind.ANALYSIS_STOPPED else "warning")
@@ -646,6 +646,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.banner.show_message(event.message, "info")
         elif kind == StatusKind.DROPPED:  # beside the news it follows (device back), not instead of it
             self._note(event.message)
+            if self.banner.tag == StatusKind.DEVICE_BACK:
+                self.banner.show_message(f"{self.banner.text()}; {event.message}", "warning",
+                                         timeout_ms=BRIEF_MESSAGE_MS, tag=StatusKind.DROPPED)
+            elif self.banner.tag != StatusKind.DEVICE_LOST:
+                self.banner.show_message(event.message, "warning", timeout_ms=BRIEF_MESSAGE_MS, tag=StatusKind.DROPPED)
         else:  # calibrated, a notice: news that passes
             self.banner.show_message(event.message, "info", timeout_ms=BRIEF_MESSAGE_MS)
             self._note(event.message)
