@@ -156,6 +156,8 @@ def one_blas_thread() -> None:
         from threadpoolctl import threadpool_limits
     except ImportError:  # optional: without it, BLAS keeps its default
         return
+    import numpy  # noqa: F401 - loads OpenBLAS: threadpoolctl limits only the libraries already loaded
+
     threadpool_limits(limits=1, user_api="blas")
 
 

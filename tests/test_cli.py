@@ -407,3 +407,16 @@ def test_the_console_fits_an_80_column_terminal(tmp_path):
     legend = [line for line in proc.stderr.splitlines() if not line.startswith("ser-live: listening to ")]
     assert len(table) == 11 and len(legend) == 2
     assert all(len(line) <= 80 for line in table + legend), [line for line in table + legend if len(line) > 80]
+
+
+def test_the_command_runs_with_one_blas_thread_even_before_numpy_is_loaded():
+    """OpenBLAS's spinning second thread cost the encoder monitor a third of a core; ser-live pins one.
+
+    threadpoolctl limits only libraries already loaded, and importing ser_live loads no numpy any more,
+    so the limit must load it first (a fresh interpreter, as the command starts).
+    """
+    code = ("import sys; from ser_live.console import one_blas_thread; one_blas_thread(); "
+            "from threadpoolctl import threadpool_info; "
+            "print(sorted({i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO), check=True)
+    assert out.stdout.strip() == "[1]"

@@ -784,7 +784,7 @@ def test_history_span_grows_with_the_session_up_to_60_s(qtbot):
 
     plot = HistoryPlot(EMOTIONS)
     qtbot.addWidget(plot)
-    for span, expected in ((3.0, MIN_HISTORY_S), (25.0, 25.0), (600.0, HISTORY_S)):
+    for span, expected in ((3.0, MIN_HISTORY_S), (25.0, 25.0), (31.2, 35.0), (600.0, HISTORY_S)):
         plot.set_span(span)
         assert plot.getViewBox().viewRange()[0] == pytest.approx([-expected, 0.0])
 

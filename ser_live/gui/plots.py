@@ -260,8 +260,11 @@ class HistoryPlot(pg.PlotWidget):
             self.labels[c] = label
 
     def set_span(self, span_s: float) -> None:
-        """Show the last ``span_s`` seconds (clamped to :data:`MIN_HISTORY_S` .. :data:`HISTORY_S`)."""
-        span_s = min(HISTORY_S, max(MIN_HISTORY_S, span_s))
+        """Show the last ``span_s`` seconds, rounded up to 5 s (clamped to :data:`MIN_HISTORY_S` .. :data:`HISTORY_S`).
+
+        In steps, so the axes are laid out again every 5 s of a session, not at every redraw.
+        """
+        span_s = min(HISTORY_S, max(MIN_HISTORY_S, 5.0 * math.ceil(span_s / 5.0)))
         if span_s != self.span_s:
             self.span_s = span_s
             self.setXRange(-span_s, 0, padding=0)

@@ -560,7 +560,8 @@ class MainWindow(QtWidgets.QMainWindow):
         except OSError as exc:
             self.banner.show_message(f"Cannot save the session to {path}: {exc.strerror or exc}", "error")
             return None
-        self.status.setText(f"saved {n} rows to {path}")
+        self._note(f"saved {n} rows to {path}")
+        self._refresh_controls()
         return n
 
     def save_screenshot(self, path: str | None = None) -> bool:
@@ -572,7 +573,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 return False
         ok = self.grab().save(str(path), "PNG")
         if ok:
-            self.status.setText(f"screenshot saved to {path}")
+            self._note(f"screenshot saved to {path}")
+            self._refresh_controls()
         else:
             self.banner.show_message(f"Cannot save the screenshot to {path}", "error")
         return ok
@@ -621,7 +623,9 @@ class MainWindow(QtWidgets.QMainWindow):
             # The span grows with the session, so that its first seconds fill the plot.
             first_s = self.session.first_t_s()
             self.history.set_span(now_s - first_s + snap.window_s if first_s is not None else 0.0)
-            self.history_title.setText(self._history_caption())
+            caption = self._history_caption()
+            if caption != self.history_title.text():  # a new layout only when the span's seconds change
+                self.history_title.setText(caption)
             self.history.show_history(self.recent, now_s, snap.hop_s)
             self._history_dirty = False
 
