@@ -255,6 +255,7 @@ class Session:
         self.settings = settings
         self.on_status: StatusCallback = on_status or _ignore
         self.speaker = None
+        self._parked_speaker = None  # what was learnt before adaptation was turned off, kept for turning it on
         self.profile_path: Path | None = None
         self.calibration: Calibration | None = None
         self.recorder = None
@@ -278,7 +279,7 @@ class Session:
         if adapt and not self.can_adapt:
             raise ConfigError("this model cannot adapt to the speaker")
         if adapt and self.speaker is None:
-            self.speaker = getattr(self, "_parked_speaker", None) or SpeakerNormalizer(
+            self.speaker = self._parked_speaker or SpeakerNormalizer(
                 self.model.adaptation.prior, hop_s=self.settings.hop_s)
         elif not adapt and self.speaker is not None:
             self._parked_speaker, self.speaker = self.speaker, None
@@ -338,7 +339,7 @@ class Session:
                 self.recorder.close()
             except OSError as exc:
                 self.on_status(StatusEvent(StatusKind.WARNING, f"warning: {exc}"))
-        speaker = self.speaker or getattr(self, "_parked_speaker", None)
+        speaker = self.speaker or self._parked_speaker
         if speaker is not None and self.profile_path is not None:
             try:
                 speaker.save(self.profile_path, feature_version=profile_key(self.model))

@@ -298,7 +298,6 @@ class MicrophoneStream:
         #: Why the device counts as lost (None while it delivers).
         self.failure: str | None = None
         self._started_at = 0.0
-        self._waiting_first = True
         self.device: InputDevice | None = None
         self.capture_rate_hz: int | None = None
         self.channels = 1
@@ -306,7 +305,6 @@ class MicrophoneStream:
         self._stream = None
         self._queue: queue.SimpleQueue | None = None
         self._converter_thread: threading.Thread | None = None
-        self._failed = False
         #: Blocks PortAudio flagged as overflowed (audio lost before it reached ser-live).
         self.input_overflows = 0
         #: Why the conversion thread stopped, if it failed.
@@ -323,7 +321,6 @@ class MicrophoneStream:
         # Count first, then time it: a reader that sees the new time also sees these frames.
         self.received_s += frame_count * self._seconds_per_frame
         self.last_block_at = time.monotonic()
-        self._waiting_first = False
         return None, self._pyaudio.paContinue
 
     def _convert_loop(self, q: queue.SimpleQueue, from_rate_hz: int, channels: int) -> None:
@@ -407,8 +404,6 @@ class MicrophoneStream:
             )
             self._converter_thread.start()
         self._started_at = time.monotonic()
-        self._waiting_first = True
-        self._failed = False
         self.failure = None
         self._stream.start_stream()
 
@@ -418,7 +413,7 @@ class MicrophoneStream:
         The stall limit counts from the last block, and before the first block from the start with its
         own, longer limit: a stream that is slow to start is not a lost device. :attr:`failure` says why.
         """
-        if self._stream is None or self._failed:
+        if self._stream is None or self.failure is not None:
             return False
         try:
             active = self._stream.is_active()
@@ -430,13 +425,12 @@ class MicrophoneStream:
             self.failure = f"the stream of '{name}' stopped"
         elif self._converter_thread is not None and not self._converter_thread.is_alive():
             self.failure = f"converting the audio of '{name}' failed ({self.conversion_error})"
-        elif self._waiting_first and now - self._started_at > self.start_timeout_s:
+        elif self.last_block_at < self._started_at and now - self._started_at > self.start_timeout_s:
             self.failure = (f"no audio came from '{name}' within {self.start_timeout_s:g} s of opening it; "
                             "is it muted, asleep or used by another program?")
-        elif not self._waiting_first and now - self.last_block_at > self.stall_s:
+        elif self.last_block_at >= self._started_at and now - self.last_block_at > self.stall_s:
             self.failure = f"no audio from '{name}' for {now - self.last_block_at:.1f} s"
-        self._failed = self.failure is not None
-        return not self._failed
+        return self.failure is None
 
     def restart(self) -> None:
         """Close and reopen the device (after it was lost); raises DeviceError while it is gone."""

@@ -385,7 +385,7 @@ class Monitor:
             adapting=self.adapting,
             adapted_s=self.adapted_s,
             adaptation_weight=self.adaptation_weight,
-            dropped_s=self.buffer.dropped_samples / rate,
+            dropped_s=self.lost_s,
         )
 
     # -- the analysis step shared by every source -------------------------------------------
@@ -395,18 +395,18 @@ class Monitor:
         return self._capture_lost_s + self.buffer.dropped_samples / self.sample_rate_hz
 
     def _process_due(self) -> list[Prediction]:
-        out = []
-        for start, stop in self.schedule.due(self.buffer.total_written):
-            window = self.buffer.read(start, stop)
-            prediction = self.analyzer(window, t_s=stop / self.sample_rate_hz)
-            lost_s = self.lost_s
-            if lost_s:
-                prediction = dataclasses.replace(prediction, lost_s=lost_s)
-            self._account(prediction)
-            out.append(prediction)
-            for callback in self._callbacks:
-                callback(prediction)
-        return out
+        return [self._analyse(start, stop) for start, stop in self.schedule.due(self.buffer.total_written)]
+
+    def _analyse(self, start: int, stop: int) -> Prediction:
+        """Analyse the buffered window ``[start, stop)``, count it and hand it to the consumers."""
+        prediction = self.analyzer(self.buffer.read(start, stop), t_s=stop / self.sample_rate_hz)
+        lost_s = self.lost_s
+        if lost_s:
+            prediction = dataclasses.replace(prediction, lost_s=lost_s)
+        self._account(prediction)
+        for callback in self._callbacks:
+            callback(prediction)
+        return prediction
 
     def _account(self, prediction: Prediction) -> None:
         s = self.summary
@@ -475,13 +475,8 @@ class Monitor:
         longer one would not be heard.
         """
         total = self.buffer.total_written
-        if total == 0 or total % self.hop_samples == 0:
-            return
-        start = total - self.window_samples
-        prediction = self.analyzer(self.buffer.read(start, total), t_s=total / self.sample_rate_hz)
-        self._account(prediction)
-        for callback in self._callbacks:
-            callback(prediction)
+        if total and total % self.hop_samples:
+            self._analyse(total - self.window_samples, total)
 
     # -- the microphone ---------------------------------------------------------------------
     def listen(self, device: int | str | None = None, *, reconnect_s: float = 2.0) -> None:
@@ -522,9 +517,9 @@ class Monitor:
         """Count the audio the input did not deliver; report news of it (at most every 2 s)."""
         if capture.last_block_at > 0:
             self._gaps.observe(capture.last_block_at, capture.received_s)
-        self._capture_lost_s = self._gaps.lost_until(time.monotonic()) if until_now else self._gaps.lost_s
-        self.summary.dropped_s = self.lost_s
-        lost_s, now = self.lost_s, time.monotonic()
+        now = time.monotonic()
+        self._capture_lost_s = self._gaps.lost_until(now) if until_now else self._gaps.lost_s
+        self.summary.dropped_s = lost_s = self.lost_s
         if lost_s - self._reported_lost_s >= 0.1 and now - self._lost_reported_at >= 2.0:
             self._status(StatusKind.DROPPED, f"lost {lost_s - self._reported_lost_s:.1f} s of audio "
                                              f"({lost_s:.1f} s in all this session)")
