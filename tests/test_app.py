@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run_cli, voice_with_pauses, write_wav
+from conftest import run_cli, voice_with_pauses, write_wav
 from test_gui import _windows_deleted_on_the_gui_thread, devices, make_window  # noqa: F401 - the window's fixtures
 
 from ser_live.app import MonitorSettings, SessionConfig, open_session
@@ -15,11 +15,9 @@ from ser_live.errors import ConfigError, DeviceError, SessionFileError
 from ser_live.results import Prediction, StatusKind
 
 SR = 16000
-REGRESSION = Path(__file__).with_name("data") / "extractor_regression.npz"
 
 
 def voice(seconds: float, seed: int = 0) -> np.ndarray:
-    """What tests/data/extractor_regression.npz was made from."""
     return voice_with_pauses(seconds, seed)
 
 
@@ -230,38 +228,3 @@ def test_options_that_do_not_apply_are_one_line_and_exit_2(argv, message):
     assert lines[0].startswith(f"ser-live: error: {message}"), lines[0]
 
 
-# -- the extractor seam changes no number ---------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["light", "default"])
-def test_extractors_through_the_seam_give_the_recorded_numbers_exactly(name):
-    """Features and predictions equal (not close to) those recorded before the seam and typed gate decisions.
-
-    One BLAS thread, as the ser-live command runs: OpenBLAS sums in another order with two, and the encoder's
-    last bits change with it.
-    """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        _compare_with_record(name)
-
-
-def _compare_with_record(name: str) -> None:
-    from ser_live.gate import SpeechGate
-    from ser_live.model import EmotionModel
-    from ser_live.pipeline import Monitor, classify_signal, gated_window_features
-
-    recorded = np.load(REGRESSION)
-    model = EmotionModel.load(name)
-    y = voice(12.0)
-    gated = gated_window_features([y], gate=SpeechGate(sample_rate_hz=SR), extractor=model.extractor,
-                                  window_samples=int(model.window_s * SR), hop_samples=int(model.hop_s * SR))
-    np.testing.assert_array_equal(gated.features, recorded[f"{name}_features"])
-    np.testing.assert_array_equal(gated.end_samples, recorded[f"{name}_ends"])
-    for adapt in (False, True):
-        probs = [[p.probs[c] for c in model.classes] for p in Monitor(model, adapt=adapt).feed(y)]
-        np.testing.assert_array_equal(np.array(probs), recorded[f"{name}_probs_adapt{int(adapt)}"])
-    clip = classify_signal(y, sample_rate_hz=SR, model=model)
-    np.testing.assert_array_equal(np.array(list(clip.probs.values())), recorded[f"{name}_clip_probs"])
-
-
-def test_the_regression_record_is_made_by_the_script_beside_it():
-    assert (REPO / "tests" / "data" / "make_extractor_regression.py").is_file()
