@@ -38,7 +38,7 @@ $(VENV)/.stamp-run: setup.cfg pyproject.toml
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-run
 	bash scripts/ensure_apt.sh $(APT_TEST)
-	$(PIP) install -e ".[gui,train,test]"
+	$(PIP) install -e ".[gui,train,test,cluster,lsl]"
 	touch $@
 
 lint: $(VENV)/.stamp-test

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark ser-live: per-window compute, end-to-end latency, start-up, steady state, batch throughput.
+"""Benchmark ser-live: per-window compute, end-to-end latency, start-up, steady state, batch throughput and engines.
 
 Both shipped models are measured in one run, each against its own targets: the default (Whisper-base
 encoder + MLP) and ``light`` (handcrafted features + MLP). Prints a table per model and writes
@@ -8,7 +8,7 @@ runs everything briefly (CI uses it so the script cannot rot; its numbers mean n
 microphone and GUI parts need the apt packages ``make test`` installs (pulseaudio, espeak-ng, xvfb)
 and are skipped, saying why, without them.
 
-    python scripts/bench.py            # full run, ~15 minutes on 2 cores
+    python scripts/bench.py            # full run, ~25 minutes on 2 cores
     python scripts/bench.py --smoke    # ~2 minutes
     python scripts/bench.py --models light --only window
 """
@@ -304,12 +304,7 @@ def _bench_gui(server, seconds: float, tmp: Path) -> dict:
 # -- 5 and 6: batch throughput -------------------------------------------------------------------------
 def bench_classify(speech: np.ndarray, n_files: int, tmp: Path, reps: int) -> dict:
     """Wall time of whole ``ser-live --classify`` runs (start-up included), ``reps`` runs per worker count."""
-    folder = tmp / "classify"
-    folder.mkdir()
-    n = 3 * RATE_HZ
-    for i in range(n_files):
-        start = (i * 7919) % (speech.size - n)
-        write_wav(folder / f"clip{i:03d}.wav", speech[start : start + n])
+    folder = _clip_folder(speech, n_files, tmp / "classify")
     audio_s = 3.0 * n_files
     out = {"files": n_files, "audio_s": audio_s, "runs": reps}
     for workers in (1, 2):
@@ -330,6 +325,81 @@ def bench_classify(speech: np.ndarray, n_files: int, tmp: Path, reps: int) -> di
             "ratio_ours_over_classic": (audio_s / wall["median"]) / (audio_s / classic_wall),
         }
     return out
+
+
+_ENGINE_RUN = """
+import json, sys, time
+from ser_live.heap import keep_large_blocks_on_heap
+from ser_live.process import one_blas_thread
+keep_large_blocks_on_heap(); one_blas_thread()  # as the ser-live command starts
+from ser_live.batch import classify_batch
+folder, model, trust, workers, scheduler = json.loads(sys.argv[1])
+t0 = time.perf_counter()
+batch = classify_batch([folder], model=model, trust_model=trust, workers=workers, scheduler=scheduler)
+t1 = time.perf_counter()
+n = sum(1 for item in batch if item.error is None)
+t2 = time.perf_counter()
+print(json.dumps({"files": n, "audio_s": batch.totals.audio_s, "start_s": t1 - t0, "run_s": t2 - t1}))
+"""
+#: The engines compared, as ``--classify`` options: (name, workers, scheduler).
+ENGINES = (("local pool, 2 workers", 2, None), ("Dask local:1", 0, "local:1"), ("Dask local:2", 0, "local:2"))
+
+
+def bench_cluster(speech: np.ndarray, n_files: int, tmp: Path, reps: int, listing_files: tuple[int, ...]) -> dict:
+    """The batch engines in one run on the same files: start-up (model loaded, cluster up) apart from throughput;
+    and the client's peak memory on archives of many (hard-linked) files, which must not grow with their number."""
+    folder = _clip_folder(speech, n_files, tmp / "cluster")
+    model = MODEL_ARGS[1]
+    out: dict = {"files": n_files, "runs": reps, "engines": {}}
+    for name, workers, scheduler in ENGINES:
+        runs = []
+        for _ in range(reps):
+            proc = subprocess.run([sys.executable, "-c", _ENGINE_RUN, json.dumps(
+                [str(folder), model, "--trust-model" in MODEL_ARGS, workers, scheduler])],
+                check=True, capture_output=True, text=True, cwd=str(REPO))
+            runs.append(json.loads(proc.stdout))
+        run_s = stats([r["run_s"] for r in runs])
+        out["engines"][name] = {"start_s": stats([r["start_s"] for r in runs]), "run_s": run_s,
+                                "audio_s_per_s": runs[0]["audio_s"] / run_s["median"]}
+    pool, dask = out["engines"]["local pool, 2 workers"], out["engines"]["Dask local:2"]
+    out["cluster_overhead_pct"] = 100.0 * (dask["run_s"]["median"] / pool["run_s"]["median"] - 1.0)
+    out["listing"] = {str(n): _client_peak_rss_mb(tmp / f"links{n}", n) for n in listing_files}
+    return out
+
+
+def _client_peak_rss_mb(folder: Path, n_files: int) -> dict:
+    """Peak RSS of the ``--classify`` process alone (not its workers) over ``n_files`` links to one 0.3 s clip."""
+    import psutil
+
+    folder.mkdir()
+    clip = np.zeros(int(0.3 * RATE_HZ), np.float32) + 0.01
+    for i in range(n_files):
+        if i % 50_000 == 0:  # a new file now and then: ext4 allows 65,000 links to one
+            first = write_wav(folder / f"clip{i:07d}.wav", clip)
+        else:
+            os.link(first, folder / f"clip{i:07d}.wav")
+    proc = subprocess.Popen([sys.executable, "-m", "ser_live", "--classify", str(folder), "--model", "light",
+                             "--workers", "2", "--out", str(folder.with_suffix(".csv"))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, client.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    shutil.rmtree(folder)
+    return {"files": n_files, "client_peak_rss_mb": peak / 2**20}
+
+
+def _clip_folder(speech: np.ndarray, n_files: int, folder: Path) -> Path:
+    """``n_files`` 3 s clips cut from ``speech`` at spread offsets."""
+    folder.mkdir()
+    n = 3 * RATE_HZ
+    for i in range(n_files):
+        start = (i * 7919) % (speech.size - n)
+        write_wav(folder / f"clip{i:03d}.wav", speech[start : start + n])
+    return folder
 
 
 def _classic_one(path: str):
@@ -413,24 +483,45 @@ def table(r: dict, targets: dict) -> str:
                                  c["audio_s_per_s"] >= goal if workers == 2 else None))
                 rows.append(_row(f"classic recipe, {workers} worker(s)", f"{c['classic_audio_s_per_s']:.0f} audio-s/s",
                                  f"ours/classic = {c['ratio_ours_over_classic']:.1f}"))
-    for key in ("latency", "startup", "steady", "classify"):
+    rows.extend(_cluster_rows(r.get("cluster")))
+    for key in ("latency", "startup", "steady", "classify", "cluster"):
         if isinstance(r.get(key), dict) and "skipped" in r[key]:
             rows.append(_row(key, "skipped: " + r[key]["skipped"]))
     return "\n".join(rows)
 
 
+def _cluster_rows(cl: dict | None) -> list[str]:
+    if not isinstance(cl, dict) or "engines" not in cl:
+        return []
+    rows = [_row(f"--classify {cl['files']} x 3 s files, {name} ({cl['runs']} runs)",
+                 f"{e['audio_s_per_s']:.0f} audio-s/s after a start of {e['start_s']['median']:.1f} s")
+            for name, e in cl["engines"].items()]
+    rows.append(_row("Dask local:2 against the local pool", f"{cl['cluster_overhead_pct']:+.1f} % run time",
+                     "≤ +10 %", cl["cluster_overhead_pct"] <= 10.0))
+    rows += [_row(f"--classify client memory, {m['files']:,} files", f"{m['client_peak_rss_mb']:.0f} MB peak RSS")
+             for m in cl.get("listing", {}).values()]
+    return rows
+
+
+def _batch_sizes(*, heavy: bool, smoke: bool) -> tuple[int, int, tuple[int, ...]]:
+    """Files and runs of the batch parts, and the archive sizes of the listing's memory (measured once, with the
+    light model: it does not depend on the model)."""
+    if smoke:
+        return 20, 1, () if heavy else (200, 2000)
+    return (60, 3, ()) if heavy else (200, 7, (10_000, 100_000))
+
+
 def _bench_model(name: str, model: EmotionModel, parts: set[str], smoke: bool, speech: np.ndarray, speech_wav: Path,
                  one_s: Path, tmp: Path) -> dict:
     """Every part for one model; the encoder model's batch runs are fewer (each takes ~30x longer)."""
-    heavy = model.extractor.kind != "handcrafted"
-    n_files = 20 if smoke else (60 if heavy else 200)
-    runs = 1 if smoke else (3 if heavy else 7)
+    n_files, runs, listing = _batch_sizes(heavy=model.extractor.kind != "handcrafted", smoke=smoke)
     steps = {
         "window": ("window_compute", lambda: bench_window_compute(model, speech, 20 if smoke else 300)),
         "latency": ("latency", lambda: bench_latency(model, speech_wav, 10 if smoke else 30)),
         "startup": ("startup", lambda: bench_startup(one_s, 2 if smoke else 10)),
         "steady": ("steady", lambda: bench_steady(speech_wav, 5 if smoke else 60, tmp)),
         "classify": ("classify", lambda: bench_classify(speech, n_files, tmp / name, runs)),
+        "cluster": ("cluster", lambda: bench_cluster(speech, n_files, tmp / name, 1 if smoke else 3, listing)),
     }
     results: dict = {"extractor": model.extractor.to_record()["kind"], "targets": TARGETS_BY_MODEL.get(name, TARGETS)}
     for part, (key, run) in steps.items():
@@ -448,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a quick run that only checks the script works")
     parser.add_argument("--out", default=str(REPO / "bench" / "results.json"), help="where to write the results")
-    parser.add_argument("--only", nargs="+", choices=["window", "latency", "startup", "steady", "classify"],
+    parser.add_argument("--only", nargs="+", choices=["window", "latency", "startup", "steady", "classify", "cluster"],
                         help="run only these parts")
     parser.add_argument("--models", nargs="+", default=["default", "light"], metavar="NAME",
                         help="shipped models to measure (default: default light)")
@@ -468,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")  # as the ser-live command does too
-    parts = set(args.only or ["window", "latency", "startup", "steady", "classify"])
+    parts = set(args.only or ["window", "latency", "startup", "steady", "classify", "cluster"])
     names = [args.model] if args.model else args.models
     models = {}
     for name in names:

@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "EMOTIONS": "results", "ClipResult": "results", "Prediction": "results", "SessionSummary": "results",
     "StatusEvent": "results", "StatusKind": "results",
     "Monitor": "pipeline", "classify_file": "pipeline", "classify_signal": "pipeline",
+    "Batch": "batch", "FileResult": "batch", "classify_batch": "batch",
     "MonitorSettings": "app", "Session": "app", "SessionConfig": "app", "open_session": "app",
 }
 
@@ -42,6 +43,7 @@ __all__ = ["__version__", "load_model", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
     from .app import MonitorSettings, Session, SessionConfig, open_session  # noqa: F401
+    from .batch import Batch, FileResult, classify_batch  # noqa: F401
     from .errors import (  # noqa: F401
         AudioFileError,
         ConfigError,

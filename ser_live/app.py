@@ -108,6 +108,8 @@ class SessionConfig:
         Hold predictions back until this many seconds of speech were learnt (``--calibrate``).
     record_path : str, optional
         Also write every hop to this CSV file as it happens (``--record``); never overwrites a file.
+    lsl_name : str, optional
+        Publish the predictions as a Lab Streaming Layer stream of this name (``--lsl``; needs pylsl).
 
     Raises
     ------
@@ -127,12 +129,14 @@ class SessionConfig:
     profile: str | None = None
     calibrate_s: float | None = None
     record_path: str | None = None
+    lsl_name: str | None = None
 
     def __post_init__(self) -> None:
         _check_window_hop(self.window_s, self.hop_s, window_from="--window", hop_from="--hop")
         _check_smoothing(self.smoothing)
         for option, value in (("--profile", self.profile), ("--record", self.record_path),
-                              ("--input", self.input_path), ("--device", self.device), ("--model", self.model)):
+                              ("--input", self.input_path), ("--device", self.device), ("--model", self.model),
+                              ("--lsl", self.lsl_name)):
             if value is not None and not str(value).strip():
                 raise ConfigError(f"{option} needs a value; it was given an empty one")
         if self.realtime and self.input_path is None:
@@ -160,6 +164,7 @@ class SessionConfig:
             model=args.model, trust_model=args.trust_model, input_path=args.input, realtime=args.realtime,
             device=args.device, window_s=args.window, hop_s=args.hop, smoothing=args.smooth,
             adapt=not args.no_adapt, profile=args.profile, calibrate_s=args.calibrate, record_path=args.record,
+            lsl_name=args.lsl,
         )
 
 
@@ -246,6 +251,8 @@ class Session:
     calibration : Calibration or None
     recorder : CsvRecorder or None
         The ``--record`` file, opened before anything runs.
+    lsl : LslOutlet or None
+        The ``--lsl`` stream; every monitor of the session publishes to it.
     """
 
     def __init__(self, config: SessionConfig, model: Any, settings: MonitorSettings, *,
@@ -259,6 +266,7 @@ class Session:
         self.profile_path: Path | None = None
         self.calibration: Calibration | None = None
         self.recorder = None
+        self.lsl = None
         self._closed = False
 
     # -- speaker adaptation -----------------------------------------------------------------
@@ -314,11 +322,14 @@ class Session:
 
         def deliver(prediction: Prediction) -> None:
             calibrated = self.calibration is None or self.calibration.passes(prediction, status)
+            if calibrated and self.lsl is not None:
+                self.lsl.push(prediction, monitor.audio_clock_s(prediction.t_s))
             if on_prediction is not None and calibrated:
                 on_prediction(prediction)
 
-        return Monitor(self.model, window_s=settings.window_s, hop_s=settings.hop_s, smoothing=settings.smoothing,
-                       on_prediction=deliver, on_status=status, adapt=self.adapting, speaker=self.speaker)
+        monitor = Monitor(self.model, window_s=settings.window_s, hop_s=settings.hop_s, smoothing=settings.smoothing,
+                          on_prediction=deliver, on_status=status, adapt=self.adapting, speaker=self.speaker)
+        return monitor
 
     # -- the end ----------------------------------------------------------------------------
     def close(self) -> None:
@@ -334,11 +345,7 @@ class Session:
                 StatusKind.CALIBRATION_INCOMPLETE,
                 f"calibration incomplete: learnt {self.calibration.progress_s:.0f} of "
                 f"{self.calibration.seconds:g} s of speech before the input ended, so no emotions were shown"))
-        if self.recorder is not None:
-            try:
-                self.recorder.close()
-            except OSError as exc:
-                self.on_status(StatusEvent(StatusKind.WARNING, f"warning: {exc}"))
+        self._close_outputs()
         speaker = self.speaker or self._parked_speaker
         if speaker is not None and self.profile_path is not None:
             try:
@@ -347,6 +354,16 @@ class Session:
                 self.on_status(StatusEvent(
                     StatusKind.WARNING,
                     f"warning: could not save the speaker profile {self.profile_path} ({exc.strerror or exc})"))
+
+    def _close_outputs(self) -> None:
+        """The LSL stream and the session file."""
+        if self.lsl is not None:
+            self.lsl.close()
+        if self.recorder is not None:
+            try:
+                self.recorder.close()
+            except OSError as exc:
+                self.on_status(StatusEvent(StatusKind.WARNING, f"warning: {exc}"))
 
     def __enter__(self) -> Session:
         return self
@@ -406,8 +423,21 @@ def open_session(config: SessionConfig, *, on_status: StatusCallback | None = No
         raise ConfigError(f"{option}: this model cannot adapt to the speaker")
     if config.calibrate_s is not None:
         session.calibration = Calibration(config.calibrate_s, lambda: session.learnt_s)
+    _open_outputs(session, config, status)
+    return session
+
+
+def _open_outputs(session: Session, config: SessionConfig, status: StatusCallback) -> None:
+    """The ``--record`` file and the ``--lsl`` stream, before anything runs."""
+    classes, hop_s = session.model.classes, session.settings.hop_s
     if config.record_path is not None:
         from .output import CsvRecorder
 
-        session.recorder = CsvRecorder(config.record_path, model.classes)
-    return session
+        session.recorder = CsvRecorder(config.record_path, classes)
+    if config.lsl_name is not None:
+        from .lsl import LslOutlet, channel_labels
+
+        session.lsl = LslOutlet(config.lsl_name, classes, hop_s=hop_s)
+        channels = len(channel_labels(classes))
+        status(StatusEvent(StatusKind.NOTICE, f"publishing the LSL stream '{config.lsl_name}' (type Emotion, "
+                                              f"{channels} channels, one sample every {hop_s:g} s)"))

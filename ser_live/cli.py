@@ -94,18 +94,28 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="JSON lines instead of text")
     out.add_argument("--record", metavar="CSV", help="also write every hop to this CSV file as it happens")
+    out.add_argument("--lsl", nargs="?", const="ser-live", metavar="NAME",
+                     help="publish the predictions as a Lab Streaming Layer stream (type Emotion; name: NAME, "
+                          "default ser-live; pip install 'ser-live[lsl]')")
     out.add_argument(
         "--workers", type=int, default=0, metavar="N", help="--classify: worker processes (default: all cores)"
     )
+    out.add_argument("--out", metavar="FILE",
+                     help="--classify: write results to FILE (CSV, or JSON lines for .jsonl) as they come; "
+                          "run the same command again to resume")
+    out.add_argument("--scheduler", metavar="ADDRESS",
+                     help="--classify on a Dask cluster: tcp://HOST:8786, or local:N worker processes here "
+                          "(pip install 'ser-live[cluster]')")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
 #: Options by the modes they apply to; giving one to a mode it does not apply to is an error, never ignored.
-_LIVE_ONLY = ("input", "realtime", "device", "window", "hop", "smooth", "no_adapt", "profile", "calibrate", "record")
+_LIVE_ONLY = ("input", "realtime", "device", "window", "hop", "smooth", "no_adapt", "profile", "calibrate", "record",
+              "lsl")
 _MODE_OPTIONS: dict[str, frozenset[str]] = {
-    "classify": frozenset({"classify", "model", "trust_model", "json", "workers", "debug"}),
+    "classify": frozenset({"classify", "model", "trust_model", "json", "workers", "out", "scheduler", "debug"}),
     "list_devices": frozenset({"list_devices", "debug"}),
     "live": frozenset({"print_mode", "model", "trust_model", "json", "debug", *_LIVE_ONLY}),
 }
@@ -135,8 +145,18 @@ def check_mode_options(parser: argparse.ArgumentParser, args: argparse.Namespace
             mode_name = {"classify": "--classify", "list_devices": "--list-devices"}.get(mode)
             where = f"does not apply to {mode_name}" if mode_name else "only applies to --classify"
             raise ConfigError(f"{_option_name(parser, dest)} {where}")
+    _check_batch_options(args)
+
+
+def _check_batch_options(args: argparse.Namespace) -> None:
+    """``--workers``, ``--out`` and ``--scheduler``: in range, not empty, not both engines at once."""
     if args.workers < 0:
         raise ConfigError("--workers must be 0 (all cores) or more")
+    if args.workers and args.scheduler:
+        raise ConfigError("--workers sizes the local pool; with --scheduler the cluster's workers do the work")
+    for dest in ("out", "scheduler"):
+        if getattr(args, dest) is not None and not getattr(args, dest).strip():
+            raise ConfigError(f"--{dest} needs a value")
 
 
 def _gui_available() -> str | None:
@@ -159,8 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .app import SessionConfig
-    from .console import list_devices, one_blas_thread, run_classify, run_console, warnings_as_lines
+    from .console import list_devices, run_classify, run_console, warnings_as_lines
     from .heap import keep_large_blocks_on_heap
+    from .process import one_blas_thread
 
     keep_large_blocks_on_heap()
     if not args.debug:
@@ -178,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return list_devices()
         if args.classify:
             return run_classify(args.classify, model_name=args.model, trust_model=args.trust_model,
-                                json_lines=args.json, workers=args.workers, debug=args.debug)
+                                json_lines=args.json, workers=args.workers, scheduler=args.scheduler,
+                                out=args.out, debug=args.debug)
         if not args.print_mode and not args.json:
             reason = _gui_available()
             if reason is None:

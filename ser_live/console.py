@@ -7,15 +7,14 @@ Messages for the person go to stderr, one line each; results go to stdout.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
+import time
 
 from .app import Session, SessionConfig, open_session
-from .errors import SerLiveError
 from .results import Prediction, StatusEvent
 
-__all__ = ["PROG", "say", "warnings_as_lines", "run_console", "run_classify", "list_devices", "one_blas_thread"]
+__all__ = ["PROG", "say", "warnings_as_lines", "run_console", "run_classify", "list_devices"]
 
 PROG = "ser-live"
 
@@ -147,57 +146,6 @@ def run_console(config: SessionConfig, *, json_lines: bool = False, debug: bool 
     return 0
 
 
-_worker_model = None
-
-
-def one_blas_thread() -> None:
-    """One BLAS thread in this process (and the workers it forks, which already fill the cores)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: without it, BLAS keeps its default
-        return
-    import numpy  # noqa: F401 - loads OpenBLAS: threadpoolctl limits only the libraries already loaded
-
-    threadpool_limits(limits=1, user_api="blas")
-
-
-def _die_with_parent() -> None:
-    """In a worker: end when the parent ends (even if it is killed), and leave Ctrl-C to the parent."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, signal.SIG_DFL)
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            pr_set_pdeathsig = 1
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-def _classify_init(model_path: str | None, trust: bool) -> None:
-    """Worker start-up where workers are spawned (not forked): load the model once per worker."""
-    global _worker_model
-    from .heap import keep_large_blocks_on_heap
-    from .model import EmotionModel
-
-    _die_with_parent()
-    keep_large_blocks_on_heap()
-    one_blas_thread()
-    _worker_model = EmotionModel.load(model_path, trust=trust)
-
-
-def _classify_one(path: str):
-    from .pipeline import classify_file
-
-    try:
-        return path, classify_file(path, model=_worker_model), None
-    except SerLiveError as exc:
-        return path, None, str(exc)
-    except Exception as exc:  # one bad file must not stop the batch
-        return path, None, f"{type(exc).__name__}: {exc}"
-
-
 class _Interrupted(Exception):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -205,8 +153,9 @@ class _Interrupted(Exception):
 
 
 def run_classify(paths: list[str], *, model_name: str | None = None, trust_model: bool = False,
-                 json_lines: bool = False, workers: int = 0, debug: bool = False) -> int:
-    """``--classify``: one result line per audio file on stdout, files classified in parallel.
+                 json_lines: bool = False, workers: int = 0, scheduler: str | None = None, out: str | None = None,
+                 debug: bool = False) -> int:
+    """``--classify``: one result per audio file, on stdout or in ``out``, with progress and a closing summary.
 
     Parameters
     ----------
@@ -217,9 +166,13 @@ def run_classify(paths: list[str], *, model_name: str | None = None, trust_model
     trust_model : bool
         ``--trust-model``.
     json_lines : bool
-        JSON lines instead of tab-separated text.
+        JSON lines instead of tab-separated text on stdout.
     workers : int
-        Worker processes; 0 means one per core.
+        Local worker processes; 0 means one per core.
+    scheduler : str, optional
+        ``--scheduler``: a Dask scheduler's address or ``local:N``.
+    out : str, optional
+        ``--out``: the results file (resumed when it exists); nothing goes to stdout then.
     debug : bool
         Let native libraries (libmpg123 on MP3 files) write to stderr; they are silenced otherwise.
 
@@ -229,77 +182,104 @@ def run_classify(paths: list[str], *, model_name: str | None = None, trust_model
         0 when every file was classified, 1 when some could not be, 128 + the signal's number when
         the batch was interrupted (Ctrl-C, SIGTERM, SIGHUP): the workers end with it.
     """
+    from .batch import classify_batch
+
+    started = time.monotonic()
+    quiet = contextlib.ExitStack()
+    if not debug:
+        from .capture import native_stderr_silenced
+
+        quiet.enter_context(native_stderr_silenced())  # the workers inherit it
+    with quiet:
+        batch = classify_batch(paths, model=model_name, trust_model=trust_model, workers=workers,
+                               scheduler=scheduler, out=out)
+        totals = batch.totals
+        if totals.to_classify + totals.skipped + totals.unreadable == 0:
+            batch.close()
+            say("no audio files found in " + ", ".join(paths))
+            return 1
+        status = _drive(batch, json_lines=json_lines, to_stdout=out is None)
+    if status:
+        say(f"interrupted by {signal.Signals(status).name}: classified {totals.done - totals.unreadable} of "
+            f"{totals.to_classify} files; the rest were not classified"
+            + (f" (run the same command again to resume: {out} has every result so far)" if out else ""))
+        return 128 + status
+    say(_batch_summary(totals, time.monotonic() - started, out))
+    return 1 if totals.failed else 0
+
+
+def _drive(batch, *, json_lines: bool, to_stdout: bool) -> int:
+    """Run the batch to its end; 0, or the number of the signal that interrupted it."""
     import json
 
-    from .audio import find_audio_files
-    from .model import EmotionModel
     from .output import clip_header, clip_json, format_clip
-
-    model = EmotionModel.load(model_name, trust=trust_model)  # fail early, once, on a bad model
-    unreadable: list = []
-    files = [str(p) for p in find_audio_files(paths, unreadable)]
-    if not files and not unreadable:
-        say("no audio files found in " + ", ".join(paths))
-        return 1
-    workers = workers if workers > 0 else (os.cpu_count() or 1)
-    workers = max(1, min(workers, len(files) or 1))
-    global _worker_model
-    _worker_model = model
 
     def interrupt(signum, frame):
         raise _Interrupted(signum)
 
     handled = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
     previous = {s: signal.signal(s, interrupt) for s in handled}
-    quiet = contextlib.ExitStack()
-    if not debug:
-        from .capture import native_stderr_silenced
-
-        quiet.enter_context(native_stderr_silenced())  # the workers inherit it
-    pool = None
-    failed = done = 0
-
-    def emit(path: str, result, error: str | None) -> None:
-        line = json.dumps(clip_json(path, result, error)) if json_lines else format_clip(path, result, error)
-        print(line, flush=True)
-
+    progress = _progress_bar(batch.totals)
     try:
-        if not json_lines:
+        if to_stdout and not json_lines:
             print(clip_header(), flush=True)
-        for folder, reason in unreadable:
-            failed += 1
-            emit(str(folder), None, f"cannot read this folder ({reason}); its files were not classified")
-        if workers == 1:
-            results = map(_classify_one, files)
-        else:
-            import multiprocessing as mp
-
-            if sys.platform.startswith("linux"):
-                # Forked workers inherit the model already loaded (and checked) here, and main()'s one BLAS thread.
-                pool = mp.get_context("fork").Pool(workers, initializer=_die_with_parent)
-            else:
-                pool = mp.get_context("spawn").Pool(workers, initializer=_classify_init,
-                                                    initargs=(model_name, trust_model))
-            results = pool.imap(_classify_one, files, chunksize=max(1, min(16, len(files) // (4 * workers))))
-        for path, result, error in results:
-            failed += error is not None
-            done += 1
-            emit(path, result, error)
+        for item in batch:
+            progress.update(item)
+            if to_stdout:
+                print(json.dumps(clip_json(item.path, item.result, item.error)) if json_lines
+                      else format_clip(item.path, item.result, item.error), flush=True)
     except _Interrupted as stop:
-        if pool is not None:
-            pool.terminate()  # the workers end now, not after their queue
-            pool = None
-        name = signal.Signals(stop.signum).name
-        say(f"interrupted by {name}: classified {done} of {len(files)} files; the rest were not classified")
-        return 128 + stop.signum
+        batch.close(now=True)  # the workers end now, not after their queue
+        return stop.signum
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        if pool is not None:
-            pool.close()
-            pool.join()
-        quiet.close()
-    if failed:
-        say(f"{failed} of {len(files) + len(unreadable)} {'files' if not unreadable else 'files and folders'} "
-            "could not be classified")
-    return 1 if failed else 0
+        progress.close()
+        batch.close()
+    return 0
+
+
+class _Progress:
+    """A tqdm bar on stderr (files, audio hours, rate, ETA) when stderr is a terminal; nothing otherwise."""
+
+    def __init__(self, totals) -> None:
+        from tqdm import tqdm
+
+        self.totals = totals
+        self.bar = tqdm(total=totals.to_classify + totals.unreadable, unit="file", file=sys.stderr,
+                        dynamic_ncols=True, leave=False)
+        self._started = time.monotonic()
+
+    def update(self, item) -> None:
+        elapsed_s = max(time.monotonic() - self._started, 1e-9)
+        self.bar.set_postfix_str(f"{self.totals.audio_s / 3600:.2f} h audio, "
+                                 f"{self.totals.audio_s / elapsed_s:.0f} audio-s/s", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _NoProgress:
+    def update(self, item) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(totals) -> _Progress | _NoProgress:
+    return _Progress(totals) if sys.stderr.isatty() else _NoProgress()
+
+
+def _batch_summary(totals, wall_s: float, out: str | None) -> str:
+    """The closing line: files, audio hours, rate, failures, wall time, what a resume skipped."""
+    files = totals.done - totals.unreadable
+    parts = [f"classified {files} files ({totals.audio_s / 3600:.2f} h of audio) in {wall_s:.1f} s"
+             f" ({totals.audio_s / max(wall_s, 1e-9):.0f} audio-s/s)"]
+    if totals.skipped:
+        parts.append(f"{totals.skipped} already in {out}")
+    if totals.failed:
+        what = "files" if not totals.unreadable else "files and folders"
+        parts.append(f"{totals.failed} of {totals.done} {what} could not be classified")
+    return "; ".join(parts)

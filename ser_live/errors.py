@@ -11,6 +11,7 @@ __all__ = [
     "UntrustedModelError",
     "SessionFileError",
     "ConfigError",
+    "BatchError",
     "AudioFileWarning",
 ]
 
@@ -51,6 +52,10 @@ class SessionFileError(SerLiveError, OSError):
 
 class ConfigError(SerLiveError):
     """Options that are out of range, do not apply to the chosen mode, or contradict each other."""
+
+
+class BatchError(SerLiveError):
+    """A batch cannot go on: its results file belongs to something else, or its cluster cannot be reached."""
 
 
 class AudioFileWarning(UserWarning):

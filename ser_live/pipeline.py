@@ -341,6 +341,7 @@ class Monitor:
         self._running.set()
         self._worker: threading.Thread | None = None
         self._capture: Any = None
+        self._fed_since: float | None = None  # time.monotonic() of stream time 0 when fed from a file or a caller
         self.error: BaseException | None = None
 
     # -- speaker adaptation ------------------------------------------------------------------
@@ -425,6 +426,8 @@ class Monitor:
         (they were also passed to the callbacks).
         """
         samples = sanitise_samples(samples).reshape(-1)  # NaN/inf/overflow must not poison later windows
+        if self._fed_since is None:  # a caller streaming blocks as they come: the first block ends now
+            self._fed_since = time.monotonic() - (self.buffer.total_written + samples.shape[0]) / self.sample_rate_hz
         out: list[Prediction] = []
         # Write at most one hop at a time so no window is overwritten before it is read.
         for i in range(0, samples.shape[0], self.hop_samples):
@@ -447,6 +450,7 @@ class Monitor:
     def run_blocks(self, blocks: Iterable[np.ndarray], *, realtime: bool = False) -> SessionSummary:
         """Feed blocks of mono samples at the model's rate (see :meth:`run_file`)."""
         t0 = time.monotonic()
+        self._fed_since = t0 - self.buffer.total_written / self.sample_rate_hz  # at real-time pace, when it happens
         for block in blocks:
             if self._stop.is_set():
                 break
@@ -600,6 +604,18 @@ class Monitor:
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until :meth:`stop` is called (from another thread or a signal handler)."""
         return self._stop.wait(timeout_s)
+
+    def audio_clock_s(self, t_s: float) -> float:
+        """The ``time.monotonic()`` at which the audio at stream time ``t_s`` was captured.
+
+        From the microphone: the arrival of the latest capture block, less the audio written since ``t_s``
+        (accurate to a capture block, ~50 ms). From a file or :meth:`feed`: when the stream started, plus ``t_s``.
+        """
+        capture = self._capture
+        if capture is not None and capture.last_block_at > 0:
+            return capture.last_block_at - (self.buffer.total_written / self.sample_rate_hz - t_s)
+        started = self._fed_since if self._fed_since is not None else time.monotonic()
+        return started + t_s
 
     def recent_audio(self, seconds: float) -> tuple[np.ndarray, float]:
         """The last ``seconds`` of audio and the stream time of its end, for waveform displays."""

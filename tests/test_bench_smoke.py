@@ -32,8 +32,13 @@ def test_bench_smoke_run_produces_every_section(tmp_path):
             timing = r["window_compute"][window]["ours_ms"]
             assert timing["n"] == 20 and 0 < timing["median"] <= timing["p95"]
         # Without a real microphone path or display these parts would say 'skipped'; CI has both.
-        for part in ("latency", "startup", "steady", "classify"):
+        for part in ("latency", "startup", "steady", "classify", "cluster"):
             assert "skipped" not in r[part], (name, r[part])
         assert r["steady"]["print"]["peak_rss_mb"] > 0
         assert r["classify"]["2_workers"]["files_per_s"] > 0
+        engines = r["cluster"]["engines"]
+        assert sorted(engines) == ["Dask local:1", "Dask local:2", "local pool, 2 workers"]
+        assert all(e["audio_s_per_s"] > 0 for e in engines.values())
+    listing = results["models"]["light"]["cluster"]["listing"]
+    assert len(listing) == 2 and all(m["client_peak_rss_mb"] > 0 for m in listing.values())
     assert proc.stdout.count("| measure |") == 2

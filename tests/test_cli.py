@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -224,13 +225,15 @@ def test_classify_json_with_good_and_bad_files(tiny_model_path, tiny_model, clip
     broken = results["clips/deeper/broken.wav"]
     assert "broken.wav" in broken["error"] and broken["emotion"] is None and broken["duration_s"] is None
     assert results["missing.wav"]["error"] == f"{missing}: no such file"
-    assert_one_error_line(proc, "2 of 6 files could not be classified")
+    assert_one_error_line(proc, "classified 6 files (", "; 2 of 6 files could not be classified")
 
 
 def test_classify_all_good_exits_0_and_prints_text(tiny_model_path, clip_folder):
     proc = run_cli("--classify", str(clip_folder / "a.wav"), str(clip_folder / "deeper" / "b.flac"),
                    *model_args(tiny_model_path))
-    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.returncode == 0
+    assert re.fullmatch(r"ser-live: classified 2 files \(0\.00 h of audio\) in [0-9.]+ s \([0-9]+ audio-s/s\)\n",
+                        proc.stderr), proc.stderr  # the closing summary, and nothing else: stderr is no terminal
     lines = proc.stdout.splitlines()
     assert len(lines) == 3
     assert lines[0].split("\t") == ["path", "emotion", "confidence", "duration"]  # the header row
@@ -415,7 +418,7 @@ def test_the_command_runs_with_one_blas_thread_even_before_numpy_is_loaded():
     threadpoolctl limits only libraries already loaded, and importing ser_live loads no numpy any more,
     so the limit must load it first (a fresh interpreter, as the command starts).
     """
-    code = ("import sys; from ser_live.console import one_blas_thread; one_blas_thread(); "
+    code = ("import sys; from ser_live.process import one_blas_thread; one_blas_thread(); "
             "from threadpoolctl import threadpool_info; "
             "print(sorted({i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO), check=True)

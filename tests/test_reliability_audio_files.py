@@ -111,7 +111,8 @@ def test_classify_reports_every_file_and_fails_only_for_unreadable_ones(files, c
     assert set(by_name) == set(files)  # one line per file, in spite of the bad ones
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
-    assert lines[-1] == f"ser-live: {len(ERRORS)} of {len(files)} files could not be classified"
+    assert lines[-1].startswith(f"ser-live: classified {len(files)} files (")
+    assert lines[-1].endswith(f"; {len(ERRORS)} of {len(files)} files could not be classified")
     # Files that hold less than their header promises are classified, and said to be short.
     assert all("is shorter than its header says" in line for line in lines[:-1])
     for name, result in by_name.items():

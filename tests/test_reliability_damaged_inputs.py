@@ -190,7 +190,7 @@ def _clips_with_a_locked_folder(tmp_path) -> tuple[Path, Path]:
 
 def test_unreadable_folders_are_listed_as_errors(tmp_path, monkeypatch, capsys):
     """os.walk's report of a folder it may not list (simulated: as root every folder is readable)."""
-    from ser_live import audio
+    from ser_live import batch
     from ser_live.console import run_classify
 
     clips, locked = _clips_with_a_locked_folder(tmp_path)
@@ -203,7 +203,7 @@ def test_unreadable_folders_are_listed_as_errors(tmp_path, monkeypatch, capsys):
                 continue
             yield folder, dirs, names
 
-    monkeypatch.setattr(audio.os, "walk", walk)
+    monkeypatch.setattr(batch.os, "walk", walk)
     assert run_classify([str(clips)], model_name="light", json_lines=True, workers=1) == 1
     out, err = capsys.readouterr()
     results = [json.loads(line) for line in out.splitlines()]
