@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, SessionFileError
 from .results import Prediction, StatusEvent, StatusKind
 
 __all__ = [
@@ -108,6 +108,8 @@ class SessionConfig:
         Hold predictions back until this many seconds of speech were learnt (``--calibrate``).
     record_path : str, optional
         Also write every hop to this CSV file as it happens (``--record``); never overwrites a file.
+    record_audio : bool
+        Also keep the audio heard, beside the CSV (``--record-audio``: the CSV's name ending ``.wav``).
     lsl_name : str, optional
         Publish the predictions as a Lab Streaming Layer stream of this name (``--lsl``; needs pylsl).
 
@@ -129,6 +131,7 @@ class SessionConfig:
     profile: str | None = None
     calibrate_s: float | None = None
     record_path: str | None = None
+    record_audio: bool = False
     lsl_name: str | None = None
 
     def __post_init__(self) -> None:
@@ -141,6 +144,8 @@ class SessionConfig:
                 raise ConfigError(f"{option} needs a value; it was given an empty one")
         if self.realtime and self.input_path is None:
             raise ConfigError("--realtime goes with --input FILE")
+        if self.record_audio and self.record_path is None:
+            raise ConfigError("--record-audio keeps the audio beside the session file: give --record FILE.csv too")
         if self.device is not None and self.input_path is not None:
             raise ConfigError("--device chooses a microphone; it does not apply with --input FILE")
         if not self.adapt and self.profile is not None:
@@ -164,7 +169,7 @@ class SessionConfig:
             model=args.model, trust_model=args.trust_model, input_path=args.input, realtime=args.realtime,
             device=args.device, window_s=args.window, hop_s=args.hop, smoothing=args.smooth,
             adapt=not args.no_adapt, profile=args.profile, calibrate_s=args.calibrate, record_path=args.record,
-            lsl_name=args.lsl,
+            record_audio=args.record_audio, lsl_name=args.lsl,
         )
 
 
@@ -251,6 +256,8 @@ class Session:
     calibration : Calibration or None
     recorder : CsvRecorder or None
         The ``--record`` file, opened before anything runs.
+    audio_recorder : AudioRecorder or None
+        The ``--record-audio`` WAV beside the session file; every monitor of the session writes what it hears.
     lsl : LslOutlet or None
         The ``--lsl`` stream; every monitor of the session publishes to it.
     """
@@ -266,6 +273,7 @@ class Session:
         self.profile_path: Path | None = None
         self.calibration: Calibration | None = None
         self.recorder = None
+        self.audio_recorder = None
         self.lsl = None
         self._closed = False
 
@@ -329,6 +337,8 @@ class Session:
 
         monitor = Monitor(self.model, window_s=settings.window_s, hop_s=settings.hop_s, smoothing=settings.smoothing,
                           on_prediction=deliver, on_status=status, adapt=self.adapting, speaker=self.speaker)
+        if self.audio_recorder is not None:
+            monitor.add_audio_sink(self.audio_recorder.write)
         return monitor
 
     # -- the end ----------------------------------------------------------------------------
@@ -359,9 +369,10 @@ class Session:
         """The LSL stream and the session file."""
         if self.lsl is not None:
             self.lsl.close()
-        if self.recorder is not None:
+        for recorder in (self.recorder, self.audio_recorder):
             try:
-                self.recorder.close()
+                if recorder is not None:
+                    recorder.close()
             except OSError as exc:
                 self.on_status(StatusEvent(StatusKind.WARNING, f"warning: {exc}"))
 
@@ -427,13 +438,33 @@ def open_session(config: SessionConfig, *, on_status: StatusCallback | None = No
     return session
 
 
+def _audio_recorder(csv_path: str, sample_rate_hz: int, status: StatusCallback) -> Any:
+    from .output import AudioRecorder, audio_path_beside
+
+    path = audio_path_beside(csv_path)
+    if path == Path(csv_path):
+        raise ConfigError(f"--record {csv_path}: name the session file .csv; its audio goes beside it as .wav")
+    recorder = AudioRecorder(path, sample_rate_hz)
+    megabytes_per_hour = sample_rate_hz * 2 * 3600 / 1e6
+    status(StatusEvent(StatusKind.NOTICE, f"keeping the audio in {path} ({megabytes_per_hour:.0f} MB per hour)"))
+    return recorder
+
+
 def _open_outputs(session: Session, config: SessionConfig, status: StatusCallback) -> None:
     """The ``--record`` file and the ``--lsl`` stream, before anything runs."""
     classes, hop_s = session.model.classes, session.settings.hop_s
+    if config.record_audio:  # first: if the CSV cannot be made, the fresh WAV goes again
+        session.audio_recorder = _audio_recorder(config.record_path, session.model.sample_rate_hz, status)
     if config.record_path is not None:
         from .output import CsvRecorder
 
-        session.recorder = CsvRecorder(config.record_path, classes)
+        try:
+            session.recorder = CsvRecorder(config.record_path, classes)
+        except SessionFileError:
+            if session.audio_recorder is not None:
+                session.audio_recorder.close()
+                session.audio_recorder.path.unlink(missing_ok=True)
+            raise
     if config.lsl_name is not None:
         from .lsl import LslOutlet, channel_labels
 

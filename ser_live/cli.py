@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="JSON lines instead of text")
     out.add_argument("--record", metavar="CSV", help="also write every hop to this CSV file as it happens")
+    out.add_argument("--record-audio", action="store_true",
+                     help="with --record FILE.csv: also keep the audio heard, as FILE.wav beside it (16-bit, 16 kHz)")
     out.add_argument("--lsl", nargs="?", const="ser-live", metavar="NAME",
                      help="publish the predictions as a Lab Streaming Layer stream (type Emotion; name: NAME, "
                           "default ser-live; pip install 'ser-live[lsl]')")
@@ -113,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Options by the modes they apply to; giving one to a mode it does not apply to is an error, never ignored.
 _LIVE_ONLY = ("input", "realtime", "device", "window", "hop", "smooth", "no_adapt", "profile", "calibrate", "record",
-              "lsl")
+              "record_audio", "lsl")
 _MODE_OPTIONS: dict[str, frozenset[str]] = {
     "classify": frozenset({"classify", "model", "trust_model", "json", "workers", "out", "scheduler", "debug"}),
     "list_devices": frozenset({"list_devices", "debug"}),

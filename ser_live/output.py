@@ -1,4 +1,4 @@
-"""Console consumers of predictions: text lines, JSON lines, the session CSV and the closing summary.
+"""Console consumers of predictions: text lines, JSON lines, the session CSV and audio, and the closing summary.
 
 Each writer takes a :class:`~ser_live.pipeline.Prediction` per hop and writes one line at once,
 flushed, so a pipe or a file always holds everything up to the last hop, even after a crash.
@@ -17,6 +17,7 @@ from .errors import SessionFileError
 from .results import ClipResult, Prediction, SessionSummary
 
 __all__ = ["PREDICTION_JSON_FIELDS", "CLIP_JSON_FIELDS", "text_bar", "TextPrinter", "JsonPrinter", "CsvRecorder",
+           "AudioRecorder", "audio_path_beside",
            "format_summary", "fields_markdown", "clip_header", "format_clip",
            "clip_json"]
 
@@ -208,6 +209,77 @@ class CsvRecorder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def audio_path_beside(csv_path: str | os.PathLike[str]) -> Path:
+    """Where ``--record-audio`` keeps the audio of the session file ``csv_path``: the same name, ending ``.wav``."""
+    return Path(csv_path).with_suffix(".wav")
+
+
+class AudioRecorder:
+    """The audio a monitor heard, as a 16-bit WAV written as it comes, on the session file's time base.
+
+    Sample ``n`` of the file is the audio at stream time ``n / rate``: what the CSV's ``t_s`` counts. Audio the
+    analysis could not keep (overwritten while it was behind) is written as silence of its length and counted in
+    :attr:`silence_s`, so the two files stay aligned. The file is flushed at least every ``flush_s`` seconds
+    (libsndfile then rewrites the WAV header), so a kill or power cut loses at most that much and the file opens.
+
+    Parameters
+    ----------
+    path : path-like
+    sample_rate_hz : int
+    overwrite : bool
+        Replace an existing file (a save dialog asked); otherwise an existing file is an error.
+    flush_s : float
+    """
+
+    def __init__(self, path: str | os.PathLike[str], sample_rate_hz: int, *, overwrite: bool = False,
+                 flush_s: float = 1.0) -> None:
+        import soundfile as sf
+
+        self.path = Path(path)
+        self.sample_rate_hz = int(sample_rate_hz)
+        self.flush_s = float(flush_s)
+        if self.path.is_file() and not overwrite:
+            raise SessionFileError(errno.EEXIST, f"audio file {self.path} already exists; choose another session "
+                                                 "name (nothing was overwritten)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = sf.SoundFile(str(self.path), "w", samplerate=self.sample_rate_hz, channels=1,
+                                      format="WAV", subtype="PCM_16")
+        except (OSError, RuntimeError) as exc:
+            raise SessionFileError(errno.EIO, f"cannot create audio file {self.path}: {exc}") from exc
+        self.samples_written = 0
+        self.silence_s = 0.0
+        self._unflushed = 0
+
+    @property
+    def seconds(self) -> float:
+        """Seconds of audio in the file so far."""
+        return self.samples_written / self.sample_rate_hz
+
+    def write(self, samples, *, lost: int = 0) -> None:
+        """Append ``lost`` samples of silence (audio that was not kept), then ``samples``."""
+        import numpy as np
+
+        try:
+            if lost:
+                self._file.write(np.zeros(lost, np.float32))
+                self.silence_s += lost / self.sample_rate_hz
+            self._file.write(np.asarray(samples, np.float32))
+            added = lost + len(samples)
+            self.samples_written += added
+            self._unflushed += added
+            if self._unflushed >= self.flush_s * self.sample_rate_hz:
+                self._file.flush()
+                self._unflushed = 0
+        except (OSError, RuntimeError) as exc:
+            raise SessionFileError(errno.EIO, f"cannot write audio file {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        """Flush and close the file (idempotent)."""
+        if not self._file.closed:
+            self._file.close()
 
 
 def format_summary(summary: SessionSummary) -> str:

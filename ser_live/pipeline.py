@@ -342,6 +342,8 @@ class Monitor:
         self._worker: threading.Thread | None = None
         self._capture: Any = None
         self._fed_since: float | None = None  # time.monotonic() of stream time 0 when fed from a file or a caller
+        self._audio_sinks: list[Callable[..., None]] = []
+        self._audio_kept_to = 0  # stream samples handed to the audio sinks so far
         self.error: BaseException | None = None
 
     # -- speaker adaptation ------------------------------------------------------------------
@@ -364,6 +366,26 @@ class Monitor:
     def add_callback(self, callback: PredictionCallback) -> None:
         """Register another consumer of predictions."""
         self._callbacks.append(callback)
+
+    def add_audio_sink(self, sink: Callable[..., None]) -> None:
+        """Hand every sample the monitor hears to ``sink(samples, lost=n)``, in order, from the analysis thread.
+
+        ``lost`` counts the samples just before ``samples`` that analysis could not read in time (overwritten in
+        the ring buffer): a sink that keeps the audio writes silence for them, so stream time stays its time base.
+        """
+        self._audio_sinks.append(sink)
+
+    def _keep_audio(self) -> None:
+        if not self._audio_sinks:
+            return
+        end = self.buffer.total_written
+        oldest = max(self._audio_kept_to, end - self.buffer.capacity_samples)
+        if end <= oldest:
+            return
+        samples = self.buffer.peek(oldest, end)  # no drop accounting: that is the windows' business
+        for sink in self._audio_sinks:
+            sink(samples, lost=oldest - self._audio_kept_to)
+        self._audio_kept_to = end
 
     def add_status_callback(self, callback: StatusCallback) -> None:
         """Register another consumer of status messages."""
@@ -396,6 +418,7 @@ class Monitor:
         return self._capture_lost_s + self.buffer.dropped_samples / self.sample_rate_hz
 
     def _process_due(self) -> list[Prediction]:
+        self._keep_audio()
         return [self._analyse(start, stop) for start, stop in self.schedule.due(self.buffer.total_written)]
 
     def _analyse(self, start: int, stop: int) -> Prediction:
@@ -470,6 +493,7 @@ class Monitor:
             self.feed(block)
         else:
             self._analyse_tail()
+        self._keep_audio()
         return self.summary
 
     def _analyse_tail(self) -> None:
@@ -548,6 +572,7 @@ class Monitor:
                 self._status(StatusKind.ANALYSIS_STOPPED, f"analysis stopped: {exc}")
         finally:
             capture.close()
+            self._keep_audio()
             # A stall still going on at the end is audio lost too (a device gone until the end).
             self._measure_loss(capture, until_now=True)
 
