@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--classify", nargs="+", metavar="PATH", help="classify files and folders (recursively), one result per file"
     )
     mode.add_argument("--list-devices", action="store_true", help="list audio input devices and exit")
+    mode.add_argument("--review", metavar="SESSION",
+                      help="review a kept session (its CSV; its audio if kept): the whole timeline, playback")
     src = p.add_argument_group("input")
     src.add_argument(
         "--input", metavar="FILE", help="analyse an audio file instead of the microphone (WAV, FLAC, OGG, ...)"
@@ -96,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--record", metavar="CSV", help="also write every hop to this CSV file as it happens")
     out.add_argument("--record-audio", action="store_true",
                      help="with --record FILE.csv: also keep the audio heard, as FILE.wav beside it (16-bit, 16 kHz)")
+    out.add_argument("--export", metavar="FILE",
+                     help="with --review: write the review to FILE (.png, .svg or .pdf) and exit (no display needed)")
     out.add_argument("--lsl", nargs="?", const="ser-live", metavar="NAME",
                      help="publish the predictions as a Lab Streaming Layer stream (type Emotion; name: NAME, "
                           "default ser-live; pip install 'ser-live[lsl]')")
@@ -119,6 +123,7 @@ _LIVE_ONLY = ("input", "realtime", "device", "window", "hop", "smooth", "no_adap
 _MODE_OPTIONS: dict[str, frozenset[str]] = {
     "classify": frozenset({"classify", "model", "trust_model", "json", "workers", "out", "scheduler", "debug"}),
     "list_devices": frozenset({"list_devices", "debug"}),
+    "review": frozenset({"review", "export", "debug"}),
     "live": frozenset({"print_mode", "model", "trust_model", "json", "debug", *_LIVE_ONLY}),
 }
 
@@ -138,16 +143,22 @@ def check_mode_options(parser: argparse.ArgumentParser, args: argparse.Namespace
     ConfigError
         Naming the option and the mode, e.g. "--window does not apply to --classify".
     """
-    mode = "classify" if args.classify else "list_devices" if args.list_devices else "live"
+    modes = [m for m in ("classify", "list_devices", "review") if getattr(args, m)]
+    if len(modes) > 1:
+        raise ConfigError(" and ".join(f"--{m.replace('_', '-')}" for m in modes) + " are different modes; give one")
+    mode = modes[0] if modes else "live"
     given = [dest for dest, value in vars(args).items() if value != parser.get_default(dest)]
-    if args.classify and args.list_devices:
-        raise ConfigError("--classify and --list-devices are two modes; give one")
     for dest in given:
         if dest not in _MODE_OPTIONS[mode]:
-            mode_name = {"classify": "--classify", "list_devices": "--list-devices"}.get(mode)
-            where = f"does not apply to {mode_name}" if mode_name else "only applies to --classify"
+            where = f"does not apply to --{mode.replace('_', '-')}" if modes else _only_for(dest)
             raise ConfigError(f"{_option_name(parser, dest)} {where}")
     _check_batch_options(args)
+
+
+def _only_for(dest: str) -> str:
+    """Where a mode-only option goes, said for a live session that was given it."""
+    modes = [m for m in ("classify", "review") if dest in _MODE_OPTIONS[m]]
+    return "only applies to " + " or ".join(f"--{m}" for m in modes)
 
 
 def _check_batch_options(args: argparse.Namespace) -> None:
@@ -176,6 +187,29 @@ def _gui_available() -> str | None:
     return None
 
 
+def _review(path: str, *, export: str | None, debug: bool) -> int:
+    """``--review``: the review window (or, with ``--export``, its picture); without a display, its summary."""
+    from .console import print_review
+    from .review import load_session
+
+    recording = load_session(path)
+    if export is None:
+        reason = _gui_available()
+        if reason is None:
+            from .gui import display_problem
+
+            reason = display_problem()
+        if reason is not None:
+            say(f"{reason}: the review view needs a display; here is the session's summary")
+            return print_review(recording)
+    for problem in recording.problems:  # also in the window's banner; here for the terminal and scripts
+        say(f"warning: {problem}")
+    from .gui import run_review
+
+    status = run_review(recording, export=export, debug=debug)
+    return status or (1 if recording.problems else 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ser-live`` command; returns the exit status."""
     parser = build_parser()
@@ -193,12 +227,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     one_blas_thread()
     try:
         check_mode_options(parser, args)
-        config = None if (args.classify or args.list_devices) else SessionConfig.from_args(args)
+        config = None if (args.classify or args.list_devices or args.review) else SessionConfig.from_args(args)
     except ConfigError as exc:
         parser.error(str(exc))
     try:
         if args.list_devices:
             return list_devices()
+        if args.review:
+            return _review(args.review, export=args.export, debug=args.debug)
         if args.classify:
             return run_classify(args.classify, model_name=args.model, trust_model=args.trust_model,
                                 json_lines=args.json, workers=args.workers, scheduler=args.scheduler,

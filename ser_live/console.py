@@ -14,7 +14,7 @@ import time
 from .app import Session, SessionConfig, open_session
 from .results import Prediction, StatusEvent
 
-__all__ = ["PROG", "say", "warnings_as_lines", "run_console", "run_classify", "list_devices"]
+__all__ = ["PROG", "say", "warnings_as_lines", "run_console", "run_classify", "list_devices", "print_review"]
 
 PROG = "ser-live"
 
@@ -283,3 +283,16 @@ def _batch_summary(totals, wall_s: float, out: str | None) -> str:
         what = "files" if not totals.unreadable else "files and folders"
         parts.append(f"{totals.failed} of {totals.done} {what} could not be classified")
     return "; ".join(parts)
+
+
+def print_review(recording) -> int:
+    """``--review`` without a display: the session's summary on stdout, each problem one line on stderr.
+
+    Returns 1 when something could not be read as it should (whatever could be read is summarised), else 0.
+    """
+    from .review import format_review_summary
+
+    print(format_review_summary(recording), flush=True)
+    for problem in recording.problems:
+        say(f"warning: {problem}")
+    return 1 if recording.problems else 0

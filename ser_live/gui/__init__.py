@@ -16,7 +16,7 @@ from ..app import Session, SessionConfig, open_session
 from ..errors import ConfigError, ModelError, SerLiveError, SessionFileError
 from ..results import StatusEvent
 
-__all__ = ["run_gui", "display_problem"]
+__all__ = ["run_gui", "run_review", "display_problem"]
 
 
 def _open(config: SessionConfig, on_status) -> tuple[Session | None, str | None]:
@@ -33,7 +33,7 @@ def _open(config: SessionConfig, on_status) -> tuple[Session | None, str | None]
         fallback = dataclasses.replace(config, window_s=None, hop_s=None, calibrate_s=None)
         problem = f"{exc}; using the model's window and hop instead" if fallback != config else str(exc)
     except SessionFileError as exc:
-        fallback, problem = dataclasses.replace(config, record_path=None), str(exc)
+        fallback, problem = dataclasses.replace(config, record_path=None, record_audio=False), str(exc)
     try:
         return open_session(fallback, on_status=on_status), problem
     except SerLiveError as exc:
@@ -155,3 +155,51 @@ def run_gui(config: SessionConfig, *, debug: bool = False) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
     return int(status)
+
+
+def run_review(recording, *, export: str | None = None, debug: bool = False) -> int:
+    """Open the review window on a kept session (:class:`ser_live.review.SessionRecording`) until it is closed.
+
+    With ``export`` the window is drawn off screen, written to that file (PNG, SVG or PDF) and closed: no display
+    is needed. Returns the exit status.
+    """
+    import os
+
+    if export is not None:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # nothing to show: draw without a display
+    from PyQt6 import QtCore, QtGui, QtWidgets
+
+    from .review import ReviewWindow
+    from .window import apply_theme, icon_path
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0] if sys.argv else "ser-live"])
+    app.setApplicationName("ser-live")
+    app.setWindowIcon(QtGui.QIcon(str(icon_path())))
+    apply_theme(app)
+    quiet = contextlib.ExitStack()
+    if not debug:  # Qt's platform chatter ("does not support propagateSizeHints()") is no news for the person
+        from ..capture import native_stderr_silenced
+
+        quiet.enter_context(native_stderr_silenced())
+    window = ReviewWindow(recording)
+    window.show()
+    try:
+        if export is not None:
+            written = window.export(export)
+            sys.stderr.write(f"ser-live: wrote {written}\n")
+            return 0
+        stops = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+        previous = {s: signal.signal(s, lambda *_: window.close()) for s in stops}
+        wake = QtCore.QTimer()
+        wake.timeout.connect(lambda: None)  # lets the Python signal handlers run while Qt waits
+        wake.start(200)
+        try:
+            return int(app.exec())
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+    finally:
+        quiet.close()
+        window.close()
+        window.deleteLater()
+        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)

@@ -29,6 +29,9 @@ __all__ = [
     "LevelMeter",
     "input_level",
     "envelope",
+    "font",
+    "style_plot",
+    "brush",
 ]
 
 HISTORY_S = 60.0
@@ -92,16 +95,19 @@ def envelope(samples: np.ndarray, n_columns: int) -> np.ndarray:
     return out
 
 
-def _font(px: int, *, bold: bool = False) -> QtGui.QFont:
-    font = QtGui.QFont()
-    font.setPixelSize(px)
-    font.setBold(bold)
-    return font
+def font(px: int, *, bold: bool = False) -> QtGui.QFont:
+    """A font of ``px`` pixels (the views are sized in pixels, not points)."""
+    made = QtGui.QFont()
+    made.setPixelSize(px)
+    made.setBold(bold)
+    return made
 
 
-def _style_plot(plot: pg.PlotWidget, *, tick_px: int = 14) -> None:
+def style_plot(plot: pg.PlotWidget | pg.PlotItem, *, tick_px: int = 14) -> None:
+    """The window's look for a plot: its panel colour, dim axes, no mouse or menu (display only)."""
     plot.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # display only; keys go to the window's shortcuts
-    plot.setBackground(palette.PANEL)
+    if isinstance(plot, pg.PlotWidget):  # a PlotItem in a layout takes the layout's background
+        plot.setBackground(palette.PANEL)
     plot.setMenuEnabled(False)
     plot.setMouseEnabled(x=False, y=False)
     plot.hideButtons()
@@ -109,11 +115,12 @@ def _style_plot(plot: pg.PlotWidget, *, tick_px: int = 14) -> None:
         axis = plot.getAxis(name)
         axis.setTextPen(palette.TEXT_DIM)
         axis.setPen(palette.TEXT_DIM)
-        axis.setStyle(tickFont=_font(tick_px))
-        axis.label.setFont(_font(tick_px))
+        axis.setStyle(tickFont=font(tick_px))
+        axis.label.setFont(font(tick_px))
 
 
-def _brush(colour: str, alpha: int = 255) -> QtGui.QBrush:
+def brush(colour: str, alpha: int = 255) -> QtGui.QBrush:
+    """A solid brush of ``colour`` with ``alpha`` (0-255)."""
     c = QtGui.QColor(colour)
     c.setAlpha(alpha)
     return QtGui.QBrush(c)
@@ -125,14 +132,14 @@ class EmotionHeadline(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.name = QtWidgets.QLabel("listening…")
-        self.name.setFont(_font(96, bold=True))
+        self.name.setFont(font(96, bold=True))
         # The text must not resize the layout as it changes (the views would jump).
         self.name.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
         self.name.setMinimumHeight(self.name.fontMetrics().height())
         self.confidence = QtWidgets.QLabel("")
-        self.confidence.setFont(_font(56, bold=True))
+        self.confidence.setFont(font(56, bold=True))
         self.caption = QtWidgets.QLabel("no speech")
-        self.caption.setFont(_font(22))
+        self.caption.setFont(font(22))
         self.caption.setStyleSheet(f"color: {palette.TEXT_DIM}")
         row = QtWidgets.QHBoxLayout()
         row.setSpacing(14)
@@ -153,13 +160,13 @@ class EmotionHeadline(QtWidgets.QWidget):
         """Show the latest prediction; without speech ``state`` (dimmed) and ``note`` instead of the caption."""
         if prediction is not None and prediction.speech and prediction.emotion:
             colour = palette.colour_of(prediction.emotion)
-            self.name.setFont(_font(96, bold=True))
+            self.name.setFont(font(96, bold=True))
             self.name.setText(prediction.emotion)
             self.confidence.setText(f"{prediction.confidence:.0%}")
             self.caption.setText(note or "confidence")
         else:
             colour = palette.TEXT_DIM
-            self.name.setFont(_font(72, bold=True))  # a state, not a result: smaller
+            self.name.setFont(font(72, bold=True))  # a state, not a result: smaller
             self.name.setText(state)
             self.confidence.setText("")
             self.caption.setText(note or "no speech")
@@ -176,7 +183,7 @@ class ProbabilityBars(pg.PlotWidget):
     def __init__(self, classes: Sequence[str], parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.classes = tuple(classes)
-        _style_plot(self, tick_px=20)
+        style_plot(self, tick_px=20)
         # Room beyond 0 and 1 for the end labels: pyqtgraph drops a label that would cross the axis' end.
         self.setXRange(-0.05, 1.12, padding=0)
         self.setYRange(-0.6, len(self.classes) - 0.4, padding=0)
@@ -200,13 +207,13 @@ class ProbabilityBars(pg.PlotWidget):
         self.values = []
         for i in range(len(self.classes)):
             text = pg.TextItem("", color=palette.TEXT, anchor=(0, 0.5))
-            text.setFont(_font(18, bold=True))
+            text.setFont(font(18, bold=True))
             text.setPos(0.01, i)
             self.addItem(text)
             self.values.append(text)
 
     def _brushes(self, alpha: int) -> list[QtGui.QBrush]:
-        return [_brush(palette.colour_of(c), alpha) for c in self.classes]
+        return [brush(palette.colour_of(c), alpha) for c in self.classes]
 
     def show_prediction(self, prediction: Prediction | None) -> None:
         """Bars for the latest prediction."""
@@ -237,7 +244,7 @@ class HistoryPlot(pg.PlotWidget):
     def __init__(self, classes: Sequence[str], parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.classes = tuple(classes)
-        _style_plot(self)
+        style_plot(self)
         self.span_s = MIN_HISTORY_S
         self.setXRange(-self.span_s, 0, padding=0)
         self.setYRange(-0.06, 1.06, padding=0)  # room for the 0 % and 100 % labels
@@ -245,7 +252,7 @@ class HistoryPlot(pg.PlotWidget):
         self.getAxis("left").setTicks([[(v, f"{v:.0%}") for v in (0, 0.5, 1.0)], [(v, "") for v in (0.25, 0.75)]])
         self.showGrid(x=True, y=True, alpha=0.12)
         self.no_speech = pg.PlotDataItem(
-            stepMode="center", fillLevel=0, fillBrush=_brush(palette.NO_SPEECH_COLOUR, 90), pen=pg.mkPen(None)
+            stepMode="center", fillLevel=0, fillBrush=brush(palette.NO_SPEECH_COLOUR, 90), pen=pg.mkPen(None)
         )
         self.addItem(self.no_speech)
         self.curves = {
@@ -254,7 +261,7 @@ class HistoryPlot(pg.PlotWidget):
         self.labels = {}
         for c in self.classes:
             label = pg.TextItem(c, color=palette.colour_of(c), anchor=(1, 0.5))
-            label.setFont(_font(14, bold=True))
+            label.setFont(font(14, bold=True))
             label.hide()
             self.addItem(label)
             self.labels[c] = label
@@ -330,18 +337,18 @@ class WaveformPlot(pg.PlotWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None, *, columns: int = 800) -> None:
         super().__init__(parent)
         self.columns = columns
-        _style_plot(self, tick_px=12)
+        style_plot(self, tick_px=12)
         self.setXRange(-WAVEFORM_S, 0, padding=0)
         self.getAxis("left").setWidth(40)
         self.scale = 0.0
         self._set_scale(1.0)
         self.region = pg.LinearRegionItem(
-            values=(-2.0, 0.0), movable=False, brush=_brush("#FFFFFF", 28),
+            values=(-2.0, 0.0), movable=False, brush=brush("#FFFFFF", 28),
             pen=pg.mkPen("#FFFFFF", width=1, style=QtCore.Qt.PenStyle.DashLine),
         )
         self.addItem(self.region)
         self.region_label = pg.TextItem("analysis window", color=palette.TEXT_DIM, anchor=(0, 0))
-        self.region_label.setFont(_font(12))
+        self.region_label.setFont(font(12))
         self.addItem(self.region_label)
         self.curve = self.plot(pen=pg.mkPen("#C9D1D9", width=1))
 
@@ -414,7 +421,7 @@ class LevelMeter(QtWidgets.QWidget):
             peak_x = bar.left() + self._x(self.peak_db, bar.width())
             painter.fillRect(QtCore.QRect(peak_x - 2, bar.top(), 3, bar.height()), QtGui.QColor(palette.TEXT))
         painter.setPen(QtGui.QColor(palette.TEXT_DIM))
-        painter.setFont(_font(12))
+        painter.setFont(font(12))
         metrics = painter.fontMetrics()
         text_top = bar.bottom() + 4
         for db in self.TICKS_DB:
@@ -426,7 +433,7 @@ class LevelMeter(QtWidgets.QWidget):
             painter.drawText(QtCore.QPoint(left, text_top + metrics.ascent()), label)
         text_rect = self.rect().adjusted(0, bar.height() + 4 + metrics.height(), 0, 0)
         painter.setPen(QtGui.QColor(colour if self.state in ("clipping", "quiet") else palette.TEXT_DIM))
-        painter.setFont(_font(14, bold=self.state in ("clipping", "quiet")))
+        painter.setFont(font(14, bold=self.state in ("clipping", "quiet")))
         if self.state == "idle":
             level = "–"
         elif self.rms_db < METER_FLOOR_DBFS:

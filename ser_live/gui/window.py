@@ -181,6 +181,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.latest: Prediction | None = None
         self.recent: collections.deque[Prediction] = collections.deque()
         self._frame = 0
+        self._reviews: list[QtWidgets.QWidget] = []  # open review windows (kept alive while shown)
         self._shown_monitor = None
         self._shown_written = -1
         self._audio_end_s = 0.0
@@ -372,6 +373,8 @@ class MainWindow(QtWidgets.QMainWindow):
         box = QtWidgets.QGroupBox("Session")
         self.save_button = self._button("Save session…", lambda: self.save_session())
         self.shot_button = self._button("Save screenshot…", lambda: self.save_screenshot())
+        self.review_button = self._button("Open session…", lambda: self.open_session())
+        self.review_button.setToolTip("review a kept session whole: its timeline, summary and audio")
         self.session_label = QtWidgets.QLabel("")
         self.session_label.setWordWrap(True)
         self.session_label.setStyleSheet(f"color: {palette.TEXT_DIM}")
@@ -380,6 +383,7 @@ class MainWindow(QtWidgets.QMainWindow):
         buttons = QtWidgets.QHBoxLayout()
         buttons.addWidget(self.save_button)
         buttons.addWidget(self.shot_button)
+        buttons.addWidget(self.review_button)
         layout.addLayout(buttons)
         layout.addWidget(self.session_label)
         keys = QtWidgets.QLabel("Space start/pause · Ctrl+S save · Ctrl+Q quit")
@@ -563,6 +567,24 @@ class MainWindow(QtWidgets.QMainWindow):
         self._note(f"saved {n} rows to {path}")
         self._refresh_controls()
         return n
+
+    def open_session(self, path: str | None = None) -> QtWidgets.QWidget | None:
+        """Open a kept session in a review window beside this one (asks which when ``path`` is None)."""
+        from ..review import load_session
+        from .review import ReviewWindow
+
+        if path is None:
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open session", str(Path.home()), "CSV (*.csv)")
+            if not path:
+                return None
+        try:
+            review = ReviewWindow(load_session(path))
+        except SerLiveError as exc:
+            self.banner.show_message(str(exc), "error")
+            return None
+        self._reviews = [w for w in self._reviews if w.isVisible()] + [review]
+        review.show()
+        return review
 
     def save_screenshot(self, path: str | None = None) -> bool:
         """Save the window as a PNG (asks where when ``path`` is None)."""
