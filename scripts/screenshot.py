@@ -8,6 +8,8 @@ Qt's own rendering. Retake after every visible change::
     python scripts/screenshot.py                         # docs/screenshot.png (speech)
     python scripts/screenshot.py --states --out-dir shots/   # listening, speech, paused,
                                                          # device-lost, file, finished
+    python scripts/screenshot.py --review                # also docs/review.png: a session kept with its
+                                                         # audio, reviewed, the cursor at a clicked moment
 
 Needs the apt packages of ``make test`` (xvfb, pulseaudio, pulseaudio-utils, espeak-ng, imagemagick).
 """
@@ -97,6 +99,31 @@ class Session:
         shutil.rmtree(self.sessions, ignore_errors=True)
 
 
+def _review_shot(display: str, pulse, speech: Path, out: Path, *, model: str | None) -> None:
+    """A fresh session with its audio kept, the speech spoken into the microphone, then that session reviewed."""
+    shots = Session(display, pulse, model=model)
+    try:
+        window = shots.window
+        window.keep_audio.setChecked(True)
+        window.start_microphone()
+        shots.run_for(1.0)
+        player = pulse.play(speech, wait=False)
+        while player.poll() is None:
+            shots.run_for(0.2)
+        shots.run_for(1.5)
+        window.runner.stop()
+        shots.session.audio_recorder.close()
+        review = window.open_session(str(window.session.autosave_path))
+        review.move(0, 0)
+        review.resize(window.width(), window.height())
+        shots.run_for(1.0)
+        review.seek(review.recording.duration_s * 0.45)  # where a person clicked
+        shots.shoot(out)
+        review.close()
+    finally:
+        shots.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshot.png", help="the README's screenshot")
@@ -104,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=REPO / "docs" / "states", help="where --states go")
     parser.add_argument("--model", default=None, help="model name or file (default: the shipped default)")
     parser.add_argument("--size", default="1280x800", help="screen size, WIDTHxHEIGHT (default 1280x800)")
+    parser.add_argument("--review", action="store_true", help="also the review view of a kept session")
+    parser.add_argument("--review-out", type=Path, default=REPO / "docs" / "review.png", help="where --review goes")
     args = parser.parse_args(argv)
     for tool in ("Xvfb", "pulseaudio", "espeak-ng"):
         if shutil.which(tool) is None:
@@ -148,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                 player.wait(timeout=60)
             finally:
                 shots.close()
+            if args.review:
+                _review_shot(display, pulse, speech, args.review_out, model=args.model)
     finally:
         xvfb.terminate()
         xvfb.wait(timeout=10)

@@ -4,6 +4,7 @@
 - every ``ser-live`` line of a ```sh block runs as the command would (through ``python -m ser_live``),
   with a private PulseAudio server as the microphone and no display (so the window falls back to the
   console, as it says); live monitors are stopped with Ctrl-C after a few seconds and must end cleanly;
+  a line that writes its results to a file (``--out``, ``--export``) must write it;
 - every ``make`` line of a ```sh block is checked with ``make -n`` (the targets exist and expand): they
   install packages, retrain for minutes or run this very suite, which CI runs anyway.
 Blocks without a language (the diagram) are not code.
@@ -60,6 +61,9 @@ def workdir(tmp_path_factory) -> Path:
     (folder / "recordings").mkdir()
     for name in ("a.wav", "b.wav"):
         write_wav(folder / "recordings" / name, y)
+    # A session kept with its audio, for the --review example.
+    subprocess.run([sys.executable, "-m", "ser_live", "--print", "--input", "talk.wav", "--model", "light", "--record",
+                    "kept.csv", "--record-audio"], cwd=str(folder), capture_output=True, check=True, timeout=120)
     return folder
 
 
@@ -80,7 +84,7 @@ def test_python_blocks_run_as_written(index, workdir):
 @pytest.mark.parametrize("command", commands("ser-live"))
 def test_ser_live_lines_run_as_written(command, workdir, pulse_server, tmp_path):
     argv = shlex.split(command)[1:]
-    live = not any(a in argv for a in ("--input", "--classify", "--list-devices"))
+    live = not any(a in argv for a in ("--input", "--classify", "--list-devices", "--review"))
     env = pulse_server.client_env(XDG_DATA_HOME=str(tmp_path / "xdg"))
     for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         env.pop(name, None)
@@ -97,7 +101,11 @@ def test_ser_live_lines_run_as_written(command, workdir, pulse_server, tmp_path)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, f"{command}: exit {proc.returncode}\n{err}"
     assert "Traceback" not in err and "error" not in err.lower(), f"{command}:\n{err}"
-    assert out.strip(), f"{command} printed nothing on stdout"
+    written = [argv[i + 1] for i, a in enumerate(argv) if a in ("--out", "--export")]
+    if written:  # results go to that file, not stdout
+        assert all((cwd / name).stat().st_size > 0 for name in written), command
+    else:
+        assert out.strip(), f"{command} printed nothing on stdout"
 
 
 @pytest.mark.parametrize("command", commands("make "))

@@ -204,3 +204,22 @@ def test_the_player_plays_through_the_sound_server(pulse_server, tmp_path):
     playing, still, end_s, took_s = proc.stdout.split()
     assert playing == "True" and still == "False" and float(end_s) == pytest.approx(3.0)
     assert 1.8 <= float(took_s) <= 8.0  # the 2 s from 1.0 s to the end, at the sound card's pace (plus its start)
+
+
+def test_the_window_keeps_the_audio_when_ticked_and_locks_the_choice_at_start(make_window, qtbot, tmp_path):  # noqa: F811
+    import soundfile as sf
+
+    y = voice_with_pauses(3.2, seed=9)
+    source = write_wav(tmp_path / "talk.wav", y)
+    window = make_window()
+    assert not window.keep_audio.isChecked() and window.keep_audio.isEnabled()  # never kept unless asked
+    window.keep_audio.setChecked(True)
+    kept = window.app_session.audio_recorder.path
+    assert kept == window.session.autosave_path.with_suffix(".wav")
+    assert window.open_file(str(source)) and not window.keep_audio.isEnabled()
+    qtbot.waitUntil(lambda: window.runner.state == "finished", timeout=60_000)
+    window.app_session.audio_recorder.close()
+    audio, rate = sf.read(str(kept), dtype="float32")
+    assert rate == SR and audio.size == y.size
+    review = load_session(window.session.autosave_path)
+    assert review.audio_path == kept and review.problems == ()

@@ -375,6 +375,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.shot_button = self._button("Save screenshot…", lambda: self.save_screenshot())
         self.review_button = self._button("Open session…", lambda: self.open_session())
         self.review_button.setToolTip("review a kept session whole: its timeline, summary and audio")
+        self.keep_audio = QtWidgets.QCheckBox("Keep audio")
+        self.keep_audio.setToolTip("also keep the audio heard, as a WAV beside the session file (16-bit, 16 kHz: "
+                                   "115 MB per hour); never kept unless ticked. Choose before the first Start.")
+        recorder = self.app_session.audio_recorder if self.app_session is not None else None
+        self.keep_audio.setChecked(recorder is not None)
+        self.keep_audio.setEnabled(recorder is None and self.app_session is not None)
+        self.keep_audio.toggled.connect(self.set_keep_audio)
         self.session_label = QtWidgets.QLabel("")
         self.session_label.setWordWrap(True)
         self.session_label.setStyleSheet(f"color: {palette.TEXT_DIM}")
@@ -383,8 +390,12 @@ class MainWindow(QtWidgets.QMainWindow):
         buttons = QtWidgets.QHBoxLayout()
         buttons.addWidget(self.save_button)
         buttons.addWidget(self.shot_button)
-        buttons.addWidget(self.review_button)
         layout.addLayout(buttons)
+        more = QtWidgets.QHBoxLayout()
+        more.addWidget(self.keep_audio)
+        more.addStretch(1)
+        more.addWidget(self.review_button)
+        layout.addLayout(more)
         layout.addWidget(self.session_label)
         keys = QtWidgets.QLabel("Space start/pause · Ctrl+S save · Ctrl+Q quit")
         keys.setStyleSheet(f"color: {palette.TEXT_DIM}; font-size: 12px;")
@@ -490,6 +501,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         if self.banner.level in ("warning", "error"):  # the fault it reported is over
             self.banner.clear_message()
+        self.keep_audio.setEnabled(False)  # the audio file follows the session from its first start
         self._refresh_controls()
         return True
 
@@ -567,6 +579,31 @@ class MainWindow(QtWidgets.QMainWindow):
         self._note(f"saved {n} rows to {path}")
         self._refresh_controls()
         return n
+
+    def set_keep_audio(self, keep: bool) -> None:
+        """Keep (or not) the audio of this session beside its session file, from the first Start on."""
+        from ..output import AudioRecorder, audio_path_beside
+
+        session = self.app_session
+        if session is None:
+            return
+        if not keep and session.audio_recorder is not None:
+            session.audio_recorder.close()
+            session.audio_recorder.path.unlink(missing_ok=True)  # nothing was heard yet: the box locks at Start
+            session.audio_recorder = None
+        elif keep and session.audio_recorder is None:
+            csv_path = session.recorder.path if session.recorder is not None else self.session.autosave_path
+            if csv_path is None:
+                self.banner.show_message("Cannot keep the audio: the session is not being saved to a file.", "error")
+                self.keep_audio.setChecked(False)
+                return
+            try:
+                session.audio_recorder = AudioRecorder(audio_path_beside(csv_path), self.model.sample_rate_hz)
+            except OSError as exc:
+                self.banner.show_message(f"Cannot keep the audio: {exc}", "error")
+                self.keep_audio.setChecked(False)
+                return
+            self._note(f"keeping the audio in {session.audio_recorder.path}")
 
     def open_session(self, path: str | None = None) -> QtWidgets.QWidget | None:
         """Open a kept session in a review window beside this one (asks which when ``path`` is None)."""
