@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .console import PROG, say
 from .errors import ConfigError, SerLiveError
@@ -143,16 +143,21 @@ def check_mode_options(parser: argparse.ArgumentParser, args: argparse.Namespace
     ConfigError
         Naming the option and the mode, e.g. "--window does not apply to --classify".
     """
-    modes = [m for m in ("classify", "list_devices", "review") if getattr(args, m)]
-    if len(modes) > 1:
-        raise ConfigError(" and ".join(f"--{m.replace('_', '-')}" for m in modes) + " are different modes; give one")
-    mode = modes[0] if modes else "live"
+    mode = _mode_of(args)
     given = [dest for dest, value in vars(args).items() if value != parser.get_default(dest)]
     for dest in given:
         if dest not in _MODE_OPTIONS[mode]:
-            where = f"does not apply to --{mode.replace('_', '-')}" if modes else _only_for(dest)
+            where = f"does not apply to --{mode.replace('_', '-')}" if mode != "live" else _only_for(dest)
             raise ConfigError(f"{_option_name(parser, dest)} {where}")
     _check_batch_options(args)
+
+
+def _mode_of(args: argparse.Namespace) -> str:
+    """``classify``, ``list_devices``, ``review`` or ``live``; two modes at once are an error."""
+    modes = [m for m in ("classify", "list_devices", "review") if getattr(args, m)]
+    if len(modes) > 1:
+        raise ConfigError(" and ".join(f"--{m.replace('_', '-')}" for m in modes) + " are different modes; give one")
+    return modes[0] if modes else "live"
 
 
 def _only_for(dest: str) -> str:
@@ -210,12 +215,39 @@ def _review(path: str, *, export: str | None, debug: bool) -> int:
     return status or (1 if recording.problems else 0)
 
 
+def _run_mode(args: argparse.Namespace, config: Any) -> int:
+    """Run the mode the options chose: devices, review, batch, the window, or the console monitor."""
+    from .console import list_devices, run_classify, run_console
+
+    if args.list_devices:
+        return list_devices()
+    if args.review:
+        return _review(args.review, export=args.export, debug=args.debug)
+    if args.classify:
+        return run_classify(args.classify, model_name=args.model, trust_model=args.trust_model,
+                            json_lines=args.json, workers=args.workers, scheduler=args.scheduler,
+                            out=args.out, debug=args.debug)
+    if not args.print_mode and not args.json:
+        reason = _gui_available()
+        if reason is None:
+            from .gui import display_problem
+
+            problem = display_problem()
+            if problem is None:
+                from .gui import run_gui
+
+                return run_gui(config, debug=args.debug)
+            reason = f"cannot open the window ({problem})"
+        say(f"{reason}: showing the console monitor instead (ser-live --print)")
+    return run_console(config, json_lines=args.json, debug=args.debug)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ser-live`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     from .app import SessionConfig
-    from .console import list_devices, run_classify, run_console, warnings_as_lines
+    from .console import warnings_as_lines
     from .heap import keep_large_blocks_on_heap
     from .process import one_blas_thread
 
@@ -231,27 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         parser.error(str(exc))
     try:
-        if args.list_devices:
-            return list_devices()
-        if args.review:
-            return _review(args.review, export=args.export, debug=args.debug)
-        if args.classify:
-            return run_classify(args.classify, model_name=args.model, trust_model=args.trust_model,
-                                json_lines=args.json, workers=args.workers, scheduler=args.scheduler,
-                                out=args.out, debug=args.debug)
-        if not args.print_mode and not args.json:
-            reason = _gui_available()
-            if reason is None:
-                from .gui import display_problem
-
-                problem = display_problem()
-                if problem is None:
-                    from .gui import run_gui
-
-                    return run_gui(config, debug=args.debug)
-                reason = f"cannot open the window ({problem})"
-            say(f"{reason}: showing the console monitor instead (ser-live --print)")
-        return run_console(config, json_lines=args.json, debug=args.debug)
+        return _run_mode(args, config)
     except SerLiveError as exc:
         if args.debug:
             traceback.print_exc()

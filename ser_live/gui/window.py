@@ -644,13 +644,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._frame += 1
         if self.runner is None:
             return
-        for event in self.runner.drain():
-            if isinstance(event.item, Prediction):
-                self.latest = event.item
-                self.recent.append(event.item)
-                self._history_dirty = True
-            else:
-                self.show_status(event.item)
+        self._take_events()
         if self._notice and time.monotonic() > self._notice_until:
             self._notice = ""
             self._shown_state = ""  # redraw the status bar without it
@@ -659,34 +653,57 @@ class MainWindow(QtWidgets.QMainWindow):
         monitor = self.runner.monitor
         if monitor is None:
             return
-        now = time.monotonic()
         snap = monitor.snapshot()
+        advanced = self._draw_audio(monitor, snap)
+        self._check_stall()
+        if self._history_dirty or (advanced and self._frame % HISTORY_EVERY_N_FRAMES == 0):
+            self._draw_history(snap)
+
+    def _take_events(self) -> None:
+        """The predictions and status events the runner queued since the last frame."""
+        for event in self.runner.drain():
+            if isinstance(event.item, Prediction):
+                self.latest = event.item
+                self.recent.append(event.item)
+                self._history_dirty = True
+            else:
+                self.show_status(event.item)
+
+    def _draw_audio(self, monitor, snap) -> bool:
+        """Waveform and level meter, only when new audio arrived; returns whether it did."""
         advanced = monitor is not self._shown_monitor or snap.written_samples != self._shown_written
         if advanced:  # copy and draw the waveform only when new audio arrived
-            self._shown_monitor, self._shown_written, self._audio_seen_at = monitor, snap.written_samples, now
+            self._shown_monitor, self._shown_written = monitor, snap.written_samples
+            self._audio_seen_at = time.monotonic()
             samples, self._audio_end_s = monitor.recent_audio(WAVEFORM_S)
             self.waveform.show_audio(samples, snap.last_window_end_s - snap.window_s - self._audio_end_s,
                                      snap.last_window_end_s - self._audio_end_s)
             self.meter.set_level(*input_level(samples, snap.sample_rate_hz))
-        stalled = self.runner.state == "running" and now - self._audio_seen_at > STALL_S
+        return advanced
+
+    def _check_stall(self) -> None:
+        """An idle meter without fresh audio; the state says when the input stalled."""
+        stalled = self.runner.state == "running" and time.monotonic() - self._audio_seen_at > STALL_S
         if stalled or self._device_lost or self.runner.state != "running":
             self.meter.set_level(self.meter.rms_db, self.meter.peak_db, "idle")
         if stalled != self._stalled:
             # Without audio the last result is not "now": the state says so instead of showing it.
             self._stalled = stalled
             self._refresh_controls()
-        if self._history_dirty or (advanced and self._frame % HISTORY_EVERY_N_FRAMES == 0):
-            now_s = self._audio_end_s + self.session.time_offset_s
-            while self.recent and self.recent[0].t_s < now_s - HISTORY_S - 2 * snap.hop_s:
-                self.recent.popleft()
-            # The span grows with the session, so that its first seconds fill the plot.
-            first_s = self.session.first_t_s()
-            self.history.set_span(now_s - first_s + snap.window_s if first_s is not None else 0.0)
-            caption = self._history_caption()
-            if caption != self.history_title.text():  # a new layout only when the span's seconds change
-                self.history_title.setText(caption)
-            self.history.show_history(self.recent, now_s, snap.hop_s)
-            self._history_dirty = False
+
+    def _draw_history(self, snap) -> None:
+        """The probabilities of the session's recent rows, over a span that grows with the session."""
+        now_s = self._audio_end_s + self.session.time_offset_s
+        while self.recent and self.recent[0].t_s < now_s - HISTORY_S - 2 * snap.hop_s:
+            self.recent.popleft()
+        # The span grows with the session, so that its first seconds fill the plot.
+        first_s = self.session.first_t_s()
+        self.history.set_span(now_s - first_s + snap.window_s if first_s is not None else 0.0)
+        caption = self._history_caption()
+        if caption != self.history_title.text():  # a new layout only when the span's seconds change
+            self.history_title.setText(caption)
+        self.history.show_history(self.recent, now_s, snap.hop_s)
+        self._history_dirty = False
 
     def show_status(self, event: StatusEvent) -> None:
         """Take a status event of the session: the state, banner and status bar say what holds now."""
