@@ -294,7 +294,8 @@ def test_mp3_decoder_chatter_is_silenced(tmp_path):
     assert "libmpg123" in loud.stderr  # the decoder does complain about this file ...
     quiet = run_cli("--classify", str(damaged), "--model", "light")
     assert quiet.returncode == 0 and "libmpg123" not in quiet.stderr  # ... but not to users
-    assert [line.split(": ")[1] for line in quiet.stderr.splitlines()] == ["warning"]  # only ser-live's own line
+    # only ser-live's own lines: the warning about the file, and the closing summary
+    assert [line.split(": ")[1].split(" ")[0] for line in quiet.stderr.splitlines()] == ["warning", "classified"]
 
 
 # 10. A clip shorter than a hop gives its one result; --record is checked first ------------------------------------
