@@ -54,6 +54,26 @@ def voice_with_pauses(seconds: float, seed: int = 0, *, sample_rate_hz: int = SA
     return np.concatenate(parts)[: int(seconds * sample_rate_hz)]
 
 
+def child_pids(pid: int, *, recursive: bool = False) -> list[int]:
+    """The processes a process started (its workers), now; empty once it is gone."""
+    import psutil
+
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=recursive)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process still runs (a zombie waiting for its parent does not)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def write_wav(
     path: Path, samples: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ, subtype: str | None = None
 ) -> Path:

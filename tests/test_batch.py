@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run_cli, tone, write_wav
+from conftest import REPO, child_pids, process_alive, run_cli, tone, write_wav
 
 from ser_live.batch import FileResult, ResultLedger, classify_batch, iter_audio_files
 from ser_live.errors import BatchError
@@ -135,24 +135,6 @@ def test_the_ledger_writes_a_row_as_each_file_finishes(tmp_path, tiny_model):
 
 
 # -- SIGKILL in the middle, then the same command again ---------------------------------------------------------
-def _children(pid: int) -> list[int]:
-    import psutil
-
-    try:
-        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _alive(pid: int) -> bool:
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def _wait_for_lines(path: Path, proc: subprocess.Popen, n: int, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and proc.poll() is None:
@@ -164,9 +146,9 @@ def _wait_for_lines(path: Path, proc: subprocess.Popen, n: int, timeout_s: float
 def _still_alive(pids: list[int], *, within_s: float) -> list[int]:
     """The processes still running after waiting up to ``within_s`` for them to end."""
     deadline = time.monotonic() + within_s
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(process_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
-    return [p for p in pids if _alive(p)]
+    return [p for p in pids if process_alive(p)]
 
 
 @pytest.mark.parametrize("engine", [["--workers", "2"], ["--scheduler", "local:2"]], ids=["local-pool", "dask"])
@@ -177,7 +159,7 @@ def test_a_batch_killed_in_the_middle_resumes_and_every_file_appears_once(tmp_pa
                *engine]
     proc = subprocess.Popen(command, cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _wait_for_lines(out, proc, 21)  # the header and 20 results
-    workers = _children(proc.pid)
+    workers = child_pids(proc.pid, recursive=True)
     assert proc.poll() is None, "the batch ended before it could be killed: " + proc.stderr.read().decode()
     proc.kill()
     proc.wait(timeout=10)

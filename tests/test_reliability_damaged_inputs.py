@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import REPO, run_cli, tone, write_wav
+from conftest import REPO, child_pids, process_alive, run_cli, tone, write_wav
 
 from ser_live.adapt import SpeakerNormalizer, SpeakerPrior
 from ser_live.capture import GapMeter
@@ -134,24 +134,6 @@ def test_a_folder_where_the_profile_goes_is_a_warning_and_leaves_nothing_behind(
 
 
 # 3.-4. --classify: signals end the workers too; unreadable folders are errors --------------------------------
-def _children(pid: int) -> list[int]:
-    import psutil
-
-    try:
-        return [child.pid for child in psutil.Process(pid).children()]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _alive(pid: int) -> bool:
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_an_interrupted_classify_ends_its_workers_and_says_how_far_it_got(tmp_path, signum):
     folder = tmp_path / "many"
@@ -163,9 +145,9 @@ def test_an_interrupted_classify_ends_its_workers_and_says_how_far_it_got(tmp_pa
                              "--model", "light"], cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 60
-    while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
+    while len(child_pids(proc.pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    workers = _children(proc.pid)
+    workers = child_pids(proc.pid)
     assert len(workers) >= 2, "the workers never started"
     time.sleep(1.0)
     proc.send_signal(signum)
@@ -177,7 +159,7 @@ def test_an_interrupted_classify_ends_its_workers_and_says_how_far_it_got(tmp_pa
     done = int(lines[0].split("classified ")[1].split(" of")[0])
     assert len(out.splitlines()) == done + 1  # the header and a line per file classified
     time.sleep(0.5)
-    assert not [w for w in workers if _alive(w)], "workers outlived the batch"
+    assert not [w for w in workers if process_alive(w)], "workers outlived the batch"
 
 
 def _clips_with_a_locked_folder(tmp_path) -> tuple[Path, Path]:
