@@ -142,12 +142,7 @@ class SessionConfig:
                               ("--lsl", self.lsl_name)):
             if value is not None and not str(value).strip():
                 raise ConfigError(f"{option} needs a value; it was given an empty one")
-        if self.realtime and self.input_path is None:
-            raise ConfigError("--realtime goes with --input FILE")
-        if self.record_audio and self.record_path is None:
-            raise ConfigError("--record-audio keeps the audio beside the session file: give --record FILE.csv too")
-        if self.device is not None and self.input_path is not None:
-            raise ConfigError("--device chooses a microphone; it does not apply with --input FILE")
+        self._check_source_and_outputs()
         if not self.adapt and self.profile is not None:
             raise ConfigError("--profile keeps a learnt voice, which --no-adapt turns off; drop one of them")
         if not self.adapt and self.calibrate_s is not None:
@@ -161,6 +156,14 @@ class SessionConfig:
                 profile_path(self.profile)
             except ValueError as exc:
                 raise ConfigError(f"--profile: {exc}") from None
+
+    def _check_source_and_outputs(self) -> None:
+        if self.realtime and self.input_path is None:
+            raise ConfigError("--realtime goes with --input FILE")
+        if self.record_audio and self.record_path is None:
+            raise ConfigError("--record-audio keeps the audio beside the session file: give --record FILE.csv too")
+        if self.device is not None and self.input_path is not None:
+            raise ConfigError("--device chooses a microphone; it does not apply with --input FILE")
 
     @classmethod
     def from_args(cls, args: Any) -> SessionConfig:

@@ -169,9 +169,8 @@ class ResultLedger:
                         *(f"p_{c}" for c in self.classes), "error", "size_bytes", "mtime_ns", "model"]
         self._done: set[str] = set()
         self._identities: dict[str, tuple[int, int] | None] = {}
-        self._existing_lines: list[str] = []
-        kept = self._read()
-        if kept is not None and kept != self._existing_lines:
+        kept, existing = self._read()
+        if kept is not None and "".join(kept) != existing:  # something dropped: the file without it
             self._rewrite(kept)
         try:
             self._file = open(self.path, "a", encoding="utf-8", newline="")  # noqa: SIM115 - held open for the batch
@@ -229,24 +228,24 @@ class ResultLedger:
         row.update(size_bytes=identity[0], mtime_ns=identity[1], model=self.model_id)
         return row
 
-    def _read(self) -> list[str] | None:
-        """The lines to keep of an existing ledger (None when there is none yet); fills the set of files done."""
+    def _read(self) -> tuple[list[str] | None, str]:
+        """The lines to keep of an existing ledger (None when there is none yet) and its text; fills the set of
+        files done."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return None
+            return None, ""
         except (OSError, UnicodeDecodeError) as exc:
             raise BatchError(f"cannot read {self.path} to resume: {getattr(exc, 'strerror', None) or exc}") from exc
         if not text.strip():
-            return None
+            return None, text
         complete = text[: text.rfind("\n") + 1]  # a last line without its newline was cut short by a crash
-        self._existing_lines = [text] if complete != text else complete.splitlines(keepends=True)
         records = self._records(complete)
         kept = [] if self.json_lines else [self._csv_line(self.columns)]
         for line, row in records:
             if self._still_valid(row):
                 kept.append(line)
-        return kept
+        return kept, text
 
     def _records(self, complete: str) -> list[tuple[str, dict[str, Any]]]:
         if self.json_lines:

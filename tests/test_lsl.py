@@ -47,6 +47,16 @@ def _json_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in proc.stdout.splitlines()]
 
 
+def _channel_labels(info) -> list[str]:
+    """The labels in a stream's description, in channel order."""
+    channel = info.desc().child("channels").first_child()
+    labels = []
+    while not channel.empty():
+        labels.append(channel.child_value("label"))
+        channel = channel.next_sibling()
+    return labels
+
+
 def test_an_inlet_records_the_printed_predictions_stamped_one_hop_apart(tmp_path):
     path = write_wav(tmp_path / "talk.wav", voice_with_pauses(8.0, seed=3))
     printed = _json_lines(path)
@@ -71,12 +81,7 @@ def test_an_inlet_records_the_printed_predictions_stamped_one_hop_apart(tmp_path
         proc.kill()
     assert proc.returncode == 0, err
     classes = list(printed[0]["probs"] or next(p["probs"] for p in printed if p["probs"]))
-    channels = info.desc().child("channels").first_child()
-    labels = []
-    while not channels.empty():
-        labels.append(channels.child_value("label"))
-        channels = channels.next_sibling()
-    assert info.type() == "Emotion" and labels == [*classes, "speech", "level_db"]
+    assert info.type() == "Emotion" and _channel_labels(info) == [*classes, "speech", "level_db"]
     assert info.nominal_srate() == pytest.approx(2.0)  # one sample per 0.5 s hop
     # The inlet joined a little after the start (and the last sample may still be in flight when the process
     # ends): what it got is a run of consecutive lines of what --print --json printed.
