@@ -1,11 +1,15 @@
-"""Speaker adaptation: the current speaker's running feature statistics, shrunk toward the training population's.
+"""Speaker adaptation: the current speaker's reference feature statistics, shrunk toward the training population's.
 
 Much of what makes a voice sound "sad" or "angry" to a model is the speaker (pitch, loudness,
-timbre), not the emotion. A model trained on features standardised per speaker removes that, but
-needs the speaker's own statistics; live, they are learnt from the speech heard so far. Until
-enough speech has been heard they are blended with the population's: after ``t`` seconds of speech
-the speaker's own statistics get the weight ``t / (t + half_s)`` (one half at ``half_s`` seconds).
-Only speech windows update the statistics; silence never moves them.
+timbre), not the emotion. A model trained on features referenced to each speaker's own voice removes
+that, but needs the current speaker's statistics, learnt live. Until enough speech has been learnt
+they are blended with the population's: after ``t`` seconds of learnt speech the speaker's own
+statistics get the weight ``t / (t + half_s)`` (one half at ``half_s`` seconds).
+
+Which speech windows teach the voice is the normaliser's :attr:`SpeakerNormalizer.learn` mode
+(:data:`LEARN_MODES`): every one (a neutral reading during ``--calibrate``), only those the plain model
+judges neutral (``--adapt``; a held mood is not learnt as the voice), or none (frozen). Silence never
+moves them.
 """
 
 from __future__ import annotations
@@ -22,12 +26,16 @@ from typing import Any
 import numpy as np
 
 __all__ = ["SpeakerPrior", "RunningStats", "SpeakerNormalizer", "profile_path", "PROFILE_VERSION", "ADAPTIVE_INPUTS",
-           "adaptive_input"]
+           "ADAPTIVE_REFERENCES", "LEARN_MODES", "adaptive_input", "effect_line", "measured_effect"]
 
 #: What an adaptive estimator can be fed: the speaker-normalised features alone, or the raw features
 #: followed by the normalised ones (the raw half keeps what is absolute, e.g. a loud voice, the
 #: normalised half what is relative to this speaker).
 ADAPTIVE_INPUTS = ("normalised", "raw+normalised")
+#: What an adaptive estimator's speaker statistics describe: the speaker's neutral voice, or all their speech.
+ADAPTIVE_REFERENCES = ("neutral", "all")
+#: Which speech windows a :class:`SpeakerNormalizer` learns from (see the module docstring).
+LEARN_MODES = ("every", "judged-neutral", "frozen")
 
 
 def adaptive_input(raw: np.ndarray, normalised: np.ndarray, inputs: str) -> np.ndarray:
@@ -38,7 +46,9 @@ def adaptive_input(raw: np.ndarray, normalised: np.ndarray, inputs: str) -> np.n
         return np.hstack([np.asarray(raw, dtype=np.float64), np.asarray(normalised, dtype=np.float64)])
     raise ValueError(f"unknown adaptive inputs {inputs!r}; expected one of {ADAPTIVE_INPUTS}")
 
-PROFILE_VERSION = 1
+#: 2: statistics of the neutral voice. Version 1 profiles hold the statistics of all speech (which learnt a
+#: held mood as the voice) and are refused.
+PROFILE_VERSION = 2
 #: Largest profile file read (a real one is a few tens of kB): a bigger file is refused unread.
 MAX_PROFILE_BYTES = 1 << 20
 #: No feature of any extractor comes near this magnitude; a mean beyond it is damage, not a voice.
@@ -159,13 +169,19 @@ class SpeakerNormalizer:
         Population statistics and the half-way point of the blend.
     hop_s : float
         New audio each speech window brings (the monitor's hop), used to count seconds of speech.
+    learn : str
+        Which speech windows the monitor lets it learn from (:data:`LEARN_MODES`); may change during a
+        session (a calibration ends, adaptation is turned on).
     """
 
-    def __init__(self, prior: SpeakerPrior, *, hop_s: float) -> None:
+    def __init__(self, prior: SpeakerPrior, *, hop_s: float, learn: str = "judged-neutral") -> None:
         if not hop_s > 0:
             raise ValueError("hop_s must be positive")
+        if learn not in LEARN_MODES:
+            raise ValueError(f"unknown learn mode {learn!r}; expected one of {LEARN_MODES}")
         self.prior = prior
         self.hop_s = hop_s
+        self.learn = learn
         self.stats = RunningStats(prior.mean.shape[0])
 
     @property
@@ -227,37 +243,49 @@ class SpeakerNormalizer:
         if not path.exists():
             return False
         try:
-            if path.is_dir():
-                raise ValueError("it is a folder, not a file")
-            if path.stat().st_size > MAX_PROFILE_BYTES:
-                raise ValueError(f"larger than {MAX_PROFILE_BYTES >> 20} MB")
-            payload = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(payload, dict):
-                raise ValueError("not a JSON object")
-            if payload.get("profile_version") != PROFILE_VERSION:
-                raise ValueError(f"profile version {payload.get('profile_version')}")
-            if payload.get("feature_version") != feature_version:
-                raise ValueError(f"made for feature version {payload.get('feature_version')}")
-            stats = RunningStats.from_dict(payload["stats"])
-            if stats.mean.shape != self.prior.mean.shape:
-                raise ValueError("made for another feature set")
-            if not math.isfinite(float(stats.count)):
-                raise ValueError("bad count")
+            stats = _read_profile(path, feature_version, self.prior.mean.shape)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-            kept = ""
-            if path.is_file():
-                bad = path.with_name(path.name + ".bad")
-                try:
-                    os.replace(path, bad)
-                    kept = f"; kept as {bad}"
-                except OSError:
-                    pass
+            kept = _set_aside(path)
             reason = " ".join(str(exc).split())[:120] or type(exc).__name__
             warnings.warn(f"ignoring speaker profile {path}: it is damaged or incompatible ({reason}){kept}",
                           stacklevel=2)
             return False
         self.stats = stats
         return True
+
+
+def _read_profile(path: Path, feature_version: Any, shape: tuple[int, ...]) -> RunningStats:
+    """The statistics of a profile file, every field checked (raises on anything a saved profile cannot be)."""
+    if path.is_dir():
+        raise ValueError("it is a folder, not a file")
+    if path.stat().st_size > MAX_PROFILE_BYTES:
+        raise ValueError(f"larger than {MAX_PROFILE_BYTES >> 20} MB")
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(payload, dict):
+        raise ValueError("not a JSON object")
+    if payload.get("profile_version") == 1:
+        raise ValueError("made by the earlier adaptation, which learnt all speech and so a held mood as the voice; "
+                         "calibrate again")
+    if payload.get("profile_version") != PROFILE_VERSION:
+        raise ValueError(f"profile version {payload.get('profile_version')}")
+    if payload.get("feature_version") != feature_version:
+        raise ValueError(f"made for feature version {payload.get('feature_version')}")
+    stats = RunningStats.from_dict(payload["stats"])
+    if stats.mean.shape != shape:
+        raise ValueError("made for another feature set")
+    return stats
+
+
+def _set_aside(path: Path) -> str:
+    """Keep a refused profile as ``NAME.json.bad`` (so saving does not destroy it); says where, if it could."""
+    if not path.is_file():
+        return ""
+    bad = path.with_name(path.name + ".bad")
+    try:
+        os.replace(path, bad)
+    except OSError:
+        return ""
+    return f"; kept as {bad}"
 
 
 def profile_path(name: str) -> Path:
@@ -273,3 +301,27 @@ def profile_path(name: str) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("ser-live")) / "profiles" / f"{name}.json"
+
+
+def effect_line(verdict: dict[str, Any]) -> str:
+    """A method's measured effect in words, from its shipping verdict in an adaptation report."""
+    drop = verdict["largest_sustained_drop"]
+    held = (f"a held mood read up to {drop:.2f} recall lower ({verdict['largest_drop_at']})" if drop > 0.005 else
+            "held moods read as well as without it")
+    return f"{held}; mixed emotions {verdict['shuffled_gain']:+.2f} UAR"
+
+
+def measured_effect(model_path: str | os.PathLike[str] | None, mode: str) -> str | None:
+    """What the adaptation evaluation measured for ``mode`` (``"adapt"`` or ``"calibrate"``) on held-out speakers.
+
+    Read from the ``metrics.json`` that training writes beside the model file; None when there is none
+    or it holds no adaptation evaluation of that mode.
+    """
+    if model_path is None:
+        return None
+    try:
+        metrics = json.loads((Path(model_path).parent / "metrics.json").read_text(encoding="utf-8"))
+        method = metrics["adaptive_variant"][mode]
+        return effect_line(metrics["adaptation"]["verdicts"][method])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

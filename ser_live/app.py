@@ -29,7 +29,7 @@ from .results import Prediction, StatusEvent, StatusKind
 
 __all__ = [
     "MIN_WINDOW_S", "MAX_WINDOW_S", "MIN_HOP_S", "MonitorSettings", "SessionConfig", "Calibration", "Session",
-    "open_session", "resolve_settings", "profile_key",
+    "open_session", "resolve_settings", "profile_key", "NEUTRAL_PASSAGE",
 ]
 
 #: Shortest analysis window: below half a second there is not one syllable to judge.
@@ -101,11 +101,13 @@ class SessionConfig:
     smoothing : float
         Exponential smoothing of probabilities across hops, in [0, 1) (``--smooth``).
     adapt : bool
-        Learn the speaker's voice when the model can (``--no-adapt`` turns it off).
+        Keep learning the speaker's neutral voice from the windows the plain model judges neutral
+        (``--adapt``; off by default, see :mod:`ser_live.adapt`).
     profile : str, optional
-        Load the learnt voice from this profile name and save it there at the end (``--profile``).
+        Use the learnt voice of this profile name and save it there at the end (``--profile``).
     calibrate_s : float, optional
-        Hold predictions back until this many seconds of speech were learnt (``--calibrate``).
+        Learn the speaker's neutral voice from a reading of this many seconds of speech first, holding
+        predictions back meanwhile, then freeze it unless ``adapt`` (``--calibrate``).
     record_path : str, optional
         Also write every hop to this CSV file as it happens (``--record``); never overwrites a file.
     record_audio : bool
@@ -127,7 +129,7 @@ class SessionConfig:
     window_s: float | None = None
     hop_s: float | None = None
     smoothing: float = 0.0
-    adapt: bool = True
+    adapt: bool = False
     profile: str | None = None
     calibrate_s: float | None = None
     record_path: str | None = None
@@ -143,10 +145,6 @@ class SessionConfig:
             if value is not None and not str(value).strip():
                 raise ConfigError(f"{option} needs a value; it was given an empty one")
         self._check_source_and_outputs()
-        if not self.adapt and self.profile is not None:
-            raise ConfigError("--profile keeps a learnt voice, which --no-adapt turns off; drop one of them")
-        if not self.adapt and self.calibrate_s is not None:
-            raise ConfigError("--calibrate needs speaker adaptation: drop --no-adapt")
         if self.calibrate_s is not None and not (math.isfinite(self.calibrate_s) and self.calibrate_s > 0):
             raise ConfigError(f"--calibrate must be a positive number of seconds, got {self.calibrate_s:g}")
         if self.profile is not None:
@@ -165,13 +163,21 @@ class SessionConfig:
         if self.device is not None and self.input_path is not None:
             raise ConfigError("--device chooses a microphone; it does not apply with --input FILE")
 
+    @property
+    def uses_voice(self) -> bool:
+        """Whether the session learns or uses a speaker's voice (``--adapt``, ``--calibrate`` or ``--profile``)."""
+        return self.adapt or self.calibrate_s is not None or self.profile is not None
+
     @classmethod
     def from_args(cls, args: Any) -> SessionConfig:
         """The config of parsed ``ser-live`` arguments (:func:`ser_live.cli.build_parser`)."""
+        for option, given in (("--calibrate", args.calibrate is not None), ("--profile", args.profile is not None)):
+            if args.no_adapt and given:
+                raise ConfigError(f"{option} uses a learnt voice, which --no-adapt turns off; drop one of them")
         return cls(
             model=args.model, trust_model=args.trust_model, input_path=args.input, realtime=args.realtime,
             device=args.device, window_s=args.window, hop_s=args.hop, smoothing=args.smooth,
-            adapt=not args.no_adapt, profile=args.profile, calibrate_s=args.calibrate, record_path=args.record,
+            adapt=args.adapt, profile=args.profile, calibrate_s=args.calibrate, record_path=args.record,
             record_audio=args.record_audio, lsl_name=args.lsl,
         )
 
@@ -192,8 +198,14 @@ def resolve_settings(config: SessionConfig, model: Any) -> MonitorSettings:
     return MonitorSettings(window_s=float(window_s), hop_s=float(hop_s), smoothing=config.smoothing)
 
 
+#: What a calibration asks the speaker to read in their everyday voice (Aesop's fable, the phoneticians' passage).
+NEUTRAL_PASSAGE = ("The North Wind and the Sun were disputing which was the stronger, when a traveller came along "
+                   "wrapped in a warm cloak. They agreed that the one who first succeeded in making the traveller "
+                   "take his cloak off should be considered stronger than the other.")
+
+
 class Calibration:
-    """Holds predictions back until ``seconds`` of the speaker's speech were learnt, reporting progress.
+    """Holds predictions back until ``seconds`` of the speaker's neutral speech were learnt, reporting progress.
 
     Parameters
     ----------
@@ -201,11 +213,15 @@ class Calibration:
         Speech to learn before predictions are shown.
     learnt_s : callable
         Returns the seconds of speech learnt so far (the session's speaker statistics).
+    on_done : callable, optional
+        Called once when the reading is learnt (the session freezes the voice there, or keeps learning).
     """
 
-    def __init__(self, seconds: float, learnt_s: Callable[[], float]) -> None:
+    def __init__(self, seconds: float, learnt_s: Callable[[], float],
+                 on_done: Callable[[], None] | None = None) -> None:
         self.seconds = float(seconds)
         self._learnt_s = learnt_s
+        self._on_done = on_done
         self._target_s = learnt_s() + self.seconds
         self.done = False
         self._shown = -1
@@ -219,7 +235,8 @@ class Calibration:
         """Whether this prediction may reach the consumers.
 
         While it may not, ``on_status`` receives :attr:`~ser_live.results.StatusKind.CALIBRATING` progress
-        (every 5 s of speech); then one :attr:`~ser_live.results.StatusKind.CALIBRATED` event.
+        (the passage to read first, then every 5 s of speech); then one
+        :attr:`~ser_live.results.StatusKind.CALIBRATED` event.
         """
         if self.done:
             return True
@@ -228,15 +245,22 @@ class Calibration:
             # This window was classified before it was learnt from, with less than the target: the
             # first prediction shown is the next one.
             self.done = True
+            if self._on_done is not None:
+                self._on_done()
             on_status(StatusEvent(StatusKind.CALIBRATED,
-                                  f"calibration done: learnt {self.seconds:g} s of speech; monitoring"))
+                                  f"calibration done: learnt {self.seconds:g} s of your neutral voice; monitoring"))
             return False
         if int(learnt) // 5 != self._shown:  # a line every 5 s of speech, not one per hop
             self._shown = int(learnt) // 5
-            on_status(StatusEvent(StatusKind.CALIBRATING,
-                                        f"calibrating: {learnt:.0f} of {self.seconds:g} s of speech heard; "
-                                        "speak naturally"))
+            on_status(StatusEvent(StatusKind.CALIBRATING, self.message(learnt)))
         return False
+
+    def message(self, learnt_s: float) -> str:
+        """The calibration line: the passage while little is learnt, then the progress."""
+        if learnt_s < 5:
+            return (f"calibrating: read this aloud in your everyday voice ({self.seconds:g} s of speech): "
+                    f"\"{NEUTRAL_PASSAGE}\"")
+        return f"calibrating: {learnt_s:.0f} of {self.seconds:g} s of your neutral voice heard; keep reading"
 
 
 def _ignore(_event: StatusEvent) -> None:
@@ -292,7 +316,8 @@ class Session:
         return self.speaker is not None
 
     def set_adapt(self, adapt: bool) -> None:
-        """Turn speaker adaptation on or off for the monitors made from now on (keeps what was learnt)."""
+        """Turn speaker adaptation on (learning from windows judged neutral) or off, for the monitors made
+        from now on (keeps what was learnt)."""
         from .adapt import SpeakerNormalizer
 
         if adapt and not self.can_adapt:
@@ -300,8 +325,31 @@ class Session:
         if adapt and self.speaker is None:
             self.speaker = self._parked_speaker or SpeakerNormalizer(
                 self.model.adaptation.prior, hop_s=self.settings.hop_s)
+        if adapt and self.speaker.learn == "frozen":
+            self.speaker.learn = "judged-neutral"
         elif not adapt and self.speaker is not None:
             self._parked_speaker, self.speaker = self.speaker, None
+
+    def start_calibration(self, seconds: float, *, keep_learning: bool = False) -> None:
+        """Learn the speaker's neutral voice afresh from a reading of ``seconds`` s of speech, then freeze it.
+
+        Predictions are held back meanwhile (see :class:`Calibration`); with ``keep_learning`` the voice
+        then keeps learning from windows judged neutral instead of freezing.
+        """
+        from .adapt import SpeakerNormalizer
+
+        if not self.can_adapt:
+            raise ConfigError("this model cannot adapt to the speaker")
+        if self.speaker is None:
+            self.speaker = SpeakerNormalizer(self.model.adaptation.prior, hop_s=self.settings.hop_s)
+        speaker = self.speaker
+        speaker.reset()
+        speaker.learn = "every"  # the reading is neutral by request: every speech window of it counts
+
+        def done() -> None:
+            speaker.learn = "judged-neutral" if keep_learning else "frozen"
+
+        self.calibration = Calibration(seconds, lambda: self.learnt_s, on_done=done)
 
     def forget_speaker(self) -> None:
         """Forget the learnt voice (a new person sits down); running monitors start over at once."""
@@ -317,6 +365,21 @@ class Session:
     def adaptation_weight(self) -> float:
         """Weight of the speaker's own statistics in [0, 1) (0 when not adapting)."""
         return self.speaker.weight if self.speaker is not None else 0.0
+
+    def adaptation_line(self) -> str:
+        """What the session does with the speaker's voice and what that was measured to do (console, window)."""
+        from .adapt import measured_effect
+
+        if not self.can_adapt:
+            return "this model cannot adapt to a speaker"
+        if self.speaker is None:
+            return "speaker adaptation off (the plain model)"
+        how = {"every": "calibrating", "judged-neutral": "learning from windows heard as neutral",
+               "frozen": "frozen"}[self.speaker.learn]
+        line = (f"neutral voice learnt from {self.learnt_s:.0f} s of speech (weighs {self.adaptation_weight:.0%}), "
+                f"{how}")
+        effect = measured_effect(self.model.path, "adapt" if self.speaker.learn == "judged-neutral" else "calibrate")
+        return line + (f"; measured on held-out speakers: {effect}" if effect else "")
 
     # -- monitors -------------------------------------------------------------------------
     def monitor(self, *, on_prediction: PredictionCallback | None = None,
@@ -411,34 +474,45 @@ def open_session(config: SessionConfig, *, on_status: StatusCallback | None = No
         (:class:`~ser_live.errors.ConfigError`), or the session file cannot be created
         (:class:`~ser_live.errors.SessionFileError`).
     """
-    from .adapt import SpeakerNormalizer, profile_path
-
     if model is None:
         from .model import EmotionModel
 
         model = EmotionModel.load(config.model, trust=config.trust_model)
-    settings = resolve_settings(config, model)
-    session = Session(config, model, settings, on_status=on_status)
-    status = session.on_status
-    if config.adapt and session.can_adapt:
-        session.speaker = SpeakerNormalizer(model.adaptation.prior, hop_s=settings.hop_s)
-        if config.profile is not None:
-            session.profile_path = profile_path(config.profile)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                loaded = session.speaker.load(session.profile_path, feature_version=profile_key(model))
-            for warning in caught:
-                status(StatusEvent(StatusKind.WARNING, f"warning: {warning.message}; starting afresh"))
-            if loaded:
-                status(StatusEvent(StatusKind.NOTICE, f"speaker profile '{config.profile}': "
-                                                      f"{session.speaker.heard_s:.0f} s of speech already learnt"))
-    elif not session.can_adapt and (config.profile is not None or config.calibrate_s is not None):
-        option = "--calibrate" if config.calibrate_s is not None else "--profile"
-        raise ConfigError(f"{option}: this model cannot adapt to the speaker")
-    if config.calibrate_s is not None:
-        session.calibration = Calibration(config.calibrate_s, lambda: session.learnt_s)
-    _open_outputs(session, config, status)
+    session = Session(config, model, resolve_settings(config, model), on_status=on_status)
+    if config.uses_voice:
+        _start_voice(session, config)
+    _open_outputs(session, config, session.on_status)
     return session
+
+
+def _start_voice(session: Session, config: SessionConfig) -> None:
+    """The voice ``--adapt``, ``--calibrate`` and ``--profile`` ask for: learning, calibrating or frozen."""
+    from .adapt import SpeakerNormalizer
+
+    if not session.can_adapt:
+        option = "--calibrate" if config.calibrate_s is not None else "--profile" if config.profile else "--adapt"
+        raise ConfigError(f"{option}: this model cannot adapt to the speaker")
+    learn = "judged-neutral" if config.adapt else "frozen"
+    session.speaker = SpeakerNormalizer(session.model.adaptation.prior, hop_s=session.settings.hop_s, learn=learn)
+    if config.profile is not None:
+        _load_profile(session, config.profile, session.on_status)
+    if config.calibrate_s is not None:
+        session.start_calibration(config.calibrate_s, keep_learning=config.adapt)
+
+
+def _load_profile(session: Session, name: str, status: StatusCallback) -> None:
+    """Start the session's voice from the profile ``name``; a refused profile is one warning, and a fresh start."""
+    from .adapt import profile_path
+
+    session.profile_path = profile_path(name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = session.speaker.load(session.profile_path, feature_version=profile_key(session.model))
+    for warning in caught:
+        status(StatusEvent(StatusKind.WARNING, f"warning: {warning.message}; starting afresh"))
+    if loaded:
+        status(StatusEvent(StatusKind.NOTICE, f"speaker profile '{name}': "
+                                              f"{session.speaker.heard_s:.0f} s of speech already learnt"))
 
 
 def _audio_recorder(csv_path: str, sample_rate_hz: int, status: StatusCallback) -> Any:

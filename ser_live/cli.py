@@ -86,13 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
     ana.add_argument("--hop", type=_positive_float, metavar="S", help="seconds between analyses (default: the model's)")
     ana.add_argument("--smooth", type=_smoothing, default=0.0, metavar="A",
                      help="exponential smoothing of probabilities across hops, 0 (off) to <1 (default 0)")
-    spk = p.add_argument_group("speaker adaptation (on by default when the model supports it)")
-    spk.add_argument("--no-adapt", action="store_true", help="do not learn the speaker's voice; the plain model")
-    spk.add_argument("--profile", metavar="NAME",
-                     help="load the speaker's learnt statistics at start and save them on exit "
-                          "(kept in the user data directory)")
+    spk = p.add_argument_group(
+        "speaker adaptation (off by default: learning a voice from all speech learnt a held mood as the voice; "
+        "see the README's \"Speaker adaptation\")")
+    learn = spk.add_mutually_exclusive_group()
+    learn.add_argument("--adapt", action="store_true",
+                       help="keep learning your neutral voice from the windows the model already hears as "
+                            "neutral; assumes you speak neutrally some of the time")
+    learn.add_argument("--no-adapt", action="store_true", help="the plain model, no learnt voice (the default)")
     spk.add_argument("--calibrate", type=_positive_float, metavar="S",
-                     help="first learn S seconds of speech (speak naturally), then show emotions")
+                     help="first read a shown passage in your everyday voice for S seconds of speech (20 is "
+                          "enough); that neutral voice is then the reference, frozen unless --adapt")
+    spk.add_argument("--profile", metavar="NAME",
+                     help="use the voice learnt under this name and save it on exit (kept in the user data "
+                          "directory); calibrate once with --calibrate S --profile NAME")
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="JSON lines instead of text")
     out.add_argument("--record", metavar="CSV", help="also write every hop to this CSV file as it happens")
@@ -118,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Options by the modes they apply to; giving one to a mode it does not apply to is an error, never ignored.
-_LIVE_ONLY = ("input", "realtime", "device", "window", "hop", "smooth", "no_adapt", "profile", "calibrate", "record",
-              "record_audio", "lsl")
+_LIVE_ONLY = ("input", "realtime", "device", "window", "hop", "smooth", "adapt", "no_adapt", "profile", "calibrate",
+              "record", "record_audio", "lsl")
 _MODE_OPTIONS: dict[str, frozenset[str]] = {
     "classify": frozenset({"classify", "model", "trust_model", "json", "workers", "out", "scheduler", "debug"}),
     "list_devices": frozenset({"list_devices", "debug"}),

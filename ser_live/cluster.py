@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .batch import FileResult, ModelSpec, classify_paths
+from .batch_task import FileResult, ModelSpec, classify_paths
 from .errors import BatchError
 
 __all__ = ["connect", "DaskEngine", "ModelPlugin", "CONNECT_TIMEOUT_S"]

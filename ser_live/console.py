@@ -56,10 +56,7 @@ def list_devices() -> int:
 
 
 def _adaptation_summary(session: Session) -> str:
-    if not session.adapting:
-        return ""
-    return (f"; speaker learnt from {session.learnt_s:.0f} s of speech "
-            f"(own statistics weigh {session.adaptation_weight:.0%})")
+    return f"; {session.adaptation_line()}" if session.can_adapt else ""
 
 
 def run_console(config: SessionConfig, *, json_lines: bool = False, debug: bool = False) -> int:

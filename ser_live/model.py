@@ -23,12 +23,13 @@ import os
 import pickle
 import platform
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .adapt import ADAPTIVE_INPUTS, SpeakerNormalizer, SpeakerPrior, adaptive_input
+from .adapt import ADAPTIVE_INPUTS, ADAPTIVE_REFERENCES, SpeakerNormalizer, SpeakerPrior, adaptive_input
 from .errors import FeatureConfigError, ModelError, UntrustedModelError
 from .extractor import FeatureExtractor, HandcraftedFeatures, extractor_from_record
 from .features import FeatureConfig
@@ -375,22 +376,41 @@ class ModelAdaptation:
         ``heard_s / (heard_s + half_s)`` (so with nothing learnt the output is the unadapted model's).
     inputs : str
         What the estimator is fed (one of :data:`ser_live.adapt.ADAPTIVE_INPUTS`).
+    reference : str
+        What the speaker's statistics describe: ``"neutral"`` (their neutral voice: learnt from a neutral
+        reading, and while adapting only from windows the plain model judges neutral) or ``"all"`` (all
+        their speech, every speech window learnt; models made before the adaptation protocols).
+    neutral_threshold : float
+        With ``reference="neutral"``: the plain model's neutral probability from which a window counts
+        as neutral speech.
     """
 
     estimator: Any = _EstimatorField()
     prior: SpeakerPrior
     blend: bool = True
     inputs: str = "raw+normalised"
+    reference: str = "all"
+    neutral_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         if self.inputs not in ADAPTIVE_INPUTS:
             raise ValueError(f"unknown adaptive inputs {self.inputs!r}")
+        if self.reference not in ADAPTIVE_REFERENCES:
+            raise ValueError(f"unknown adaptive reference {self.reference!r}")
+        if not 0.0 < self.neutral_threshold <= 1.0:
+            raise ValueError("neutral_threshold must be in (0, 1]")
+
+    def learns_from(self, plain_proba: np.ndarray, classes: Sequence[str]) -> bool:
+        """Whether a speech window with the plain model's probabilities ``plain_proba`` teaches the voice."""
+        if self.reference == "all":
+            return True
+        return "neutral" in classes and float(plain_proba[list(classes).index("neutral")]) >= self.neutral_threshold
 
     def to_dict(self) -> dict[str, Any]:
         """The ``adaptation`` entry of a model file (see :meth:`EmotionModel.to_bundle`)."""
         pickled, inference = self._classifier.to_entries()
         return {"estimator": pickled, "inference": inference, "prior": self.prior.to_dict(), "blend": self.blend,
-                "inputs": self.inputs}
+                "inputs": self.inputs, "reference": self.reference, "neutral_threshold": self.neutral_threshold}
 
 
 @dataclasses.dataclass
@@ -477,12 +497,15 @@ class EmotionModel:
         probs = self._classifier.predict_proba(np.atleast_2d(x))[:, self._order]
         return probs[0] if single else probs
 
-    def predict_proba_adapted(self, features: np.ndarray, normalizer: SpeakerNormalizer) -> np.ndarray:
+    def predict_proba_adapted(self, features: np.ndarray, normalizer: SpeakerNormalizer, *,
+                              plain: np.ndarray | None = None) -> np.ndarray:
         """Class probabilities of the adaptive variant for the current speaker (as :meth:`predict_proba`).
 
         The features are standardised with the normaliser's current blend of speaker and population
         statistics; with ``adaptation.blend`` the result is mixed with the unadapted model's, with
         weight ``normalizer.weight`` on the adapted side. The normaliser is not updated here.
+        ``plain``, the unadapted probabilities of the same features when the caller has them, saves
+        computing them again.
         """
         if self.adaptation is None or self._adapted_order is None:
             raise ModelError("this model has no speaker-adaptive variant")
@@ -491,7 +514,8 @@ class EmotionModel:
         probs = self.adaptation._classifier.predict_proba(inputs)[:, self._adapted_order]
         if self.adaptation.blend:
             weight = normalizer.weight
-            probs = weight * probs + (1.0 - weight) * self._classifier.predict_proba(x)[:, self._order]
+            plain = self._classifier.predict_proba(x)[:, self._order] if plain is None else np.atleast_2d(plain)
+            probs = weight * probs + (1.0 - weight) * plain
         return probs[0] if np.ndim(features) == 1 else probs
 
     def to_bundle(self) -> dict[str, Any]:
@@ -675,7 +699,8 @@ def _adaptation_from_bundle(entry: Any, where: str, version: int) -> ModelAdapta
         else:
             estimator = _Classifier.from_entries(estimator, entry.get("inference"), f"{where}'s adaptive variant")
         return ModelAdaptation(estimator, SpeakerPrior.from_dict(entry["prior"]), bool(entry["blend"]),
-                               str(entry["inputs"]))
+                               str(entry["inputs"]), str(entry.get("reference", "all")),
+                               float(entry.get("neutral_threshold", 0.5)))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{where} has a malformed speaker-adaptive variant ({exc})") from exc
 

@@ -72,12 +72,28 @@ class WindowAnalyzer:
 
     def probabilities(self, window: np.ndarray) -> np.ndarray:
         """Unsmoothed class probabilities of a window, in the model's class order (learns nothing)."""
-        return self._predict(self.model.extractor(window))
+        return self._predict(self.model.extractor(window))[0]
 
-    def _predict(self, features: np.ndarray) -> np.ndarray:
+    def _predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The probabilities shown (adapted when adapting) and the plain model's."""
+        plain = self.model.predict_proba(features)
         if self.normalizer is None:
-            return self.model.predict_proba(features)
-        return self.model.predict_proba_adapted(features, self.normalizer)
+            return plain, plain
+        return self.model.predict_proba_adapted(features, self.normalizer, plain=plain), plain
+
+    def classify_speech(self, features: np.ndarray) -> np.ndarray:
+        """Unsmoothed probabilities of one speech window's features; then the voice learns from them if it may."""
+        probs, plain = self._predict(features)
+        self._learn(features, plain)  # after predicting: a window is never normalised by itself
+        return probs
+
+    def _learn(self, features: np.ndarray, plain: np.ndarray) -> None:
+        """Teach the speaker's voice one speech window, if the normaliser's mode lets this window teach it."""
+        normalizer, adaptation = self.normalizer, self.model.adaptation
+        if normalizer is None or adaptation is None or normalizer.learn == "frozen":
+            return
+        if normalizer.learn == "every" or adaptation.learns_from(plain, self.model.classes):
+            normalizer.update(features)
 
     def __call__(self, window: np.ndarray, *, t_s: float) -> Prediction:
         """Analyse the window ending at stream time ``t_s``."""
@@ -86,9 +102,7 @@ class WindowAnalyzer:
             return Prediction(t_s, False, None, 0.0, None, decision.level_db)  # silence never teaches the speaker
         # The gate already tracked the pitch of the loud frames; the features reuse it.
         features = self.model.extractor(window, pitch=decision.pitch)
-        probs = self._predict(features)
-        if self.normalizer is not None:
-            self.normalizer.update(features)  # after predicting: a window is never normalised by itself
+        probs = self.classify_speech(features)
         if self.smoothing > 0.0:
             if self._smoothed is not None:
                 probs = self.smoothing * self._smoothed + (1.0 - self.smoothing) * probs

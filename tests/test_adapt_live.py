@@ -168,36 +168,65 @@ def _json_lines(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines()]
 
 
-def test_no_adapt_prints_the_unadapted_models_probabilities(adaptive_model_path, tiny_model_path, tmp_path):
+def test_adaptation_is_off_by_default_and_on_with_adapt(adaptive_model_path, tiny_model_path, tmp_path):
     path = _voice(tmp_path)
     plain = run_cli("--print", "--json", "--input", str(path), *_model_args(tiny_model_path))
+    default = run_cli("--print", "--json", "--input", str(path), *_model_args(adaptive_model_path))
     off = run_cli("--print", "--json", "--input", str(path), "--no-adapt", *_model_args(adaptive_model_path))
-    on = run_cli("--print", "--json", "--input", str(path), *_model_args(adaptive_model_path))
-    for proc in (plain, off, on):
+    on = run_cli("--print", "--json", "--input", str(path), "--adapt", *_model_args(adaptive_model_path))
+    for proc in (plain, default, off, on):
         assert proc.returncode == 0, proc.stderr
-    assert _json_lines(off.stdout) == _json_lines(plain.stdout)
+    assert _json_lines(off.stdout) == _json_lines(plain.stdout) == _json_lines(default.stdout)
     adapted = _json_lines(on.stdout)
     # Same keys as issue 2's schema: adaptation adds none.
     assert [list(o) for o in adapted] == [list(o) for o in _json_lines(plain.stdout)]
     assert adapted != _json_lines(plain.stdout)
-    assert "speaker learnt from" in on.stderr.strip().splitlines()[-1]
-    assert "speaker learnt from" not in off.stderr
+    assert "neutral voice learnt from" in on.stderr.strip().splitlines()[-1]
+    assert "learning from windows heard as neutral" in on.stderr.strip().splitlines()[-1]
+    for proc in (default, off):
+        assert proc.stderr.strip().splitlines()[-1].endswith("; speaker adaptation off (the plain model)")
 
 
 def test_profile_round_trip_through_the_cli(adaptive_model_path, tmp_path):
     env = {"XDG_DATA_HOME": str(tmp_path / "data")}
     path = _voice(tmp_path)
-    first = run_cli("--print", "--input", str(path), "--profile", "alice", *_model_args(adaptive_model_path), env=env)
+    first = run_cli("--print", "--input", str(path), "--adapt", "--profile", "alice",
+                    *_model_args(adaptive_model_path), env=env)
     assert first.returncode == 0, first.stderr
     saved = tmp_path / "data" / "ser-live" / "profiles" / "alice.json"
     payload = json.loads(saved.read_text())
     assert payload["feature_version"] == "handcrafted-4"  # the extractor's kind and version (app.profile_key)
     assert payload["stats"]["count"] > 0
     learnt_s = payload["stats"]["count"] * 0.5
-    second = run_cli("--print", "--input", str(path), "--profile", "alice", *_model_args(adaptive_model_path), env=env)
+    second = run_cli("--print", "--input", str(path), "--adapt", "--profile", "alice",
+                     *_model_args(adaptive_model_path), env=env)
     assert second.returncode == 0, second.stderr
     assert f"{learnt_s:.0f} s of speech already learnt" in second.stderr
     assert json.loads(saved.read_text())["stats"]["count"] == 2 * payload["stats"]["count"]
+    # The profile alone uses the learnt voice without learning more.
+    third = run_cli("--print", "--input", str(path), "--profile", "alice", *_model_args(adaptive_model_path), env=env)
+    assert third.returncode == 0, third.stderr
+    assert json.loads(saved.read_text())["stats"]["count"] == 2 * payload["stats"]["count"]
+    assert third.stdout.strip().splitlines()[-1].endswith(", frozen")  # the summary (on stdout without --json)
+
+
+def test_profile_of_the_earlier_method_is_refused_once_and_kept(adaptive_model_path, tmp_path, monkeypatch):
+    env = {"XDG_DATA_HOME": str(tmp_path / "data")}
+    monkeypatch.setenv("XDG_DATA_HOME", env["XDG_DATA_HOME"])
+    saved = profile_path("carol")
+    saved.parent.mkdir(parents=True)
+    old = {"profile_version": 1, "feature_version": "handcrafted-4", "n_features": 3,
+           "stats": {"count": 4, "mean": [0.0, 0.0, 0.0], "m2": [1.0, 1.0, 1.0]}}
+    saved.write_text(json.dumps(old))
+    proc = run_cli("--print", "--input", str(_voice(tmp_path)), "--profile", "carol", *_model_args(adaptive_model_path),
+                   env=env)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "made by the earlier adaptation" in warnings[0], proc.stderr
+    assert json.loads(saved.with_name("carol.json.bad").read_text()) == old
+    again = run_cli("--print", "--input", str(_voice(tmp_path)), "--profile", "carol",
+                    *_model_args(adaptive_model_path), env=env)
+    assert "warning" not in again.stderr  # refused once: the new profile replaced it
 
 
 def test_damaged_profile_is_one_warning_line_and_is_replaced(adaptive_model_path, tmp_path, monkeypatch):
@@ -206,7 +235,7 @@ def test_damaged_profile_is_one_warning_line_and_is_replaced(adaptive_model_path
     saved = profile_path("bob")
     saved.parent.mkdir(parents=True)
     saved.write_text("{this is not json")
-    proc = run_cli("--print", "--json", "--input", str(_voice(tmp_path)), "--profile", "bob",
+    proc = run_cli("--print", "--json", "--input", str(_voice(tmp_path)), "--adapt", "--profile", "bob",
                    *_model_args(adaptive_model_path), env=env)
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
@@ -221,49 +250,20 @@ def test_calibrate_learns_first_then_monitors(adaptive_model_path, tmp_path):
     calibrated = run_cli("--print", "--json", "--input", str(path), "--calibrate", "3",
                          *_model_args(adaptive_model_path))
     assert calibrated.returncode == 0, calibrated.stderr
-    assert "calibrating: 0 of 3 s of speech heard" in calibrated.stderr
-    assert "calibration done: learnt 3 s of speech" in calibrated.stderr
+    assert "calibrating: read this aloud in your everyday voice (3 s of speech): \"The North Wind" in calibrated.stderr
+    assert "calibration done: learnt 3 s of your neutral voice" in calibrated.stderr
     shown, every = _json_lines(calibrated.stdout), _json_lines(full.stdout)
     # The first 3 s of speech (6 speech windows at a 0.5 s hop) and the silence before them are held back.
     first_speech = next(i for i, o in enumerate(every) if o["speech"])
-    assert shown == every[first_speech + 6:]
+    assert [o["t"] for o in shown] == [o["t"] for o in every[first_speech + 6:]]
+    # Then the voice is frozen: 3 s learnt, however long the speech goes on.
+    summary = calibrated.stderr.strip().splitlines()[-1]
+    assert "neutral voice learnt from 3 s of speech" in summary and summary.endswith(", frozen")
 
 
 def test_calibrate_without_adaptation_is_an_error(adaptive_model_path, tmp_path):
     proc = run_cli("--print", "--input", str(_voice(tmp_path)), "--calibrate", "5", "--no-adapt",
                    *_model_args(adaptive_model_path))
     assert proc.returncode == 2  # options that contradict each other
-    assert proc.stderr.strip().splitlines() == ["ser-live: error: --calibrate needs speaker adaptation: drop "
-                                                "--no-adapt (see 'ser-live --help')"]
-
-
-# -- the evaluation protocol -----------------------------------------------------------------------------
-def test_live_evaluation_never_scores_an_utterance_it_has_learnt_from():
-    """5 speakers x 14 utterances x 4 speech windows (2 s of speech each at a 0.5 s hop)."""
-    from pathlib import Path
-
-    from ser_live.training.adaptation import AdaptationConfig, evaluate_adaptation
-    from ser_live.training.corpora import Utterance
-    from ser_live.training.estimator import ModelParams
-    from ser_live.training.evaluate import speaker_folds
-    from ser_live.training.extract import FeatureSet
-
-    rng = np.random.default_rng(0)
-    labels = ["neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
-    utterances = [Utterance(Path(f"s{s}_{i}.wav"), labels[i % 7], f"c:s{s}", "c") for s in range(5) for i in range(14)]
-    n = len(utterances)
-    X = rng.normal(size=(4 * n, 6)) + np.repeat([labels.index(u.label) for u in utterances], 4)[:, None]
-    features = FeatureSet(utterances, X, np.repeat(np.arange(n), 4), np.zeros(4 * n, dtype=np.int64))
-    folds = speaker_folds(features.speakers, features.labels, n_splits=5)
-    base = np.full((4 * n, 7), 1 / 7)
-    config = AdaptationConfig(checkpoints_s=(0.0, 10.0, 1.0, 30.0), half_s_grid=(2.5, 5.0), n_orders=2)
-    params = ModelParams(hidden_layer_sizes=(8,), n_seeds=1, max_iter=30, batch_size=32)
-    report = evaluate_adaptation(features, folds, base, params, hop_s=0.5, config=config)
-    scored = [row["n_utterances_scored"] for row in report["checkpoints"]]
-    # 0 s: everything; 10 s = 20 windows = 5 whole utterances heard; 1 s = 2 windows, inside the first
-    # utterance, which then counts as heard; 30 s is more than any speaker's 28 s: nothing left to score.
-    assert scored == [5 * 14, 5 * 9, 5 * 13, 0]
-    assert report["checkpoints"][3]["overall"]["adapted"]["uar"] is None
-    assert set(report["half_s_per_fold"]) <= {2.5, 5.0} and len(report["half_s_per_fold"]) == 5
-    # The unadapted side is the given (uniform) probabilities: scored on the same utterances, argmax = first class.
-    assert report["checkpoints"][0]["overall"]["unadapted"]["uar"] == pytest.approx(1 / 7)
+    assert proc.stderr.strip().splitlines() == ["ser-live: error: --calibrate uses a learnt voice, which --no-adapt "
+                                                "turns off; drop one of them (see 'ser-live --help')"]

@@ -44,8 +44,6 @@ def voice_file(tmp_path) -> Path:
     ({"profile": ""}, "--profile needs a value"),
     ({"record_path": " "}, "--record needs a value"),
     ({"profile": "../etc"}, "--profile: profile name '../etc' must be"),
-    ({"adapt": False, "profile": "me"}, "--profile keeps a learnt voice, which --no-adapt turns off"),
-    ({"adapt": False, "calibrate_s": 5.0}, "--calibrate needs speaker adaptation"),
     ({"realtime": True}, "--realtime goes with --input FILE"),
     ({"device": "0", "input_path": "a.wav"}, "--device chooses a microphone; it does not apply with --input"),
 ])
@@ -66,7 +64,7 @@ def test_a_model_window_that_does_not_fit_is_named_as_the_models(light_model):
 def test_open_session_runs_a_file_and_keeps_the_voice_in_a_profile(light_model, voice_file, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     events, rows = [], []
-    config = SessionConfig(model="light", input_path=str(voice_file), profile="tester",
+    config = SessionConfig(model="light", input_path=str(voice_file), profile="tester", adapt=True,
                            record_path=str(tmp_path / "rec.csv"))
     with open_session(config, on_status=events.append) as session:
         assert session.adapting and session.settings == MonitorSettings(2.0, 0.5, 0.0)
@@ -122,8 +120,8 @@ def test_calibration_that_cannot_finish_says_so(light_model, voice_file):
 def test_calibration_is_honoured_by_the_console(voice_file):
     proc = run_cli("--print", "--json", "--input", str(voice_file), "--model", "light", "--calibrate", "3")
     assert proc.returncode == 0, proc.stderr
-    assert "calibrating: 0 of 3 s of speech heard" in proc.stderr
-    assert "calibration done: learnt 3 s of speech; monitoring" in proc.stderr
+    assert "calibrating: read this aloud in your everyday voice (3 s of speech)" in proc.stderr
+    assert "calibration done: learnt 3 s of your neutral voice; monitoring" in proc.stderr
     assert len(proc.stdout.splitlines()) == 24 - 6
 
 
@@ -205,10 +203,13 @@ REJECTED = [
     (["--classify", "x.wav", "--profile", "me"], "--profile does not apply to --classify"),
     (["--classify", "x.wav", "--calibrate", "5"], "--calibrate does not apply to --classify"),
     (["--classify", "x.wav", "--no-adapt"], "--no-adapt does not apply to --classify"),
+    (["--classify", "x.wav", "--adapt"], "--adapt does not apply to --classify"),
     (["--classify", "x.wav", "--smooth", "0.5"], "--smooth does not apply to --classify"),
     (["--list-devices", "--model", "light"], "--model does not apply to --list-devices"),
     (["--print", "--workers", "2"], "--workers only applies to --classify"),
-    (["--print", "--profile", "me", "--no-adapt"], "--profile keeps a learnt voice, which --no-adapt turns off"),
+    (["--print", "--profile", "me", "--no-adapt"], "--profile uses a learnt voice, which --no-adapt turns off"),
+    (["--print", "--calibrate", "5", "--no-adapt"], "--calibrate uses a learnt voice, which --no-adapt turns off"),
+    (["--print", "--adapt", "--no-adapt"], "argument --no-adapt: not allowed with argument --adapt"),
     (["--print", "--record", ""], "--record needs a value"),
     (["--print", "--profile", ""], "--profile needs a value"),
     (["--print", "--hop", "1e-9"], "--hop (1e-09 s) must be at least 0.05 s"),

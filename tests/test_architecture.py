@@ -17,12 +17,28 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path) -> list[tuple[str, list[str], int]]:
-    """``(module imported, names taken from it, line)`` for every import in one source file, resolved."""
+def _type_checking_lines(tree: ast.Module) -> set[int]:
+    """Lines of imports made only for type checkers (``if TYPE_CHECKING:``), which never run."""
+    lines = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            lines |= {child.lineno for block in node.body for child in ast.walk(block) if hasattr(child, "lineno")}
+    return lines
+
+
+def _imports(path: Path, *, runtime_only: bool = False) -> list[tuple[str, list[str], int]]:
+    """``(module imported, names taken from it, line)`` for every import in one source file, resolved.
+
+    ``runtime_only`` leaves out the imports of ``if TYPE_CHECKING:`` blocks.
+    """
     here = _module_name(path)
     package = here if path.name == "__init__.py" else here.rpartition(".")[0]
     out = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped = _type_checking_lines(tree) if runtime_only else set()
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) in skipped:
+            continue
         if isinstance(node, ast.Import):
             out.extend((alias.name, [], node.lineno) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -88,3 +104,63 @@ def test_every_module_says_what_it_owns_in_one_line():
         doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
         assert doc, f"{path.relative_to(REPO)} has no docstring"
         assert doc.splitlines()[0].strip().endswith((".", ":")), f"{path.relative_to(REPO)}: {doc.splitlines()[0]}"
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports when it runs (at the top or inside functions alike)."""
+    modules = {_module_name(path) for path in _sources()}
+    graph: dict[str, set[str]] = {}
+    for path in _sources():
+        edges = set()
+        for target, _names, _line in _imports(path, runtime_only=True):
+            while target and target not in modules:  # "from .x import name": the module is x
+                target = target.rpartition(".")[0]
+            if target and target != _module_name(path) and not _is_package(target):
+                edges.add(target)
+        graph[_module_name(path)] = edges
+    return graph
+
+
+def _is_package(name: str) -> bool:
+    return (REPO / Path(*name.split(".")) / "__init__.py").is_file()
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_circles():
+    """Data flows one way: no module imports, even inside a function, a module that imports it back."""
+    assert _cycles(_import_graph()) == []

@@ -656,18 +656,37 @@ def test_adaptation_controls_follow_the_runner(make_window):
         session.speaker.update(model.adaptation.prior.mean)
     window._refresh_controls()
     assert window.adapt_check.isEnabled() and window.adapt_check.isChecked()
-    assert "learnt from 20 s of this voice" in window.adapt_label.text()
+    assert "neutral voice learnt from 20 s of speech" in window.adapt_label.text()
+    assert "learning from windows heard as neutral" in window.adapt_label.text()
     window.forget_button.click()
     assert session.speaker.heard_s == 0.0
     assert "learnt from 0 s" in window.adapt_label.text()
     window.adapt_check.click()
-    assert session.adapting is False and window.adapt_label.text() == "speaker adaptation off"
+    assert session.adapting is False and window.adapt_label.text() == "speaker adaptation off (the plain model)"
     assert not window.forget_button.isEnabled()
+    # "Calibrate…" asks for a neutral reading: every speech window of it is learnt, predictions wait.
+    window.calibrate_button.click()
+    assert session.adapting and session.speaker.learn == "every" and not session.calibration.done
+    assert window.adapt_check.isChecked() and "calibrating" in window.adapt_label.text()
+
+
+def test_the_window_starts_without_adaptation(make_window):
+    """Adaptation is off by default: the shipped model is the plain model until asked."""
+    from ser_live.model import EmotionModel
+
+    try:
+        model = EmotionModel.load()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"needs the shipped model ({exc})")
+    window = make_window(model=model)
+    assert not window.app_session.adapting and not window.adapt_check.isChecked()
+    assert window.calibrate_button.isEnabled() == (model.adaptation is not None)
 
 
 def test_a_model_without_adaptation_disables_the_controls(make_window):
     window = make_window()  # the tiny test model has no adaptive variant
     assert not window.adapt_check.isEnabled() and not window.forget_button.isEnabled()
+    assert not window.calibrate_button.isEnabled()
     assert window.adapt_label.text() == "this model cannot adapt to a speaker"
 
 

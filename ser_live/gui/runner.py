@@ -186,6 +186,19 @@ class MonitorRunner:
         if adapt == self.session.adapting:
             return
         self.session.set_adapt(adapt)
+        self._remake_monitor()
+
+    def calibrate(self, seconds: float) -> None:
+        """Learn the speaker's neutral voice afresh from a reading of ``seconds`` s of speech, then freeze it
+        (keep learning when adaptation was on); predictions are held back meanwhile."""
+        had_voice = self.session.adapting
+        keep_learning = had_voice and self.session.speaker.learn == "judged-neutral"
+        self.session.start_calibration(seconds, keep_learning=keep_learning)
+        if not had_voice:  # the running monitor has no voice to learn into yet
+            self._remake_monitor()
+
+    def _remake_monitor(self) -> None:
+        """A monitor with the session's current voice: at once for the microphone, from the next start for files."""
         running_mic = self.state == "running" and self.source is not None and self.source[0] == "microphone"
         if running_mic:
             device = self.source[1]

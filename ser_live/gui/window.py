@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
@@ -44,12 +46,14 @@ STATE_HEADLINES: dict[str, tuple[str, str]] = {
     "no model": ("no model", "see the message above"),
     "stopped": ("stopped", "press Start (or Space) to listen"),
     "listening": ("listening…", "no speech in the last window"),
-    "calibrating": ("calibrating…", "learning your voice; speak naturally"),
+    "calibrating": ("calibrating…", "read the passage above in your everyday voice"),
     "paused": ("paused", "press Resume (or Space) to continue"),
     "finished": ("finished", "the file has ended; press Start to play it again"),
     "device lost": ("device lost", "waiting for the microphone to come back"),
     "no audio": ("no audio", "no audio is arriving from the input"),
 }
+#: Seconds of speech the window's "Calibrate…" asks for (what the evaluation's neutral enrolment read).
+CALIBRATION_S = 20.0
 #: How long a passing notice (device back, calibration done) stays before the banner leaves.
 BRIEF_MESSAGE_MS = 5000
 #: The 60 s history is redrawn at this fraction of the frame rate (it moves slowly).
@@ -195,6 +199,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build(settings, device)
         self.adapt_check.toggled.connect(self._adapt_toggled)
         self.forget_button.clicked.connect(self._forget_voice)
+        self.calibrate_button.clicked.connect(self._calibrate)
         self._shortcuts()
         self._report_startup(model_error)
         self.timer = QtCore.QTimer(self)
@@ -339,7 +344,13 @@ class MainWindow(QtWidgets.QMainWindow):
         form.addRow(spins)
         form.addRow(self.settings_note)
         # Speaker adaptation: how much of this voice has been learnt, and a way to start over.
-        self.adapt_check = QtWidgets.QCheckBox("Learn this speaker's voice")
+        self.adapt_check = QtWidgets.QCheckBox("Adapt to my voice")
+        self.adapt_check.setToolTip("learn your neutral voice from the windows the model already hears as neutral; "
+                                    "assumes you speak neutrally some of the time (off by default)")
+        self.calibrate_button = QtWidgets.QPushButton("Calibrate…")
+        self.calibrate_button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.calibrate_button.setToolTip(f"read a passage in your everyday voice for {CALIBRATION_S:g} s of speech; "
+                                         "that neutral voice is then the reference")
         self.adapt_check.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
         self.forget_button = QtWidgets.QPushButton("Forget voice")
         self.forget_button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
@@ -349,6 +360,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.adapt_label.setStyleSheet(f"color: {palette.TEXT_DIM}")
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.adapt_check)
+        row.addWidget(self.calibrate_button)
         row.addWidget(self.forget_button)
         form.addRow(row)
         form.addRow(self.adapt_label)
@@ -811,19 +823,21 @@ class MainWindow(QtWidgets.QMainWindow):
         self.adapt_check.setChecked(adapting)
         self.adapt_check.blockSignals(False)
         self.forget_button.setEnabled(adapting)
-        if not can_adapt:
-            self.adapt_label.setText("this model cannot adapt to a speaker")
-        elif not adapting:
-            self.adapt_label.setText("speaker adaptation off")
-        else:
-            self.adapt_label.setText(f"learnt from {session.learnt_s:.0f} s of this voice "
-                                     f"(its own statistics weigh {session.adaptation_weight:.0%})")
+        self.calibrate_button.setEnabled(can_adapt)
+        self.adapt_label.setText(session.adaptation_line() if session is not None else "")
 
     def _adapt_toggled(self, checked: bool) -> None:
+        self._ask_runner(lambda runner: runner.set_adapt(checked))
+
+    def _calibrate(self) -> None:
+        self._ask_runner(lambda runner: runner.calibrate(CALIBRATION_S))
+
+    def _ask_runner(self, action: Callable[[Any], None]) -> None:
+        """Run a control's action on the runner; a refusal is the banner's one line."""
         if self.runner is None:
             return
         try:
-            self.runner.set_adapt(checked)
+            action(self.runner)
         except SerLiveError as exc:
             self.banner.show_message(str(exc), "error")
         self._refresh_controls()

@@ -24,7 +24,8 @@ import numpy as np
 
 from ..extractor import EncoderFeatures
 from ..model import EMOTIONS, EmotionModel, build_provenance
-from .adaptation import SHIPPED_ADAPTATION, AdaptationConfig, fit_shipped_adaptation, variant_summary
+from .adaptation import fit_shipped_adaptation, variant_summary
+from .adaptation_eval import EvaluationPlan, evaluate_methods
 from .augment import Augmenter
 from .corpora import ScanResult, scan_corpora
 from .estimator import ModelParams, fit_estimator, loss_curves
@@ -41,6 +42,7 @@ from .evaluate import (
 from .extract import FeatureSet, WindowSetup, extract_dataset
 
 __all__ = ["TrainingConfig", "Evaluation", "evaluate_configuration", "evaluation_fingerprint", "train_model",
+           "evaluate_live_adaptation",
            "SHIPPED_CONFIG", "LIGHT_CONFIG", "ENCODER_CONFIG", "SHIPPED_CONFIGS", "MODEL_SELECTION"]
 
 log = logging.getLogger(__name__)
@@ -253,7 +255,7 @@ def _random_split_report(features: FeatureSet, config: TrainingConfig, n_jobs: i
 def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: TrainingConfig = SHIPPED_CONFIG, *,
                 cache_dir: str | Path | None = None, n_jobs: int | None = None, progress: bool = True,
                 random_split: bool = False, model_name: str | None = None,
-                adaptation: AdaptationConfig | None = SHIPPED_ADAPTATION) -> dict[str, Any]:
+                adaptation: bool = True) -> dict[str, Any]:
     """Evaluate, fit on all data, and write the model and its reports to ``out_dir``.
 
     Parameters
@@ -273,12 +275,11 @@ def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: Tr
         Also report a random-split figure, labelled :data:`~ser_live.training.evaluate.RANDOM_SPLIT`.
     model_name : str, optional
         File name of the model (default :data:`ser_live.model.DEFAULT_MODEL_NAME`).
-    adaptation : AdaptationConfig or None
-        Put the speaker-adaptive variant, made with ``adaptation.half_s``, in the model (see
-        :mod:`ser_live.training.adaptation`); ``None`` leaves it out. Its live evaluation is
-        ``scripts/evaluate_adaptation.py --model-dir``'s job: an ``adaptation`` report already in
-        ``out_dir/metrics.json`` is kept only when it was made on exactly this run's evaluation
-        (:func:`evaluation_fingerprint`) with the same adaptation settings, and dropped otherwise.
+    adaptation : bool
+        Put the speaker-adaptive variant in the model (see :mod:`ser_live.training.adaptation`). Its live
+        evaluation is ``scripts/evaluate_adaptation.py --model-dir``'s job: an ``adaptation`` report already
+        in ``out_dir/metrics.json`` is kept only when it was made on exactly this run's evaluation
+        (:func:`evaluation_fingerprint`) with the same plan, and dropped otherwise.
 
     Returns
     -------
@@ -311,12 +312,12 @@ def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: Tr
     timings["final_fit_s"] = time.perf_counter() - start
 
     adaptive = None
-    if adaptation is not None:
+    if adaptation:
         start = time.perf_counter()
-        adaptive = fit_shipped_adaptation(features, config, adaptation, n_jobs=n_jobs)
+        adaptive = fit_shipped_adaptation(features, config, n_jobs=n_jobs)
         timings["adaptive_fit_s"] = time.perf_counter() - start
-        extra["adaptive_variant"] = variant_summary(adaptation)
-        kept = reporting.current_adaptation_report(out_dir, fingerprint, adaptation)
+        extra["adaptive_variant"] = variant_summary()
+        kept = reporting.current_adaptation_report(out_dir, fingerprint, EvaluationPlan())
         if kept is not None:
             extra["adaptation"] = kept
     timings["total_s"] = time.perf_counter() - total_start
@@ -351,3 +352,55 @@ def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: Tr
     metrics["final_fit_loss_curves"] = loss_curves(estimator)
     reporting.write_artifacts(out_dir, metrics)
     return metrics
+
+
+def evaluate_live_adaptation(data_dirs: Sequence[str | Path], config: TrainingConfig,
+                             plan: EvaluationPlan | None = None, *, cache_dir: str | Path | None = None,
+                             n_jobs: int | None = 1, progress: bool = True,
+                             expected_sha256: str | None = None) -> dict[str, Any]:
+    """Rerun ``config``'s speaker-independent evaluation, then every adaptation method under every protocol.
+
+    Parameters
+    ----------
+    data_dirs : sequence of path-like
+    config : TrainingConfig
+        The base model's configuration; its features come from the same cache as its training run's.
+    plan : EvaluationPlan, optional
+        Default: ``EvaluationPlan()``.
+    cache_dir : path-like, optional
+    n_jobs : int or None
+        Processes (``None`` = all cores).
+    progress : bool
+    expected_sha256 : str, optional
+        The :func:`evaluation_fingerprint` of the base evaluation this report must belong to (a model
+        directory's ``metrics.json`` records it); checked before the adaptation evaluation's minutes.
+
+    Returns
+    -------
+    report : dict
+        :func:`~ser_live.training.adaptation_eval.evaluate_methods`'s report, plus ``base_evaluation_sha256``
+        and ``timings_s``.
+
+    Raises
+    ------
+    ValueError
+        If the base evaluation's fingerprint is not ``expected_sha256`` (or as :func:`evaluate_configuration`).
+    """
+    start = time.perf_counter()
+    evaluation = evaluate_configuration(data_dirs, config, classic=False, cache_dir=cache_dir, n_jobs=n_jobs,
+                                        progress=progress)
+    fingerprint = evaluation_fingerprint(evaluation, config)
+    if expected_sha256 is not None and fingerprint != expected_sha256:
+        raise ValueError("the base model's evaluation differs from the one the model directory was trained with "
+                         "(other data, features or settings); train it again first")
+    base_s = time.perf_counter() - start
+    start = time.perf_counter()
+    features = evaluation.features
+    assert evaluation.result.window_proba is not None
+    window_proba = np.zeros((features.X.shape[0], evaluation.result.window_proba.shape[1]))
+    window_proba[np.flatnonzero(features.copy == 0)] = evaluation.result.window_proba
+    report = evaluate_methods(features, evaluation.folds, window_proba, config.params, hop_s=config.setup.hop_s,
+                              plan=plan, n_jobs=n_jobs)
+    report["base_evaluation_sha256"] = fingerprint
+    report["timings_s"] = {"base_evaluation_s": round(base_s, 1), "adaptation_s": round(time.perf_counter() - start, 1)}
+    return report

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..results import EMOTIONS
-from .adaptation import AdaptationConfig, model_card_section, variant_summary
+from .adaptation import variant_summary
+from .adaptation_eval import EvaluationPlan, model_card_section
 from .evaluate import report_groups
 
 if TYPE_CHECKING:
@@ -147,29 +148,29 @@ def _read_metrics(model_dir: Path) -> dict[str, Any] | None:
     return metrics if isinstance(metrics, dict) else None
 
 
-def _same_settings(report: dict[str, Any], config: AdaptationConfig) -> bool:
+def _same_settings(report: dict[str, Any], plan: EvaluationPlan) -> bool:
     # Through JSON, as in the file (tuples become lists).
-    return report.get("config") == json.loads(json.dumps(config.to_dict()))
+    return report.get("plan") == json.loads(json.dumps(plan.to_dict()))
 
 
-def current_adaptation_report(model_dir: Path, fingerprint: str, config: AdaptationConfig) -> dict[str, Any] | None:
+def current_adaptation_report(model_dir: Path, fingerprint: str, plan: EvaluationPlan) -> dict[str, Any] | None:
     """The ``adaptation`` report of ``model_dir/metrics.json`` if it still describes a model trained now.
 
     That is: it was made on the base evaluation with this ``fingerprint``
-    (:func:`~ser_live.training.pipeline.evaluation_fingerprint`) and with these adaptation settings.
+    (:func:`~ser_live.training.pipeline.evaluation_fingerprint`) and with this plan.
     A retraining on the same data and settings reproduces that evaluation bit for bit, and the
     adaptive variant is fitted the same way, so the report still holds; anything else drops it.
     """
     metrics = _read_metrics(Path(model_dir))
     report = (metrics or {}).get("adaptation")
     if isinstance(report, dict) and report.get("base_evaluation_sha256") == fingerprint and _same_settings(report,
-                                                                                                          config):
+                                                                                                          plan):
         return report
     return None
 
 
-def adaptation_target(model_dir: Path, config: AdaptationConfig) -> str:
-    """Check that ``model_dir`` holds a trained model with the adaptive variant ``config`` makes.
+def adaptation_target(model_dir: Path) -> str:
+    """Check that ``model_dir`` holds a trained model with the adaptive variant training makes now.
 
     Returns
     -------
@@ -190,9 +191,9 @@ def adaptation_target(model_dir: Path, config: AdaptationConfig) -> str:
     variant = metrics.get("adaptive_variant")
     if variant is None:
         raise ValueError(f"the model in {model_dir} has no speaker-adaptive variant (trained with --no-adaptation)")
-    if any(variant.get(key) != value for key, value in variant_summary(config).items() if key != "half_s_source"):
-        raise ValueError(f"the model in {model_dir} has another adaptive variant ({variant['half_s']:g} s, "
-                         f"{variant['inputs']}, blend {variant['blend']}) than these settings make; train it again")
+    if variant != variant_summary():
+        raise ValueError(f"the model in {model_dir} has another adaptive variant than training makes now; "
+                         "train it again")
     return str(metrics["evaluation_sha256"])
 
 
