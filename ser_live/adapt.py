@@ -308,7 +308,8 @@ def effect_line(verdict: dict[str, Any]) -> str:
     drop = verdict["largest_sustained_drop"]
     held = (f"a held mood read up to {drop:.2f} recall lower ({verdict['largest_drop_at']})" if drop > 0.005 else
             "held moods read as well as without it")
-    return f"{held}; mixed emotions {verdict['shuffled_gain']:+.2f} UAR"
+    gain = verdict["shuffled_gain"]
+    return f"{held}; mixed emotions " + ("not scored" if gain is None else f"{gain:+.3f} UAR")
 
 
 def measured_effect(model_path: str | os.PathLike[str] | None, mode: str) -> str | None:

@@ -1,7 +1,8 @@
-"""Corpus test: rerun the live speaker-adaptation evaluation, compare with models/metrics.json's ``adaptation``.
+"""Corpus test: rerun the speaker-adaptation evaluation (every method, every protocol), compare with metrics.json.
 
 scripts/evaluate_adaptation.py --model-dir models/ writes that section (``make train`` runs it after
-scripts/train.py); this is the issue's "the evaluation runs in CI and its figures are in metrics.json".
+scripts/train.py). The product's default must follow the shipping rule the report applies: adaptation on
+by default only for a method that passes it.
 """
 
 from __future__ import annotations
@@ -16,38 +17,36 @@ METRICS = {"default": REPO / "models" / "metrics.json", "light": REPO / "models"
 # The limit allows a cold feature cache (see tests/test_training_corpus.py).
 pytestmark = [pytest.mark.slow, pytest.mark.corpus, requires_corpora(), pytest.mark.timeout(2700)]
 
+#: Figures compared with the recorded ones: pooled over thousands of windows, they move by less than this
+#: when BLAS sums in another order on another CPU (the fits are seeded; a window near a class boundary can flip).
+TOLERANCE = 0.02
+
+
+def _headline(scores: dict) -> dict[str, float]:
+    return {"shuffled": scores["shuffled"]["uar"], "skewed": scores["skewed"]["uar"],
+            "sustained 30 s": scores["sustained"]["after_30_s"]["mean_recall"],
+            "sustained 60 s": scores["sustained"]["after_60_s"]["mean_recall"],
+            "switch": scores["switch"]["second_emotion_uar"]}
+
 
 @pytest.mark.parametrize("name", ["default", "light"])
 def test_adaptation_evaluation_reproduces_metrics_json(name: str) -> None:
-    metrics = METRICS[name]
-    assert metrics.is_file() and "adaptation" in json.loads(metrics.read_text()), (
-        f"{metrics} has no adaptation report (scripts/evaluate_adaptation.py --model {name} --model-dir "
-        f"{metrics.parent} writes it)")
-    from ser_live.training.adaptation import SHIPPED_ADAPTATION, AdaptationConfig, evaluate_live_adaptation
-    from ser_live.training.pipeline import SHIPPED_CONFIGS
+    metrics = json.loads(METRICS[name].read_text())
+    assert "adaptation" in metrics, (f"{METRICS[name]} has no adaptation report (scripts/evaluate_adaptation.py "
+                                     f"--model {name} --model-dir {METRICS[name].parent} writes it)")
+    from ser_live.app import SessionConfig
+    from ser_live.training.adaptation_eval import EvaluationPlan, default_choice
+    from ser_live.training.pipeline import SHIPPED_CONFIGS, evaluate_live_adaptation
 
-    training_config = SHIPPED_CONFIGS[name]
-    shipped = json.loads(metrics.read_text())
-    expected = shipped["adaptation"]
-    expected_config = json.loads(json.dumps(training_config.to_dict()))  # tuples become lists, as in the file
-    assert shipped["config"] == expected_config, f"{metrics} was made with another configuration"
-    config = AdaptationConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in expected["config"].items()})
-    assert expected["config"] == json.loads(json.dumps(SHIPPED_ADAPTATION.to_dict())), "other adaptation settings"
-    # The shipped variant's fixed half_s is the one the recorded nested selection picked.
-    assert expected["selection_agrees_with_shipped"] and expected["half_s"] == SHIPPED_ADAPTATION.half_s, (
-        f"the nested selection picked {expected['half_s']} s, the shipped variant uses {SHIPPED_ADAPTATION.half_s} s")
-    # Same feature cache as the training corpus test (warm after it, or after scripts/train.py). The half_s
-    # choices recorded per fold are reused: selecting them again on inner splits would triple the cost,
-    # and everything downstream of the choice (fits, streams, scores) is rerun and compared.
-    report = evaluate_live_adaptation([SHARED_DATA], training_config, config, n_jobs=2, progress=False,
-                                      half_s_per_fold=expected["half_s_per_fold"])
-    assert max(set(report["half_s_per_fold"]), key=report["half_s_per_fold"].count) == expected["half_s"]
-    for got, want in zip(report["checkpoints"], expected["checkpoints"], strict=True):
-        assert got["heard_s"] == want["heard_s"]
-        for kind in ("adapted", "unadapted"):
-            assert got["overall"][kind]["uar"] == pytest.approx(want["overall"][kind]["uar"], abs=0.02), (
-                got["heard_s"], kind)
-    # At 0 s nothing is learnt: the blended output is the unadapted model's (within the issue's 0.02).
-    first = report["checkpoints"][0]
-    assert first["heard_s"] == 0.0
-    assert first["overall"]["adapted"]["uar"] >= first["overall"]["unadapted"]["uar"] - 0.02
+    expected = metrics["adaptation"]
+    assert expected["plan"] == json.loads(json.dumps(EvaluationPlan().to_dict())), "made with another plan"
+    report = evaluate_live_adaptation([SHARED_DATA], SHIPPED_CONFIGS[name], n_jobs=2, progress=False,
+                                      expected_sha256=metrics["evaluation_sha256"])
+    assert report["n_streams"] == expected["n_streams"]
+    for method, groups in expected["methods"].items():
+        got, want = _headline(report["methods"][method]["overall"]), _headline(groups["overall"])
+        for figure in want:
+            assert got[figure] == pytest.approx(want[figure], abs=TOLERANCE), (method, figure)
+    # The product follows the rule: on by default only with a method that passes it (none does today).
+    assert default_choice(report) == default_choice(expected)
+    assert SessionConfig().adapt is (default_choice(report) is not None)

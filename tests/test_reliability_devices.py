@@ -29,6 +29,14 @@ class _Lines:
         for line in stream:
             self._q.put(line)
 
+    def drain(self) -> list[str]:
+        """Every line read so far, taking in what is queued without waiting."""
+        while True:
+            try:
+                self.lines.append(self._q.get_nowait())
+            except queue.Empty:
+                return self.lines
+
     def wait_for(self, predicate, *, timeout_s: float, what: str) -> str:
         """Read lines until one satisfies ``predicate``; fail with ``what`` on timeout (a hang guard)."""
         deadline = time.monotonic() + timeout_s
@@ -57,15 +65,18 @@ def pulse():
 
 @pytest.mark.pulse
 @pytest.mark.slow
-def test_lost_sound_server_is_reported_retried_resumed_and_stoppable(pulse, tiny_model_path):
+def test_lost_sound_server_is_reported_retried_resumed_and_stoppable(pulse, tiny_model_path, tmp_path):
+    record = tmp_path / "session.csv"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ser_live", "--print", "--json", "--model", str(tiny_model_path), "--trust-model"],
+        [sys.executable, "-m", "ser_live", "--print", "--json", "--model", str(tiny_model_path), "--trust-model",
+         "--record", str(record), "--record-audio"],
         env=pulse.client_env(), cwd=str(REPO), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     out, err = _Lines(proc.stdout), _Lines(proc.stderr)
     try:
         for _ in range(2):
             out.wait_for(lambda line: line.startswith("{"), timeout_s=60, what="predictions from the microphone")
+        first_t, first_at = json.loads(out.lines[-1])["t"], time.monotonic()
         pulse.kill()
         err.wait_for(lambda line: "input device lost" in line, timeout_s=30, what="the device-lost message")
         # It keeps retrying (and saying so) while the device is gone ...
@@ -80,6 +91,13 @@ def test_lost_sound_server_is_reported_retried_resumed_and_stoppable(pulse, tiny
         for _ in range(3):
             line = out.wait_for(lambda line: line.startswith("{"), timeout_s=30, what="predictions after reconnect")
         assert len(out.lines) > n_before and json.loads(line)["t"] > last_t
+        # The outage (10 s and more) is in the stream as silence of its length: stream time kept pace with the
+        # clock (the latest line against the time now), and the loss is counted once the device delivers again.
+        time.sleep(2.0)
+        latest = json.loads(out.drain()[-1])
+        stream_s, wall_s = latest["t"] - first_t, time.monotonic() - first_at
+        assert wall_s - 2.0 <= stream_s <= wall_s + 0.5, (stream_s, wall_s)
+        assert latest["lost_s"] >= 5.0
         # Lost again, and this time the user gives up: Ctrl-C while retrying ends cleanly.
         pulse.kill()
         err.wait_for(lambda line: "input device lost" in line, timeout_s=30, what="the second device-lost message")
@@ -87,10 +105,22 @@ def test_lost_sound_server_is_reported_retried_resumed_and_stoppable(pulse, tiny
         assert proc.wait(timeout=30) == 0
         err.wait_for(lambda line: "summary:" in line, timeout_s=10, what="the closing summary")
         assert not any("Traceback" in line for line in err.lines)
+        _check_the_kept_audio_matches_the_session_file(record)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _check_the_kept_audio_matches_the_session_file(record) -> None:
+    """The kept audio holds the outage as silence too: it ends where the session file's last window ends."""
+    import csv
+
+    import soundfile
+
+    rows = list(csv.DictReader(record.open()))
+    audio_s = soundfile.info(str(record.with_suffix(".wav"))).duration
+    assert float(rows[-1]["t_s"]) - 0.6 <= audio_s <= float(rows[-1]["t_s"]) + 2.5, (audio_s, rows[-1]["t_s"])
 
 
 class _RefusingPortAudio:

@@ -71,9 +71,9 @@ def test_evaluate_adaptation_rejects_a_directory_that_cannot_take_its_report(tmp
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [f"error: {empty} has no metrics.json from scripts/train.py (or one "
                                                   "from an older version); train into it first"]
-    result = _run("--data", str(tmp_path / "data"), "--model-dir", str(empty), "--no-blend",
+    result = _run("--data", str(tmp_path / "data"), "--model-dir", str(empty), "--orders", "1",
                   script=EVALUATE_ADAPTATION)
-    assert result.returncode == 2 and "error: --model-dir records the shipped settings" in result.stderr
+    assert result.returncode == 2 and "error: --model-dir records the shipped plan's evaluation" in result.stderr
 
 
 def _metrics(tmp_path: Path, **extra: object) -> Path:
@@ -83,40 +83,41 @@ def _metrics(tmp_path: Path, **extra: object) -> Path:
 
 
 def test_adaptation_report_is_kept_only_for_the_same_evaluation_and_settings(tmp_path: Path) -> None:
-    from ser_live.training.adaptation import SHIPPED_ADAPTATION
+    from ser_live.training.adaptation_eval import EvaluationPlan
     from ser_live.training.report import current_adaptation_report
 
-    settings = json.loads(json.dumps(SHIPPED_ADAPTATION.to_dict()))
-    report = {"base_evaluation_sha256": "abc", "config": settings}
+    plan = EvaluationPlan()
+    report = {"base_evaluation_sha256": "abc", "plan": json.loads(json.dumps(plan.to_dict()))}
     directory = _metrics(tmp_path, adaptation=report)
-    assert current_adaptation_report(directory, "abc", SHIPPED_ADAPTATION) == report
-    assert current_adaptation_report(directory, "other", SHIPPED_ADAPTATION) is None  # retrained on other features
-    other_half_s = dataclasses.replace(SHIPPED_ADAPTATION, half_s=SHIPPED_ADAPTATION.half_s * 2)
-    assert current_adaptation_report(directory, "abc", other_half_s) is None
-    assert current_adaptation_report(tmp_path / "missing", "abc", SHIPPED_ADAPTATION) is None
+    assert current_adaptation_report(directory, "abc", plan) == report
+    assert current_adaptation_report(directory, "other", plan) is None  # retrained on other features
+    other = dataclasses.replace(plan, shuffled_orders=plan.shuffled_orders + 1)
+    assert current_adaptation_report(directory, "abc", other) is None
+    assert current_adaptation_report(tmp_path / "missing", "abc", plan) is None
 
 
 def test_adaptation_report_for_another_evaluation_is_refused(tmp_path: Path) -> None:
-    from ser_live.training.adaptation import SHIPPED_ADAPTATION, variant_summary
+    from ser_live.training.adaptation import variant_summary
     from ser_live.training.report import adaptation_target, write_adaptation_report
 
-    directory = _metrics(tmp_path, adaptive_variant=variant_summary(SHIPPED_ADAPTATION))
-    assert adaptation_target(directory, SHIPPED_ADAPTATION) == "abc"
+    directory = _metrics(tmp_path, adaptive_variant=variant_summary())
+    assert adaptation_target(directory) == "abc"
+    older = _metrics(tmp_path / "older", adaptive_variant={"half_s": 2.5, "inputs": "raw+normalised", "blend": True})
     with pytest.raises(ValueError, match="another adaptive variant"):
-        adaptation_target(directory, dataclasses.replace(SHIPPED_ADAPTATION, half_s=99.0))
+        adaptation_target(older)
     before = (directory / "metrics.json").read_text()
     with pytest.raises(ValueError, match="not made from the evaluation this report is for"):
         write_adaptation_report(directory, {"base_evaluation_sha256": "stale"})
     assert (directory / "metrics.json").read_text() == before
     no_variant = _metrics(tmp_path / "base-only")
     with pytest.raises(ValueError, match="no speaker-adaptive variant"):
-        adaptation_target(no_variant, SHIPPED_ADAPTATION)
+        adaptation_target(no_variant)
 
 
 @pytest.mark.slow
 def test_tiny_corpus_end_to_end(tmp_path: Path) -> None:
     from ser_live.model import EmotionModel
-    from ser_live.training.adaptation import SHIPPED_ADAPTATION
+    from ser_live.training.adaptation import CONTINUOUS_METHOD, variant_summary
 
     data = _tiny_corpus(tmp_path)
     out = tmp_path / "models"
@@ -129,7 +130,7 @@ def test_tiny_corpus_end_to_end(tmp_path: Path) -> None:
     assert metrics["data"]["corpora"] == ["emovo"]
     assert metrics["summary"]["protocol"].startswith("speaker-independent")
     assert "adaptation" not in metrics  # the live evaluation is not part of training
-    assert metrics["adaptive_variant"]["half_s"] == SHIPPED_ADAPTATION.half_s
+    assert metrics["adaptive_variant"] == variant_summary()
     for name in ("ser-live-default.joblib", "MODEL_CARD.md", "confusion_matrix.png", "per_class_recall.png",
                  "class_counts.png", "class_counts.csv", "training_loss.png"):
         assert (out / name).stat().st_size > 0, name
@@ -137,37 +138,38 @@ def test_tiny_corpus_end_to_end(tmp_path: Path) -> None:
     assert model.metadata["corpora"] == ["emovo"]
     assert model.metadata["evaluation"]["ours"]["utterance"]["overall"]["uar"] == metrics["summary"]["ours"][
         "utterance"]["overall"]["uar"]
-    assert model.adaptation is not None and model.adaptation.prior.half_s == SHIPPED_ADAPTATION.half_s
+    assert model.adaptation is not None and model.adaptation.prior.half_s == CONTINUOUS_METHOD.half_s
+    assert model.adaptation.reference == "neutral"
     card = (out / "MODEL_CARD.md").read_text()
     assert "Costantini" in card and "CC BY-NC-SA 4.0" in card
-    assert "Its live evaluation is not in this directory" in card
+    assert "Its evaluation is not in this directory" in card
 
     # The evaluation then joins the directory: metrics.json's "adaptation" and the card's table.
     result = _run("--data", str(data), "--model-dir", str(out), "--jobs", "2", cache=cache,
                   script=EVALUATE_ADAPTATION)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "shipped half_s 2.5 s" in result.stdout
+    assert "## each emotion held, recall after 30 s (overall)" in result.stdout
+    assert "\ndefault: " in result.stdout
     evaluated = json.loads((out / "metrics.json").read_text())
     report = evaluated["adaptation"]
     assert report["base_evaluation_sha256"] == metrics["evaluation_sha256"]
-    assert report["shipped_half_s"] == SHIPPED_ADAPTATION.half_s
-    assert report["selection_agrees_with_shipped"] == (report["half_s"] == SHIPPED_ADAPTATION.half_s)
+    assert set(report["methods"]["none (--no-adapt)"]["overall"]) == {"shuffled", "sustained", "switch", "skewed"}
     assert {k: v for k, v in evaluated.items() if k != "adaptation"} == metrics  # nothing else touched
     card = (out / "MODEL_CARD.md").read_text()
-    assert "| speech heard | utterances scored |" in card and "Its live evaluation is not" not in card
+    assert "| method | shuffled UAR |" in card and "Its evaluation is not" not in card
 
     # Retraining on the same data reproduces the same evaluation, so the report stays, and so does the card.
     result = _run("--data", str(data), "--out", str(out), "--no-progress", "--jobs", "1", cache=cache)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "report in" in result.stdout and "is kept" in result.stdout
     assert json.loads((out / "metrics.json").read_text())["adaptation"] == report
-    assert "| speech heard | utterances scored |" in (out / "MODEL_CARD.md").read_text()
+    assert "| method | shuffled UAR |" in (out / "MODEL_CARD.md").read_text()
 
     # Without the variant there is nothing for the report to describe: it goes, and the evaluation refuses.
     result = _run("--data", str(data), "--out", str(out), "--no-progress", "--no-adaptation", cache=cache)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "adaptation" not in json.loads((out / "metrics.json").read_text())
-    assert "Speaker adaptation (live)" not in (out / "MODEL_CARD.md").read_text()
+    assert "## Speaker adaptation" not in (out / "MODEL_CARD.md").read_text()
     result = _run("--data", str(data), "--model-dir", str(out), cache=cache, script=EVALUATE_ADAPTATION)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [f"error: the model in {out} has no speaker-adaptive variant "

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..adapt import effect_line
 from .adaptation_methods import METHODS, NEUTRAL, AdaptationMethod, FittedMethod, fit_method, stream_inputs
 from .adaptation_streams import PROTOCOLS, Stream, StreamPlan, speaker_streams, utterance_rows
 from .estimator import ModelParams
@@ -290,12 +291,14 @@ def ship_verdict(adapted: dict[str, Any], unadapted: dict[str, Any]) -> dict[str
             drop = unadapted["sustained"][checkpoint]["recall"][emotion] - recall
             if worst is None or drop > worst[0]:
                 worst = (drop, emotion, checkpoint)
-    gain = adapted["shuffled"]["uar"] - unadapted["shuffled"]["uar"]
+    scored = None not in (adapted["shuffled"]["uar"], unadapted["shuffled"]["uar"])  # a speaker shorter than WARM_S
+    gain = round(float(adapted["shuffled"]["uar"] - unadapted["shuffled"]["uar"]), 4) if scored else None
     no_harm = worst is None or worst[0] <= SUSTAINED_TOLERANCE
-    return {"no_harm_on_sustained": bool(no_harm), "largest_sustained_drop": worst and round(float(worst[0]), 4),
-            "largest_drop_at": worst and f"{worst[1]} {worst[2].replace('_', ' ')}",
-            "shuffled_gain": round(float(gain), 4), "helps_shuffled": bool(gain >= SHUFFLED_GAIN),
-            "passes": bool(no_harm and gain >= SHUFFLED_GAIN)}
+    helps = gain is not None and gain >= SHUFFLED_GAIN
+    drop = round(float(worst[0]), 4) if worst else 0.0
+    return {"no_harm_on_sustained": bool(no_harm), "largest_sustained_drop": drop,
+            "largest_drop_at": f"{worst[1]} {worst[2].replace('_', ' ')}" if worst else "",
+            "shuffled_gain": gain, "helps_shuffled": helps, "passes": bool(no_harm and helps)}
 
 
 def _cell(value: float | None, digits: int = 3) -> str:
@@ -312,9 +315,7 @@ def protocol_table(report: dict[str, Any], group: str = "overall") -> str:
         switch = scores["switch"]
         never = switch["share_never_read"]
         verdict = report["verdicts"].get(name) if group == "overall" else None
-        ships = "–" if verdict is None else ("yes" if verdict["passes"] else
-                                             f"no (drop {verdict['largest_sustained_drop']:.2f} on "
-                                             f"{verdict['largest_drop_at']}; shuffled {verdict['shuffled_gain']:+.3f})")
+        ships = "–" if verdict is None else ("yes" if verdict["passes"] else "no (" + effect_line(verdict) + ")")
         lines.append(f"| {name} | {_cell(scores['shuffled']['uar'])} | {sustained} | "
                      f"{_cell(switch['mean_s_to_read'], 1)} ({_cell(never and 100 * never, 0)} %) | "
                      f"{_cell(scores['skewed']['uar'])} | {ships} |")
