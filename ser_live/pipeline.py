@@ -356,7 +356,6 @@ class Monitor:
         self._worker: threading.Thread | None = None
         self._capture: Any = None
         self._fed_since: float | None = None  # time.monotonic() of stream time 0 when fed from a file or a caller
-        self._reopened_at = 0.0  # time.monotonic() of the last reconnect: stream time reached it
         self._audio_sinks: list[Callable[..., None]] = []
         self._audio_kept_to = 0  # stream samples handed to the audio sinks so far
         self.error: BaseException | None = None
@@ -591,32 +590,13 @@ class Monitor:
             # A stall still going on at the end is audio lost too (a device gone until the end).
             self._measure_loss(capture, until_now=True)
 
-    def _fill_outage(self, since_s: float) -> float:
-        """Write silence for the audio a lost device did not deliver from ``since_s`` (monotonic) until now.
-
-        Stream time then keeps pace with the wall clock through an outage, so the session file, the kept
-        audio and the LSL stamps stay aligned with the rest of the world; the loss is still counted (the
-        gap meter measures what the device delivered). Only called while no capture stream is open, so
-        the ring buffer keeps a single writer. Returns the time filled up to.
-        """
-        n = int((time.monotonic() - since_s) * self.sample_rate_hz)
-        for start in range(0, n, self.sample_rate_hz):  # a second at a time: windows fall due as they would live
-            self.buffer.write(np.zeros(min(self.sample_rate_hz, n - start), np.float32))
-            self._process_due()
-        return since_s + n / self.sample_rate_hz
-
     def _reconnect(self, capture: Any, reconnect_s: float) -> None:
         lost_at = time.monotonic()
         self._status(StatusKind.DEVICE_LOST, f"input device lost ({capture.failure or capture.device.name}); "
                                              f"retrying every {reconnect_s:g} s")
-        # Stream time reaches the last block received, or the reopening of a stream that never delivered one
-        # (read before closing: closing can flush a late block, which adds its audio but not its lateness).
-        filled_to = max(capture.last_block_at, self._reopened_at) or lost_at
-        capture.close()  # nothing writes into the buffer while the outage is filled
         last_reason = None
         remind_after_s = 10.0  # then 20, 40, 80 ... s: a sign of life that slows down, never a flood
         while not self._stop.wait(reconnect_s):
-            filled_to = self._fill_outage(filled_to)
             try:
                 capture.restart()
             except DeviceError as exc:
@@ -629,12 +609,10 @@ class Monitor:
                                  f"still no input device after {gone_s:.0f} s; retrying every {reconnect_s:g} s")
                     remind_after_s *= 2
                 continue
-            self._reopened_at = time.monotonic()
             self.analyzer.reset()
             self.summary.outage_s += time.monotonic() - lost_at
             self._status(StatusKind.DEVICE_BACK, f"input device back: {capture.device.name}")
             return
-        self._fill_outage(filled_to)
         self.summary.outage_s += time.monotonic() - lost_at  # stopped while the device was still gone
 
     def pause(self) -> None:

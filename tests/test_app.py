@@ -73,7 +73,8 @@ def test_open_session_runs_a_file_and_keeps_the_voice_in_a_profile(light_model, 
         monitor.run_file(str(voice_file))
         learnt = session.learnt_s
     assert len(rows) == 24 and all(isinstance(r, Prediction) for r in rows)
-    assert learnt == pytest.approx(0.5 * sum(r.speech for r in rows))
+    # --adapt learns the windows the plain model judges neutral: some of this even tone, never more than all.
+    assert 0 < learnt <= 0.5 * sum(r.speech for r in rows)
     assert (tmp_path / "rec.csv").read_text().count("\n") == 25  # header + a row per hop
     saved = tmp_path / "xdg" / "ser-live" / "profiles" / "tester.json"
     assert saved.is_file()

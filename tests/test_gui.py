@@ -540,6 +540,16 @@ def test_model_info_reads_corpora_and_speaker_independent_uar(tiny_model):
     text = "\n".join(info.lines())
     assert "46.3%" in text and "no test speaker in training" in text and "emovo, ravdess" in text
     assert "License: CC BY-NC-SA 4.0" in text
+    assert info.new_corpus_uar is None and "never heard" not in text
+    # With the leave-one-corpus-out figure the panel shows it first, and says what the other one is.
+    model.metadata["evaluation"]["leave_one_corpus_out"] = {"protocol": "leave-one-corpus-out",
+                                                            "mean_utterance_uar": 0.343}
+    honest = describe_model(model)
+    assert honest.new_corpus_uar == pytest.approx(0.343) and honest.uar == pytest.approx(0.463)
+    lines = honest.summary_lines()
+    chance = f"{1 / len(model.classes):.1%}"
+    assert lines[3] == f"On a corpus it never heard: UAR 34.3% (chance {chance})"
+    assert lines[4] == "Speaker-independent UAR 46.3% on new speakers of those corpora"
     listed = describe_model(EmotionModel(tiny_model.estimator, tiny_model.feature_config,
                                          metadata={"training": {"corpora": [{"name": "CREMA-D"}, "TESS"]},
                                                    "speaker_independent_uar": 0.39}))

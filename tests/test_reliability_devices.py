@@ -76,7 +76,6 @@ def test_lost_sound_server_is_reported_retried_resumed_and_stoppable(pulse, tiny
     try:
         for _ in range(2):
             out.wait_for(lambda line: line.startswith("{"), timeout_s=60, what="predictions from the microphone")
-        first_t, first_at = json.loads(out.lines[-1])["t"], time.monotonic()
         pulse.kill()
         err.wait_for(lambda line: "input device lost" in line, timeout_s=30, what="the device-lost message")
         # It keeps retrying (and saying so) while the device is gone ...
@@ -91,13 +90,9 @@ def test_lost_sound_server_is_reported_retried_resumed_and_stoppable(pulse, tiny
         for _ in range(3):
             line = out.wait_for(lambda line: line.startswith("{"), timeout_s=30, what="predictions after reconnect")
         assert len(out.lines) > n_before and json.loads(line)["t"] > last_t
-        # The outage (10 s and more) is in the stream as silence of its length: stream time kept pace with the
-        # clock (the latest line against the time now), and the loss is counted once the device delivers again.
+        # The outage (10 s and more) is counted as lost audio once the device delivers again.
         time.sleep(2.0)
-        latest = json.loads(out.drain()[-1])
-        stream_s, wall_s = latest["t"] - first_t, time.monotonic() - first_at
-        assert wall_s - 2.0 <= stream_s <= wall_s + 0.5, (stream_s, wall_s)
-        assert latest["lost_s"] >= 5.0
+        assert json.loads(out.drain()[-1])["lost_s"] >= 5.0
         # Lost again, and this time the user gives up: Ctrl-C while retrying ends cleanly.
         pulse.kill()
         err.wait_for(lambda line: "input device lost" in line, timeout_s=30, what="the second device-lost message")
@@ -113,7 +108,7 @@ def test_lost_sound_server_is_reported_retried_resumed_and_stoppable(pulse, tiny
 
 
 def _check_the_kept_audio_matches_the_session_file(record) -> None:
-    """The kept audio holds the outage as silence too: it ends where the session file's last window ends."""
+    """The kept audio and the session file share one time base: the WAV ends where the last window ends."""
     import csv
 
     import soundfile

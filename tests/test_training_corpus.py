@@ -40,3 +40,12 @@ def test_speaker_independent_evaluation_reproduces_metrics_json(name: str) -> No
     for level in ("utterance", "window"):
         expected = shipped["ours"][level]["overall"]["uar"]
         assert ours[level]["overall"]["uar"] == pytest.approx(expected, abs=0.02), level
+    # The figure the window shows first: a corpus it has never heard (leave-one-corpus-out).
+    from ser_live.training.evaluate import leave_one_corpus_out
+
+    loco = leave_one_corpus_out(evaluation.features, config.params, augmented=config.augmenter is not None,
+                                random_state=config.random_state, n_jobs=2)
+    recorded = shipped["leave_one_corpus_out"]
+    assert loco["mean_utterance_uar"] == pytest.approx(recorded["mean_utterance_uar"], abs=0.02)
+    for corpus, figures in recorded["per_corpus"].items():
+        assert loco["per_corpus"][corpus]["utterance_uar"] == pytest.approx(figures["utterance_uar"], abs=0.03), corpus

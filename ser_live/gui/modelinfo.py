@@ -38,6 +38,9 @@ class ModelInfo:
     window_s, hop_s : float
     features : str
         What the model hears through (its feature extractor), in words.
+    new_corpus_uar : float or None
+        Mean UAR on a corpus left out of training (leave-one-corpus-out), when the metadata records it:
+        the honest figure for another room, language or way of speaking, shown first.
     """
 
     name: str
@@ -50,6 +53,7 @@ class ModelInfo:
     window_s: float
     hop_s: float
     features: str = ""
+    new_corpus_uar: float | None = None
 
     def summary_lines(self) -> list[str]:
         """The few lines the model panel shows (the rest is in :meth:`lines`, its tooltip)."""
@@ -59,8 +63,15 @@ class ModelInfo:
             f"{self.name}" + (f": {self.features}" if self.features else ""),
             f"Classes: {', '.join(self.classes)}",
             f"Trained on: {corpora}",
-            f"Speaker-independent UAR {uar} (chance {1 / len(self.classes):.1%})",
+            *self._new_corpus_lines(),
+            f"Speaker-independent UAR {uar} on new speakers of those corpora" if self.new_corpus_uar is not None
+            else f"Speaker-independent UAR {uar} (chance {1 / len(self.classes):.1%})",
         ]
+
+    def _new_corpus_lines(self) -> list[str]:
+        if self.new_corpus_uar is None:
+            return []
+        return [f"On a corpus it never heard: UAR {self.new_corpus_uar:.1%} (chance {1 / len(self.classes):.1%})"]
 
     def lines(self) -> list[str]:
         """Plain-text lines for the model panel."""
@@ -76,6 +87,7 @@ class ModelInfo:
             *([f"Features: {self.features}"] if self.features else []),
             f"Classes: {', '.join(self.classes)}",
             f"Trained on: {', '.join(self.corpora) if self.corpora else 'not recorded in the model file'}",
+            *self._new_corpus_lines(),
             f"Speaker-independent UAR: {uar}",
             *protocol,
             f"Chance level: {1 / len(self.classes):.1%}",
@@ -145,7 +157,17 @@ def describe_model(model: EmotionModel) -> ModelInfo:
         window_s=model.window_s,
         hop_s=model.hop_s,
         features=_features(model),
+        new_corpus_uar=_new_corpus_uar(meta),
     )
+
+
+def _new_corpus_uar(meta: dict[str, Any]) -> float | None:
+    """The leave-one-corpus-out mean the training records in the model's evaluation summary, if any."""
+    evaluation = meta.get("evaluation")
+    loco = evaluation.get("leave_one_corpus_out") if isinstance(evaluation, dict) else None
+    uar = loco.get("mean_utterance_uar") if isinstance(loco, dict) else None
+    ok = isinstance(uar, (int, float)) and not isinstance(uar, bool) and math.isfinite(uar) and 0 <= uar <= 1
+    return float(uar) if ok else None
 
 
 def _features(model: EmotionModel) -> str:

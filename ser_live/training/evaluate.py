@@ -20,7 +20,7 @@ from .extract import FeatureSet
 __all__ = ["SPEAKER_INDEPENDENT", "RANDOM_SPLIT", "speaker_folds", "random_folds", "check_speaker_independent",
            "training_rows", "CVResult", "cross_validate", "mean_result", "cross_validate_classic",
            "classification_report", "full_report", "CORPUS_GROUPS", "report_groups",
-           "classes_of", "aligned_proba"]
+           "classes_of", "aligned_proba", "LEAVE_ONE_CORPUS_OUT", "leave_one_corpus_out"]
 
 SPEAKER_INDEPENDENT = "speaker-independent (no test speaker in training)"
 
@@ -229,6 +229,37 @@ def cross_validate(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.nd
     np.add.at(utterance_proba, window_utterance, window_proba)
     utterance_proba /= np.maximum(counts, 1)[:, None]
     return CVResult(classes, window_proba, window_utterance, utterance_proba, fold_of, curves)
+
+
+#: How :func:`leave_one_corpus_out` is described wherever its figure is shown.
+LEAVE_ONE_CORPUS_OUT = "leave-one-corpus-out: trained on the other corpora, tested on all of this one"
+
+
+def leave_one_corpus_out(features: FeatureSet, params: ModelParams | None = None, *, augmented: bool = True,
+                         random_state: int = 0, n_jobs: int | None = 1) -> dict[str, Any] | None:
+    """How the model does on a corpus it has never heard: each corpus in turn held out whole.
+
+    A corpus shares its sentences, room, microphone and way of acting across its speakers, which a
+    speaker-independent split within the corpora rewards; this measure does not. None with one corpus.
+
+    Returns
+    -------
+    report : dict or None
+        ``per_corpus`` (corpus -> utterance and window UAR), ``mean_utterance_uar`` and ``mean_window_uar``
+        (over corpora, each counting once) and ``protocol``.
+    """
+    corpora = features.corpora
+    names = sorted(set(corpora.tolist()))
+    if len(names) < 2:
+        return None
+    folds = [(np.flatnonzero(corpora != c), np.flatnonzero(corpora == c)) for c in names]
+    result = cross_validate(features, folds, params, augmented=augmented, random_state=random_state, n_jobs=n_jobs)
+    report = full_report(result, features)
+    per_corpus = {c: {"utterance_uar": report["utterance"][c]["uar"], "window_uar": report["window"][c]["uar"],
+                      "n_utterances": report["utterance"][c]["n"]} for c in names}
+    return {"protocol": LEAVE_ONE_CORPUS_OUT, "per_corpus": per_corpus,
+            "mean_utterance_uar": float(np.mean([v["utterance_uar"] for v in per_corpus.values()])),
+            "mean_window_uar": float(np.mean([v["window_uar"] for v in per_corpus.values()]))}
 
 
 def mean_result(results: Sequence[CVResult]) -> CVResult:

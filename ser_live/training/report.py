@@ -63,6 +63,10 @@ def build_metrics(evaluation: Evaluation, config: TrainingConfig, timings_s: dic
         summary["classic_recipe"] = _summary(classic)
         summary["uar_ratio_vs_classic"] = round(ours["utterance"]["overall"]["uar"]
                                                 / max(classic["utterance"]["overall"]["uar"], 1e-9), 3)
+    loco = extra.get("leave_one_corpus_out")
+    if loco:  # the figure for "a corpus it has never heard", which the window shows first
+        summary["leave_one_corpus_out"] = {"protocol": loco["protocol"],
+                                           "mean_utterance_uar": round(loco["mean_utterance_uar"], 4)}
     return {
         "summary": summary,
         "ours": ours,
@@ -440,6 +444,7 @@ Cells are UAR (unweighted average recall, i.e. balanced accuracy) / accuracy. Ch
 The classic recipe (mean MFCC-40 + chroma + mel of the whole utterance via librosa, `MLPClassifier(300,)`) was run on
 the same folds in the same run. ser-live / classic utterance UAR ratio: {summary.get('uar_ratio_vs_classic', 'n/a')}.
 
+{_loco_section(metrics)}
 Per-class recall (per utterance): {', '.join(f'{k} {v:.2f}' for k, v in recall.items())}.
 Per-fold utterance UAR: {', '.join(f'{v:.3f}' for v in metrics['ours']['utterance']['fold_uar'])}.
 Overall: utterance UAR {ours_utt['uar']:.3f}, window UAR {ours_win['uar']:.3f}.
@@ -473,6 +478,24 @@ Charts: `confusion_matrix.png`, `per_class_recall.png`, `class_counts.png` (also
 - It is not a lie detector or a diagnostic tool; do not use it to make decisions about people.
 """ + (model_card_section(metrics["adaptive_variant"], metrics.get("adaptation")) if "adaptive_variant" in metrics
        else "") + _selection_section(selection_table)
+
+
+def _loco_section(metrics: dict[str, Any]) -> str:
+    """The model card's "a corpus it has never heard" figures (empty for a model trained on one corpus)."""
+    loco = metrics.get("leave_one_corpus_out")
+    if not loco:
+        return ""
+    rows = "\n".join(f"| {corpus} | {v['utterance_uar']:.3f} | {v['window_uar']:.3f} | {v['n_utterances']} |"
+                     for corpus, v in loco["per_corpus"].items())
+    return f"""
+**On a corpus it has never heard** ({loco['protocol']}): mean utterance UAR {loco['mean_utterance_uar']:.3f}, window
+UAR {loco['mean_window_uar']:.3f}. This, not the cross-validation above, is the figure to expect in another room,
+language or way of speaking; the window's model panel shows it first.
+
+| held-out corpus | utterance UAR | window UAR | utterances |
+|---|---|---|---|
+{rows}
+"""
 
 
 def _selection_section(selection: str | None) -> str:
