@@ -76,28 +76,39 @@ def corpus() -> FeatureSet:
 
 
 # -- the streams -----------------------------------------------------------------------------------
-def test_streams_hold_switch_and_skew_as_their_protocols_say(corpus):
-    rows_of = utterance_rows(corpus)
+PLAN = StreamPlan(sustained_s=30.0, switch_s=10.0, skewed_s=40.0, skew_share=0.7)
+
+
+def _streams(corpus: FeatureSet, protocol: str) -> list:
     own = np.flatnonzero(corpus.speakers == "syn:s0")
-    plan = StreamPlan(sustained_s=30.0, switch_s=10.0, skewed_s=40.0, skew_share=0.7)
-    rng = np.random.default_rng(1)
-    sustained = list(speaker_streams(corpus, own, rows_of, "sustained", plan, hop_s=HOP_S, rng=rng))
+    return list(speaker_streams(corpus, own, utterance_rows(corpus), protocol, PLAN, hop_s=HOP_S,
+                                rng=np.random.default_rng(1)))
+
+
+def test_a_sustained_stream_holds_one_emotion_repeating_the_speakers_recordings(corpus):
+    sustained = _streams(corpus, "sustained")
     assert sorted(s.target for s in sustained) == sorted(CLASSES)
     for stream in sustained:  # 30 s = 60 windows of one emotion, more than its 6 x 4 recorded: repeated
         assert stream.rows.size == 60 and set(stream.labels) == {stream.target}
         assert set(corpus.speakers[corpus.utterance_index[stream.rows]]) == {"syn:s0"}
-    for stream in speaker_streams(corpus, own, rows_of, "switch", plan, hop_s=HOP_S, rng=rng):
+
+
+def test_a_switch_stream_changes_emotion_once_at_its_middle(corpus):
+    for stream in _streams(corpus, "switch"):
         assert stream.switch_at == 20 and stream.rows.size == 40
         assert len(set(stream.labels[:20])) == 1 and set(stream.labels[20:]) == {stream.target}
         assert stream.labels[0] != stream.target
-    for stream in speaker_streams(corpus, own, rows_of, "skewed", plan, hop_s=HOP_S, rng=rng):
+
+
+def test_a_skewed_stream_is_mostly_one_emotion_and_a_shuffled_one_is_everything_once(corpus):
+    for stream in _streams(corpus, "skewed"):
         assert stream.rows.size == 80
         assert np.mean(stream.labels == stream.target) == pytest.approx(0.7, abs=0.1)
-    (shuffled,) = speaker_streams(corpus, own, rows_of, "shuffled", plan, hop_s=HOP_S, rng=rng)
-    assert sorted(shuffled.rows.tolist()) == sorted(np.flatnonzero(corpus.speakers[corpus.utterance_index]
-                                                                   == "syn:s0").tolist())
+    (shuffled,) = _streams(corpus, "shuffled")
+    everything = np.flatnonzero(corpus.speakers[corpus.utterance_index] == "syn:s0")
+    assert sorted(shuffled.rows.tolist()) == sorted(everything.tolist())
     with pytest.raises(ValueError, match="unknown protocol"):
-        next(speaker_streams(corpus, own, rows_of, "random", plan, hop_s=HOP_S, rng=rng))
+        _streams(corpus, "random")
 
 
 def test_causal_statistics_use_only_the_learnt_windows_before_each_window():
@@ -202,7 +213,9 @@ def test_evaluation_reports_every_protocol_and_applies_the_rule(corpus):
     assert report["n_streams"]["sustained"] == 8 * len(CLASSES)
     assert not report["verdicts"][RUNNING.name]["no_harm_on_sustained"]
     assert report["verdicts"][ENROLMENT_METHOD.name]["no_harm_on_sustained"]
-    # The rule itself, on made-up figures.
+
+
+def test_the_shipping_rule_on_made_up_figures():
     sustained = {"after_30_s": {"recall": {"angry": 0.8}}, "after_60_s": {"recall": {"angry": 0.8}}}
     plain_scores = {"sustained": sustained, "shuffled": {"uar": 0.5}}
     worse = {"sustained": {k: {"recall": {"angry": 0.76}} for k in sustained}, "shuffled": {"uar": 0.53}}

@@ -42,18 +42,22 @@ def _imports(path: Path, *, runtime_only: bool = False) -> list[tuple[str, list[
         if isinstance(node, ast.Import):
             out.extend((alias.name, [], node.lineno) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            names = [alias.name for alias in node.names]
-            if not node.module:  # "from . import x": x is a module of the package
-                out.extend((f"{target}.{name}", [], node.lineno) for name in names)
-            else:
-                out.append((target, names, node.lineno))
+            out.extend(_from_import(node, package))
     return out
+
+
+def _from_import(node: ast.ImportFrom, package: str) -> list[tuple[str, list[str], int]]:
+    """A ``from ... import ...`` resolved against the importing module's package."""
+    if node.level:
+        base = package.split(".")
+        base = base[: len(base) - (node.level - 1)]
+        target = ".".join(base + ([node.module] if node.module else []))
+    else:
+        target = node.module or ""
+    names = [alias.name for alias in node.names]
+    if not node.module:  # "from . import x": x is a module of the package
+        return [(f"{target}.{name}", [], node.lineno) for name in names]
+    return [(target, names, node.lineno)]
 
 
 def _sources() -> list[Path]:

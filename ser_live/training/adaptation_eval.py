@@ -285,20 +285,21 @@ def ship_verdict(adapted: dict[str, Any], unadapted: dict[str, Any]) -> dict[str
     adapted, unadapted : dict
         One group's protocol scores (``report["methods"][name]["overall"]``).
     """
-    worst = None
-    for checkpoint, figures in adapted["sustained"].items():
-        for emotion, recall in figures["recall"].items():
-            drop = unadapted["sustained"][checkpoint]["recall"][emotion] - recall
-            if worst is None or drop > worst[0]:
-                worst = (drop, emotion, checkpoint)
+    drop, where = _largest_sustained_drop(adapted, unadapted)
     scored = None not in (adapted["shuffled"]["uar"], unadapted["shuffled"]["uar"])  # a speaker shorter than WARM_S
     gain = round(float(adapted["shuffled"]["uar"] - unadapted["shuffled"]["uar"]), 4) if scored else None
-    no_harm = worst is None or worst[0] <= SUSTAINED_TOLERANCE
+    no_harm = drop <= SUSTAINED_TOLERANCE
     helps = gain is not None and gain >= SHUFFLED_GAIN
-    drop = round(float(worst[0]), 4) if worst else 0.0
-    return {"no_harm_on_sustained": bool(no_harm), "largest_sustained_drop": drop,
-            "largest_drop_at": f"{worst[1]} {worst[2].replace('_', ' ')}" if worst else "",
-            "shuffled_gain": gain, "helps_shuffled": helps, "passes": bool(no_harm and helps)}
+    return {"no_harm_on_sustained": no_harm, "largest_sustained_drop": round(drop, 4), "largest_drop_at": where,
+            "shuffled_gain": gain, "helps_shuffled": helps, "passes": no_harm and helps}
+
+
+def _largest_sustained_drop(adapted: dict[str, Any], unadapted: dict[str, Any]) -> tuple[float, str]:
+    """The largest fall of a held emotion's recall against the plain model, and which emotion and checkpoint."""
+    drops = [(float(unadapted["sustained"][checkpoint]["recall"][emotion] - recall),
+              f"{emotion} {checkpoint.replace('_', ' ')}")
+             for checkpoint, figures in adapted["sustained"].items() for emotion, recall in figures["recall"].items()]
+    return max(drops, default=(0.0, ""))
 
 
 def _cell(value: float | None, digits: int = 3) -> str:
