@@ -34,19 +34,28 @@ def test_adaptation_evaluation_reproduces_metrics_json(name: str) -> None:
     metrics = json.loads(METRICS[name].read_text())
     assert "adaptation" in metrics, (f"{METRICS[name]} has no adaptation report (scripts/evaluate_adaptation.py "
                                      f"--model {name} --model-dir {METRICS[name].parent} writes it)")
+    import dataclasses
+
     from ser_live.app import SessionConfig
+    from ser_live.training.adaptation import CONTINUOUS_METHOD, ENROLMENT_METHOD
     from ser_live.training.adaptation_eval import EvaluationPlan, default_choice
+    from ser_live.training.adaptation_methods import METHODS
     from ser_live.training.pipeline import SHIPPED_CONFIGS, evaluate_live_adaptation
 
     expected = metrics["adaptation"]
+    RUNNING = next(m for m in METHODS if m.name.startswith("running statistics"))  # noqa: N806 - a constant
     assert expected["plan"] == json.loads(json.dumps(EvaluationPlan().to_dict())), "made with another plan"
-    report = evaluate_live_adaptation([SHARED_DATA], SHIPPED_CONFIGS[name], n_jobs=2, progress=False,
+    # The shipped methods (--adapt, --calibrate: one estimator) and the one used until now; the other two cost a
+    # third more fitting in CI and change nothing the product does. Streams and seeds do not depend on which
+    # methods run, so these reproduce the recorded figures exactly but for BLAS's summing order.
+    plan = dataclasses.replace(EvaluationPlan(), methods=(CONTINUOUS_METHOD, ENROLMENT_METHOD, RUNNING))
+    report = evaluate_live_adaptation([SHARED_DATA], SHIPPED_CONFIGS[name], plan, n_jobs=2, progress=False,
                                       expected_sha256=metrics["evaluation_sha256"])
     assert report["n_streams"] == expected["n_streams"]
-    for method, groups in expected["methods"].items():
-        got, want = _headline(report["methods"][method]["overall"]), _headline(groups["overall"])
+    for method, groups in report["methods"].items():
+        got, want = _headline(groups["overall"]), _headline(expected["methods"][method]["overall"])
         for figure in want:
             assert got[figure] == pytest.approx(want[figure], abs=TOLERANCE), (method, figure)
     # The product follows the rule: on by default only with a method that passes it (none does today).
-    assert default_choice(report) == default_choice(expected)
-    assert SessionConfig().adapt is (default_choice(report) is not None)
+    assert default_choice(expected) is None and default_choice(report) is None
+    assert SessionConfig().adapt is False
