@@ -15,6 +15,7 @@ moves them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -312,11 +313,13 @@ def effect_line(verdict: dict[str, Any]) -> str:
     return f"{held}; mixed emotions " + ("not scored" if gain is None else f"{gain:+.3f} UAR")
 
 
+@functools.lru_cache(maxsize=8)
 def measured_effect(model_path: str | os.PathLike[str] | None, mode: str) -> str | None:
     """What the adaptation evaluation measured for ``mode`` (``"adapt"`` or ``"calibrate"``) on held-out speakers.
 
     Read from the ``metrics.json`` that training writes beside the model file; None when there is none
-    or it holds no adaptation evaluation of that mode.
+    or it holds no adaptation evaluation of that mode. Read once per file and mode: the window asks on
+    every refresh of its controls, and the file (with its loss curves) is large.
     """
     if model_path is None:
         return None
