@@ -8,6 +8,7 @@ through :meth:`Monitor.feed` (files, tests, any source) or from the microphone
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import threading
@@ -256,7 +257,8 @@ class MonitorSnapshot:
     Attributes
     ----------
     written_samples : int
-        Samples received since the stream began (lost audio not counted).
+        Samples in the stream since it began: those received, and the silence standing in for audio the
+        device did not deliver.
     sample_rate_hz : int
     window_s, hop_s : float
         The analysis window and hop in use.
@@ -350,6 +352,11 @@ class Monitor:
         self._capture_lost_s = 0.0
         self._reported_lost_s = 0.0
         self._lost_reported_at = 0.0
+        # Silence standing in for audio the device did not deliver: asked for by the analysis thread once the
+        # loss is measured, written by the capture's thread before its next block (the buffer has one writer).
+        self._silence_due: collections.deque[int] = collections.deque()
+        self._silence_asked = 0  # samples, analysis thread
+        self.silence_samples = 0  # samples written, capture thread
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
@@ -427,6 +434,11 @@ class Monitor:
 
     # -- the analysis step shared by every source -------------------------------------------
     @property
+    def heard_s(self) -> float:
+        """Audio heard so far, in seconds (the stream less the silence written for audio the device withheld)."""
+        return (self.buffer.total_written - self.silence_samples) / self.sample_rate_hz
+
+    @property
     def lost_s(self) -> float:
         """Audio lost so far: what the input never delivered (stalls, a device gone) and what analysis overwrote."""
         return self._capture_lost_s + self.buffer.dropped_samples / self.sample_rate_hz
@@ -449,7 +461,7 @@ class Monitor:
     def _account(self, prediction: Prediction) -> None:
         s = self.summary
         s.n_windows += 1
-        s.heard_s = self.buffer.total_written / self.sample_rate_hz
+        s.heard_s = self.heard_s
         s.dropped_s = self.lost_s
         s.skipped_windows = self.schedule.skipped_windows
         if prediction.speech:
@@ -470,7 +482,7 @@ class Monitor:
         for i in range(0, samples.shape[0], self.hop_samples):
             self.buffer.write(samples[i : i + self.hop_samples])
             out.extend(self._process_due())
-        self.summary.heard_s = self.buffer.total_written / self.sample_rate_hz
+        self.summary.heard_s = self.heard_s
         return out
 
     def run_file(self, path: str, *, realtime: bool = False, block_s: float | None = None) -> SessionSummary:
@@ -541,7 +553,7 @@ class Monitor:
         self._stop.clear()
         from .capture import GapMeter
 
-        capture = MicrophoneStream(self.buffer.write, device=device, sample_rate_hz=self.sample_rate_hz)
+        capture = MicrophoneStream(self._write_captured, device=device, sample_rate_hz=self.sample_rate_hz)
         capture.start()
         self._capture = capture
         self._gaps = GapMeter()
@@ -555,10 +567,26 @@ class Monitor:
         """Name of the input device being captured, if any."""
         return self._capture.device.name if self._capture is not None else None
 
+    def _write_captured(self, samples: np.ndarray) -> None:
+        """The capture's sink (its thread): the silence asked for since its last block, then the block."""
+        while self._silence_due:
+            n = self._silence_due.popleft()
+            self.buffer.write(np.zeros(n, np.float32))
+            self.silence_samples += n
+        self.buffer.write(samples)
+
     def _measure_loss(self, capture: Any, *, until_now: bool = False) -> None:
-        """Count the audio the input did not deliver; report news of it (at most every 2 s)."""
+        """Count the audio the input did not deliver; report news of it (at most every 2 s).
+
+        Each loss, once measured, is also asked to be written as silence of its length (before the next block
+        the device delivers), so stream time, the session file and the kept audio keep the wall clock's pace.
+        """
         if capture.last_block_at > 0:
             self._gaps.observe(capture.last_block_at, capture.received_s)
+            measured = int(round(self._gaps.lost_s * self.sample_rate_hz))
+            if measured > self._silence_asked:
+                self._silence_due.append(measured - self._silence_asked)
+                self._silence_asked = measured
         now = time.monotonic()
         self._capture_lost_s = self._gaps.lost_until(now) if until_now else self._gaps.lost_s
         self.summary.dropped_s = lost_s = self.lost_s

@@ -115,7 +115,7 @@ def test_window_builds_with_views_controls_and_model_info(make_window, tiny_mode
     window = make_window()
     assert window.headline.name.text() == "stopped" and window.start_button.text() == "Start"  # not started yet
     assert window.bars.classes == tiny_model.classes
-    assert set(window.history.curves) == set(tiny_model.classes)
+    assert set(window.history.lines.curves) == set(tiny_model.classes)
     assert window.device_combo.currentData() == FAKE_DEVICE.index  # the default input is preselected
     assert window.start_button.isEnabled() and window.start_button.text() == "Start"
     assert window.window_spin.value() == tiny_model.window_s and window.hop_spin.value() == tiny_model.hop_s
@@ -155,7 +155,7 @@ def test_file_run_updates_label_bars_and_history(make_window, speech_file, qtbot
     now_s = rows[-1].t_s
     t = np.array([r.t_s for r in rows]) - now_s
     hop_s = tiny_model.hop_s
-    for c, curve in window.history.curves.items():
+    for c, curve in window.history.lines.curves.items():
         x, y = curve.getData()
         drawn = ~np.isnan(y)
         # Every speech hop is drawn at its time and probability; every no-speech hop is a gap.
@@ -165,7 +165,7 @@ def test_file_run_updates_label_bars_and_history(make_window, speech_file, qtbot
         # Nothing is drawn outside the hops that had speech.
         for xi in x[drawn]:
             assert np.any((t[speech] - hop_s - 1e-6 <= xi) & (xi <= t[speech] + 1e-6))
-    _, band = window.history.no_speech.getData()
+    _, band = window.history.lines.no_speech.getData()
     np.testing.assert_array_equal(band, np.where(speech, 0.0, 1.0))
     assert curve.getData()[0][-1] == pytest.approx(0.0, abs=1e-6)  # the newest hop is at "now"
 
@@ -631,19 +631,19 @@ def test_unreachable_display_falls_back_to_the_console_in_one_line(tiny_model_pa
 
 
 def test_a_lone_speech_window_is_drawn_as_a_segment_in_the_history(qtbot):
-    from ser_live.gui.plots import HistoryPlot
+    from ser_live.gui.timeline import HistoryPlot, Timeline
     from ser_live.pipeline import Prediction
 
     plot = HistoryPlot(("neutral", "angry"))
     qtbot.addWidget(plot)
     silent = [Prediction(t, False, None, 0.0, None, -60.0) for t in (0.5, 1.0)]
     heard = Prediction(1.5, True, "angry", 0.8, {"neutral": 0.2, "angry": 0.8}, -20.0)
-    plot.show_history([*silent, heard], now_s=1.5, hop_s=0.5)
-    x, y = plot.curves["angry"].getData()
+    plot.show_timeline(Timeline.from_predictions([*silent, heard], plot.classes, hop_s=0.5), now_s=1.5)
+    x, y = plot.lines.curves["angry"].getData()
     drawn = ~np.isnan(y)
     np.testing.assert_allclose(x[drawn], [-0.5, 0.0])  # from the end of the silence to now
     np.testing.assert_allclose(y[drawn], [0.8, 0.8])
-    edges, band = plot.no_speech.getData()
+    edges, band = plot.lines.no_speech.getData()
     np.testing.assert_allclose(edges, [-1.5, -1.0, -0.5, 0.0])
     np.testing.assert_array_equal(band, [1.0, 1.0, 0.0])
 
@@ -812,7 +812,7 @@ def test_the_level_meter_numbers_its_scale_and_explains_its_mark():
 
 
 def test_history_span_grows_with_the_session_up_to_60_s(qtbot):
-    from ser_live.gui.plots import HISTORY_S, MIN_HISTORY_S, HistoryPlot
+    from ser_live.gui.timeline import HISTORY_S, MIN_HISTORY_S, HistoryPlot
 
     plot = HistoryPlot(EMOTIONS)
     qtbot.addWidget(plot)
@@ -822,14 +822,14 @@ def test_history_span_grows_with_the_session_up_to_60_s(qtbot):
 
 
 def test_history_names_the_leading_lines_at_their_end(qtbot):
-    from ser_live.gui.plots import HistoryPlot
+    from ser_live.gui.timeline import HistoryPlot, Timeline
     from ser_live.results import Prediction
 
     plot = HistoryPlot(EMOTIONS)
     qtbot.addWidget(plot)
     probs = {e: 0.0 for e in EMOTIONS} | {"angry": 0.55, "happy": 0.3, "surprised": 0.15}
     rows = [Prediction(t, True, "angry", 0.55, probs, -20.0) for t in (0.5, 1.0, 1.5)]
-    plot.show_history(rows, 1.5, 0.5)
+    plot.show_timeline(Timeline.from_predictions(rows, EMOTIONS, hop_s=0.5), 1.5)
     shown = {c for c, label in plot.labels.items() if label.isVisible()}
     assert shown == {"angry", "happy", "surprised"}
     ys = sorted(plot.labels[c].pos().y() for c in shown)

@@ -34,6 +34,8 @@ class FakeMicrophone:
 
     signal = np.zeros(0, np.float32)
     pace = 1.0
+    #: ``(at_s, for_s)``: after ``at_s`` of audio, deliver nothing for ``for_s`` seconds (that audio is lost).
+    pause: tuple[float, float] | None = None
     instances: list[FakeMicrophone] = []
 
     def __init__(self, sink, *, device=None, sample_rate_hz: int = SR) -> None:
@@ -59,6 +61,9 @@ class FakeMicrophone:
             self.blocks_written += 1
             self.received_s += min(n, self.signal.shape[0] - i) / SR
             self.last_block_at = time.monotonic()
+            if self.pause is not None and i < self.pause[0] * SR <= i + n:
+                time.sleep(self.pause[1])
+                t0 += self.pause[1]
             delay = t0 + (i + n) / SR * self.pace - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
@@ -73,7 +78,7 @@ class FakeMicrophone:
 
 @pytest.fixture
 def fake_mic(monkeypatch):
-    FakeMicrophone.instances = []
+    FakeMicrophone.instances, FakeMicrophone.pause = [], None
     monkeypatch.setattr(capture, "MicrophoneStream", FakeMicrophone)
     return FakeMicrophone
 
@@ -173,3 +178,46 @@ def test_slow_model_latency_stays_bounded(tiny_model, fake_mic):
     bound_s = max_lag * (hop_s + sleep_s) + hop_s + 1.0
     assert max(lags_s) <= bound_s, lags_s
     assert max(lags_s[len(lags_s) // 2 :]) <= bound_s  # and it does not creep up late in the run
+
+
+def _zero_runs(samples: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, length)`` of every run of exact zeros."""
+    edges = np.flatnonzero(np.diff(np.r_[0, samples == 0, 0].astype(np.int8)))
+    return [(int(a), int(b - a)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+@pytest.mark.slow
+def test_audio_the_device_withheld_is_counted_and_written_as_silence_of_its_length(tiny_model, fake_mic):
+    """2 s without audio in the middle of 6 s: counted lost, and the stream (and the kept audio) keeps wall time."""
+    fake_mic.signal = np.random.default_rng(1).normal(0, 0.05, 6 * SR).astype(np.float32)  # never exactly 0
+    fake_mic.pause = (3.0, 2.0)
+    kept, rows = [], []
+
+    def keep(samples: np.ndarray, *, lost: int) -> None:
+        kept.extend([np.zeros(lost, np.float32), samples])
+
+    monitor = Monitor(tiny_model, on_prediction=rows.append)
+    monitor.add_audio_sink(keep)
+    monitor.listen()
+    started = time.monotonic()
+    try:
+        assert fake_mic.instances[0].done.wait(timeout=60)
+        span_s = time.monotonic() - started
+        time.sleep(0.1)  # the last window is analysed
+        lost_s = monitor.lost_s  # before stopping, which counts a stall still going on (the source ended)
+    finally:
+        monitor.stop()
+    assert lost_s == pytest.approx(2.0, abs=0.25)
+    # What was heard is the audio delivered, exactly; the silence written is the loss counted, to the sample.
+    assert monitor.summary.heard_s == pytest.approx(6.0, abs=1e-6)
+    assert monitor.silence_samples == round(lost_s * SR)
+    # So stream time keeps the wall clock's pace: the stream is as long as the session lasted.
+    assert monitor.buffer.total_written / SR == pytest.approx(span_s, abs=0.4)
+    # The kept audio holds it as one run of silence of that length, soon after the 3 s where audio stopped
+    # (written once the loss is measured, before the next block: within the meter's settling time).
+    audio = np.concatenate(kept)
+    assert audio.size == monitor.buffer.total_written
+    start, length = max(_zero_runs(audio), key=lambda run: run[1])
+    assert length == monitor.silence_samples
+    assert 3.0 <= start / SR <= 3.0 + 1.0, start / SR
+    assert rows[-1].lost_s == pytest.approx(lost_s, abs=0.01)

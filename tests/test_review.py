@@ -223,3 +223,42 @@ def test_the_window_keeps_the_audio_when_ticked_and_locks_the_choice_at_start(ma
     assert rate == SR and audio.size == y.size
     review = load_session(window.session.autosave_path)
     assert review.audio_path == kept and review.problems == ()
+
+
+def test_the_review_draws_the_timeline_the_live_window_drew(qtbot, tiny_model, tmp_path):
+    """One data source, one drawing: the session file read back gives the live rows, drawn the same way."""
+    from ser_live.gui.review import ReviewWindow
+    from ser_live.gui.timeline import HistoryPlot, Timeline
+    from ser_live.output import CsvRecorder
+    from ser_live.pipeline import Monitor
+
+    silence = np.zeros(4 * SR, np.float32)  # longer than a window: no-speech rows between two stretches of talk
+    source = write_wav(tmp_path / "talk.wav", np.concatenate([voice_with_pauses(4.0, seed=3), silence,
+                                                              voice_with_pauses(4.0, seed=4)]))
+    heard = []
+    with CsvRecorder(tmp_path / "s.csv", tiny_model.classes) as recorder:
+        monitor = Monitor(tiny_model, on_prediction=heard.append)
+        monitor.add_callback(recorder)
+        monitor.run_file(str(source))
+    live = Timeline.from_predictions(heard, tiny_model.classes, hop_s=monitor.hop_s)
+    kept = Timeline.from_recording(load_session(tmp_path / "s.csv"))
+    assert live.speech.any() and not live.speech.all()
+    np.testing.assert_allclose(kept.t_s, live.t_s, atol=5e-4)  # the file keeps 3 decimals of time, 4 of probability
+    np.testing.assert_array_equal(kept.speech, live.speech)
+    np.testing.assert_allclose(kept.probs, live.probs, atol=5e-5)  # NaN where no speech, in both
+    assert kept.hop_s == pytest.approx(live.hop_s, abs=1e-3)
+
+    history = HistoryPlot(tiny_model.classes)
+    review = ReviewWindow(load_session(tmp_path / "s.csv"), player_factory=None)
+    qtbot.addWidget(history)
+    qtbot.addWidget(review)
+    now_s = float(live.t_s[-1])
+    history.show_timeline(live, now_s)
+    for emotion in tiny_model.classes:
+        x_live, y_live = history.lines.curves[emotion].getData()
+        x_kept, y_kept = review.lines.curves[emotion].getData()
+        np.testing.assert_allclose(x_kept, x_live + now_s, atol=1e-3)  # the live view puts now at 0
+        np.testing.assert_allclose(y_kept, y_live, atol=5e-5)
+    for item in (0, 1):  # the no-speech bands: edges and heights
+        np.testing.assert_allclose(review.lines.no_speech.getData()[item],
+                                   history.lines.no_speech.getData()[item] + (now_s if item == 0 else 0.0), atol=1e-3)

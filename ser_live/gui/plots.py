@@ -1,4 +1,4 @@
-"""The window's views: current emotion headline, probability bars, 60 s history, waveform and level meter.
+"""The window's views: current emotion headline, probability bars, waveform and level meter (history: timeline.py).
 
 Every view is passive: the window's timer hands it the latest state and it redraws. Colours come
 from :mod:`ser_live.gui.palette` only.
@@ -17,14 +17,11 @@ from ..results import Prediction
 from . import palette
 
 __all__ = [
-    "HISTORY_S",
-    "MIN_HISTORY_S",
     "WAVEFORM_S",
     "CLIP_LEVEL",
     "QUIET_PEAK_DBFS",
     "EmotionHeadline",
     "ProbabilityBars",
-    "HistoryPlot",
     "WaveformPlot",
     "LevelMeter",
     "input_level",
@@ -34,9 +31,6 @@ __all__ = [
     "brush",
 ]
 
-HISTORY_S = 60.0
-#: The history's shortest span: a session's first seconds still read as a timeline.
-MIN_HISTORY_S = 10.0
 WAVEFORM_S = 5.0
 #: A sample at or above this magnitude counts as clipped.
 CLIP_LEVEL = 0.99
@@ -227,105 +221,6 @@ class ProbabilityBars(pg.PlotWidget):
             # Inside a long bar's end, just after a short one.
             self.values[i].setPos(p - 0.01 if p > 0.85 else p + 0.015, i)
             self.values[i].setAnchor((1, 0.5) if p > 0.85 else (0, 0.5))
-
-
-class HistoryPlot(pg.PlotWidget):
-    """Probability of every emotion over the last 60 s; grey bands mark the stretches without speech.
-
-    The time axis spans the session so far (at least :data:`MIN_HISTORY_S`, at most :data:`HISTORY_S`), so
-    a short session fills the plot. The lines of the emotions that lead at the newest speech window are
-    named at their right end, so no line has to be found by its colour alone.
-    """
-
-    #: Labels drawn at the right end: the emotions above this probability, at most this many.
-    LABEL_MIN_PROB = 0.1
-    LABEL_MAX = 3
-
-    def __init__(self, classes: Sequence[str], parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.classes = tuple(classes)
-        style_plot(self)
-        self.span_s = MIN_HISTORY_S
-        self.setXRange(-self.span_s, 0, padding=0)
-        self.setYRange(-0.06, 1.06, padding=0)  # room for the 0 % and 100 % labels
-        self.setLabel("bottom", "seconds ago")
-        self.getAxis("left").setTicks([[(v, f"{v:.0%}") for v in (0, 0.5, 1.0)], [(v, "") for v in (0.25, 0.75)]])
-        self.showGrid(x=True, y=True, alpha=0.12)
-        self.no_speech = pg.PlotDataItem(
-            stepMode="center", fillLevel=0, fillBrush=brush(palette.NO_SPEECH_COLOUR, 90), pen=pg.mkPen(None)
-        )
-        self.addItem(self.no_speech)
-        self.curves = {
-            c: self.plot(pen=pg.mkPen(palette.colour_of(c), width=3), connect="finite", name=c) for c in self.classes
-        }
-        self.labels = {}
-        for c in self.classes:
-            label = pg.TextItem(c, color=palette.colour_of(c), anchor=(1, 0.5))
-            label.setFont(font(14, bold=True))
-            label.hide()
-            self.addItem(label)
-            self.labels[c] = label
-
-    def set_span(self, span_s: float) -> None:
-        """Show the last ``span_s`` seconds, rounded up to 5 s (clamped to :data:`MIN_HISTORY_S` .. :data:`HISTORY_S`).
-
-        In steps, so the axes are laid out again every 5 s of a session, not at every redraw.
-        """
-        span_s = min(HISTORY_S, max(MIN_HISTORY_S, 5.0 * math.ceil(span_s / 5.0)))
-        if span_s != self.span_s:
-            self.span_s = span_s
-            self.setXRange(-span_s, 0, padding=0)
-
-    def _place_labels(self, x_end: float, last: dict[str, float] | None) -> None:
-        """Name the leading lines at the newest speech window, nudged apart so that none overlap."""
-        for label in self.labels.values():
-            label.hide()
-        if last is None:
-            return
-        leading = sorted((p, c) for c, p in last.items() if p >= self.LABEL_MIN_PROB)[-self.LABEL_MAX:]
-        gap = 0.09  # of the probability axis: a label's height at the plot's usual size
-        placed: list[float] = []
-        for p, c in sorted(leading, reverse=True):
-            y = min(p, 0.98)
-            for other in placed:
-                y = min(y, other - gap)
-            placed.append(y)
-            self.labels[c].setPos(x_end - 0.005 * self.span_s, max(y, 0.04))
-            self.labels[c].setAnchor((1, 1.0 if y >= 0.5 else 0.0))
-            self.labels[c].show()
-
-    def legend_html(self) -> str:
-        """A one-line legend (rich text) naming each line's colour and the no-speech band."""
-        items = [f'<span style="color:{palette.colour_of(c)}">&#9632;</span>&nbsp;{c}' for c in self.classes]
-        items.append(f'<span style="color:{palette.NO_SPEECH_COLOUR}">&#9608;</span>&nbsp;no speech')
-        return "&nbsp;&nbsp; ".join(items)
-
-    def show_history(self, rows: Sequence[Prediction], now_s: float, hop_s: float) -> None:
-        """Redraw from the session rows of the last :data:`HISTORY_S` seconds (older rows are ignored)."""
-        rows = [r for r in rows if r.t_s > now_s - HISTORY_S - hop_s]
-        if not rows:
-            for curve in self.curves.values():
-                curve.setData([], [])
-            self.no_speech.setData([], [])
-            self._place_labels(0.0, None)
-            return
-        t = np.array([r.t_s for r in rows]) - now_s
-        speech = np.array([r.speech for r in rows])
-        # Each stretch of speech also starts with a point at its first hop's beginning, so even a
-        # single speech window (the newest, say) shows as a segment and not as an invisible point.
-        starts = speech & np.r_[True, ~speech[:-1]]
-        src = np.repeat(np.arange(len(rows)), np.where(starts, 2, 1))
-        x = t[src]
-        x[np.r_[True, src[1:] != src[:-1]] & starts[src]] -= hop_s
-        for c, curve in self.curves.items():
-            y = np.array([r.probs.get(c, 0.0) if r.probs is not None else np.nan for r in rows])
-            curve.setData(x, y[src])
-        # A band of full height over each window without speech, edges at the hops.
-        edges = np.concatenate([[t[0] - hop_s], t])
-        self.no_speech.setData(edges, np.where(speech, 0.0, 1.0))
-        newest = next((r for r in reversed(rows) if r.speech and r.probs is not None), None)
-        self._place_labels(float(newest.t_s - now_s) if newest is not None else 0.0,
-                           newest.probs if newest is not None else None)
 
 
 class WaveformPlot(pg.PlotWidget):

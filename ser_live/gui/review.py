@@ -1,9 +1,10 @@
 """The review window: a kept session over its whole length, zoomable, with its audio played from any moment clicked.
 
-It reads a :class:`~ser_live.review.SessionRecording` (the session CSV and its WAV) and draws the same views as the
-live window, in the same colours: the probability of every emotion with grey bands where nobody spoke, and the
-audio's envelope under it on the same time axis. Scroll to zoom, drag to pan; click a moment to hear the audio from
-there (a cursor follows playback). The timeline and summary export as PNG, SVG or PDF.
+It reads a :class:`~ser_live.review.SessionRecording` (the session CSV and its WAV) and draws the live window's
+timeline from it, whole (one :class:`~ser_live.gui.timeline.Timeline`, drawn the one way both windows draw it):
+the probability of every emotion with grey bands where nobody spoke, and the audio's envelope under it on the same
+time axis. Scroll to zoom, drag to pan; click a moment to hear the audio from there (a cursor follows playback).
+The timeline and summary export as PNG, SVG or PDF.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 from .. import review as session_review
 from ..errors import SerLiveError
 from . import palette
-from .plots import brush, envelope, font, style_plot
+from .plots import envelope, font, style_plot
+from .timeline import Timeline, TimelineCurves
 
 __all__ = ["ReviewWindow", "EXPORT_SUFFIXES", "CURSOR_INTERVAL_MS"]
 
@@ -136,13 +138,8 @@ class ReviewWindow(QtWidgets.QMainWindow):
         plot.getAxis("left").setTicks([[(v, f"{v:.0%}") for v in (0, 0.5, 1.0)]])
         plot.setYRange(-0.04, 1.04, padding=0)
         plot.showGrid(x=True, y=True, alpha=0.12)
-        hop_s = float(np.median(np.diff(rec.t_s))) if rec.t_s.size > 1 else 0.5
-        edges = np.concatenate([[rec.t_s[0] - hop_s], rec.t_s]) if rec.t_s.size else np.zeros(1)
-        plot.addItem(pg.PlotDataItem(edges, np.where(rec.speech, 0.0, 1.0), stepMode="center", fillLevel=0,
-                                     fillBrush=brush(palette.NO_SPEECH_COLOUR, 90), pen=pg.mkPen(None)))
-        for i, emotion in enumerate(rec.classes):
-            plot.plot(rec.t_s, rec.probs[:, i], pen=pg.mkPen(palette.colour_of(emotion), width=2), connect="finite",
-                      name=emotion)
+        self.lines = TimelineCurves(plot, rec.classes, width_px=2)
+        self.lines.draw(Timeline.from_recording(rec))
         self.cursor = pg.InfiniteLine(0.0, pen=pg.mkPen("#FFFFFF", width=2))
         plot.addItem(self.cursor)
         plot.setXRange(0.0, max(rec.duration_s, 1.0), padding=0.01)

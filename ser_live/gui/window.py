@@ -20,18 +20,10 @@ from ..errors import DeviceError, SerLiveError
 from ..results import EMOTIONS, Prediction, StatusEvent, StatusKind
 from . import palette
 from .modelinfo import describe_model
-from .plots import (
-    HISTORY_S,
-    WAVEFORM_S,
-    EmotionHeadline,
-    HistoryPlot,
-    LevelMeter,
-    ProbabilityBars,
-    WaveformPlot,
-    input_level,
-)
+from .plots import WAVEFORM_S, EmotionHeadline, LevelMeter, ProbabilityBars, WaveformPlot, input_level
 from .runner import MonitorRunner
 from .session import SessionLog, interrupted_sessions
+from .timeline import HISTORY_S, HistoryPlot, Timeline
 
 __all__ = ["MainWindow", "apply_theme", "FRAME_INTERVAL_MS", "icon_path"]
 
@@ -714,7 +706,7 @@ class MainWindow(QtWidgets.QMainWindow):
         caption = self._history_caption()
         if caption != self.history_title.text():  # a new layout only when the span's seconds change
             self.history_title.setText(caption)
-        self.history.show_history(self.recent, now_s, snap.hop_s)
+        self.history.show_timeline(Timeline.from_predictions(self.recent, self.classes, hop_s=snap.hop_s), now_s)
         self._history_dirty = False
 
     def show_status(self, event: StatusEvent) -> None:
@@ -763,10 +755,12 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.runner is None:
             return "no model"
         state = self.runner.state
-        if state in ("paused", "finished"):
-            return state
         if state != "running":
-            return "stopped"
+            return state if state in ("paused", "finished") else "stopped"
+        return self._running_state()
+
+    def _running_state(self) -> str:
+        """What a running analysis is doing, as :meth:`display_state` names it."""
         if self._device_lost:
             return "device lost"
         if self._stalled:
@@ -783,25 +777,10 @@ class MainWindow(QtWidgets.QMainWindow):
         return f"microphone '{name}'" if self.selected_device() is not None else "no microphone"
 
     def _refresh_controls(self) -> None:
-        has_model = self.runner is not None
-        state = self.runner.state if has_model else "idle"
         shown = self.display_state()
         self._shown_state = shown
-        if shown == "speech":
-            self.headline.show_prediction(self.latest)
-        else:
-            title, note = STATE_HEADLINES[shown]
-            self.headline.show_prediction(None, state=title, note=note)
-        self.bars.show_prediction(self.latest if shown == "speech" else None)  # dimmed when not current
-        if self.banner.tag == StatusKind.DEVICE_LOST and shown != "device lost":
-            self.banner.clear_message()  # paused, another device, or back: the warning no longer holds
-        self.start_button.setText({"running": "Pause", "paused": "Resume"}.get(state, "Start"))
-        has_file = self.source_kind == "file" and bool(self.file_path)
-        can_start = has_model and (self.selected_device() is not None or has_file)
-        self.start_button.setEnabled(bool(can_start) or state in ("running", "paused"))
-        self.open_button.setEnabled(has_model)
-        for spin in (self.window_spin, self.hop_spin, self.smooth_spin):
-            spin.setEnabled(has_model)
+        self._show_state(shown)
+        self._refresh_buttons()
         self._refresh_adaptation()
         source = self._source_text()
         self.source_label.setText(f"source: {source}")
@@ -812,6 +791,29 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session_label.setText(
             f"{len(self.session)} rows{lost}" + (f"\nautosaved to {autosave}" if autosave is not None else "")
         )
+
+    def _show_state(self, shown: str) -> None:
+        """The headline, the bars (dimmed when not current) and the banner, for the state shown."""
+        if shown == "speech":
+            self.headline.show_prediction(self.latest)
+        else:
+            title, note = STATE_HEADLINES[shown]
+            self.headline.show_prediction(None, state=title, note=note)
+        self.bars.show_prediction(self.latest if shown == "speech" else None)
+        if self.banner.tag == StatusKind.DEVICE_LOST and shown != "device lost":
+            self.banner.clear_message()  # paused, another device, or back: the warning no longer holds
+
+    def _refresh_buttons(self) -> None:
+        """Start/Pause/Resume and what may be changed, for the runner's state."""
+        has_model = self.runner is not None
+        state = self.runner.state if has_model else "idle"
+        self.start_button.setText({"running": "Pause", "paused": "Resume"}.get(state, "Start"))
+        has_file = self.source_kind == "file" and bool(self.file_path)
+        can_start = has_model and (self.selected_device() is not None or has_file)
+        self.start_button.setEnabled(bool(can_start) or state in ("running", "paused"))
+        self.open_button.setEnabled(has_model)
+        for spin in (self.window_spin, self.hop_spin, self.smooth_spin):
+            spin.setEnabled(has_model)
 
     def _refresh_adaptation(self) -> None:
         """The adaptation controls and how much of the speaker has been learnt (read on the GUI timer)."""

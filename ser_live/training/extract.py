@@ -22,7 +22,7 @@ import hashlib
 import json
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from .augment import Augmenter
 from .corpora import Utterance
 
 __all__ = ["EXTRACTION_VERSION", "WindowSetup", "FeatureCache", "FeatureSet", "window_features", "extract_dataset",
-           "default_cache_dir"]
+           "extract_condition", "default_cache_dir"]
 
 #: Bump when this module changes how windows are chosen, so stale cache entries are not reused.
 EXTRACTION_VERSION = 2
@@ -238,34 +238,51 @@ def _init_worker() -> None:
 
 
 
-def _extract_one(job: tuple[str, str, list[tuple[str, str, Any]], WindowSetup, Augmenter | None, str | None]
-                 ) -> tuple[str, dict[str, dict[str, np.ndarray]] | str]:
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """The missing variants of one file, for a worker."""
+
+    path: str
+    file_hash: str
+    entry_key: str  # the cache entry: the content hash, and for a condition with babble its talkers too
+    variants: list[tuple[str, str, Any]]
+    setup: WindowSetup
+    augmenter: Augmenter | None
+    cache_dir: str | None
+
+
+def _variant_audio(y: np.ndarray, kind: str, arg: Any, job: _Job) -> np.ndarray:
+    """The audio a variant's windows are cut from."""
+    rate = job.setup.sample_rate_hz
+    if kind == "augmented":
+        assert job.augmenter is not None
+        return job.augmenter(y, sample_rate_hz=rate, rng=job.augmenter.rng(job.file_hash, int(arg)))
+    if kind == "condition":
+        condition, talker_paths = arg
+        talkers = [read_audio(p, sample_rate_hz=rate) for p in talker_paths]
+        return condition(y, sample_rate_hz=rate, file_key=job.file_hash, talkers=talkers)
+    return y
+
+
+def _extract_one(job: _Job) -> tuple[str, dict[str, dict[str, np.ndarray]] | str]:
     """Compute the missing variants of one file; runs in a worker process."""
-    path, file_hash, variants, setup, augmenter, cache_dir = job
-    cache = FeatureCache(cache_dir)
+    cache = FeatureCache(job.cache_dir)
     try:
-        y = read_audio(path, sample_rate_hz=setup.sample_rate_hz)
+        y = read_audio(job.path, sample_rate_hz=job.setup.sample_rate_hz)
     except Exception as exc:  # one unreadable file must not stop a corpus run
-        return path, f"unreadable audio ({exc})"
+        return job.path, f"unreadable audio ({exc})"
     out: dict[str, dict[str, np.ndarray]] = {}
-    for variant, kind, arg in variants:
-        if kind == "live":
-            X, ends = window_features(y, setup)
-            arrays = {"X": X, "end": ends}
-        elif kind == "augmented":
-            assert augmenter is not None
-            y_aug = augmenter(y, sample_rate_hz=setup.sample_rate_hz, rng=augmenter.rng(file_hash, int(arg)))
-            X, ends = window_features(y_aug, setup)
-            arrays = {"X": X, "end": ends}
-        elif kind == "classic":
+    for variant, kind, arg in job.variants:
+        if kind == "classic":
             from .classic import classic_features
 
-            arrays = {"X": classic_features(y, sample_rate_hz=setup.sample_rate_hz)[None, :]}
-        else:  # pragma: no cover - programming error
-            raise ValueError(kind)
-        cache.put(file_hash, variant, arrays)
+            arrays = {"X": classic_features(y, sample_rate_hz=job.setup.sample_rate_hz)[None, :]}
+        else:
+            X, ends = window_features(_variant_audio(y, kind, arg, job), job.setup)
+            arrays = {"X": X, "end": ends}
+        cache.put(job.entry_key, variant, arrays)
         out[variant] = arrays
-    return path, out
+    return job.path, out
 
 
 # --- parent side -------------------------------------------------------------------------------
@@ -303,8 +320,6 @@ def extract_dataset(
     -------
     FeatureSet
     """
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cache = FeatureCache(cache_dir)
     wanted = setup.extractor
     setup = dataclasses.replace(setup, extractor=wanted.cached_as())  # what is computed and cached
     setup_key = setup.key_dict()
@@ -317,48 +332,109 @@ def extract_dataset(
         from .classic import CLASSIC_KEY
 
         variants.append(("classic-" + _digest(CLASSIC_KEY), "classic", None))
+    features = _extract(utterances, lambda utt: variants, setup, augmenter, cache_dir, n_jobs, progress)
+    return dataclasses.replace(features, X=wanted.from_cached(features.X))
 
+
+def extract_condition(
+    utterances: Sequence[Utterance],
+    condition: Any,
+    setup: WindowSetup = WindowSetup(),
+    *,
+    talkers: dict[str, Sequence[str]] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    n_jobs: int | None = None,
+    progress: bool = True,
+) -> FeatureSet:
+    """The features of every utterance under a test condition (see :mod:`ser_live.training.conditions`).
+
+    Parameters
+    ----------
+    utterances : sequence of Utterance
+    condition : RoomNoise or ShortReply
+        Turns a clean recording into the condition's; seeded by the recording's content, so cached.
+    setup : WindowSetup
+    talkers : dict, optional
+        Path of an utterance -> paths of the recordings its babble is made of (other speakers of its test fold).
+    cache_dir, n_jobs, progress
+        As for :func:`extract_dataset`.
+
+    Returns
+    -------
+    FeatureSet
+        Only the utterances of which the speech gate accepted a window under the condition (the others are in
+        ``dropped``): the monitor would show nothing for them.
+    """
+    wanted = setup.extractor
+    setup = dataclasses.replace(setup, extractor=wanted.cached_as())
+    name = "cond-" + _digest([setup.key_dict(), condition.key()])
+    talkers = talkers or {}
+
+    def variants_of(utt: Utterance) -> list[tuple[str, str, Any]]:
+        return [(name, "condition", (condition, tuple(talkers.get(str(utt.path), ()))))]
+
+    features = _extract(utterances, variants_of, setup, None, cache_dir, n_jobs, progress)
+    return dataclasses.replace(features, X=wanted.from_cached(features.X))
+
+
+def _entry_key(file_hash: str, variants: list[tuple[str, str, Any]]) -> str:
+    """The cache entry of a file: its content hash, with a condition's talkers when it has any."""
+    talker_names = [Path(p).name for _, kind, arg in variants if kind == "condition" for p in arg[1]]
+    return f"{file_hash}-{_digest(talker_names)}" if talker_names else file_hash
+
+
+def _extract(utterances: Sequence[Utterance], variants_of: Any, setup: WindowSetup, augmenter: Augmenter | None,
+             cache_dir: str | os.PathLike[str] | None, n_jobs: int | None, progress: bool) -> FeatureSet:
+    """Read what the cache has, compute the rest in workers, and assemble (``setup`` is what is cached)."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = FeatureCache(cache_dir)
     results: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-    hashes: dict[str, str] = {}
     jobs = []
     for utt in utterances:
         path = str(utt.path)
+        variants = variants_of(utt)
         file_hash = file_sha256(path)  # content, not name: renamed or moved files still hit the cache
-        hashes[path] = file_hash
-        found = {v: cache.get(file_hash, v) for v, _, _ in variants}
+        entry = _entry_key(file_hash, variants)
+        found = {v: cache.get(entry, v) for v, _, _ in variants}
         results[path] = {v: a for v, a in found.items() if a is not None}
         missing = [t for t in variants if found[t[0]] is None]
         if missing:
-            jobs.append((path, file_hash, missing, setup, augmenter, str(cache_dir)))
+            jobs.append(_Job(path, file_hash, entry, missing, setup, augmenter, str(cache_dir)))
+    failures = _run_jobs(jobs, results, n_jobs, progress)
+    return _assemble(utterances, variants_of, results, failures)
 
+
+def _run_jobs(jobs: list[_Job], results: dict[str, dict[str, dict[str, np.ndarray]]], n_jobs: int | None,
+              progress: bool) -> dict[str, str]:
+    """Run the jobs (in worker processes when more than one), filling ``results``; returns the failures."""
     failures: dict[str, str] = {}
-    if jobs:
-        if any(kind != "live" for job in jobs for _, kind, _ in job[2]):
-            # numba's cache must be compiled by one process before any worker touches librosa.
-            from ..jit_cache import import_librosa
+    if not jobs:
+        return failures
+    if any(kind in ("augmented", "classic") for job in jobs for _, kind, _ in job.variants):
+        # numba's cache must be compiled by one process before any worker touches librosa.
+        from ..jit_cache import import_librosa
 
-            import_librosa()
-        n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(jobs)))
-        from ..heap import keep_large_blocks_on_heap
+        import_librosa()
+    bar = _progress(len(jobs), progress)
+    for path, out in _worker_results(jobs, max(1, min(n_jobs or os.cpu_count() or 1, len(jobs)))):
+        _collect(results, failures, path, out)
+        bar.update(1)
+    bar.close()
+    return failures
 
-        keep_large_blocks_on_heap()  # inherited by forked workers
-        bar = _progress(len(jobs), progress)
-        if n_jobs == 1:
-            done = map(_extract_one, jobs)
-            for path, out in done:
-                _collect(results, failures, path, out)
-                bar.update(1)
-        else:
-            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
-                                                  else "spawn")
-            with concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs, mp_context=context,
-                                                        initializer=_init_worker) as pool:
-                for path, out in pool.map(_extract_one, jobs, chunksize=4):
-                    _collect(results, failures, path, out)
-                    bar.update(1)
-        bar.close()
-    features = _assemble(utterances, variants, results, failures)
-    return dataclasses.replace(features, X=wanted.from_cached(features.X))
+
+def _worker_results(jobs: list[_Job], n_jobs: int) -> Iterator[tuple[str, dict[str, dict[str, np.ndarray]] | str]]:
+    """Each job's result, in order: here with one job at a time, else from a pool of forked workers."""
+    from ..heap import keep_large_blocks_on_heap
+
+    keep_large_blocks_on_heap()  # inherited by forked workers
+    if n_jobs == 1:
+        yield from map(_extract_one, jobs)
+        return
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs, mp_context=context,
+                                                initializer=_init_worker) as pool:
+        yield from pool.map(_extract_one, jobs, chunksize=4)
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -375,37 +451,43 @@ def _collect(results: dict[str, dict[str, dict[str, np.ndarray]]], failures: dic
         results[path].update(out)
 
 
-def _assemble(utterances: Sequence[Utterance], variants: list[tuple[str, str, Any]],
+def _no_speech(arrays: dict[str, np.ndarray]) -> str | None:
+    return None if arrays["X"].shape[0] else "the speech gate accepted none of its windows"
+
+
+def _assemble(utterances: Sequence[Utterance], variants_of: Any,
               results: dict[str, dict[str, dict[str, np.ndarray]]], failures: dict[str, str]) -> FeatureSet:
     kept: list[Utterance] = []
     dropped: list[tuple[Utterance, str]] = []
-    blocks, index, copies, classic_rows = [], [], [], []
-    live_variant = variants[0][0]
+    rows: list[tuple[np.ndarray, int, int]] = []  # (window features, utterance id, copy)
+    classic_rows = []
     for utt in utterances:
         path = str(utt.path)
-        if path in failures:
-            dropped.append((utt, failures[path]))
+        found, variants = results.get(path, {}), variants_of(utt)
+        reason = failures.get(path) or _no_speech(found[variants[0][0]])
+        if reason:
+            dropped.append((utt, reason))
             continue
-        found = results[path]
-        if found[live_variant]["X"].shape[0] == 0:
-            dropped.append((utt, "the speech gate accepted none of its windows"))
-            continue
-        uid = len(kept)
         kept.append(utt)
         for variant, kind, arg in variants:
-            if kind == "classic":
-                classic_rows.append(found[variant]["X"][0])
-                continue
             X = found[variant]["X"]
-            blocks.append(X)
-            index.append(np.full(X.shape[0], uid, dtype=np.int64))
-            copies.append(np.full(X.shape[0], 0 if kind == "live" else int(arg), dtype=np.int64))
-    n_features = blocks[0].shape[1] if blocks else 0
+            if kind == "classic":
+                classic_rows.append(X[0])
+            else:
+                rows.append((X, len(kept) - 1, int(arg) if kind == "augmented" else 0))
+    return _feature_set(kept, rows, classic_rows, dropped)
+
+
+def _feature_set(kept: list[Utterance], rows: list[tuple[np.ndarray, int, int]], classic_rows: list[np.ndarray],
+                 dropped: list[tuple[Utterance, str]]) -> FeatureSet:
+    if not rows:
+        empty = np.zeros(0, dtype=np.int64)
+        return FeatureSet(kept, np.zeros((0, 0), dtype=np.float32), empty, empty, None, dropped)
     return FeatureSet(
         utterances=kept,
-        X=np.concatenate(blocks) if blocks else np.zeros((0, n_features), dtype=np.float32),
-        utterance_index=np.concatenate(index) if index else np.zeros(0, dtype=np.int64),
-        copy=np.concatenate(copies) if copies else np.zeros(0, dtype=np.int64),
+        X=np.concatenate([X for X, _, _ in rows]),
+        utterance_index=np.concatenate([np.full(X.shape[0], u, np.int64) for X, u, _ in rows]),
+        copy=np.concatenate([np.full(X.shape[0], c, np.int64) for X, _, c in rows]),
         classic=np.stack(classic_rows) if classic_rows else None,
         dropped=dropped,
     )
