@@ -65,6 +65,11 @@ TARGETS_BY_MODEL = {
     },
 }
 TARGETS = TARGETS_BY_MODEL["light"]
+#: What issue 19's accuracy targets are measured against: the shipped models' metrics.json before it (commit
+#: ae8bf29): utterance UAR of the speaker-independent CV, and the leave-one-corpus-out mean.
+BEFORE_ISSUE_19 = {"default": {"cv_uar": 0.817, "loco_uar": 0.343}, "light": {"cv_uar": 0.530, "loco_uar": 0.307}}
+#: How close the 10 dB room condition must come to the clean figure of the same recordings.
+ROOM_10DB_GAP = {"default": 0.05, "light": 0.10}
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -490,6 +495,33 @@ def table(r: dict, targets: dict) -> str:
     return "\n".join(rows)
 
 
+def accuracy_table(name: str) -> str | None:
+    """Issue 19's accuracy targets, read from the shipped model's metrics.json (None for another model)."""
+    from ser_live.model import SHIPPED_MODELS
+
+    if name not in BEFORE_ISSUE_19:
+        return None
+    metrics = json.loads(((REPO / "models" / SHIPPED_MODELS[name]).parent / "metrics.json").read_text())
+    before = BEFORE_ISSUE_19[name]
+    cv = metrics["summary"]["ours"]["utterance"]["overall"]["uar"]
+    rows = ["| measure (utterance UAR, speaker-independent) | now | target | |", "|---|---|---|---|",
+            _row("within-corpus CV", f"{cv:.3f}", f"≥ {before['cv_uar'] - 0.01:.3f} (before − 0.01)",
+                 cv >= before["cv_uar"] - 0.01 - 1e-9)]
+    loco = metrics.get("leave_one_corpus_out")
+    if loco:
+        mean = loco["mean_utterance_uar"]
+        goal = before["loco_uar"] + 0.05
+        rows.append(_row("leave-one-corpus-out mean", f"{mean:.3f}", f"≥ {goal:.3f} (before + 0.05)",
+                         mean >= goal - 1e-9))
+    for label, groups in metrics.get("robustness", {}).get("rows", {}).items():
+        row = groups["overall"]
+        gap = row["clean_uar"] - row["uar"]
+        goal = ROOM_10DB_GAP[name] if label.startswith("room, 10 dB") else None
+        rows.append(_row(label, f"{row['uar']:.3f} (clean {row['clean_uar']:.3f}, gap {gap:.3f})",
+                         f"gap ≤ {goal:g}" if goal is not None else "", gap <= goal if goal is not None else None))
+    return "\n".join(rows)
+
+
 def _cluster_rows(cl: dict | None) -> list[str]:
     if not isinstance(cl, dict) or "engines" not in cl:
         return []
@@ -588,6 +620,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in results["models"].items():
         print(f"\n## {name} model ({r['extractor']} features)\n")
         print(table(r, r["targets"]))
+        accuracy = accuracy_table(name)
+        if accuracy:
+            print(f"\naccuracy (from the model's metrics.json; issue 19's targets):\n{accuracy}")
     print(f"\nresults written to {out}" + (" (smoke run: figures are not meaningful)" if smoke else ""))
     return 0
 

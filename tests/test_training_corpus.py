@@ -49,3 +49,29 @@ def test_speaker_independent_evaluation_reproduces_metrics_json(name: str) -> No
     assert loco["mean_utterance_uar"] == pytest.approx(recorded["mean_utterance_uar"], abs=0.02)
     for corpus, figures in recorded["per_corpus"].items():
         assert loco["per_corpus"][corpus]["utterance_uar"] == pytest.approx(figures["utterance_uar"], abs=0.03), corpus
+
+
+@pytest.mark.parametrize("name", ["light", "default"])
+def test_rooms_noise_and_short_replies_reproduce_metrics_json(name: str) -> None:
+    """The light model's whole measure; the default model's on EMOVO's recordings only (its encoder features of
+    the changed audio of all 4 261 recordings take as long as the clean ones: EMOVO's 588 keep CI lean)."""
+    import numpy as np
+
+    from ser_live.training.pipeline import SHIPPED_CONFIGS, evaluate_configuration, robustness_of
+
+    config = SHIPPED_CONFIGS[name]
+    recorded = json.loads(METRICS[name].read_text())["robustness"]
+    evaluation = evaluate_configuration([SHARED_DATA], config, classic=False, progress=False)
+    measure = None if name == "light" else np.flatnonzero(evaluation.features.corpora == "emovo")
+    report = robustness_of(evaluation, config, n_jobs=2, progress=False, measure=measure)
+    assert report["conditions"] == recorded["conditions"], "the conditions changed since metrics.json was made"
+    groups = ["overall", "emovo", "ravdess"] if name == "light" else ["emovo"]
+    for label, rows in recorded["rows"].items():
+        for group in groups:
+            got, expected = report["rows"][label][group], rows[group]
+            assert got["n"] == pytest.approx(expected["n"], abs=3), (label, group)
+            # Per corpus a few hundred recordings: a handful decided otherwise on another CPU's BLAS moves UAR by
+            # about 0.005 each; the whole set is held to the CV's tolerance.
+            tolerance = 0.02 if group == "overall" else 0.03
+            assert got["uar"] == pytest.approx(expected["uar"], abs=tolerance), (label, group)
+            assert got["clean_uar"] == pytest.approx(expected["clean_uar"], abs=tolerance), (label, group)

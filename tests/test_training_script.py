@@ -15,6 +15,7 @@ from conftest import REPO, tone, write_wav
 
 SCRIPT = REPO / "scripts" / "train.py"
 EVALUATE_ADAPTATION = REPO / "scripts" / "evaluate_adaptation.py"
+EVALUATE_ROBUSTNESS = REPO / "scripts" / "evaluate_robustness.py"
 CEILING_STUDY = REPO / "scripts" / "ceiling_study.py"
 
 
@@ -143,6 +144,28 @@ def test_tiny_corpus_end_to_end(tmp_path: Path) -> None:
     card = (out / "MODEL_CARD.md").read_text()
     assert "Costantini" in card and "CC BY-NC-SA 4.0" in card
     assert "Its evaluation is not in this directory" in card
+    # Rooms, noise and short replies are measured with the training run, on its folds, and shown in the card.
+    robust = metrics["robustness"]
+    assert list(robust["rows"]) == ["room, 20 dB SNR", "room, 10 dB SNR", "room, 5 dB SNR", "short reply (0.6-1 s)"]
+    assert sum(robust["rows"][f"room, {db} dB SNR"]["overall"]["n"] for db in (20, 10, 5)) == \
+        metrics["data"]["n_utterances"]  # each recording at one level
+    assert robust["rows"]["short reply (0.6-1 s)"]["overall"]["n"] == metrics["data"]["n_utterances"]
+    assert "rooms, noise and short replies" in result.stdout and "| room, 10 dB SNR |" in result.stdout
+    assert "**In rooms, in noise, in a word**" in card and "| overall |" in card
+    # The script measures the same for a directory trained before, and refuses a directory of another evaluation.
+    result = _run("--data", str(data), "--model-dir", str(out), "--jobs", "2", cache=cache, script=EVALUATE_ROBUSTNESS)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((out / "metrics.json").read_text())["robustness"]["rows"] == robust["rows"]
+    assert "| room, 5 dB SNR |" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "metrics.json").write_text(json.dumps({"evaluation_sha256": "0" * 64}))
+    result = _run("--data", str(data), "--model-dir", str(other), cache=cache, script=EVALUATE_ROBUSTNESS)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: {other} was not trained on this evaluation (another model, "
+                                                  "or retrained with other data or settings); train it again or give "
+                                                  "the right --model"]
 
     # The evaluation then joins the directory: metrics.json's "adaptation" and the card's table.
     result = _run("--data", str(data), "--model-dir", str(out), "--jobs", "2", cache=cache,

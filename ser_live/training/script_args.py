@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import os
+import warnings
 from pathlib import Path
 
-__all__ = ["add_data_arguments", "data_argument_error"]
+__all__ = ["add_data_arguments", "data_argument_error", "quiet_training_warnings"]
+
+#: Warnings of the MLP that are part of how it is used, not news for the user (see quiet_training_warnings).
+MLP_WARNINGS = "ignore::UserWarning:sklearn.neural_network._multilayer_perceptron"
+
+
+def quiet_training_warnings() -> None:
+    """Silence the MLP's notices here and in worker processes: the classic recipe's unscaled MLP warns on every
+    fold that it has not converged (that is part of the recipe), and tiny corpora trigger batch-size notices;
+    neither is actionable. The environment variable carries the filter into the workers."""
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), MLP_WARNINGS]))
+    warnings.filterwarnings("ignore", category=UserWarning, module="sklearn.neural_network._multilayer_perceptron")
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, *,
