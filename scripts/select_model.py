@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Choose a shipped configuration by what it never saw: a corpus never heard and a noisy room, CV beside them.
+
+Example::
+
+    python scripts/select_model.py --data ../shared/data
+    python scripts/select_model.py --data ../shared/data --candidates "block 3" "block 1" "blocks 1+3"
+
+Each candidate is evaluated exactly as scripts/train.py evaluates the configuration it ships
+(ser_live.training.pipeline.evaluate_candidate): the speaker-independent 5-fold CV, leave-one-corpus-out, and
+rooms with noise at 20, 10 and 5 dB and short replies on the CV's folds. The rule (issue 19): the best by the
+mean of the leave-one-corpus-out UAR and the 10 dB room UAR, among the candidates whose CV is at most 0.01
+below the family's shipped configuration. Encoder block choices read the same cached features (every block's
+pooled states are cached); an augmented candidate extracts its copies once (then cached).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ser_live.training.script_args import add_data_arguments, data_argument_error, quiet_training_warnings
+
+
+def candidates() -> dict[str, tuple[str, Any]]:
+    """Name -> (family, configuration): the shipped ones first in their family."""
+    from ser_live.extractor import EncoderFeatures
+    from ser_live.training.augment import Augmenter
+    from ser_live.training.pipeline import ENCODER_CONFIG, LIGHT_CONFIG, WindowSetup
+
+    def blocks(*chosen: int) -> Any:
+        return dataclasses.replace(ENCODER_CONFIG, setup=WindowSetup(extractor=EncoderFeatures(chosen)))
+
+    return {
+        "block 3 (shipped default)": ("default", ENCODER_CONFIG),
+        "block 1": ("default", blocks(1)),
+        "blocks 1+3": ("default", blocks(1, 3)),
+        "blocks 0-5": ("default", blocks(0, 1, 2, 3, 4, 5)),
+        "block 3, rooms+noise augmentation": ("default", dataclasses.replace(ENCODER_CONFIG, augmenter=Augmenter())),
+        "handcrafted (shipped light)": ("light", LIGHT_CONFIG),
+        "handcrafted, rooms+noise augmentation": ("light", dataclasses.replace(LIGHT_CONFIG, augmenter=Augmenter())),
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_arguments(parser)
+    parser.add_argument("--candidates", nargs="+", metavar="NAME",
+                        help=f"which to evaluate (default: all): {', '.join(repr(n) for n in candidates())}")
+    parser.add_argument("--json", metavar="FILE", help="also write every candidate's figures as JSON")
+    return parser.parse_args(argv)
+
+
+def figures(evaluation: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    """The candidate's row: CV, leave-one-corpus-out mean, each condition's UAR and clean UAR."""
+    rows = extra.get("robustness", {}).get("rows", {})
+    return {"cv_uar": evaluation.report["utterance"]["overall"]["uar"],
+            "loco_uar": (extra.get("leave_one_corpus_out") or {}).get("mean_utterance_uar"),
+            "conditions": {label: groups["overall"] for label, groups in rows.items()},
+            "seconds": round(sum(evaluation.timings_s.values()), 1)}
+
+
+def _score(row: dict[str, Any]) -> float | None:
+    room = row["conditions"].get("room, 10 dB SNR")
+    return None if row["loco_uar"] is None or room is None else (row["loco_uar"] + room["uar"]) / 2
+
+
+def choose(results: dict[str, dict[str, Any]], families: dict[str, str]) -> dict[str, str]:
+    """Per family, the best by :func:`_score` among those with a CV at most 0.01 below the family's first row."""
+    chosen = {}
+    for family in dict.fromkeys(families.values()):
+        names = [n for n in results if families[n] == family]
+        floor = results[names[0]]["cv_uar"] - 0.01
+        allowed = [n for n in names if results[n]["cv_uar"] >= floor - 1e-9 and _score(results[n]) is not None]
+        if allowed:
+            chosen[family] = max(allowed, key=lambda n: _score(results[n]))
+    return chosen
+
+
+def table(results: dict[str, dict[str, Any]], families: dict[str, str], chosen: dict[str, str]) -> str:
+    labels = list(next(iter(results.values()))["conditions"])
+    lines = ["| candidate | CV UAR | corpus never heard | " + " | ".join(labels) + " | score | |",
+             "|---|---|---|" + "---|" * len(labels) + "---|---|"]
+    for name, row in results.items():
+        cells = [f"{c['uar']:.3f} ({c['clean_uar']:.3f})" for c in row["conditions"].values()]
+        score = _score(row)
+        mark = "chosen" if chosen.get(families[name]) == name else ""
+        never = f"{row['loco_uar']:.3f}" if row["loco_uar"] is not None else "–"
+        lines.append(f"| {name} | {row['cv_uar']:.3f} | {never} | " + " | ".join(cells)
+                     + f" | {f'{score:.3f}' if score is not None else '–'} | {mark} |")
+    return "\n".join(lines)
+
+
+def _argument_error(args: argparse.Namespace, known: dict[str, Any]) -> str | None:
+    unknown = [n for n in args.candidates or [] if n not in known]
+    if unknown:
+        return f"error: unknown candidate {unknown[0]!r}; one of {', '.join(map(repr, known))}"
+    return data_argument_error(args)
+
+
+def _evaluate_all(args: argparse.Namespace, known: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    from ser_live.training.pipeline import evaluate_candidate
+
+    results, families = {}, {}
+    for name in args.candidates or list(known):
+        family, config = known[name]
+        evaluation, extra = evaluate_candidate(args.data, config, cache_dir=args.cache_dir, n_jobs=args.jobs,
+                                               progress=False)
+        results[name], families[name] = figures(evaluation, extra), family
+        print(f"{name}: {json.dumps(results[name])}", file=sys.stderr, flush=True)
+    return results, families
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    quiet_training_warnings()
+    known = candidates()
+    error = _argument_error(args, known)
+    if error:
+        print(error, file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    try:
+        results, families = _evaluate_all(args, known)
+    except (ValueError, FileNotFoundError, PermissionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    chosen = choose(results, families)
+    print(table(results, families, chosen))
+    print(f"\nscore = mean of the leave-one-corpus-out UAR and the 10 dB room UAR; cells under a condition are its "
+          f"UAR (clean UAR of the same recordings); in all {time.perf_counter() - start:.0f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"results": results, "chosen": chosen}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
