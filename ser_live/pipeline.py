@@ -501,26 +501,35 @@ class Monitor:
         t0 = time.monotonic()
         self._fed_since = t0 - self.buffer.total_written / self.sample_rate_hz  # at real-time pace, when it happens
         for block in blocks:
-            if self._stop.is_set():
+            if realtime and self._wait_until_due(t0, block.shape[0]):
                 break
-            if realtime:
-                # Pace by the audio clock: block k may only arrive once its audio has "happened".
-                due_at = t0 + (self.buffer.total_written + block.shape[0]) / self.sample_rate_hz
-                delay = due_at - time.monotonic()
-                if delay > 0 and self._stop.wait(delay):
-                    break
-            if not self._running.is_set():  # checked just before feeding: a pause holds the next block
-                paused_at = time.monotonic()
-                while not self._running.wait(0.05) and not self._stop.is_set():
-                    pass
-                t0 += time.monotonic() - paused_at  # the pause does not count as audio time
-                if self._stop.is_set():
-                    break
+            paused_s = self._hold_while_paused()  # checked just before feeding: a pause holds the next block
+            if paused_s is None:
+                break
+            t0 += paused_s  # the pause does not count as audio time
             self.feed(block)
         else:
             self._analyse_tail()
         self._keep_audio()
         return self.summary
+
+    def _wait_until_due(self, t0: float, n_samples: int) -> bool:
+        """Pace by the audio clock: a block may only arrive once its audio has "happened"; True when stopped."""
+        if self._stop.is_set():
+            return True
+        delay = t0 + (self.buffer.total_written + n_samples) / self.sample_rate_hz - time.monotonic()
+        return delay > 0 and self._stop.wait(delay)
+
+    def _hold_while_paused(self) -> float | None:
+        """Seconds held by a pause (0 without one), or None when stopped."""
+        if self._stop.is_set():
+            return None
+        if self._running.is_set():
+            return 0.0
+        paused_at = time.monotonic()
+        while not self._running.wait(0.05) and not self._stop.is_set():
+            pass
+        return None if self._stop.is_set() else time.monotonic() - paused_at
 
     def _analyse_tail(self) -> None:
         """At the end of a recording, the window ending at its last sample, as :func:`classify_file` has.

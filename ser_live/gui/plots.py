@@ -216,11 +216,16 @@ class ProbabilityBars(pg.PlotWidget):
             self.probs = np.array([prediction.probs.get(c, 0.0) for c in self.classes])
         self.bars.setOpts(width=self.probs, brushes=self._brushes(255 if speech else 70))
         for i, p in enumerate(self.probs):
-            self.values[i].setText(f"{p:.0%}" if (speech or p > 0) else "")
-            self.values[i].setColor(palette.TEXT if speech else palette.TEXT_DIM)
-            # Inside a long bar's end, just after a short one.
-            self.values[i].setPos(p - 0.01 if p > 0.85 else p + 0.015, i)
-            self.values[i].setAnchor((1, 0.5) if p > 0.85 else (0, 0.5))
+            self._label(self.values[i], i, float(p), current=speech)
+
+    @staticmethod
+    def _label(text: pg.TextItem, row: int, p: float, *, current: bool) -> None:
+        """A bar's percentage: inside a long bar's end, just after a short one; dimmed when not current."""
+        text.setText(f"{p:.0%}" if (current or p > 0) else "")
+        text.setColor(palette.TEXT if current else palette.TEXT_DIM)
+        long_bar = p > 0.85
+        text.setPos(p - 0.01 if long_bar else p + 0.015, row)
+        text.setAnchor((1, 0.5) if long_bar else (0, 0.5))
 
 
 class WaveformPlot(pg.PlotWidget):
