@@ -320,9 +320,7 @@ def extract_dataset(
     -------
     FeatureSet
     """
-    wanted = setup.extractor
-    setup = dataclasses.replace(setup, extractor=wanted.cached_as())  # what is computed and cached
-    setup_key = setup.key_dict()
+    setup_key = _cached_setup(setup).key_dict()
     variants: list[tuple[str, str, Any]] = [("live-" + _digest(setup_key), "live", None)]
     if augmenter is not None:
         aug_key = {k: v for k, v in augmenter.to_dict().items() if k != "n_copies"}
@@ -332,8 +330,7 @@ def extract_dataset(
         from .classic import CLASSIC_KEY
 
         variants.append(("classic-" + _digest(CLASSIC_KEY), "classic", None))
-    features = _extract(utterances, lambda utt: variants, setup, augmenter, cache_dir, n_jobs, progress)
-    return dataclasses.replace(features, X=wanted.from_cached(features.X))
+    return _extract(utterances, lambda utt: variants, setup, augmenter, cache_dir, n_jobs, progress)
 
 
 def extract_condition(
@@ -365,16 +362,13 @@ def extract_condition(
         Only the utterances of which the speech gate accepted a window under the condition (the others are in
         ``dropped``): the monitor would show nothing for them.
     """
-    wanted = setup.extractor
-    setup = dataclasses.replace(setup, extractor=wanted.cached_as())
-    name = "cond-" + _digest([setup.key_dict(), condition.key()])
+    name = "cond-" + _digest([_cached_setup(setup).key_dict(), condition.key()])
     talkers = talkers or {}
 
     def variants_of(utt: Utterance) -> list[tuple[str, str, Any]]:
         return [(name, "condition", (condition, tuple(talkers.get(str(utt.path), ()))))]
 
-    features = _extract(utterances, variants_of, setup, None, cache_dir, n_jobs, progress)
-    return dataclasses.replace(features, X=wanted.from_cached(features.X))
+    return _extract(utterances, variants_of, setup, None, cache_dir, n_jobs, progress)
 
 
 def _entry_key(file_hash: str, variants: list[tuple[str, str, Any]]) -> str:
@@ -385,7 +379,10 @@ def _entry_key(file_hash: str, variants: list[tuple[str, str, Any]]) -> str:
 
 def _extract(utterances: Sequence[Utterance], variants_of: Any, setup: WindowSetup, augmenter: Augmenter | None,
              cache_dir: str | os.PathLike[str] | None, n_jobs: int | None, progress: bool) -> FeatureSet:
-    """Read what the cache has, compute the rest in workers, and assemble (``setup`` is what is cached)."""
+    """Read what the cache has, compute the rest in workers, and assemble: what is computed and cached is the
+    extractor's :meth:`cached_as`, what is returned its own features of that."""
+    wanted = setup.extractor
+    setup = _cached_setup(setup)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache = FeatureCache(cache_dir)
     results: dict[str, dict[str, dict[str, np.ndarray]]] = {}
@@ -401,7 +398,13 @@ def _extract(utterances: Sequence[Utterance], variants_of: Any, setup: WindowSet
         if missing:
             jobs.append(_Job(path, file_hash, entry, missing, setup, augmenter, str(cache_dir)))
     failures = _run_jobs(jobs, results, n_jobs, progress)
-    return _assemble(utterances, variants_of, results, failures)
+    features = _assemble(utterances, variants_of, results, failures)
+    return dataclasses.replace(features, X=wanted.from_cached(features.X))
+
+
+def _cached_setup(setup: WindowSetup) -> WindowSetup:
+    """The setup whose features are computed and cached (another choice of blocks reads the same entries)."""
+    return dataclasses.replace(setup, extractor=setup.extractor.cached_as())
 
 
 def _run_jobs(jobs: list[_Job], results: dict[str, dict[str, dict[str, np.ndarray]]], n_jobs: int | None,
