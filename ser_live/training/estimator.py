@@ -39,6 +39,11 @@ class ModelParams:
     clip_z : float or None
         Clip standardised features to +-``clip_z``: a window with an extreme value (a click, a
         pitch-tracker octave jump) then cannot push the network far outside what it was trained on.
+    layer_blocks : int or None
+        When set, the standardised features (``layer_blocks`` equal blocks, e.g. an encoder's blocks) are
+        replaced by their weighted sum with learnt weights (:class:`~ser_live.training.layer_weights.
+        LayerWeightedSum`), standardised again, before the networks. A study candidate: such an estimator
+        predicts through scikit-learn and needs ser-live's training code to unpickle.
     """
 
     hidden_layer_sizes: tuple[int, ...] = (256,)
@@ -52,16 +57,21 @@ class ModelParams:
     activation: str = "relu"
     max_features: float | None = None
     early_stopping: bool = True
+    layer_blocks: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dictionary for metadata and metrics files."""
-        return dataclasses.asdict(self)
+        record = dataclasses.asdict(self)
+        if self.layer_blocks is None:  # records made before the option keep their form (and fingerprints)
+            del record["layer_blocks"]
+        return record
 
 
 def make_estimator(params: ModelParams = ModelParams(), *, random_state: int = 0) -> Any:
     """Unfitted ``Pipeline(StandardScaler, MLPClassifier)``, or with a soft-voting ensemble of MLPs.
 
-    Only scikit-learn classes are used, so a saved model unpickles without importing training code.
+    Only scikit-learn classes are used (unless ``params.layer_blocks`` is set), so a saved model unpickles
+    without importing training code.
     """
     from sklearn.ensemble import VotingClassifier
     from sklearn.neural_network import MLPClassifier
@@ -87,6 +97,10 @@ def make_estimator(params: ModelParams = ModelParams(), *, random_state: int = 0
     if params.clip_z is not None:
         # np.clip keeps the pickle free of ser-live code (FunctionTransformer stores a reference to it).
         steps.append(("clip", FunctionTransformer(np.clip, kw_args={"a_min": -params.clip_z, "a_max": params.clip_z})))
+    if params.layer_blocks is not None:
+        from .layer_weights import LayerWeightedSum
+
+        steps += [("layers", LayerWeightedSum(params.layer_blocks)), ("rescale", StandardScaler())]
     return Pipeline([*steps, ("mlp", head)])
 
 
@@ -123,7 +137,11 @@ def fit_estimator(X: np.ndarray, labels: np.ndarray, groups: np.ndarray, params:
     from threadpoolctl import threadpool_limits
 
     estimator = make_estimator(params, random_state=random_state)
-    fit_params = {"mlp__sample_weight": training_weights(labels, groups)} if params.class_balanced else {}
+    fit_params = {}
+    if params.class_balanced:
+        weights = training_weights(labels, groups)
+        fit_params = {"mlp__sample_weight": weights} | ({"layers__sample_weight": weights}
+                                                        if params.layer_blocks is not None else {})
     # One BLAS thread: the matrices are small, and on a shared 2-core machine OpenBLAS's spinning
     # worker threads made each epoch 3x slower. float32 halves the arithmetic again.
     parallel = n_jobs not in (None, 1) and params.n_seeds > 1
