@@ -14,7 +14,8 @@ mean of the leave-one-corpus-out UAR and the 10 dB room UAR, among the candidate
 below the family's shipped configuration. Encoder block choices read the same cached features (every block's
 pooled states are cached); an augmented candidate extracts its copies once (then cached). "Learnt layer weights"
 replaces the six blocks' pooled statistics by their softmax-weighted sum, the weights fitted on each fold's
-training speakers (ser_live.training.layer_weights).
+training speakers (ser_live.training.layer_weights); "frame mean only" keeps the mean of a block's frames
+without their standard deviation.
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ def candidates() -> dict[str, tuple[str, Any]]:
     from ser_live.training.augment import Augmenter
     from ser_live.training.pipeline import ENCODER_CONFIG, LIGHT_CONFIG, WindowSetup
 
-    def blocks(*chosen: int) -> Any:
-        return dataclasses.replace(ENCODER_CONFIG, setup=WindowSetup(extractor=EncoderFeatures(chosen)))
+    def blocks(*chosen: int, pooling: tuple[str, ...] = ("mean", "std")) -> Any:
+        extractor = EncoderFeatures(chosen, pooling=pooling)
+        return dataclasses.replace(ENCODER_CONFIG, setup=WindowSetup(extractor=extractor))
 
     return {
         "block 3 (shipped default)": ("default", ENCODER_CONFIG),
+        "block 3, frame mean only": ("default", blocks(3, pooling=("mean",))),
         "block 1": ("default", blocks(1)),
         "blocks 1+3": ("default", blocks(1, 3)),
         "blocks 0-5": ("default", blocks(0, 1, 2, 3, 4, 5)),

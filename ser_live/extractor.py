@@ -31,6 +31,8 @@ __all__ = ["FeatureExtractor", "HandcraftedFeatures", "EncoderFeatures", "ENCODE
 #: Bump whenever the meaning or order of :class:`EncoderFeatures`' vector changes (2: windows brought to a
 #: fixed speech level before the encoder).
 ENCODER_FEATURE_VERSION = 2
+#: Statistics of an encoder block's frames that :class:`EncoderFeatures` can keep, in their cached order.
+POOLING = ("mean", "std")
 #: Most gain the level normalisation applies (60 dB): a window quieter than that is left quieter.
 _MAX_GAIN = 1000.0
 
@@ -173,9 +175,9 @@ class EncoderFeatures:
     The window is first brought to a fixed speech level (its loud frames at ``level_dbfs``), so the
     gain of a microphone or a corpus's recording chain does not reach the model; then its log-mel
     spectrogram runs through the encoder's first ``max(blocks) + 1`` blocks, and for each block in
-    ``blocks`` the mean and the standard deviation over the window's frames are kept (``2 * width``
-    values per block). Level normalisation raised cross-corpus UAR (trained on RAVDESS, tested on
-    EMOVO: 0.274 -> 0.315 with block 3) and the in-corpus CV alike (see models/encoder_selection.md).
+    ``blocks`` the statistics in ``pooling`` over the window's frames are kept (``width`` values each).
+    Level normalisation raised cross-corpus UAR (trained on RAVDESS, tested on EMOVO: 0.274 -> 0.315 with
+    block 3) and the in-corpus CV alike (see models/encoder_selection.md).
 
     Parameters
     ----------
@@ -189,6 +191,8 @@ class EncoderFeatures:
     level_dbfs : float
         Speech level every window is brought to: the 90th percentile of its 25 ms frame RMS, in dBFS
         (at most 60 dB of gain).
+    pooling : sequence of {"mean", "std"}
+        Statistics of a block's frames that are kept, in this order (the shipped models keep both).
     """
 
     kind = "whisper-encoder"
@@ -197,7 +201,8 @@ class EncoderFeatures:
     uses_pitch = False
 
     def __init__(self, blocks: Sequence[int] = (3,), *, weights: str = "whisper-base",
-                 weights_sha256: str | None = None, level_dbfs: float = -20.0) -> None:
+                 weights_sha256: str | None = None, level_dbfs: float = -20.0,
+                 pooling: Sequence[str] = POOLING) -> None:
         from .encoder import ENCODER_WEIGHTS
 
         blocks = tuple(sorted({int(b) for b in blocks}))
@@ -208,7 +213,12 @@ class EncoderFeatures:
                                      f"{', '.join(sorted(ENCODER_WEIGHTS))}")
         if not -60.0 <= float(level_dbfs) <= 0.0:
             raise FeatureConfigError(f"level_dbfs must be between -60 and 0 dBFS, got {level_dbfs}")
+        pooling = tuple(pooling)
+        if not pooling or len(set(pooling)) < len(pooling) or not set(pooling) <= set(POOLING):
+            raise FeatureConfigError(f"the encoder pools with one or both of {', '.join(POOLING)} (each once), "
+                                     f"not {list(pooling)}")
         self.blocks = blocks
+        self.pooling = pooling
         self.level_dbfs = float(level_dbfs)
         self.weights = weights
         self.spec = ENCODER_WEIGHTS[weights]
@@ -233,18 +243,18 @@ class EncoderFeatures:
 
     @property
     def dim(self) -> int:
-        """Length of the vector: mean and std of ``width`` values per block."""
-        return 2 * self.width * len(self.blocks)
+        """Length of the vector: each statistic of ``width`` values per block."""
+        return len(self.pooling) * self.width * len(self.blocks)
 
     def names(self) -> tuple[str, ...]:
         """``"<weights>.block<k>.<mean|std><i>"`` for every element."""
-        return tuple(f"{self.weights}.block{b}.{stat}{i}" for b in self.blocks for stat in ("mean", "std")
+        return tuple(f"{self.weights}.block{b}.{stat}{i}" for b in self.blocks for stat in self.pooling
                      for i in range(self.width))
 
     def to_record(self) -> dict[str, Any]:
         """Kind, version, blocks and pooling, and the encoder's packages, versions and weights' SHA-256."""
         return {"kind": self.kind, "version": self.version,
-                "config": {"weights": self.weights, "blocks": list(self.blocks), "pooling": ["mean", "std"],
+                "config": {"weights": self.weights, "blocks": list(self.blocks), "pooling": list(self.pooling),
                            "level_dbfs": self.level_dbfs},
                 "encoder": {"packages": dict(zip((dist for dist, _, _ in self.spec.parts), self.spec.versions)),
                             "weights_sha256": self.encoder.weights_sha256, "origin": self.spec.origin}}
@@ -263,9 +273,10 @@ class EncoderFeatures:
         return EncoderFeatures(range(self.spec.depth), weights=self.weights, level_dbfs=self.level_dbfs)
 
     def from_cached(self, vectors: np.ndarray) -> np.ndarray:
-        """The columns of this extractor's blocks."""
-        step = 2 * self.width
-        return np.concatenate([vectors[:, step * b : step * (b + 1)] for b in self.blocks], axis=1)
+        """The columns of this extractor's blocks and statistics."""
+        width = self.width
+        starts = [(2 * b + POOLING.index(stat)) * width for b in self.blocks for stat in self.pooling]
+        return np.concatenate([vectors[:, start : start + width] for start in starts], axis=1)
 
     def __call__(self, window: np.ndarray, *, pitch: dsp.FramePitch | None = None) -> np.ndarray:
         """Vector of one window (``pitch`` is not used)."""
@@ -284,19 +295,23 @@ class EncoderFeatures:
         for _, rows in sorted(by_length.items()):
             mel = np.stack([whisper_log_mel(_at_level(_finite(windows[i]), self.level_dbfs)) for i in rows])
             states = encoder.hidden_states(mel)
-            pooled = [np.concatenate([states[b].mean(axis=1), states[b].std(axis=1)], axis=1) for b in self.blocks]
-            out[rows] = np.concatenate(pooled, axis=1)
+            pool = {"mean": np.mean, "std": np.std}
+            out[rows] = np.concatenate([pool[stat](states[b], axis=1) for b in self.blocks for stat in self.pooling],
+                                       axis=1)
         return out
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, EncoderFeatures) and (other.blocks, other.weights, other.level_dbfs) == (
-            self.blocks, self.weights, self.level_dbfs)
+        return isinstance(other, EncoderFeatures) and self._identity() == other._identity()
 
     def __hash__(self) -> int:
-        return hash((self.kind, self.blocks, self.weights, self.level_dbfs))
+        return hash((self.kind, *self._identity()))
+
+    def _identity(self) -> tuple[Any, ...]:
+        return self.blocks, self.weights, self.level_dbfs, self.pooling
 
     def __repr__(self) -> str:
-        return f"EncoderFeatures(blocks={self.blocks}, weights={self.weights!r}, level_dbfs={self.level_dbfs:g})"
+        return (f"EncoderFeatures(blocks={self.blocks}, weights={self.weights!r}, level_dbfs={self.level_dbfs:g}, "
+                f"pooling={self.pooling})")
 
 
 def _finite(window: np.ndarray) -> np.ndarray:
@@ -311,6 +326,12 @@ def _at_level(window: np.ndarray, level_dbfs: float, *, frame_samples: int = 400
     loud = float(dsp.percentiles(rms, (90.0,))[0])
     gain = min(10.0 ** (level_dbfs / 20.0) / loud, _MAX_GAIN) if loud > 0 else 1.0
     return (window * np.float32(gain)).astype(np.float32)
+
+
+def _pooling(recorded: Any) -> tuple[str, ...]:
+    if not isinstance(recorded, list) or not recorded or not set(map(str, recorded)) <= set(POOLING):
+        raise FeatureConfigError(f"the model pools the encoder with {recorded}, which this ser-live does not compute")
+    return tuple(recorded)
 
 
 def extractor_from_record(record: Any) -> FeatureExtractor:
@@ -345,11 +366,8 @@ def extractor_from_record(record: Any) -> FeatureExtractor:
         try:
             extractor = EncoderFeatures(config["blocks"], weights=str(config["weights"]),
                                         weights_sha256=str(encoder["weights_sha256"]),
-                                        level_dbfs=float(config["level_dbfs"]))
+                                        level_dbfs=float(config["level_dbfs"]), pooling=_pooling(config.get("pooling")))
         except (KeyError, TypeError, ValueError) as exc:
             raise FeatureConfigError(f"the model's encoder configuration is malformed ({exc})") from exc
-        if config.get("pooling") != ["mean", "std"]:
-            raise FeatureConfigError(f"the model pools the encoder with {config.get('pooling')}, which this "
-                                     "ser-live does not compute")
         return extractor
     raise FeatureConfigError(f"the model uses a {kind!r} feature extractor, which this ser-live does not have")

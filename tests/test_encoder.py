@@ -82,6 +82,21 @@ def test_encoder_features_shape_names_and_batches() -> None:
     np.testing.assert_allclose(batch[:, 1024:], full[:, 3 * 1024 : 4 * 1024], rtol=1e-5, atol=1e-5)
 
 
+def test_mean_pooling_alone_is_the_mean_columns_of_the_cached_statistics() -> None:
+    windows = [_voice(2.0, 130.0 + 30 * i, seed=i) for i in range(2)]
+    means = EncoderFeatures([1, 3], pooling=["mean"])
+    assert means.dim == 2 * 512 and means.names()[512] == "whisper-base.block3.mean0"
+    cached = means.cached_as()
+    assert cached.pooling == ("mean", "std") and cached.blocks == tuple(range(6))
+    full = cached.batch(windows)
+    expected = np.concatenate([full[:, 1024:1536], full[:, 3072:3584]], axis=1)
+    np.testing.assert_allclose(means.from_cached(full), expected)
+    np.testing.assert_allclose(means.batch(windows), expected, rtol=1e-4, atol=1e-4)
+    assert extractor_from_record(means.to_record()) == means != EncoderFeatures([1, 3])
+    with pytest.raises(FeatureConfigError, match="one or both of mean, std"):
+        EncoderFeatures([3], pooling=["max"])
+
+
 def test_input_gain_does_not_reach_the_model() -> None:
     """Windows are brought to one speech level first: the same voice 26 dB quieter gives the same vector."""
     extractor = EncoderFeatures([3])
