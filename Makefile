@@ -17,7 +17,7 @@ APT_GUI   := libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-r
 # libasound2-plugins lets PortAudio (through ALSA) reach the private PulseAudio server.
 APT_TEST  := pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox xvfb x11-utils imagemagick tmux
 
-.PHONY: run test setup setup-test lint bench train study install-desktop clean
+.PHONY: run test setup setup-test lint bench train study select install-desktop clean
 
 run: $(VENV)/.stamp-run
 	$(VENV)/bin/ser-live $(ARGS)
@@ -61,6 +61,12 @@ train: $(VENV)/.stamp-test
 study: $(VENV)/.stamp-test
 	$(PIP) install -e ".[gui,train,test,study]"
 	$(PY) scripts/encoder_study.py --data ../shared/data --out models/encoder_selection.md $(ARGS)
+
+# Which configurations ship, by a corpus never heard and a noisy room (models/model_selection.md; about 90 minutes
+# on 2 cores the first time, most of it the augmented copies' encoder features, then cached).
+select: $(VENV)/.stamp-test
+	$(PIP) install -e ".[gui,train,test]"
+	$(PY) scripts/select_model.py --data ../shared/data --out models/model_selection.md $(ARGS)
 
 install-desktop: $(VENV)/.stamp-run
 	$(PY) scripts/install_desktop.py

@@ -413,10 +413,15 @@ def _further(extractor: dict[str, Any]) -> str:
         return ("How far these features and this data go with other estimators (logistic regression, LDA, an RBF SVM "
                 "and their\naverage with the MLPs), with more training speakers per fold, with each corpus alone, and "
                 "with each test\nspeaker's features standardised by that speaker's own statistics (an oracle): "
-                "`ceiling_study.md`, made by\n`scripts/ceiling_study.py`.")
+                "`ceiling_study.md`, made by\n`scripts/ceiling_study.py`. " + _CHOSEN.format(where="../"))
     return ("Which representation, which encoder blocks, and what each costs (time per window, start-up, memory,"
             " install size),\ncompared with the handcrafted features and Whisper tiny.en on the same folds, "
-            "within and across corpora:\n`encoder_selection.md`, made by `scripts/encoder_study.py`.")
+            "within and across corpora:\n`encoder_selection.md`, made by `scripts/encoder_study.py`. "
+            + _CHOSEN.format(where=""))
+
+
+_CHOSEN = ("Which configuration is shipped, chosen\nby a corpus never heard and a noisy room among blocks, pooling, "
+           "learnt layer weights and augmentation:\n`{where}model_selection.md`, made by `scripts/select_model.py`.")
 
 
 #: Languages of the corpora, for the card's known limits.
