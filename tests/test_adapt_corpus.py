@@ -40,7 +40,7 @@ def test_adaptation_evaluation_reproduces_metrics_json(name: str) -> None:
     from ser_live.training.adaptation import CONTINUOUS_METHOD, ENROLMENT_METHOD
     from ser_live.training.adaptation_eval import EvaluationPlan, default_choice
     from ser_live.training.adaptation_methods import METHODS
-    from ser_live.training.pipeline import SHIPPED_CONFIGS, evaluate_live_adaptation
+    from ser_live.training.pipeline import SHIPPED_CONFIGS, adaptation_reproduction, evaluate_live_adaptation
 
     expected = metrics["adaptation"]
     RUNNING = next(m for m in METHODS if m.name.startswith("running statistics"))  # noqa: N806 - a constant
@@ -49,13 +49,19 @@ def test_adaptation_evaluation_reproduces_metrics_json(name: str) -> None:
     # third more fitting in CI and change nothing the product does. Streams and seeds do not depend on which
     # methods run, so these reproduce the recorded figures exactly but for BLAS's summing order.
     plan = dataclasses.replace(EvaluationPlan(), methods=(CONTINUOUS_METHOD, ENROLMENT_METHOD, RUNNING))
-    report = evaluate_live_adaptation([SHARED_DATA], SHIPPED_CONFIGS[name], plan, n_jobs=2, progress=False,
-                                      expected_sha256=metrics["evaluation_sha256"])
+    if name == "default":
+        # Its whole evaluation needs the encoder features of every recording and of an augmented copy of each (most
+        # of an hour on 2 cores without the cache): the same evaluation on EMOVO alone is recorded beside it.
+        report = adaptation_reproduction([SHARED_DATA], SHIPPED_CONFIGS[name], plan, n_jobs=2)
+        expected = expected["reproduction"]
+    else:
+        report = evaluate_live_adaptation([SHARED_DATA], SHIPPED_CONFIGS[name], plan, n_jobs=2, progress=False,
+                                          expected_sha256=metrics["evaluation_sha256"])
     assert report["n_streams"] == expected["n_streams"]
     for method, groups in report["methods"].items():
         got, want = _headline(groups["overall"]), _headline(expected["methods"][method]["overall"])
         for figure in want:
             assert got[figure] == pytest.approx(want[figure], abs=TOLERANCE), (method, figure)
     # The product follows the rule: on by default only with a method that passes it (none does today).
-    assert default_choice(expected) is None and default_choice(report) is None
+    assert default_choice(metrics["adaptation"]) is None and default_choice(report) is None
     assert SessionConfig().adapt is False

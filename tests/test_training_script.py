@@ -152,6 +152,12 @@ def test_tiny_corpus_end_to_end(tmp_path: Path) -> None:
     assert robust["rows"]["short reply (0.6-1 s)"]["overall"]["n"] == metrics["data"]["n_utterances"]
     assert "rooms, noise and short replies" in result.stdout and "| room, 10 dB SNR |" in result.stdout
     assert "**In rooms, in noise, in a word**" in card and "| overall |" in card
+    # The EMOVO-only reproduction the corpus test reruns: these data are all EMOVO, so it is the evaluation itself.
+    reproduction = metrics["reproduction"]
+    assert reproduction["config"]["corpora"] == ["emovo"]
+    assert reproduction["utterance_uar"] == pytest.approx(metrics["summary"]["ours"]["utterance"]["overall"]["uar"],
+                                                          abs=1e-3)
+    assert reproduction["room_10db"]["n"] == robust["rows"]["room, 10 dB SNR"]["overall"]["n"]
     # The script measures the same for a directory trained before, and refuses a directory of another evaluation.
     result = _run("--data", str(data), "--model-dir", str(out), "--jobs", "2", cache=cache, script=EVALUATE_ROBUSTNESS)
     assert result.returncode == 0, result.stderr[-2000:]

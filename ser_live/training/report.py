@@ -349,7 +349,9 @@ def _plot_loss(path: Path, curves: list[dict[str, list[float]]]) -> None:
 
 _TIMING_NAMES = {"extraction_s": "feature extraction", "cross_validation_s": "cross-validation",
                  "classic_cv_s": "classic recipe", "random_split_cv_s": "random-split contrast",
-                 "final_fit_s": "final fit", "adaptive_fit_s": "adaptive variant fit"}
+                 "leave_one_corpus_out_s": "leave-one-corpus-out", "robustness_s": "rooms, noise and short replies",
+                 "reproduction_s": "EMOVO-only reproduction", "final_fit_s": "final fit",
+                 "adaptive_fit_s": "adaptive variant fit"}
 
 
 def _timing_list(timings: dict[str, float]) -> str:
