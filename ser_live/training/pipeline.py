@@ -373,6 +373,16 @@ def adaptation_reproduction(data_dirs: Sequence[str | Path], config: TrainingCon
         return None
 
 
+def _reproduction(data_dirs: Sequence[str | Path], config: TrainingConfig, timings: dict[str, float], *,
+                  robustness: bool, cache_dir: str | Path | None, n_jobs: int | None) -> dict[str, Any]:
+    """``{"reproduction": report}`` (empty without the corpus), timed into ``timings``."""
+    report = reproduction_report(data_dirs, config, robustness=robustness, cache_dir=cache_dir, n_jobs=n_jobs)
+    if report is None:
+        return {}
+    timings["reproduction_s"] = report["seconds"]
+    return {"reproduction": report}
+
+
 def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: TrainingConfig = SHIPPED_CONFIG, *,
                 cache_dir: str | Path | None = None, n_jobs: int | None = None, progress: bool = True,
                 random_split: bool = False, model_name: str | None = None,
@@ -421,10 +431,7 @@ def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: Tr
     features = evaluation.features
     timings = dict(evaluation.timings_s)
     fingerprint = evaluation_fingerprint(evaluation, config)
-    reproduction = reproduction_report(data_dirs, config, robustness=robustness, cache_dir=cache_dir, n_jobs=n_jobs)
-    if reproduction is not None:
-        extra["reproduction"] = reproduction
-        timings["reproduction_s"] = reproduction["seconds"]
+    extra.update(_reproduction(data_dirs, config, timings, robustness=robustness, cache_dir=cache_dir, n_jobs=n_jobs))
 
     start = time.perf_counter()
     labels = features.labels[features.utterance_index]
