@@ -33,6 +33,7 @@ __all__ = ["FeatureExtractor", "HandcraftedFeatures", "EncoderFeatures", "ENCODE
 ENCODER_FEATURE_VERSION = 2
 #: Statistics of an encoder block's frames that :class:`EncoderFeatures` can keep, in their cached order.
 POOLING = ("mean", "std")
+_POOL = {"mean": np.mean, "std": np.std}
 #: Most gain the level normalisation applies (60 dB): a window quieter than that is left quieter.
 _MAX_GAIN = 1000.0
 
@@ -295,8 +296,7 @@ class EncoderFeatures:
         for _, rows in sorted(by_length.items()):
             mel = np.stack([whisper_log_mel(_at_level(_finite(windows[i]), self.level_dbfs)) for i in rows])
             states = encoder.hidden_states(mel)
-            pool = {"mean": np.mean, "std": np.std}
-            out[rows] = np.concatenate([pool[stat](states[b], axis=1) for b in self.blocks for stat in self.pooling],
+            out[rows] = np.concatenate([_POOL[stat](states[b], axis=1) for b in self.blocks for stat in self.pooling],
                                        axis=1)
         return out
 

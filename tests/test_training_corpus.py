@@ -43,10 +43,8 @@ def _evaluation(name: str):
 
 def _shipped_metrics(name: str) -> dict:
     """``metrics.json`` of a shipped model, checked to be made with the configuration this code ships."""
-    from ser_live.training.pipeline import SHIPPED_CONFIGS
-
     shipped = json.loads(METRICS[name].read_text())
-    expected_config = json.loads(json.dumps(SHIPPED_CONFIGS[name].to_dict()))  # tuples become lists, as in the file
+    expected_config = json.loads(json.dumps(_config(name).to_dict()))  # tuples become lists, as in the file
     assert shipped["config"] == expected_config, f"{METRICS[name]} was made with another configuration"
     return shipped
 
