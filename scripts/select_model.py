@@ -43,6 +43,10 @@ def candidates() -> dict[str, tuple[str, Any]]:
         extractor = EncoderFeatures(chosen, pooling=pooling)
         return dataclasses.replace(clean, setup=WindowSetup(extractor=extractor))
 
+    def light_augmented(augmenter: Augmenter, **params: Any) -> Any:
+        return dataclasses.replace(LIGHT_CONFIG, augmenter=augmenter,
+                                   params=dataclasses.replace(LIGHT_CONFIG.params, **params))
+
     return {
         "block 3 (shipped before)": ("default", clean),
         "block 3, frame mean only": ("default", blocks(3, pooling=("mean",))),
@@ -51,9 +55,16 @@ def candidates() -> dict[str, tuple[str, Any]]:
         "blocks 0-5": ("default", blocks(0, 1, 2, 3, 4, 5)),
         "blocks 0-5, learnt layer weights": ("default", dataclasses.replace(
             blocks(0, 1, 2, 3, 4, 5), params=dataclasses.replace(clean.params, layer_blocks=6))),
-        "block 3, rooms+noise augmentation (shipped)": ("default", ENCODER_CONFIG),
+        "block 3, rooms+noise augmentation, one copy": ("default", dataclasses.replace(
+            ENCODER_CONFIG, augmenter=Augmenter(n_copies=1))),
+        "block 3, rooms+noise augmentation, two copies (shipped)": ("default", ENCODER_CONFIG),
         "handcrafted (shipped light)": ("light", LIGHT_CONFIG),
         "handcrafted, rooms+noise augmentation": ("light", dataclasses.replace(LIGHT_CONFIG, augmenter=Augmenter())),
+        "handcrafted, augmentation, alpha 3": ("light", light_augmented(Augmenter(), alpha=3.0)),
+        "handcrafted, augmentation, 512 units, alpha 3": ("light", light_augmented(
+            Augmenter(), hidden_layer_sizes=(512,), alpha=3.0)),
+        "handcrafted, milder augmentation (10-30 dB, half in rooms)": ("light", light_augmented(
+            Augmenter(snr_db=(10.0, 30.0), room_share=0.5))),
     }
 
 

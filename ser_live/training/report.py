@@ -431,6 +431,14 @@ LANGUAGES = {"ravdess": "North-American English", "emovo": "Italian", "ased": "A
              "crema-d": "American English", "savee": "British English", "emodb": "German"}
 
 
+def _augmentation_text(augmentation: dict[str, Any] | None) -> str:
+    """How many augmented copies of each training recording the model saw, as the card says it."""
+    if augmentation is None:
+        return "none"
+    n_copies = augmentation["n_copies"]
+    return f"{n_copies} augmented {'copy' if n_copies == 1 else 'copies'} per training recording"
+
+
 def model_card(metrics: dict[str, Any], *, selection_table: str | None = None) -> str:
     """The text of ``MODEL_CARD.md`` (with the representation study's Markdown ``selection_table``, when given)."""
     data = metrics["data"]
@@ -445,7 +453,7 @@ def model_card(metrics: dict[str, Any], *, selection_table: str | None = None) -
     dropped = len(data["dropped_utterances"])
     compared = metrics.get("model_selection", {}).get("compared", [])
     selection = "\n".join(f"- {name}: {score}" for name, score in compared)
-    augmentation = config["augmentation"]
+    copies = _augmentation_text(config["augmentation"])
     title, inputs, encoder_section = _inputs(config["extractor"])
     spoken = sorted({LANGUAGES.get(c, c) for c in data["corpora"]})
     return f"""# {title}: model card
@@ -460,7 +468,7 @@ speech gate accepts) into {len(recall)} emotions: {', '.join(recall)}. Input: {i
 Estimator: `StandardScaler` + soft-voting average of {model_params['n_seeds']}
 `MLPClassifier{tuple(model_params['hidden_layer_sizes'])}` (alpha {model_params['alpha']}, early stopping),
 trained on windows weighted so that each class and each recording counts equally. Augmentation:
-{'none' if augmentation is None else f"{augmentation['n_copies']} augmented copy per training recording"}.
+{copies}.
 {encoder_section}
 ## Training data
 {data['n_utterances']} utterances ({data['n_windows_original']} speech windows) from {', '.join(data['corpora'])};
