@@ -50,8 +50,8 @@ def test_adaptation_evaluation_reproduces_metrics_json(name: str) -> None:
     # methods run, so these reproduce the recorded figures exactly but for BLAS's summing order.
     plan = dataclasses.replace(EvaluationPlan(), methods=(CONTINUOUS_METHOD, ENROLMENT_METHOD, RUNNING))
     if name == "default":
-        # Its whole evaluation needs the encoder features of every recording and of an augmented copy of each (most
-        # of an hour on 2 cores without the cache): the same evaluation on EMOVO alone is recorded beside it.
+        # Its whole evaluation needs the encoder features of every recording and of two augmented copies of each
+        # (more than an hour on 2 cores without the cache): the same evaluation on EMOVO alone is recorded beside it.
         report = adaptation_reproduction([SHARED_DATA], SHIPPED_CONFIGS[name], plan, n_jobs=2)
         expected = expected["reproduction"]
     else:

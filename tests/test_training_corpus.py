@@ -50,8 +50,8 @@ def _shipped_metrics(name: str) -> dict:
 
 
 def test_the_default_recipe_reproduces_its_emovo_figures() -> None:
-    """The default model's whole evaluation needs the encoder features of 4 261 recordings and of an augmented copy
-    of each (most of an hour on 2 cores without the cache), so CI reruns the same recipe on EMOVO alone, which
+    """The default model's whole evaluation needs the encoder features of 4 261 recordings and of two augmented
+    copies of each (more than an hour on 2 cores without the cache), so CI reruns the same recipe on EMOVO alone, which
     scripts/train.py records beside it (``reproduction``): the CV figure, and the 10 dB room figure of its folds."""
     from ser_live.training.pipeline import SHIPPED_CONFIGS, reproduction_report
 
