@@ -59,7 +59,7 @@ def candidates() -> dict[str, tuple[str, Any]]:
             ENCODER_CONFIG, augmenter=Augmenter(n_copies=1))),
         "block 3, rooms+noise augmentation, two copies (shipped)": ("default", ENCODER_CONFIG),
         "handcrafted (shipped light)": ("light", LIGHT_CONFIG),
-        "handcrafted, rooms+noise augmentation": ("light", dataclasses.replace(LIGHT_CONFIG, augmenter=Augmenter())),
+        "handcrafted, rooms+noise augmentation": ("light", light_augmented(Augmenter())),
         "handcrafted, augmentation, alpha 3": ("light", light_augmented(Augmenter(), alpha=3.0)),
         "handcrafted, augmentation, 512 units, alpha 3": ("light", light_augmented(
             Augmenter(), hidden_layer_sizes=(512,), alpha=3.0)),

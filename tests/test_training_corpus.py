@@ -53,10 +53,10 @@ def test_the_default_recipe_reproduces_its_emovo_figures() -> None:
     """The default model's whole evaluation needs the encoder features of 4 261 recordings and of two augmented
     copies of each (more than an hour on 2 cores without the cache), so CI reruns the same recipe on EMOVO alone, which
     scripts/train.py records beside it (``reproduction``): the CV figure, and the 10 dB room figure of its folds."""
-    from ser_live.training.pipeline import SHIPPED_CONFIGS, reproduction_report
+    from ser_live.training.pipeline import reproduction_report
 
     recorded = _shipped_metrics("default")["reproduction"]
-    report = reproduction_report([SHARED_DATA], SHIPPED_CONFIGS["default"], n_jobs=2)
+    report = reproduction_report([SHARED_DATA], _config("default"), n_jobs=2)
     assert json.loads(json.dumps(report["config"])) == recorded["config"]  # tuples become lists, as in the file
     assert report["n_utterances"] == pytest.approx(recorded["n_utterances"], abs=5)
     # 584 utterances of 6 speakers: the issue's 0.02 (about 12 utterances decided otherwise on another CPU's BLAS).

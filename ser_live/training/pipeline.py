@@ -332,7 +332,7 @@ def reproduction_report(data_dirs: Sequence[str | Path], config: TrainingConfig,
     (the recordings of that corpus mixed at 10 dB; when ``robustness``); ``None`` without that corpus.
 
     Rerunning the whole evaluation of an augmented encoder model on a machine without the feature cache means
-    extracting the encoder features of every recording and of its augmented copy (most of an hour on 2 cores);
+    extracting the encoder features of every recording and of its augmented copies (more than an hour on 2 cores);
     the same recipe on EMOVO's 588 recordings takes minutes, so the corpus test reruns this instead.
     """
     from ..model import file_sha256
