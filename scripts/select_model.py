@@ -15,7 +15,8 @@ below the family's first row (the configuration shipped before issue 19). Encode
 cached features (every block's pooled states are cached); an augmented candidate extracts its copies once (then
 cached). "Learnt layer weights" replaces the six blocks' pooled statistics by their softmax-weighted sum, the
 weights fitted on each fold's training speakers (ser_live.training.layer_weights); "frame mean only" keeps the
-mean of a block's frames without their standard deviation.
+mean of a block's frames without their standard deviation. "WPE dereverberation" removes each window's late
+reverberation before the encoder (ser_live.dereverb, nara-wpe), in training, in the rooms and live alike.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ser_live.training.script_args import add_data_arguments, data_argument_erro
 
 def candidates() -> dict[str, tuple[str, Any]]:
     """Name -> (family, configuration); each family's first is its reference (the model shipped before issue 19)."""
+    from ser_live.dereverb import Dereverb
     from ser_live.extractor import EncoderFeatures
     from ser_live.training.augment import Augmenter
     from ser_live.training.pipeline import ENCODER_CONFIG, LIGHT_CONFIG, WindowSetup
@@ -42,6 +44,11 @@ def candidates() -> dict[str, tuple[str, Any]]:
     def blocks(*chosen: int, pooling: tuple[str, ...] = ("mean", "std")) -> Any:
         extractor = EncoderFeatures(chosen, pooling=pooling)
         return dataclasses.replace(clean, setup=WindowSetup(extractor=extractor))
+
+    def dereverberated(n_copies: int) -> Any:
+        extractor = EncoderFeatures([3], dereverb=Dereverb())
+        return dataclasses.replace(ENCODER_CONFIG, setup=WindowSetup(extractor=extractor),
+                                   augmenter=Augmenter(n_copies=n_copies))
 
     def light_augmented(augmenter: Augmenter, **params: Any) -> Any:
         return dataclasses.replace(LIGHT_CONFIG, augmenter=augmenter,
@@ -58,6 +65,8 @@ def candidates() -> dict[str, tuple[str, Any]]:
         "block 3, rooms+noise augmentation, one copy": ("default", dataclasses.replace(
             ENCODER_CONFIG, augmenter=Augmenter(n_copies=1))),
         "block 3, rooms+noise augmentation, two copies (shipped)": ("default", ENCODER_CONFIG),
+        "block 3, WPE dereverberation, augmentation, one copy": ("default", dereverberated(1)),
+        "block 3, WPE dereverberation, augmentation, two copies": ("default", dereverberated(2)),
         "handcrafted (shipped light)": ("light", LIGHT_CONFIG),
         "handcrafted, rooms+noise augmentation": ("light", light_augmented(Augmenter())),
         "handcrafted, augmentation, alpha 3": ("light", light_augmented(Augmenter(), alpha=3.0)),

@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from . import dsp
+from .dereverb import Dereverb
 from .errors import FeatureConfigError
 
 __all__ = ["FeatureExtractor", "HandcraftedFeatures", "EncoderFeatures", "ENCODER_FEATURE_VERSION",
@@ -194,6 +195,9 @@ class EncoderFeatures:
         (at most 60 dB of gain).
     pooling : sequence of {"mean", "std"}
         Statistics of a block's frames that are kept, in this order (the shipped models keep both).
+    dereverb : Dereverb, optional
+        Remove each window's late room reverberation (:class:`ser_live.dereverb.Dereverb`, single-channel
+        WPE) before anything else; None leaves the window as it is.
     """
 
     kind = "whisper-encoder"
@@ -203,7 +207,7 @@ class EncoderFeatures:
 
     def __init__(self, blocks: Sequence[int] = (3,), *, weights: str = "whisper-base",
                  weights_sha256: str | None = None, level_dbfs: float = -20.0,
-                 pooling: Sequence[str] = POOLING) -> None:
+                 pooling: Sequence[str] = POOLING, dereverb: Dereverb | None = None) -> None:
         from .encoder import ENCODER_WEIGHTS
 
         blocks = tuple(sorted({int(b) for b in blocks}))
@@ -220,6 +224,7 @@ class EncoderFeatures:
                                      f"not {list(pooling)}")
         self.blocks = blocks
         self.pooling = pooling
+        self.dereverb = dereverb
         self.level_dbfs = float(level_dbfs)
         self.weights = weights
         self.spec = ENCODER_WEIGHTS[weights]
@@ -253,16 +258,22 @@ class EncoderFeatures:
                      for i in range(self.width))
 
     def to_record(self) -> dict[str, Any]:
-        """Kind, version, blocks and pooling, and the encoder's packages, versions and weights' SHA-256."""
-        return {"kind": self.kind, "version": self.version,
-                "config": {"weights": self.weights, "blocks": list(self.blocks), "pooling": list(self.pooling),
-                           "level_dbfs": self.level_dbfs},
+        """Kind, version, blocks, pooling and dereverberation (when used), and the encoder's packages, versions and
+        weights' SHA-256."""
+        config = {"weights": self.weights, "blocks": list(self.blocks), "pooling": list(self.pooling),
+                  "level_dbfs": self.level_dbfs}
+        if self.dereverb is not None:  # absent otherwise, so the records (and feature caches) of models without stay
+            config["dereverb"] = self.dereverb.to_dict()
+        return {"kind": self.kind, "version": self.version, "config": config,
                 "encoder": {"packages": dict(zip((dist for dist, _, _ in self.spec.parts), self.spec.versions)),
                             "weights_sha256": self.encoder.weights_sha256, "origin": self.spec.origin}}
 
     def prepare(self) -> None:
-        """Load the encoder and check its weights (:class:`~ser_live.encoder.EncoderMissingError` otherwise)."""
+        """Load the encoder and check its weights (:class:`~ser_live.encoder.EncoderMissingError` otherwise), and
+        the dereverberation's package when it is used."""
         self.encoder  # noqa: B018 - loading is the check
+        if self.dereverb is not None:
+            self.dereverb.prepare()
 
     def cache_key(self) -> dict[str, Any]:
         """The record (its SHA-256 ties cached numbers to the weights that made them)."""
@@ -271,7 +282,8 @@ class EncoderFeatures:
     def cached_as(self) -> EncoderFeatures:
         """Every block of the encoder: block k's pooled states do not depend on later blocks, so one cache of all
         of them serves any choice of blocks (and trying another choice needs no new extraction)."""
-        return EncoderFeatures(range(self.spec.depth), weights=self.weights, level_dbfs=self.level_dbfs)
+        return EncoderFeatures(range(self.spec.depth), weights=self.weights, level_dbfs=self.level_dbfs,
+                               dereverb=self.dereverb)
 
     def from_cached(self, vectors: np.ndarray) -> np.ndarray:
         """The columns of this extractor's blocks and statistics."""
@@ -293,8 +305,9 @@ class EncoderFeatures:
         for i, w in enumerate(windows):
             by_length.setdefault(len(w), []).append(i)
         encoder = self.encoder
+        dereverb = self.dereverb if self.dereverb is not None else np.asarray
         for _, rows in sorted(by_length.items()):
-            mel = np.stack([whisper_log_mel(_at_level(_finite(windows[i]), self.level_dbfs)) for i in rows])
+            mel = np.stack([whisper_log_mel(_at_level(dereverb(_finite(windows[i])), self.level_dbfs)) for i in rows])
             states = encoder.hidden_states(mel)
             out[rows] = np.concatenate([_POOL[stat](states[b], axis=1) for b in self.blocks for stat in self.pooling],
                                        axis=1)
@@ -307,11 +320,11 @@ class EncoderFeatures:
         return hash((self.kind, *self._identity()))
 
     def _identity(self) -> tuple[Any, ...]:
-        return self.blocks, self.weights, self.level_dbfs, self.pooling
+        return self.blocks, self.weights, self.level_dbfs, self.pooling, self.dereverb
 
     def __repr__(self) -> str:
         return (f"EncoderFeatures(blocks={self.blocks}, weights={self.weights!r}, level_dbfs={self.level_dbfs:g}, "
-                f"pooling={self.pooling})")
+                f"pooling={self.pooling}" + (f", dereverb={self.dereverb}" if self.dereverb is not None else "") + ")")
 
 
 def _finite(window: np.ndarray) -> np.ndarray:
@@ -343,6 +356,8 @@ def extractor_from_record(record: Any) -> FeatureExtractor:
         Unknown kind, other version, or malformed configuration.
     EncoderMissingError
         The encoder's package is missing or its weights differ (raised when they are first used).
+    DereverbMissingError
+        The model dereverberates and nara-wpe is not installed (raised by ``prepare`` or the first window).
     """
     if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
         raise FeatureConfigError("the model records no usable feature extractor")
@@ -350,24 +365,32 @@ def extractor_from_record(record: Any) -> FeatureExtractor:
     if not isinstance(config, dict):
         raise FeatureConfigError(f"the model's {kind} extractor has no configuration")
     if kind == HandcraftedFeatures.kind:
-        from .features import FEATURE_VERSION, FeatureConfig
-
-        if version != FEATURE_VERSION:
-            raise FeatureConfigError(
-                f"the model was trained with handcrafted features version {version} but this ser-live computes "
-                f"version {FEATURE_VERSION}; retrain it (scripts/train.py) or use the matching ser-live")
-        return HandcraftedFeatures(FeatureConfig.from_dict(dict(config)))
+        return _handcrafted_from_record(version, config)
     if kind == EncoderFeatures.kind:
-        if version != ENCODER_FEATURE_VERSION:
-            raise FeatureConfigError(
-                f"the model was trained with encoder features version {version} but this ser-live computes "
-                f"version {ENCODER_FEATURE_VERSION}; retrain it or use the matching ser-live")
-        encoder = record.get("encoder") or {}
-        try:
-            extractor = EncoderFeatures(config["blocks"], weights=str(config["weights"]),
-                                        weights_sha256=str(encoder["weights_sha256"]),
-                                        level_dbfs=float(config["level_dbfs"]), pooling=_pooling(config.get("pooling")))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FeatureConfigError(f"the model's encoder configuration is malformed ({exc})") from exc
-        return extractor
+        return _encoder_from_record(version, config, record.get("encoder") or {})
     raise FeatureConfigError(f"the model uses a {kind!r} feature extractor, which this ser-live does not have")
+
+
+def _handcrafted_from_record(version: Any, config: dict[str, Any]) -> HandcraftedFeatures:
+    from .features import FEATURE_VERSION, FeatureConfig
+
+    if version != FEATURE_VERSION:
+        raise FeatureConfigError(
+            f"the model was trained with handcrafted features version {version} but this ser-live computes "
+            f"version {FEATURE_VERSION}; retrain it (scripts/train.py) or use the matching ser-live")
+    return HandcraftedFeatures(FeatureConfig.from_dict(dict(config)))
+
+
+def _encoder_from_record(version: Any, config: dict[str, Any], encoder: dict[str, Any]) -> EncoderFeatures:
+    if version != ENCODER_FEATURE_VERSION:
+        raise FeatureConfigError(
+            f"the model was trained with encoder features version {version} but this ser-live computes "
+            f"version {ENCODER_FEATURE_VERSION}; retrain it or use the matching ser-live")
+    try:
+        dereverb = Dereverb.from_dict(config["dereverb"]) if "dereverb" in config else None
+        return EncoderFeatures(config["blocks"], weights=str(config["weights"]),
+                               weights_sha256=str(encoder["weights_sha256"]),
+                               level_dbfs=float(config["level_dbfs"]), pooling=_pooling(config.get("pooling")),
+                               dereverb=dereverb)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FeatureConfigError(f"the model's encoder configuration is malformed ({exc})") from exc
