@@ -17,7 +17,7 @@ APT_GUI   := libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-r
 # libasound2-plugins lets PortAudio (through ALSA) reach the private PulseAudio server.
 APT_TEST  := pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox xvfb x11-utils imagemagick tmux
 
-.PHONY: run test setup setup-test lint bench train study select install-desktop clean
+.PHONY: run test setup setup-test lint bench train study frontend-study select install-desktop clean
 
 run: $(VENV)/.stamp-run
 	$(VENV)/bin/ser-live $(ARGS)
@@ -62,8 +62,14 @@ study: $(VENV)/.stamp-test
 	$(PIP) install -e ".[gui,train,test,study]"
 	$(PY) scripts/encoder_study.py --data ../shared/data --out models/encoder_selection.md $(ARGS)
 
-# Which configurations ship, by a corpus never heard and a noisy room (models/model_selection.md; about 90 minutes
-# on 2 cores the first time, most of it the augmented copies' encoder features, then cached).
+# Whether cleaning the audio first (WPE dereverberation, DeepFilterNet3 noise suppression) narrows the room gap
+# (models/frontend_study.md; about 80 minutes on 2 cores, then its features are kept).
+frontend-study: $(VENV)/.stamp-test
+	$(PIP) install -e ".[gui,train,test,study]"
+	$(PY) scripts/frontend_study.py --data ../shared/data --out models/frontend_study.md $(ARGS)
+
+# Which configurations ship, by a corpus never heard and a noisy room (models/model_selection.md; hours on 2 cores
+# the first time, most of it the augmented copies' and the WPE candidates' encoder features, then cached).
 select: $(VENV)/.stamp-test
 	$(PIP) install -e ".[gui,train,test]"
 	$(PY) scripts/select_model.py --data ../shared/data --out models/model_selection.md $(ARGS)

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ser_live.training.script_args import add_data_arguments, data_argument_error
+from ser_live.training.script_args import add_data_arguments, data_error_reported
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,9 +65,7 @@ def _families() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    error = data_argument_error(args)
-    if error:
-        print(error, file=sys.stderr)
+    if data_error_reported(args):
         return 2
     import warnings
 

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from ser_live.training.script_args import add_data_arguments, data_argument_error, quiet_training_warnings
+from ser_live.training.script_args import add_data_arguments, data_error_reported, quiet_training_warnings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,9 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     args = parse_args(argv)
     quiet_training_warnings()
-    error = data_argument_error(args)
-    if error:
-        print(error, file=sys.stderr)
+    if data_error_reported(args):
         return 2
     from ser_live.training.pipeline import (
         SHIPPED_CONFIGS,

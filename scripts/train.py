@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_live.training.script_args import add_data_arguments, data_argument_error, quiet_training_warnings
+from ser_live.training.script_args import add_data_arguments, data_error_reported, quiet_training_warnings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,9 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     from ser_live.training.pipeline import SHIPPED_CONFIGS, train_model
     from ser_live.training.report import summary_table
 
-    error = data_argument_error(args)
-    if error:
-        print(error, file=sys.stderr)
+    if data_error_reported(args):
         return 2
     config = SHIPPED_CONFIGS[args.model]
     if args.augment is not None:

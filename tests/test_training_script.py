@@ -318,3 +318,29 @@ def test_select_model_writes_its_table_and_protocol_on_a_tiny_corpus(tmp_path: P
     assert f"| handcrafted (shipped light) | {row['cv_uar']:.3f} | – |" in text
     assert "no light candidate chosen: none has both a leave-one-corpus-out figure" in text
     assert text.strip().endswith(result.stdout.strip().splitlines()[-1])
+
+
+FRONTEND_STUDY = REPO / "scripts" / "frontend_study.py"
+
+
+def test_frontend_study_scores_each_arm_on_held_out_speakers_of_a_tiny_corpus(tmp_path: Path) -> None:
+    data = _tiny_corpus(tmp_path)  # EMOVO-named: f3 and m3 are the study's held-out speakers
+    out, work = tmp_path / "frontend.md", tmp_path / "work"
+    args = ("--data", str(data), "--extractors", "handcrafted", "--front-ends", "none", "wpe", "--work", str(work),
+            "--out", str(out))
+    result = _run(*args, script=FRONTEND_STUDY)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = out.read_text()
+    assert text.startswith("# Does cleaning the audio") and "Made by `python scripts/frontend_study.py --data" in text
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| handcrafted")]
+    assert [row[:2] for row in rows] == [["| handcrafted", "none"], ["| handcrafted", "wpe"]]
+    for row in rows:
+        clean, room, gap = (float(cell.strip(" |")) for cell in row[2:])
+        assert 0.0 <= clean <= 1.0 and 0.0 <= room <= 1.0 and abs(clean - room - gap) < 0.0015
+    assert sorted(p.name for p in work.iterdir()) == ["handcrafted-none.npz", "handcrafted-wpe.npz"]
+    # A rerun reads the kept features and scores them the same way.
+    again = _run(*args, script=FRONTEND_STUDY)
+    assert again.returncode == 0 and out.read_text() == text
+    assert text.strip().splitlines()[-4:] == result.stdout.strip().splitlines()[-4:]
+    bad = _run("--data", str(tmp_path / "nope"), script=FRONTEND_STUDY)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr

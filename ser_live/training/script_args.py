@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import warnings
 from pathlib import Path
 
-__all__ = ["add_data_arguments", "data_argument_error", "quiet_training_warnings"]
+__all__ = ["add_data_arguments", "data_argument_error", "data_error_reported", "quiet_training_warnings"]
 
 #: Warnings of the MLP that are part of how it is used, not news for the user (see quiet_training_warnings).
 MLP_WARNINGS = "ignore::UserWarning:sklearn.neural_network._multilayer_perceptron"
@@ -38,3 +39,11 @@ def data_argument_error(args: argparse.Namespace) -> str | None:
     if args.jobs is not None and args.jobs < 1:
         return "error: --jobs must be at least 1"
     return None
+
+
+def data_error_reported(args: argparse.Namespace) -> bool:
+    """Print :func:`data_argument_error`'s one line to stderr, if there is one, and say whether there was."""
+    error = data_argument_error(args)
+    if error:
+        print(error, file=sys.stderr)
+    return error is not None
