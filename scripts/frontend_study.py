@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import json
 import sys
 import time
@@ -29,12 +30,15 @@ from typing import Any
 
 import numpy as np
 
+from ser_live.training.conditions import RoomNoise
 from ser_live.training.script_args import add_data_arguments, data_error_reported, quiet_training_warnings
 
 #: The speakers held out, never trained on.
 TEST_SPEAKERS = frozenset({f"ravdess:{actor}" for actor in range(15, 21)} | {"emovo:f3", "emovo:m3"})
 EXTRACTORS = ("handcrafted", "encoder")
 FRONT_ENDS = ("none", "wpe", "deepfilternet")
+#: The study's one condition: a simulated room with one noise at 10 dB over the speech.
+ROOM_10_DB = RoomNoise(snr_db=(10.0,))
 
 
 class DeepFilterNet:
@@ -79,6 +83,7 @@ class DeepFilterNet:
         return down[self.delay_samples: self.delay_samples + y.shape[0]].astype(np.float32)
 
 
+@functools.cache
 def extractor_for(name: str, front_end: str) -> Any:
     """The feature extractor of an arm (WPE sits inside it; DeepFilterNet runs before it, on the recording)."""
     from ser_live.dereverb import Dereverb
@@ -114,14 +119,13 @@ def _features(job: tuple[str, str, bool, str, str]) -> np.ndarray:
     """Window features of one recording, clean or in its room (a worker's task)."""
     import soundfile as sf
 
-    from ser_live.training.conditions import RoomNoise
     from ser_live.training.extract import window_features
 
     global _DENOISER
     path, key, in_room, name, front_end = job
     y, rate_hz = sf.read(path, dtype="float32")
     if in_room:
-        y = RoomNoise(snr_db=(10.0,))(y, sample_rate_hz=rate_hz, file_key=key).astype(np.float32)
+        y = ROOM_10_DB(y, sample_rate_hz=rate_hz, file_key=key).astype(np.float32)
     if front_end == "deepfilternet":
         _DENOISER = _DENOISER or DeepFilterNet()
         y = _DENOISER(y)

@@ -20,7 +20,7 @@ from .errors import ModelError
 
 __all__ = ["Dereverb", "DereverbMissingError", "stft", "istft"]
 
-#: The package that carries the WPE implementation (a ``pip`` extra of ser-live would be ``dereverb``).
+#: The package that carries the WPE implementation (in ser-live's ``train`` extra).
 PACKAGE = "nara-wpe"
 
 

@@ -332,11 +332,7 @@ def test_frontend_study_scores_each_arm_on_held_out_speakers_of_a_tiny_corpus(tm
     assert result.returncode == 0, result.stderr[-2000:]
     text = out.read_text()
     assert text.startswith("# Does cleaning the audio") and "Made by `python scripts/frontend_study.py --data" in text
-    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| handcrafted")]
-    assert [row[:2] for row in rows] == [["| handcrafted", "none"], ["| handcrafted", "wpe"]]
-    for row in rows:
-        clean, room, gap = (float(cell.strip(" |")) for cell in row[2:])
-        assert 0.0 <= clean <= 1.0 and 0.0 <= room <= 1.0 and abs(clean - room - gap) < 0.0015
+    _assert_study_rows(text, ["none", "wpe"])
     assert sorted(p.name for p in work.iterdir()) == ["handcrafted-none.npz", "handcrafted-wpe.npz"]
     # A rerun reads the kept features and scores them the same way.
     again = _run(*args, script=FRONTEND_STUDY)
@@ -344,3 +340,12 @@ def test_frontend_study_scores_each_arm_on_held_out_speakers_of_a_tiny_corpus(tm
     assert text.strip().splitlines()[-4:] == result.stdout.strip().splitlines()[-4:]
     bad = _run("--data", str(tmp_path / "nope"), script=FRONTEND_STUDY)
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _assert_study_rows(text: str, front_ends: list[str]) -> None:
+    """The study's handcrafted rows, one per front-end in order, each with UARs in [0, 1] and gap = clean - room."""
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| handcrafted")]
+    assert [row[:2] for row in rows] == [["| handcrafted", front_end] for front_end in front_ends]
+    for row in rows:
+        clean, room, gap = (float(cell.strip(" |")) for cell in row[2:])
+        assert 0.0 <= clean <= 1.0 and 0.0 <= room <= 1.0 and abs(clean - room - gap) < 0.0015
