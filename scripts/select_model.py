@@ -39,15 +39,17 @@ def candidates() -> dict[str, tuple[str, Any]]:
     from ser_live.training.augment import Augmenter
     from ser_live.training.pipeline import ENCODER_CONFIG, LIGHT_CONFIG, WindowSetup
 
-    clean = dataclasses.replace(ENCODER_CONFIG, augmenter=None)
+    # Spelled out rather than derived from ENCODER_CONFIG's extractor, so each row keeps its meaning when the
+    # shipped configuration changes.
+    clean = dataclasses.replace(ENCODER_CONFIG, setup=WindowSetup(extractor=EncoderFeatures([3])), augmenter=None)
 
     def blocks(*chosen: int, pooling: tuple[str, ...] = ("mean", "std")) -> Any:
         extractor = EncoderFeatures(chosen, pooling=pooling)
         return dataclasses.replace(clean, setup=WindowSetup(extractor=extractor))
 
-    def dereverberated(n_copies: int) -> Any:
-        extractor = EncoderFeatures([3], dereverb=Dereverb())
-        return dataclasses.replace(ENCODER_CONFIG, setup=WindowSetup(extractor=extractor),
+    def augmented(n_copies: int, *, dereverb: Dereverb | None = None) -> Any:
+        extractor = EncoderFeatures([3], dereverb=dereverb)
+        return dataclasses.replace(clean, setup=WindowSetup(extractor=extractor),
                                    augmenter=Augmenter(n_copies=n_copies))
 
     def light_augmented(augmenter: Augmenter, **params: Any) -> Any:
@@ -62,11 +64,10 @@ def candidates() -> dict[str, tuple[str, Any]]:
         "blocks 0-5": ("default", blocks(0, 1, 2, 3, 4, 5)),
         "blocks 0-5, learnt layer weights": ("default", dataclasses.replace(
             blocks(0, 1, 2, 3, 4, 5), params=dataclasses.replace(clean.params, layer_blocks=6))),
-        "block 3, rooms+noise augmentation, one copy": ("default", dataclasses.replace(
-            ENCODER_CONFIG, augmenter=Augmenter(n_copies=1))),
-        "block 3, rooms+noise augmentation, two copies (shipped)": ("default", ENCODER_CONFIG),
-        "block 3, WPE dereverberation, augmentation, one copy": ("default", dereverberated(1)),
-        "block 3, WPE dereverberation, augmentation, two copies": ("default", dereverberated(2)),
+        "block 3, rooms+noise augmentation, one copy": ("default", augmented(1)),
+        "block 3, rooms+noise augmentation, two copies (shipped)": ("default", augmented(2)),
+        "block 3, WPE dereverberation, augmentation, one copy": ("default", augmented(1, dereverb=Dereverb())),
+        "block 3, WPE dereverberation, augmentation, two copies": ("default", augmented(2, dereverb=Dereverb())),
         "handcrafted (shipped light)": ("light", LIGHT_CONFIG),
         "handcrafted, rooms+noise augmentation": ("light", light_augmented(Augmenter())),
         "handcrafted, augmentation, alpha 3": ("light", light_augmented(Augmenter(), alpha=3.0)),
