@@ -117,8 +117,7 @@ def test_adaptation_report_for_another_evaluation_is_refused(tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_tiny_corpus_end_to_end(tmp_path: Path) -> None:
-    from ser_live.model import EmotionModel
-    from ser_live.training.adaptation import CONTINUOUS_METHOD, variant_summary
+    from ser_live.training.adaptation import variant_summary
 
     data = _tiny_corpus(tmp_path)
     out = tmp_path / "models"
@@ -132,61 +131,10 @@ def test_tiny_corpus_end_to_end(tmp_path: Path) -> None:
     assert metrics["summary"]["protocol"].startswith("speaker-independent")
     assert "adaptation" not in metrics  # the live evaluation is not part of training
     assert metrics["adaptive_variant"] == variant_summary()
-    for name in ("ser-live-default.joblib", "MODEL_CARD.md", "confusion_matrix.png", "per_class_recall.png",
-                 "class_counts.png", "class_counts.csv", "training_loss.png"):
-        assert (out / name).stat().st_size > 0, name
-    model = EmotionModel.load(out / "ser-live-default.joblib", trust=True)
-    assert model.metadata["corpora"] == ["emovo"]
-    assert model.metadata["evaluation"]["ours"]["utterance"]["overall"]["uar"] == metrics["summary"]["ours"][
-        "utterance"]["overall"]["uar"]
-    assert model.adaptation is not None and model.adaptation.prior.half_s == CONTINUOUS_METHOD.half_s
-    assert model.adaptation.reference == "neutral"
-    card = (out / "MODEL_CARD.md").read_text()
-    assert "Costantini" in card and "CC BY-NC-SA 4.0" in card
-    assert "Its evaluation is not in this directory" in card
-    # Rooms, noise and short replies are measured with the training run, on its folds, and shown in the card.
-    robust = metrics["robustness"]
-    assert list(robust["rows"]) == ["room, 20 dB SNR", "room, 10 dB SNR", "room, 5 dB SNR", "short reply (0.6-1 s)"]
-    assert sum(robust["rows"][f"room, {db} dB SNR"]["overall"]["n"] for db in (20, 10, 5)) == \
-        metrics["data"]["n_utterances"]  # each recording at one level
-    assert robust["rows"]["short reply (0.6-1 s)"]["overall"]["n"] == metrics["data"]["n_utterances"]
-    assert "rooms, noise and short replies" in result.stdout and "| room, 10 dB SNR |" in result.stdout
-    assert "**In rooms, in noise, in a word**" in card and "| overall |" in card
-    # The EMOVO-only reproduction the corpus test reruns: these data are all EMOVO, so it is the evaluation itself.
-    reproduction = metrics["reproduction"]
-    assert reproduction["config"]["corpora"] == ["emovo"]
-    assert reproduction["utterance_uar"] == pytest.approx(metrics["summary"]["ours"]["utterance"]["overall"]["uar"],
-                                                          abs=1e-3)
-    assert reproduction["room_10db"]["n"] == robust["rows"]["room, 10 dB SNR"]["overall"]["n"]
-    # The script measures the same for a directory trained before, and refuses a directory of another evaluation.
-    result = _run("--data", str(data), "--model-dir", str(out), "--jobs", "2", cache=cache, script=EVALUATE_ROBUSTNESS)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads((out / "metrics.json").read_text())["robustness"]["rows"] == robust["rows"]
-    assert "| room, 5 dB SNR |" in result.stdout
-    metrics = json.loads((out / "metrics.json").read_text())
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "metrics.json").write_text(json.dumps({"evaluation_sha256": "0" * 64}))
-    result = _run("--data", str(data), "--model-dir", str(other), cache=cache, script=EVALUATE_ROBUSTNESS)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == [f"error: {other} was not trained on this evaluation (another model, "
-                                                  "or retrained with other data or settings); train it again or give "
-                                                  "the right --model"]
-
-    # The evaluation then joins the directory: metrics.json's "adaptation" and the card's table.
-    result = _run("--data", str(data), "--model-dir", str(out), "--jobs", "2", cache=cache,
-                  script=EVALUATE_ADAPTATION)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "## each emotion held, recall after 30 s (overall)" in result.stdout
-    assert "\ndefault: " in result.stdout
-    evaluated = json.loads((out / "metrics.json").read_text())
-    report = evaluated["adaptation"]
-    assert report["base_evaluation_sha256"] == metrics["evaluation_sha256"]
-    assert set(report["methods"]["none (--no-adapt)"]["overall"]) == {"shuffled", "sustained", "switch", "skewed"}
-    assert {k: v for k, v in evaluated.items() if k != "adaptation"} == metrics  # nothing else touched
-    card = (out / "MODEL_CARD.md").read_text()
-    assert "| method | shuffled UAR |" in card and "Its evaluation is not" not in card
-
+    _assert_trained_directory(out, metrics)
+    _assert_robustness_measured(out, metrics, result.stdout)
+    metrics = _assert_robustness_script(tmp_path, data, out, cache)
+    report = _assert_adaptation_joins(data, out, cache, metrics)
     # Retraining on the same data reproduces the same evaluation, so the report stays, and so does the card.
     result = _run("--data", str(data), "--out", str(out), "--no-progress", "--jobs", "1", cache=cache)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -203,6 +151,82 @@ def test_tiny_corpus_end_to_end(tmp_path: Path) -> None:
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [f"error: the model in {out} has no speaker-adaptive variant "
                                                   "(trained with --no-adaptation)"]
+
+
+def _assert_trained_directory(out: Path, metrics: dict) -> None:
+    """The files a training run writes, and the model's metadata and adaptive variant."""
+    from ser_live.model import EmotionModel
+    from ser_live.training.adaptation import CONTINUOUS_METHOD
+
+    for name in ("ser-live-default.joblib", "MODEL_CARD.md", "confusion_matrix.png", "per_class_recall.png",
+                 "class_counts.png", "class_counts.csv", "training_loss.png"):
+        assert (out / name).stat().st_size > 0, name
+    model = EmotionModel.load(out / "ser-live-default.joblib", trust=True)
+    assert model.metadata["corpora"] == ["emovo"]
+    assert model.metadata["evaluation"]["ours"]["utterance"]["overall"]["uar"] == metrics["summary"]["ours"][
+        "utterance"]["overall"]["uar"]
+    assert model.adaptation is not None and model.adaptation.prior.half_s == CONTINUOUS_METHOD.half_s
+    assert model.adaptation.reference == "neutral"
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Costantini" in card and "CC BY-NC-SA 4.0" in card
+    assert "Its evaluation is not in this directory" in card
+
+
+def _assert_robustness_measured(out: Path, metrics: dict, stdout: str) -> None:
+    """Rooms, noise, short replies and the EMOVO-only reproduction, in metrics.json, the output and the card."""
+    card = (out / "MODEL_CARD.md").read_text()
+    # Rooms, noise and short replies are measured with the training run, on its folds, and shown in the card.
+    robust = metrics["robustness"]
+    assert list(robust["rows"]) == ["room, 20 dB SNR", "room, 10 dB SNR", "room, 5 dB SNR", "short reply (0.6-1 s)"]
+    assert sum(robust["rows"][f"room, {db} dB SNR"]["overall"]["n"] for db in (20, 10, 5)) == \
+        metrics["data"]["n_utterances"]  # each recording at one level
+    assert robust["rows"]["short reply (0.6-1 s)"]["overall"]["n"] == metrics["data"]["n_utterances"]
+    assert "rooms, noise and short replies" in stdout and "| room, 10 dB SNR |" in stdout
+    assert "**In rooms, in noise, in a word**" in card and "| overall |" in card
+    # The EMOVO-only reproduction the corpus test reruns: these data are all EMOVO, so it is the evaluation itself.
+    reproduction = metrics["reproduction"]
+    assert reproduction["config"]["corpora"] == ["emovo"]
+    assert reproduction["utterance_uar"] == pytest.approx(metrics["summary"]["ours"]["utterance"]["overall"]["uar"],
+                                                          abs=1e-3)
+    assert reproduction["room_10db"]["n"] == robust["rows"]["room, 10 dB SNR"]["overall"]["n"]
+
+
+def _assert_robustness_script(tmp_path: Path, data: Path, out: Path, cache: Path) -> dict:
+    """scripts/evaluate_robustness.py on the trained directory, and on one of another evaluation; the metrics after."""
+    robust = json.loads((out / "metrics.json").read_text())["robustness"]
+    # The script measures the same for a directory trained before, and refuses a directory of another evaluation.
+    result = _run("--data", str(data), "--model-dir", str(out), "--jobs", "2", cache=cache, script=EVALUATE_ROBUSTNESS)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((out / "metrics.json").read_text())["robustness"]["rows"] == robust["rows"]
+    assert "| room, 5 dB SNR |" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "metrics.json").write_text(json.dumps({"evaluation_sha256": "0" * 64}))
+    result = _run("--data", str(data), "--model-dir", str(other), cache=cache, script=EVALUATE_ROBUSTNESS)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: {other} was not trained on this evaluation (another model, "
+                                                  "or retrained with other data or settings); train it again or give "
+                                                  "the right --model"]
+    return metrics
+
+
+def _assert_adaptation_joins(data: Path, out: Path, cache: Path, metrics: dict) -> dict:
+    """scripts/evaluate_adaptation.py adds its report to metrics.json and the card, touching nothing else."""
+    # The evaluation then joins the directory: metrics.json's "adaptation" and the card's table.
+    result = _run("--data", str(data), "--model-dir", str(out), "--jobs", "2", cache=cache,
+                  script=EVALUATE_ADAPTATION)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "## each emotion held, recall after 30 s (overall)" in result.stdout
+    assert "\ndefault: " in result.stdout
+    evaluated = json.loads((out / "metrics.json").read_text())
+    report = evaluated["adaptation"]
+    assert report["base_evaluation_sha256"] == metrics["evaluation_sha256"]
+    assert set(report["methods"]["none (--no-adapt)"]["overall"]) == {"shuffled", "sustained", "switch", "skewed"}
+    assert {k: v for k, v in evaluated.items() if k != "adaptation"} == metrics  # nothing else touched
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "| method | shuffled UAR |" in card and "Its evaluation is not" not in card
+    return report
 
 
 def test_ceiling_study_bad_input_is_one_clear_line(tmp_path: Path) -> None:
