@@ -45,21 +45,22 @@ def main(argv: list[str] | None = None) -> int:
     from ser_live.training.pipeline import (
         SHIPPED_CONFIGS,
         evaluate_configuration,
-        evaluation_fingerprint,
+        inputs_fingerprint,
         robustness_of,
+        scan_for,
     )
     from ser_live.training.report import write_robustness_report
     from ser_live.training.robustness import robustness_table
 
     config = SHIPPED_CONFIGS[args.model]
     try:
-        evaluation = evaluate_configuration(args.data, config, classic=False, cache_dir=args.cache_dir,
-                                            n_jobs=args.jobs, progress=False)
-        if args.model_dir:  # checked before the minutes of the conditions
+        if args.model_dir:  # checked before the minutes of the extraction and the conditions
             recorded = json.loads((Path(args.model_dir) / "metrics.json").read_text()).get("evaluation_sha256")
-            if recorded != evaluation_fingerprint(evaluation, config):
+            if recorded != inputs_fingerprint(scan_for(args.data, config).utterances, config):
                 raise ValueError(f"{args.model_dir} was not trained on this evaluation (another model, or retrained "
                                  "with other data or settings); train it again or give the right --model")
+        evaluation = evaluate_configuration(args.data, config, classic=False, cache_dir=args.cache_dir,
+                                            n_jobs=args.jobs, progress=False)
         report = robustness_of(evaluation, config, cache_dir=args.cache_dir, n_jobs=args.jobs, progress=False)
         if args.model_dir:
             write_robustness_report(Path(args.model_dir), report)

@@ -19,6 +19,18 @@ SAMPLE_RATE_HZ = 16000
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+def assert_same_features(actual: np.ndarray, expected: np.ndarray) -> None:
+    """Two computations of the same float32 features agree to float32 rounding.
+
+    Used where they ran in other processes, or were recomputed rather than read back: BLAS sums the mel projection
+    (and the encoder's products) in another order with another thread count or kernel, which moves the last bits,
+    a relative 1e-5 at most; values near zero (deltas, means of centred signals) get the absolute 1e-6. A shifted
+    window or another feature changes them by orders of magnitude more (tests/test_extractor_regression.py).
+    Copies and cache round trips are compared exactly instead: storage must not change a bit.
+    """
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
 def requires_corpora():
     """Skip marker for tests that read ../shared/data."""
     return pytest.mark.skipif(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tone, voice_with_pauses, write_wav
+from conftest import assert_same_features, tone, voice_with_pauses, write_wav
 
 from ser_live.training import extract as extract_mod
 from ser_live.training.conditions import (
@@ -148,7 +148,7 @@ def test_conditions_are_scored_by_the_clean_cross_validations_own_fold_models(tm
     params = ModelParams(hidden_layer_sizes=(16,), n_seeds=1, max_iter=50)
     cv = cross_validate(clean, folds, params, augmented=False)
     unchanged = extract_condition(utterances, _Unchanged(), cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
-    np.testing.assert_array_equal(unchanged.X, clean.X)
+    assert_same_features(unchanged.X, clean.X)  # computed again under the condition's own cache key
     proba = condition_probabilities(clean, {"unchanged": unchanged}, folds, params)["unchanged"]
     np.testing.assert_allclose(proba, cv.utterance_proba, atol=1e-12)
     # A report of the unchanged condition then equals the clean figure on every subset.

@@ -65,7 +65,8 @@ def test_fewer_blocks_give_the_same_early_states() -> None:
     mel = whisper_log_mel(_voice(2.0))
     deep, shallow = WhisperEncoder(4).hidden_states(mel), WhisperEncoder(2).hidden_states(mel)
     assert len(deep) == 4 and len(shallow) == 2
-    np.testing.assert_array_equal(deep[1], shallow[1])
+    # The same products on the same inputs; only a BLAS that splits them by matrix size could move a last bit.
+    np.testing.assert_allclose(deep[1], shallow[1], rtol=1e-5, atol=1e-5)
 
 
 def test_encoder_features_shape_names_and_batches() -> None:

@@ -27,7 +27,7 @@ from ..model import EMOTIONS, EmotionModel, build_provenance
 from .adaptation import fit_shipped_adaptation, variant_summary
 from .adaptation_eval import EvaluationPlan, evaluate_methods
 from .augment import Augmenter
-from .corpora import ScanResult, scan_corpora
+from .corpora import ScanResult, Utterance, scan_corpora
 from .estimator import ModelParams, fit_estimator, loss_curves
 from .evaluate import (
     RANDOM_SPLIT,
@@ -43,10 +43,9 @@ from .evaluate import (
 from .extract import FeatureSet, WindowSetup, extract_dataset
 from .robustness import evaluate_robustness
 
-__all__ = ["TrainingConfig", "Evaluation", "evaluate_configuration", "evaluation_fingerprint", "train_model",
-           "evaluate_live_adaptation", "robustness_of", "evaluate_candidate", "reproduction_report",
-           "adaptation_reproduction",
-           "REPRODUCTION_CORPUS",
+__all__ = ["TrainingConfig", "Evaluation", "scan_for", "evaluate_configuration", "inputs_fingerprint",
+           "evaluation_fingerprint", "train_model", "evaluate_live_adaptation", "robustness_of", "evaluate_candidate",
+           "reproduction_report", "adaptation_reproduction", "REPRODUCTION_CORPUS",
            "SHIPPED_CONFIG", "LIGHT_CONFIG", "ENCODER_CONFIG", "SHIPPED_CONFIGS", "MODEL_SELECTION"]
 
 log = logging.getLogger(__name__)
@@ -157,9 +156,10 @@ def _one_blas_thread() -> Iterator[None]:
     """One BLAS thread for the cross-validation's fits and predictions, here and in joblib's workers.
 
     Speed: the matrices are small and the cores shared (see :func:`~.estimator.fit_estimator`).
-    Reproducibility: a multi-threaded product may differ in the last bit, and
-    :func:`evaluation_fingerprint` needs the same probabilities whatever ``n_jobs`` is (with one job
-    the folds run in this process, otherwise in workers).
+    Reproducibility: a multi-threaded product may differ in the last bit, and a rerun on the same machine should
+    give the same figures whatever ``n_jobs`` is (with one job the folds run in this process, otherwise in
+    workers); another machine's may still differ in the last bits, which is why results are compared with
+    tolerances, never hashed.
     """
     from joblib import parallel_config
     from threadpoolctl import threadpool_limits
@@ -181,6 +181,26 @@ class Evaluation:
     timings_s: dict[str, float]
 
 
+def scan_for(data_dirs: Sequence[str | Path], config: TrainingConfig) -> ScanResult:
+    """The recordings under ``data_dirs`` that ``config`` trains and evaluates on (its ``corpora`` only).
+
+    Raises
+    ------
+    FileNotFoundError
+        If a data directory does not exist.
+    ValueError
+        If there are none.
+    """
+    scan = scan_corpora(data_dirs)
+    if config.corpora is not None:
+        scan = dataclasses.replace(scan, utterances=[u for u in scan.utterances if u.corpus in config.corpora])
+    if not scan.utterances:
+        which = "a known corpus" if config.corpora is None else f"{' or '.join(config.corpora)}"
+        raise ValueError(f"no recordings of {which} under {', '.join(map(str, data_dirs))}"
+                         + (f" ({sum(scan.skipped.values())} audio files skipped)" if scan.skipped else ""))
+    return scan
+
+
 def evaluate_configuration(data_dirs: Sequence[str | Path], config: TrainingConfig = SHIPPED_CONFIG, *,
                            classic: bool = True, cache_dir: str | Path | None = None, n_jobs: int | None = None,
                            progress: bool = True) -> Evaluation:
@@ -195,13 +215,7 @@ def evaluate_configuration(data_dirs: Sequence[str | Path], config: TrainingConf
     """
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    scan = scan_corpora(data_dirs)
-    if config.corpora is not None:
-        scan = dataclasses.replace(scan, utterances=[u for u in scan.utterances if u.corpus in config.corpora])
-    if not scan.utterances:
-        which = "a known corpus" if config.corpora is None else f"{' or '.join(config.corpora)}"
-        raise ValueError(f"no recordings of {which} under {', '.join(map(str, data_dirs))}"
-                         + (f" ({sum(scan.skipped.values())} audio files skipped)" if scan.skipped else ""))
+    scan = scan_for(data_dirs, config)
     features = extract_dataset(scan.utterances, config.setup, augmenter=config.augmenter, classic=classic,
                                cache_dir=cache_dir, n_jobs=n_jobs, progress=progress)
     timings["extraction_s"] = time.perf_counter() - start
@@ -227,26 +241,38 @@ def evaluate_configuration(data_dirs: Sequence[str | Path], config: TrainingConf
     return Evaluation(scan, features, folds, result, report, classic_report, timings)
 
 
-def evaluation_fingerprint(evaluation: Evaluation, config: TrainingConfig) -> str:
-    """SHA-256 of everything the adaptation evaluation builds on: the configuration, the features, labels,
-    speakers and folds, and the base model's out-of-fold window probabilities.
+def inputs_fingerprint(utterances: Sequence[Utterance], config: TrainingConfig) -> str:
+    """SHA-256 of what an evaluation of ``config`` on ``utterances`` is computed from: its inputs, never its results.
 
-    ``metrics.json`` records it (``evaluation_sha256``) and so does its adaptation report
-    (``base_evaluation_sha256``): equal values mean the report belongs to this model's evaluation.
-    Every step is deterministic (fixed seeds, one BLAS thread), so a rerun on the same machine and
-    data gives the same value; other data, features, settings or estimator code give another.
+    That is the configuration, the code and feature versions that decide the numbers (the setup's cache key: the
+    extractor's kind, version and weights, the gate's settings and version, the extraction version), and each
+    recording's corpus, speaker, label and content hash, in scan order. The folds follow from these (speakers,
+    labels, ``n_splits`` and ``random_state``), so they need no place of their own. Paths are left out, so a clone
+    in another folder gives the same value.
+
+    The features and probabilities are deliberately not part of it: computed on another machine, by other builds of
+    the numeric libraries or with another BLAS thread count, they differ in the last bits, and a hash over them
+    would tell a fresh machine that nothing it computes belongs to the shipped model. Figures computed from them are
+    compared with tolerances instead (the corpus tests say which and why).
     """
-    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
-    features = evaluation.features
-    window_proba = evaluation.result.window_proba
-    arrays = [features.X, features.utterance_index, features.copy, features.labels, features.speakers,
-              features.corpora, *(test for _, test in evaluation.folds),
-              window_proba if window_proba is not None else np.zeros(0)]
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(array.tobytes())
+    from ..model import file_sha256
+
+    digest = hashlib.sha256(json.dumps({"config": config.to_dict(), "setup": config.setup.key_dict()},
+                                       sort_keys=True, default=str).encode())
+    for utterance in utterances:
+        row = (utterance.corpus, utterance.speaker, utterance.label, file_sha256(utterance.path))
+        digest.update(json.dumps(row).encode())
     return digest.hexdigest()
+
+
+def evaluation_fingerprint(evaluation: Evaluation, config: TrainingConfig) -> str:
+    """:func:`inputs_fingerprint` of the recordings ``evaluation`` was made from.
+
+    ``metrics.json`` records it (``evaluation_sha256``), and so do its adaptation and robustness reports
+    (``base_evaluation_sha256``): equal values mean a report was made from the same data, settings and code
+    versions as the model, so it describes that model up to the last bits of floating-point arithmetic.
+    """
+    return inputs_fingerprint(evaluation.scan.utterances, config)
 
 
 def _random_split_report(features: FeatureSet, config: TrainingConfig, n_jobs: int | None) -> dict[str, Any]:
@@ -503,7 +529,7 @@ def evaluate_live_adaptation(data_dirs: Sequence[str | Path], config: TrainingCo
     progress : bool
     expected_sha256 : str, optional
         The :func:`evaluation_fingerprint` of the base evaluation this report must belong to (a model
-        directory's ``metrics.json`` records it); checked before the adaptation evaluation's minutes.
+        directory's ``metrics.json`` records it); checked before any feature is extracted.
 
     Returns
     -------
@@ -517,12 +543,12 @@ def evaluate_live_adaptation(data_dirs: Sequence[str | Path], config: TrainingCo
         If the base evaluation's fingerprint is not ``expected_sha256`` (or as :func:`evaluate_configuration`).
     """
     start = time.perf_counter()
-    evaluation = evaluate_configuration(data_dirs, config, classic=False, cache_dir=cache_dir, n_jobs=n_jobs,
-                                        progress=progress)
-    fingerprint = evaluation_fingerprint(evaluation, config)
-    if expected_sha256 is not None and fingerprint != expected_sha256:
+    fingerprint = inputs_fingerprint(scan_for(data_dirs, config).utterances, config)
+    if expected_sha256 is not None and fingerprint != expected_sha256:  # before the minutes of the extraction
         raise ValueError("the base model's evaluation differs from the one the model directory was trained with "
                          "(other data, features or settings); train it again first")
+    evaluation = evaluate_configuration(data_dirs, config, classic=False, cache_dir=cache_dir, n_jobs=n_jobs,
+                                        progress=progress)
     base_s = time.perf_counter() - start
     start = time.perf_counter()
     features = evaluation.features

@@ -161,9 +161,9 @@ def current_adaptation_report(model_dir: Path, fingerprint: str, plan: Evaluatio
     """The ``adaptation`` report of ``model_dir/metrics.json`` if it still describes a model trained now.
 
     That is: it was made on the base evaluation with this ``fingerprint``
-    (:func:`~ser_live.training.pipeline.evaluation_fingerprint`) and with this plan.
-    A retraining on the same data and settings reproduces that evaluation bit for bit, and the
-    adaptive variant is fitted the same way, so the report still holds; anything else drops it.
+    (:func:`~ser_live.training.pipeline.evaluation_fingerprint`: the same data, settings and code versions) and with
+    this plan. A retraining from the same inputs reproduces that evaluation up to the last bits of floating-point
+    arithmetic, and the adaptive variant is fitted the same way, so the report still holds; anything else drops it.
     """
     metrics = _read_metrics(Path(model_dir))
     report = (metrics or {}).get("adaptation")
