@@ -17,7 +17,7 @@ APT_GUI   := libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-r
 # libasound2-plugins lets PortAudio (through ALSA) reach the private PulseAudio server.
 APT_TEST  := pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox xvfb x11-utils imagemagick tmux
 
-.PHONY: run test setup setup-test lint bench train study frontend-study select install-desktop clean
+.PHONY: run test setup setup-test lint bench train regression-record study frontend-study select install-desktop clean
 
 run: $(VENV)/.stamp-run
 	$(VENV)/bin/ser-live $(ARGS)
@@ -50,12 +50,18 @@ bench: $(VENV)/.stamp-test
 # Both shipped models: the default (speech encoder; models/) and the light one (handcrafted; models/light/).
 # Each is trained, then its live speaker-adaptation evaluation adds its figures to that directory's metrics.json
 # and MODEL_CARD.md; it must come second, as it checks that the directory holds the model of the evaluation it
-# reruns. ARGS go to train.py; with --no-adaptation there is no adaptive variant to evaluate.
+# reruns. ARGS go to train.py; with --no-adaptation there is no adaptive variant to evaluate. The new models are
+# what 'make run' and the tests use from then on; the regression record is made anew for them.
 train: $(VENV)/.stamp-test
 	$(PY) scripts/train.py --data ../shared/data --out models/ $(ARGS)
 	$(if $(filter --no-adaptation,$(ARGS)),,$(PY) scripts/evaluate_adaptation.py --data ../shared/data --model-dir models/)
 	$(PY) scripts/train.py --model light --data ../shared/data --out models/light/ $(ARGS)
 	$(if $(filter --no-adaptation,$(ARGS)),,$(PY) scripts/evaluate_adaptation.py --model light --data ../shared/data --model-dir models/light/)
+	$(MAKE) regression-record
+
+# The features and probabilities tests/test_extractor_regression.py compares with, for the models in models/.
+regression-record: $(VENV)/.stamp-test
+	$(PY) tests/data/make_extractor_regression.py
 
 # The representation study behind the default model (models/encoder_selection.md; about an hour on 2 cores).
 study: $(VENV)/.stamp-test

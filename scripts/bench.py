@@ -37,7 +37,7 @@ from ser_live.gate import SpeechGate  # noqa: E402
 from ser_live.model import EmotionModel  # noqa: E402
 
 RATE_HZ = 16000
-#: Extra ser-live arguments for every subprocess of the model being measured (its --model/--trust-model).
+#: Extra ser-live arguments for every subprocess of the model being measured (its --model).
 MODEL_ARGS: list[str] = []
 #: Targets per shipped model: the light model keeps its own; the encoder model's are issue 15's.
 TARGETS_BY_MODEL = {
@@ -338,9 +338,9 @@ from ser_live.heap import keep_large_blocks_on_heap
 from ser_live.process import one_blas_thread
 keep_large_blocks_on_heap(); one_blas_thread()  # as the ser-live command starts
 from ser_live.batch import classify_batch
-folder, model, trust, workers, scheduler = json.loads(sys.argv[1])
+folder, model, workers, scheduler = json.loads(sys.argv[1])
 t0 = time.perf_counter()
-batch = classify_batch([folder], model=model, trust_model=trust, workers=workers, scheduler=scheduler)
+batch = classify_batch([folder], model=model, workers=workers, scheduler=scheduler)
 t1 = time.perf_counter()
 n = sum(1 for item in batch if item.error is None)
 t2 = time.perf_counter()
@@ -360,7 +360,7 @@ def bench_cluster(speech: np.ndarray, n_files: int, tmp: Path, reps: int, listin
         runs = []
         for _ in range(reps):
             proc = subprocess.run([sys.executable, "-c", _ENGINE_RUN, json.dumps(
-                [str(folder), model, "--trust-model" in MODEL_ARGS, workers, scheduler])],
+                [str(folder), model, workers, scheduler])],
                 check=True, capture_output=True, text=True, cwd=str(REPO))
             runs.append(json.loads(proc.stdout))
         run_s = stats([r["run_s"] for r in runs])
@@ -575,8 +575,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only these parts")
     parser.add_argument("--models", nargs="+", default=["default", "light"], metavar="NAME",
                         help="shipped models to measure (default: default light)")
-    parser.add_argument("--model", help="benchmark another model file instead (needs --trust-model)")
-    parser.add_argument("--trust-model", action="store_true", help="allow --model (model files can run code)")
+    parser.add_argument("--model", help="benchmark another model file instead")
     args = parser.parse_args(argv)
     smoke = args.smoke
     import compileall
@@ -596,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     models = {}
     for name in names:
         try:
-            models[name] = EmotionModel.load(name, trust=args.trust_model)
+            models[name] = EmotionModel.load(name)
         except Exception as exc:  # noqa: BLE001 - one line for the user, as everywhere
             print(f"bench: cannot load the model {name}: {exc}", file=sys.stderr)
             return 1
@@ -611,7 +610,6 @@ def main(argv: list[str] | None = None) -> int:
         one_s = write_wav(tmp / "one_second.wav", speech[: RATE_HZ])
         for name, model in models.items():
             MODEL_ARGS[:] = ["--model", str(Path(args.model).resolve()) if args.model else name]
-            MODEL_ARGS.extend(["--trust-model"] if args.trust_model else [])
             (tmp / name).mkdir(parents=True, exist_ok=True)
             results["models"][name] = _bench_model(name, model, parts, smoke, speech, speech_wav, one_s, tmp)
     out = Path(args.out)

@@ -3,9 +3,9 @@
 
 Example::
 
-    python scripts/train.py --data ../shared/data --out models/ --ship
+    python scripts/train.py --data ../shared/data --out models/
     python scripts/evaluate_adaptation.py --data ../shared/data --model-dir models/
-    python scripts/train.py --model light --data ../shared/data --out models/light/ --ship
+    python scripts/train.py --model light --data ../shared/data --out models/light/
     python scripts/evaluate_adaptation.py --model light --data ../shared/data --model-dir models/light/
 
 ``--model default`` (the default) is the Whisper-base encoder + MLP model, ``--model light`` the
@@ -49,8 +49,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "clean one; then cached)")
     parser.add_argument("--random-split", action="store_true",
                         help='also report a "random split (speaker seen in training)" figure, for contrast')
-    parser.add_argument("--ship", action="store_true",
-                        help="record the shipped models' SHA-256 in ser_live/shipped.py (maintainers only)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -110,18 +108,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"python scripts/evaluate_adaptation.py{which} --data {data} --model-dir {shlex.quote(args.out)}")
     print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in metrics["timings_s"].items())
           + f"; with reports and charts {time.perf_counter() - start:.1f} s")
-    print(f"model: {Path(args.out) / metrics['model_file']} (SHA-256 {metrics['model_sha256']})")
-    if args.ship:
-        from ser_live.model import file_sha256
-
-        repo = Path(__file__).resolve().parents[1]
-        shipped = repo / "ser_live" / "shipped.py"
-        hashes = {name: file_sha256(repo / "models" / relative) for name, relative in SHIPPED_MODELS.items()
-                  if (repo / "models" / relative).is_file()}
-        lines = "".join(f'    "{digest}",  # {name}\n' for name, digest in hashes.items())
-        docstring = '"""SHA-256 of the model files shipped with this ser-live (written by scripts/train.py --ship)."""'
-        shipped.write_text(f"{docstring}\n\nSHIPPED_MODEL_SHA256: tuple[str, ...] = (\n{lines})\n")
-        print(f"recorded the shipped models' SHA-256 ({', '.join(hashes)}) in {shipped}")
+    written = Path(args.out) / metrics["model_file"]
+    print(f"model: {written} (SHA-256 {metrics['model_sha256']})\n"
+          f"use it with: ser-live --model {shlex.quote(str(written))}")
     return 0
 
 

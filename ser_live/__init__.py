@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 #: Public name -> the module that defines it (imported on first use).
 _EXPORTS: dict[str, str] = {
     "AudioFileError": "errors", "ConfigError": "errors", "DeviceError": "errors", "ModelError": "errors",
-    "SerLiveError": "errors", "UntrustedModelError": "errors",
+    "SerLiveError": "errors",
     "EncoderFeatures": "extractor", "FeatureExtractor": "extractor", "HandcraftedFeatures": "extractor",
     "FeatureConfig": "features", "extract_features": "features",
     "EmotionModel": "model",
@@ -50,7 +50,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
         DeviceError,
         ModelError,
         SerLiveError,
-        UntrustedModelError,
     )
     from .extractor import EncoderFeatures, FeatureExtractor, HandcraftedFeatures  # noqa: F401
     from .features import FeatureConfig, extract_features  # noqa: F401
@@ -68,12 +67,11 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def load_model(path: str | None = None, *, trust: bool = False) -> EmotionModel:
-    """Load the shipped model, the shipped model called ``path`` (``"light"``), or the model file at ``path``
-    (which needs ``trust=True``).
+def load_model(path: str | None = None) -> EmotionModel:
+    """Load the shipped model, the shipped model called ``path`` (``"light"``), or the model file at ``path``.
 
     See :meth:`EmotionModel.load`.
     """
     from .model import EmotionModel
 
-    return EmotionModel.load(path, trust=trust)
+    return EmotionModel.load(path)

@@ -88,8 +88,6 @@ class SessionConfig:
     ----------
     model : str, optional
         ``"default"``, ``"light"`` or a model file (``--model``); the shipped default when omitted.
-    trust_model : bool
-        Allow a model file other than the shipped ones (``--trust-model``).
     input_path : str, optional
         Analyse this audio file instead of the microphone (``--input``).
     realtime : bool
@@ -122,7 +120,6 @@ class SessionConfig:
     """
 
     model: str | None = None
-    trust_model: bool = False
     input_path: str | None = None
     realtime: bool = False
     device: str | None = None
@@ -175,7 +172,7 @@ class SessionConfig:
             if args.no_adapt and given:
                 raise ConfigError(f"{option} uses a learnt voice, which --no-adapt turns off; drop one of them")
         return cls(
-            model=args.model, trust_model=args.trust_model, input_path=args.input, realtime=args.realtime,
+            model=args.model, input_path=args.input, realtime=args.realtime,
             device=args.device, window_s=args.window, hop_s=args.hop, smoothing=args.smooth,
             adapt=args.adapt, profile=args.profile, calibrate_s=args.calibrate, record_path=args.record,
             record_audio=args.record_audio, lsl_name=args.lsl,
@@ -477,7 +474,7 @@ def open_session(config: SessionConfig, *, on_status: StatusCallback | None = No
     if model is None:
         from .model import EmotionModel
 
-        model = EmotionModel.load(config.model, trust=config.trust_model)
+        model = EmotionModel.load(config.model)
     session = Session(config, model, resolve_settings(config, model), on_status=on_status)
     if config.uses_voice:
         _start_voice(session, config)

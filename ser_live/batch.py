@@ -386,9 +386,8 @@ class Batch:
             self.ledger.close()
 
 
-def classify_batch(paths: Sequence[str | os.PathLike[str]], *, model: str | None = None, trust_model: bool = False,
-                   workers: int = 0, scheduler: str | None = None,
-                   out: str | os.PathLike[str] | None = None) -> Batch:
+def classify_batch(paths: Sequence[str | os.PathLike[str]], *, model: str | None = None, workers: int = 0,
+                   scheduler: str | None = None, out: str | os.PathLike[str] | None = None) -> Batch:
     """Classify many recordings: files and folders (recursively), on this machine's cores or a Dask cluster.
 
     Parameters
@@ -396,9 +395,7 @@ def classify_batch(paths: Sequence[str | os.PathLike[str]], *, model: str | None
     paths : sequence of path-like
         Files and folders.
     model : str, optional
-        A shipped model's name (``"light"``) or a model file (needs ``trust_model``); the default model if omitted.
-    trust_model : bool
-        Load a model file other than the shipped ones (see :meth:`ser_live.model.EmotionModel.load`).
+        A shipped model's name (``"light"``) or a model file; the default model if omitted.
     workers : int
         Worker processes of the local pool; 0 means one per core. Not used with ``scheduler``.
     scheduler : str, optional
@@ -423,8 +420,8 @@ def classify_batch(paths: Sequence[str | os.PathLike[str]], *, model: str | None
 
     if workers < 0:
         raise BatchError("workers must be 0 (all cores) or more")
-    loaded = EmotionModel.load(model, trust=trust_model)  # fail early, once, on a bad model
-    spec = ModelSpec(model, trust_model)
+    loaded = EmotionModel.load(model)  # fail early, once, on a bad model
+    spec = ModelSpec(model)
     spec.preload(loaded)
     ledger = ResultLedger(out, classes=loaded.classes, model_id=model_id(loaded)) if out is not None else None
     try:

@@ -35,14 +35,13 @@ class FileResult:
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """Which model a worker loads: a shipped model's name or a model file, and whether that file is trusted.
+    """Which model a worker loads: a shipped model's name or a model file.
 
     Small and picklable: it travels to worker processes and cluster workers, which load the model once each
     (:meth:`load`) from a path they share with the client.
     """
 
     name: str | None = None
-    trust: bool = False
 
     def load(self) -> EmotionModel:
         """The model, loaded once per process."""
@@ -50,7 +49,7 @@ class ModelSpec:
         if model is None:
             from .model import EmotionModel
 
-            model = _MODELS[self] = EmotionModel.load(self.name, trust=self.trust)
+            model = _MODELS[self] = EmotionModel.load(self.name)
         return model
 
     def preload(self, model: EmotionModel) -> None:

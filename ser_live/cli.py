@@ -76,11 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="'light' (the shipped handcrafted-feature model: fast, for slow machines and big batches) "
                           "or a model file (default: the shipped speech-encoder model)")
     ana.add_argument(
-        "--trust-model",
-        action="store_true",
-        help="allow a model file other than the shipped one; model files can run code when loaded",
-    )
-    ana.add_argument(
         "--window", type=_positive_float, metavar="S", help="analysis window in seconds (default: the model's)"
     )
     ana.add_argument("--hop", type=_positive_float, metavar="S", help="seconds between analyses (default: the model's)")
@@ -128,10 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
 _LIVE_ONLY = ("input", "realtime", "device", "window", "hop", "smooth", "adapt", "no_adapt", "profile", "calibrate",
               "record", "record_audio", "lsl")
 _MODE_OPTIONS: dict[str, frozenset[str]] = {
-    "classify": frozenset({"classify", "model", "trust_model", "json", "workers", "out", "scheduler", "debug"}),
+    "classify": frozenset({"classify", "model", "json", "workers", "out", "scheduler", "debug"}),
     "list_devices": frozenset({"list_devices", "debug"}),
     "review": frozenset({"review", "export", "debug"}),
-    "live": frozenset({"print_mode", "model", "trust_model", "json", "debug", *_LIVE_ONLY}),
+    "live": frozenset({"print_mode", "model", "json", "debug", *_LIVE_ONLY}),
 }
 
 
@@ -231,9 +226,8 @@ def _run_mode(args: argparse.Namespace, config: Any) -> int:
     if args.review:
         return _review(args.review, export=args.export, debug=args.debug)
     if args.classify:
-        return run_classify(args.classify, model_name=args.model, trust_model=args.trust_model,
-                            json_lines=args.json, workers=args.workers, scheduler=args.scheduler,
-                            out=args.out, debug=args.debug)
+        return run_classify(args.classify, model_name=args.model, json_lines=args.json, workers=args.workers,
+                            scheduler=args.scheduler, out=args.out, debug=args.debug)
     if not args.print_mode and not args.json:
         reason = _gui_available()
         if reason is None:

@@ -149,9 +149,8 @@ class _Interrupted(Exception):
         self.signum = signum
 
 
-def run_classify(paths: list[str], *, model_name: str | None = None, trust_model: bool = False,
-                 json_lines: bool = False, workers: int = 0, scheduler: str | None = None, out: str | None = None,
-                 debug: bool = False) -> int:
+def run_classify(paths: list[str], *, model_name: str | None = None, json_lines: bool = False, workers: int = 0,
+                 scheduler: str | None = None, out: str | None = None, debug: bool = False) -> int:
     """``--classify``: one result per audio file, on stdout or in ``out``, with progress and a closing summary.
 
     Parameters
@@ -160,8 +159,6 @@ def run_classify(paths: list[str], *, model_name: str | None = None, trust_model
         Files and folders (searched recursively).
     model_name : str, optional
         ``--model``; the shipped default when omitted.
-    trust_model : bool
-        ``--trust-model``.
     json_lines : bool
         JSON lines instead of tab-separated text on stdout.
     workers : int
@@ -188,7 +185,7 @@ def run_classify(paths: list[str], *, model_name: str | None = None, trust_model
 
         quiet.enter_context(native_stderr_silenced())  # the workers inherit it
     with quiet:
-        batch = classify_batch(paths, model=model_name, trust_model=trust_model, workers=workers,
+        batch = classify_batch(paths, model=model_name, workers=workers,
                                scheduler=scheduler, out=out)
         totals = batch.totals
         if totals.to_classify + totals.skipped + totals.unreadable == 0:

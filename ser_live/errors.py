@@ -8,7 +8,6 @@ __all__ = [
     "DeviceError",
     "ModelError",
     "FeatureConfigError",
-    "UntrustedModelError",
     "SessionFileError",
     "ConfigError",
     "BatchError",
@@ -34,10 +33,6 @@ class ModelError(SerLiveError):
 
 class FeatureConfigError(ModelError):
     """A model's feature configuration does not match the feature code."""
-
-
-class UntrustedModelError(ModelError):
-    """A model file other than the shipped one was loaded without ``trust=True``."""
 
 
 class SessionFileError(SerLiveError, OSError):

@@ -161,7 +161,9 @@ class _Network:
 class ForwardPass:
     """A fitted ser-live estimator as numpy: transform steps, then one or more networks combined.
 
-    Built from the ``inference`` entry of a model file (see :func:`_compile`), which it validates.
+    Built from the ``inference`` entry of a model file (see :func:`_compile`), which it validates and keeps as
+    :attr:`source`. It is what a model read from a file has for an estimator: ``predict_proba``, ``classes_`` and
+    ``n_features_in_`` as a scikit-learn classifier has them.
     """
 
     classes: list[str]
@@ -170,6 +172,17 @@ class ForwardPass:
     combine: str
     networks: list[_Network]
     weights: np.ndarray | None
+    source: dict[str, Any] | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The class labels, as scikit-learn names them."""
+        return np.array(self.classes)
+
+    @property
+    def n_features_in_(self) -> int:
+        """The number of features, as scikit-learn names it."""
+        return self.n_features
 
     @classmethod
     def from_dict(cls, entry: Any) -> ForwardPass:
@@ -212,7 +225,7 @@ class ForwardPass:
             weights = _float_array(weights, "the voting weights", 1)
             if combine != "vote" or weights.shape != (len(networks),) or weights.sum() == 0:
                 raise ValueError("its voting weights do not match its networks")
-        return cls(classes, n_features, steps, combine, networks, weights)
+        return cls(classes, n_features, steps, combine, networks, weights, source=entry)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """scikit-learn's ``Pipeline.predict_proba`` for the compiled estimator.

@@ -1,26 +1,19 @@
-"""The emotion model: a fitted scikit-learn pipeline bundled with everything needed to feed it correctly.
+"""The emotion model: a trained classifier bundled with everything needed to feed it correctly.
 
-A model file is a joblib dictionary holding the estimator, its class list, the
-:class:`~ser_live.features.FeatureConfig` it was trained with, the analysis window and hop, and
-provenance (corpora, evaluation figures, library versions). joblib files are pickles and can run
-code when loaded, so only the shipped model (checked by SHA-256) loads without ``trust=True``.
-
-Format 2 keeps the estimator in the file as pickle bytes next to an ``inference`` entry holding
-its weights as plain numpy arrays (the pickle refers to those arrays rather than storing them
-twice). :class:`EmotionModel` runs the arrays itself, so loading and predicting never import
-scikit-learn (about 0.7 s of start-up); the estimator object is unpickled only when something asks
-for :attr:`EmotionModel.estimator`. Format-1 files (the estimator object itself) still load.
+A model file (:mod:`ser_live.model_file`) is data: the forward pass's arrays (:mod:`ser_live.inference`), the
+speaker-adaptive variant's, and a manifest holding the classes, the feature extractor's record, the window and hop,
+and provenance (corpora, evaluation figures, library versions). Loading it runs no code, so any model file loads
+without a trust list; one that is damaged, foreign or made for other feature code is one clear error. The
+scikit-learn estimator a model is made from is a training artefact: it is compiled to arrays when the model is made
+and is not stored.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
-import io
 import math
 import os
-import pickle
 import platform
 import sys
 from collections.abc import Sequence
@@ -30,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from .adapt import ADAPTIVE_INPUTS, ADAPTIVE_REFERENCES, SpeakerNormalizer, SpeakerPrior, adaptive_input
-from .errors import FeatureConfigError, ModelError, UntrustedModelError
+from .errors import FeatureConfigError, ModelError
 from .extractor import FeatureExtractor, HandcraftedFeatures, extractor_from_record
 from .features import FeatureConfig
-from .inference import ForwardPass, compile_checked, inference_arrays
+from .inference import ForwardPass, compile_checked
+from .model_file import MODEL_SUFFIX, file_sha256, read_bundle, write_bundle
 from .results import EMOTIONS
 
 __all__ = [
@@ -43,8 +37,6 @@ __all__ = [
     "DEFAULT_MODEL_NAME",
     "SHIPPED_MODELS",
     "shipped_model_path",
-    "TRUST_ENV_VAR",
-    "trust_from_env",
     "EmotionModel",
     "ModelAdaptation",
     "default_model_path",
@@ -55,29 +47,13 @@ __all__ = [
 
 MODEL_FORMAT = "ser-live-model"
 #: Version written; :meth:`EmotionModel.load` also reads the ones in ``_READABLE_FORMAT_VERSIONS``.
-MODEL_FORMAT_VERSION = 2
-_READABLE_FORMAT_VERSIONS = (1, 2)
-DEFAULT_MODEL_NAME = "ser-live-default.joblib"
+MODEL_FORMAT_VERSION = 3
+#: Formats 1 and 2 were pickles (joblib files), which can run code when loaded: they are no longer read.
+_PICKLED_FORMAT_VERSIONS = (1, 2)
+DEFAULT_MODEL_NAME = f"ser-live-default{MODEL_SUFFIX}"
 #: The shipped models by name (``--model NAME``), as paths relative to a models directory: the default hears
 #: through a pretrained speech encoder; ``light`` is the handcrafted-feature model, for slow machines and big batches.
-SHIPPED_MODELS: dict[str, str] = {"default": DEFAULT_MODEL_NAME, "light": "light/ser-live-light.joblib"}
-#: Setting this environment variable to 1 has the effect of ``--trust-model``.
-TRUST_ENV_VAR = "SER_LIVE_TRUST_MODEL"
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _shipped_hashes() -> frozenset[str]:
-    from . import shipped
-
-    return frozenset(h.strip().lower() for h in shipped.SHIPPED_MODEL_SHA256)
+SHIPPED_MODELS: dict[str, str] = {"default": DEFAULT_MODEL_NAME, "light": f"light/ser-live-light{MODEL_SUFFIX}"}
 
 
 def _model_dirs() -> list[Path]:
@@ -117,194 +93,48 @@ def default_model_path() -> Path:
     return shipped_model_path("default")
 
 
-def trust_from_env() -> bool:
-    """Whether ``$SER_LIVE_TRUST_MODEL`` says to trust model files (``1``/``true``/``yes``/``on``).
-
-    Raises
-    ------
-    ModelError
-        For a value that is neither yes nor no, rather than guessing on a security switch.
-    """
-    value = os.environ.get(TRUST_ENV_VAR, "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise ModelError(f"{TRUST_ENV_VAR}={value!r} is not understood; set it to 1 to trust model files, or unset it")
-
-
-def _is_shipped_location(path: Path) -> bool:
-    try:
-        where = path.resolve()
-        return any(where == (d / relative).resolve() for d in _model_dirs() for relative in SHIPPED_MODELS.values())
-    except OSError:
-        return False
-
-
-def _read_model_bytes(path: Path) -> bytes:
-    if path.is_dir():
-        raise ModelError(f"model path {path} is a folder, not a model file; check the path given to --model")
-    if path.exists() and not path.is_file():
-        raise ModelError(f"model path {path} is not a regular file (a device or a pipe); give a model file to --model")
-    if not path.is_file():
-        raise ModelError(f"model file {path} does not exist; check the path given to --model (or name a shipped "
-                         f"model: {', '.join(SHIPPED_MODELS)})")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"model file {path} cannot be read ({exc.strerror or exc})") from exc
-    if not data:
-        raise ModelError(f"model file {path} is empty")
-    return data
-
-
-#: Most bytes a model file may decompress to: far above any real model, far below what would exhaust memory.
-MAX_MODEL_BYTES = 1 << 30
-
-
-def _decompressed(data: bytes, path: Path) -> bytes:
-    """The pickle inside a zlib-compressed model file, checked whole before anything reads it.
-
-    joblib's own reader loops without end (and without bound in memory) on a stream with bytes after
-    its end, so the stream is decompressed here, where its end, its checksum and its size are checked.
-    """
-    import zlib
-
-    if len(data) < 2 or data[0] != 0x78 or (data[0] << 8 | data[1]) % 31:
-        return data  # not zlib: an uncompressed joblib file, read as it is
-    stream = zlib.decompressobj()
-    try:
-        raw = stream.decompress(data, MAX_MODEL_BYTES)
-    except zlib.error as exc:
-        raise ModelError(f"model file {path} is damaged (its compressed data is corrupt: {exc}); "
-                         "download or train it again") from exc
-    if stream.unconsumed_tail:
-        raise ModelError(f"model file {path} decompresses to more than {MAX_MODEL_BYTES >> 20} MB; "
-                         "it is not a ser-live model")
-    if not stream.eof:
-        raise ModelError(f"model file {path} is truncated (its compressed data ends early); "
-                         "download or train it again")
-    if stream.unused_data:
-        raise ModelError(f"model file {path} is damaged ({len(stream.unused_data)} unexpected bytes after its end); "
-                         "download or train it again")
-    return raw
-
-
-def _unpickle(data: bytes, path: Path) -> Any:
-    """Unpickle model bytes that were already checked (shipped hash or trusted)."""
-    import io
-
-    import joblib
-
-    data = _decompressed(data, path)
-    try:
-        return joblib.load(io.BytesIO(data))
-    except Exception as exc:  # a damaged pickle can raise nearly anything
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]  # one line, whatever the message
-        raise ModelError(
-            f"model file {path} is damaged or truncated and cannot be read ({reason}); download or train it again"
-        ) from exc
-
-
-class _SharingPickler(pickle.Pickler):
-    """Pickles an estimator, writing references to the arrays the ``inference`` entry already holds."""
-
-    def __init__(self, file: io.BytesIO, shared: dict[int, str]) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._shared = shared
-
-    def persistent_id(self, obj: Any) -> Any:
-        if type(obj) is np.ndarray and id(obj) in self._shared:
-            return ("ser-live-inference", self._shared[id(obj)])
-        return None
-
-
-class _SharingUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, shared: dict[str, np.ndarray]) -> None:
-        super().__init__(file)
-        self._shared = shared
-
-    def persistent_load(self, pid: Any) -> Any:
-        try:
-            kind, name = pid
-            if kind == "ser-live-inference":
-                return self._shared[name]
-        except (TypeError, ValueError, KeyError):
-            pass
-        raise pickle.UnpicklingError(f"unknown reference {pid!r}")
-
-
-def _pickle_estimator(estimator: Any, inference: dict[str, Any] | None) -> bytes:
-    """The estimator as pickle bytes; its arrays that ``inference`` holds are stored there only."""
-    shared = {id(array): name for name, array in inference_arrays(inference)} if inference else {}
-    buffer = io.BytesIO()
-    _SharingPickler(buffer, shared).dump(estimator)
-    return buffer.getvalue()
-
-
-def _unpickle_estimator(data: bytes, inference: dict[str, Any] | None) -> Any:
-    shared = dict(inference_arrays(inference)) if inference else {}
-    return _SharingUnpickler(io.BytesIO(data), shared).load()
-
-
 class _Classifier:
-    """A fitted estimator as a model uses it: compiled when possible, the estimator object on demand.
+    """A classifier as a model uses it: its compiled forward pass, and the estimator it came from.
 
-    Predictions go through the compiled forward pass when the estimator has one, else through the
-    estimator's ``predict_proba``. Read from a format-2 file, the estimator is kept as its pickle
-    bytes and unpickled (importing scikit-learn) on the first access of :attr:`estimator`.
+    A model made in training wraps its fitted estimator, compiled when it has a supported shape (predictions then
+    use the arrays, as they will once saved); for a model read from a file, the estimator is the forward pass.
     """
 
-    def __init__(self, estimator: Any = None, *, pickled: bytes | None = None,
-                 inference: dict[str, Any] | None = None, forward: ForwardPass | None = None,
-                 where: str = "model") -> None:
+    def __init__(self, estimator: Any, *, inference: dict[str, Any] | None = None,
+                 forward: ForwardPass | None = None, where: str = "model") -> None:
         self._estimator = estimator
-        self._pickled = pickled
         self._inference = inference
         self.forward = forward
         self._where = where
 
     @classmethod
     def from_estimator(cls, estimator: Any) -> _Classifier:
-        """Wrap a fitted estimator, compiling it when it has a supported shape and matches its compilation."""
+        """Wrap a fitted estimator, compiling it when it has a supported shape and matches its compilation
+        (a :class:`~ser_live.inference.ForwardPass`, another model's estimator, is already compiled)."""
+        if isinstance(estimator, ForwardPass) and estimator.source is not None:
+            return cls(estimator, inference=estimator.source, forward=estimator)
         inference, forward, _ = compile_checked(estimator)
         return cls(estimator, inference=inference, forward=forward)
 
     @classmethod
-    def from_entries(cls, pickled: Any, inference: Any, where: str) -> _Classifier:
-        """The classifier a format-2 file stores as ``estimator`` (pickle bytes) and ``inference``.
+    def from_inference(cls, inference: Any, where: str) -> _Classifier:
+        """The classifier a model file stores as its ``inference`` entry.
 
         Raises
         ------
-        TypeError, ValueError
-            Damaged entries (the message says what is wrong, for the caller's error).
-        ModelError
-            Without an ``inference`` entry the estimator is unpickled now; if that fails.
+        ValueError
+            A missing or damaged entry (the message says what is wrong, for the caller's error).
         """
-        if not isinstance(pickled, bytes):
-            raise TypeError("it holds no pickled classifier")
-        if inference is None:  # an estimator of another shape: it predicts itself
-            classifier = cls(pickled=pickled, where=where)
-            if not callable(getattr(classifier.estimator, "predict_proba", None)):
-                raise TypeError("it holds no classifier with predict_proba")
-            return classifier
         try:
             forward = ForwardPass.from_dict(inference)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             detail = f"no {exc} entry" if isinstance(exc, KeyError) else str(exc)
             raise ValueError(f"its compiled network is damaged ({detail})") from exc
-        return cls(pickled=pickled, inference=inference, forward=forward, where=where)
+        return cls(forward, inference=inference, forward=forward, where=where)
 
     @property
     def estimator(self) -> Any:
-        """The fitted estimator object (unpickled on first access)."""
-        if self._estimator is None and self._pickled is not None:
-            try:
-                self._estimator = _unpickle_estimator(self._pickled, self._inference)
-            except Exception as exc:  # a damaged pickle can raise nearly anything
-                raise ModelError(f"{self._where}: its scikit-learn estimator cannot be unpickled "
-                                 f"({type(exc).__name__}: {exc})") from exc
-            self._pickled = None
+        """The fitted estimator the model was made from; for a model read from a file, its forward pass."""
         return self._estimator
 
     @property
@@ -312,42 +142,46 @@ class _Classifier:
         """Class labels, in the order of :meth:`predict_proba`'s columns."""
         if self.forward is not None:
             return list(self.forward.classes)
-        return [str(c) for c in getattr(self.estimator, "classes_", [])]
+        return [str(c) for c in getattr(self._estimator, "classes_", [])]
 
     @property
     def n_features(self) -> int | None:
         """Number of features expected, when known."""
         if self.forward is not None:
             return self.forward.n_features
-        return getattr(self.estimator, "n_features_in_", None)
+        return getattr(self._estimator, "n_features_in_", None)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         if self.forward is not None:
             return self.forward.predict_proba(x)
         return self.estimator.predict_proba(x)
 
-    def to_entries(self) -> tuple[bytes, dict[str, Any] | None]:
-        """The ``estimator`` (pickle bytes) and ``inference`` entries of a model file.
+    def to_inference(self) -> dict[str, Any]:
+        """The ``inference`` entry of a model file (the forward pass's arrays).
 
         Raises
         ------
         ModelError
-            The estimator has a compiled shape but its compilation does not reproduce its
-            probabilities (a scikit-learn that computes differently): a file that would predict
-            otherwise than its estimator is not written.
+            An estimator with no compiled form (a model file holds arrays, not code), or one whose compilation
+            does not reproduce its probabilities (a scikit-learn that computes differently): a file that would
+            predict otherwise than its estimator is not written.
         """
-        estimator = self.estimator
-        inference, _, problem = compile_checked(estimator)
+        if isinstance(self._estimator, ForwardPass) and self._inference is not None:
+            return self._inference  # read from a file, or made from such a model's estimator
+        inference, _, problem = compile_checked(self._estimator)
         if problem is not None:
             raise ModelError(f"the model is not saved: {problem}")
-        return _pickle_estimator(estimator, inference), inference
+        if inference is None:
+            raise ModelError("the model is not saved: a model file holds a network's arrays, and only ser-live's "
+                             "estimators (a scaler and MLPs, see ser_live.training.estimator) compile to them")
+        return inference
 
 
 class _EstimatorField:
     """The ``estimator`` dataclass field, stored as a :class:`_Classifier` in ``_classifier``.
 
-    Assigning an estimator compiles it; reading gives the estimator object (unpickling it if the
-    model was read from a file and it is needed for the first time).
+    Assigning an estimator compiles it; reading gives the estimator object (for a model read from a file, its
+    :class:`~ser_live.inference.ForwardPass`).
     """
 
     def __get__(self, obj: Any, owner: Any = None) -> Any:
@@ -408,8 +242,7 @@ class ModelAdaptation:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``adaptation`` entry of a model file (see :meth:`EmotionModel.to_bundle`)."""
-        pickled, inference = self._classifier.to_entries()
-        return {"estimator": pickled, "inference": inference, "prior": self.prior.to_dict(), "blend": self.blend,
+        return {"inference": self._classifier.to_inference(), "prior": self.prior.to_dict(), "blend": self.blend,
                 "inputs": self.inputs, "reference": self.reference, "neutral_threshold": self.neutral_threshold}
 
 
@@ -519,22 +352,20 @@ class EmotionModel:
         return probs[0] if np.ndim(features) == 1 else probs
 
     def to_bundle(self) -> dict[str, Any]:
-        """The dictionary stored in a model file (format 2).
+        """The dictionary stored in a model file (format 3: :mod:`ser_live.model_file`).
 
         Raises
         ------
         ModelError
-            An estimator of a compiled shape whose compilation does not reproduce its
-            ``predict_proba`` within ``COMPILED_TOLERANCE``: such a file would predict otherwise
-            than its estimator, so it is not made.
+            An estimator with no compiled form, or of a compiled shape whose compilation does not
+            reproduce its ``predict_proba`` within ``COMPILED_TOLERANCE``: such a file would predict
+            otherwise than its estimator, so it is not made.
         """
-        pickled, inference = self._classifier.to_entries()
         extra = {"adaptation": self.adaptation.to_dict()} if self.adaptation is not None else {}
         return {
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
-            "estimator": pickled,
-            "inference": inference,
+            "inference": self._classifier.to_inference(),
             "classes": list(self.classes),
             "extractor": self.extractor.to_record(),
             "sample_rate_hz": self.sample_rate_hz,
@@ -544,68 +375,37 @@ class EmotionModel:
             **extra,
         }
 
-    def save(self, path: str | os.PathLike[str], *, compress: int = 3) -> str:
-        """Write the model file and return its SHA-256.
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write the model file (atomically) and return its SHA-256.
 
-        Compressed, although network weights hardly compress (3.1 MB instead of 3.4 MB) and
-        decompressing costs about 16 ms of start-up: zlib's checksum is what makes a corrupted
-        trusted file fail to load instead of loading with damaged weights.
+        Raises
+        ------
+        ModelError
+            As :meth:`to_bundle`.
         """
-        import joblib
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        joblib.dump(self.to_bundle(), tmp, compress=compress)
-        os.replace(tmp, path)
-        return file_sha256(path)
+        return write_bundle(path, self.to_bundle())
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None, *, trust: bool = False) -> EmotionModel:
+    def load(cls, path: str | os.PathLike[str] | None = None) -> EmotionModel:
         """Load a model file.
 
         Parameters
         ----------
         path : path-like, optional
             Model file, or the name of a shipped model (:data:`SHIPPED_MODELS`: ``"light"``); the shipped
-            default when omitted.
-        trust : bool
-            Allow loading a file that is not the shipped model. Model files are pickles and can run
-            code when loaded: trust only files from people you trust. The environment variable
-            ``SER_LIVE_TRUST_MODEL=1`` has the same effect.
+            default when omitted. Loading reads arrays and JSON only, so any file may be given.
 
         Raises
         ------
         ModelError
             Missing, damaged, not a ser-live model, or made for other feature code.
-        UntrustedModelError
-            Not the shipped model and not trusted.
         """
         if path is None:
             path = default_model_path()
         elif isinstance(path, str) and path in SHIPPED_MODELS and not Path(path).exists():
             path = shipped_model_path(path)
         path = Path(path)
-        data = _read_model_bytes(path)
-        # Hash and unpickle the same bytes, so the file cannot be swapped between check and load.
-        digest = hashlib.sha256(data).hexdigest()
-        shipped = _shipped_hashes()
-        if digest not in shipped and not (trust or trust_from_env()):
-            if _is_shipped_location(path) and not shipped:
-                raise ModelError(
-                    f"no SHA-256 is recorded for the shipped model {path} in this ser-live (a development "
-                    "checkout?); record it with scripts/train.py --ship, or pass --trust-model if you made it"
-                )
-            if _is_shipped_location(path):
-                raise ModelError(
-                    f"the shipped model {path} has been modified (its SHA-256 is not the one recorded in ser-live); "
-                    "reinstall ser-live"
-                )
-            raise UntrustedModelError(
-                f"{path} is not the shipped model, and model files can run code when loaded; "
-                f"pass --trust-model (or set {TRUST_ENV_VAR}=1) only if you trust where it came from"
-            )
-        return cls.from_bundle(_unpickle(data, path), path=path)
+        return cls.from_bundle(read_bundle(path), path=path)
 
     @classmethod
     def from_bundle(cls, bundle: Any, *, path: Path | None = None) -> EmotionModel:
@@ -614,31 +414,23 @@ class EmotionModel:
         if not isinstance(bundle, dict) or bundle.get("format") != MODEL_FORMAT:
             raise ModelError(f"{where} is not a ser-live model")
         version = bundle.get("format_version")
-        if version not in _READABLE_FORMAT_VERSIONS:
-            raise ModelError(
-                f"{where} has format version {version}, this ser-live reads versions "
-                f"{' and '.join(map(str, _READABLE_FORMAT_VERSIONS))}; use the ser-live version that made it"
-            )
-        # Files before the extractor seam record the handcrafted features as feature_config/feature_version.
+        if version in _PICKLED_FORMAT_VERSIONS:
+            raise ModelError(f"{where} is a pickled model of an older ser-live (format {version}), which this one "
+                             "no longer loads; convert it with scripts/convert_model.py or train it again")
+        if version != MODEL_FORMAT_VERSION:
+            raise ModelError(f"{where} has format version {version}, this ser-live reads version "
+                             f"{MODEL_FORMAT_VERSION}; use the ser-live version that made it")
         record = bundle.get("extractor")
-        if record is None and "feature_config" in bundle:
-            record = {"kind": HandcraftedFeatures.kind, "version": bundle.get("feature_version"),
-                      "config": bundle.get("feature_config")}
         try:
             extractor = extractor_from_record(record)
         except FeatureConfigError as exc:
             raise FeatureConfigError(f"{where}: {exc}") from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{where} has no usable feature configuration") from exc
-        estimator = bundle.get("estimator")
-        if version == 1:  # the estimator object itself: compiled now
-            if not callable(getattr(estimator, "predict_proba", None)):
-                raise ModelError(f"{where} holds no classifier with predict_proba")
-        else:
-            try:
-                estimator = _Classifier.from_entries(estimator, bundle.get("inference"), where)
-            except (TypeError, ValueError) as exc:
-                raise ModelError(f"{where}: {exc}; download or train it again") from exc
+        try:
+            estimator = _Classifier.from_inference(bundle.get("inference"), where)
+        except ValueError as exc:
+            raise ModelError(f"{where}: {exc}; download or train it again") from exc
         try:
             window_s = float(bundle.get("window_s", 2.0))
             hop_s = float(bundle.get("hop_s", 0.5))
@@ -647,7 +439,7 @@ class EmotionModel:
             raise ModelError(f"{where} has malformed settings ({exc})") from exc
         if not (math.isfinite(window_s) and math.isfinite(hop_s)):
             raise ModelError(f"{where} has a non-finite window or hop")
-        adaptation = _adaptation_from_bundle(bundle.get("adaptation"), where, version)
+        adaptation = _adaptation_from_bundle(bundle.get("adaptation"), where)
         try:
             model = cls(estimator, extractor, window_s=window_s, hop_s=hop_s, metadata=metadata, path=path,
                         adaptation=adaptation)
@@ -663,8 +455,7 @@ class EmotionModel:
                 f"{where} expects {n_expected} features but its feature configuration gives "
                 f"{n_features}; it was made by incompatible feature code"
             )
-        # Refuse at load time a model that cannot predict (e.g. pickled by an incompatible
-        # scikit-learn), rather than failing on the first window of a session.
+        # Refuse at load time a model that cannot predict, rather than failing on the first window of a session.
         try:
             probe = model.predict_proba(np.zeros(n_features))
         except Exception as exc:
@@ -687,17 +478,12 @@ class EmotionModel:
         return model
 
 
-def _adaptation_from_bundle(entry: Any, where: str, version: int) -> ModelAdaptation | None:
+def _adaptation_from_bundle(entry: Any, where: str) -> ModelAdaptation | None:
     """Validate a model file's optional ``adaptation`` entry."""
     if entry is None:
         return None
     try:
-        estimator = entry["estimator"]
-        if version == 1:
-            if not callable(getattr(estimator, "predict_proba", None)):
-                raise TypeError("no classifier with predict_proba")
-        else:
-            estimator = _Classifier.from_entries(estimator, entry.get("inference"), f"{where}'s adaptive variant")
+        estimator = _Classifier.from_inference(entry.get("inference"), f"{where}'s adaptive variant")
         return ModelAdaptation(estimator, SpeakerPrior.from_dict(entry["prior"]), bool(entry["blend"]),
                                str(entry["inputs"]), str(entry.get("reference", "all")),
                                float(entry.get("neutral_threshold", 0.5)))
@@ -707,13 +493,11 @@ def _adaptation_from_bundle(entry: Any, where: str, version: int) -> ModelAdapta
 
 def build_provenance() -> dict[str, str]:
     """Creation time and library versions, recorded in a new model's metadata."""
-    import joblib
     import sklearn
 
     return {
         "python": platform.python_version(),
         "numpy": np.__version__,
         "scikit-learn": sklearn.__version__,
-        "joblib": joblib.__version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -106,8 +106,9 @@ def espeak(text: str, path: Path, *, voice: str = "en") -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_path(tmp_path_factory) -> Path:
-    """A small model trained inside the test session on generated signals (never shipped).
+def tiny_fitted_model(tmp_path_factory):
+    """A small model trained inside the test session on generated signals (never shipped), as training leaves it:
+    with its scikit-learn estimator, and saved (its ``path``).
 
     Seven pitch/vibrato patterns stand in for the seven emotions, so the model is really trained
     and its predictions depend on the input.
@@ -129,17 +130,23 @@ def tiny_model_path(tmp_path_factory) -> Path:
     estimator = make_pipeline(StandardScaler(), MLPClassifier((16,), max_iter=500, random_state=0))
     estimator.fit(np.array(x), labels)
     model = EmotionModel(estimator, config, window_s=2.0, hop_s=0.5, metadata={"note": "test fixture, not shipped"})
-    path = tmp_path_factory.mktemp("model") / "tiny.joblib"
-    model.save(path)
-    return path
+    model.path = tmp_path_factory.mktemp("model") / "tiny.npz"
+    model.save(model.path)
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tiny_fitted_model) -> Path:
+    """The tiny test model's file."""
+    return tiny_fitted_model.path
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_path):
-    """The tiny test model, loaded (trusted: it was made by the test session)."""
+    """The tiny test model, loaded from its file."""
     from ser_live.model import EmotionModel
 
-    return EmotionModel.load(tiny_model_path, trust=True)
+    return EmotionModel.load(tiny_model_path)
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 120, input_bytes: bytes | None = None):

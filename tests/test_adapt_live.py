@@ -43,14 +43,14 @@ def _adaptive(model: EmotionModel, *, blend: bool = True) -> EmotionModel:
 
 @pytest.fixture(scope="module")
 def adaptive_model_path(tiny_model, tmp_path_factory):
-    path = tmp_path_factory.mktemp("adaptive") / "adaptive.joblib"
+    path = tmp_path_factory.mktemp("adaptive") / "adaptive.npz"
     _adaptive(tiny_model).save(path)
     return path
 
 
 @pytest.fixture(scope="module")
 def adaptive_model(adaptive_model_path):
-    return EmotionModel.load(adaptive_model_path, trust=True)
+    return EmotionModel.load(adaptive_model_path)
 
 
 def _speech(seconds: float, f0_hz: float = 180.0) -> np.ndarray:
@@ -58,15 +58,15 @@ def _speech(seconds: float, f0_hz: float = 180.0) -> np.ndarray:
 
 
 def _model_args(path) -> list[str]:
-    return ["--model", str(path), "--trust-model"]
+    return ["--model", str(path)]
 
 
 # -- the model bundle ------------------------------------------------------------------------------
 def test_adaptive_bundle_round_trips(tiny_model, tmp_path):
     model = _adaptive(tiny_model)
-    path = tmp_path / "m.joblib"
+    path = tmp_path / "m.npz"
     model.save(path)
-    again = EmotionModel.load(path, trust=True)
+    again = EmotionModel.load(path)
     assert again.adaptation is not None and again.adaptation.blend
     np.testing.assert_array_equal(again.adaptation.prior.mean, model.adaptation.prior.mean)
     np.testing.assert_array_equal(again.adaptation.prior.std, model.adaptation.prior.std)
@@ -77,22 +77,22 @@ def test_adaptive_bundle_round_trips(tiny_model, tmp_path):
         norm.update(x + shift)
     np.testing.assert_allclose(again.predict_proba_adapted(x, norm), model.predict_proba_adapted(x, norm))
     # A model without the entry still loads and does not adapt.
-    assert EmotionModel.load(tiny_model.path, trust=True).adaptation is None
+    assert EmotionModel.load(tiny_model.path).adaptation is None
 
 
 def test_malformed_adaptation_entry_is_refused(tiny_model, tmp_path):
-    import joblib
+    from ser_live.model_file import write_bundle
 
     bundle = _adaptive(tiny_model).to_bundle()
     bundle["adaptation"]["prior"]["mean"] = bundle["adaptation"]["prior"]["mean"][:-1]
     bundle["adaptation"]["prior"]["std"] = bundle["adaptation"]["prior"]["std"][:-1]
-    joblib.dump(bundle, tmp_path / "bad.joblib")
+    write_bundle(tmp_path / "bad.npz", bundle)
     with pytest.raises(ModelError, match="adaptive variant"):
-        EmotionModel.load(tmp_path / "bad.joblib", trust=True)
+        EmotionModel.load(tmp_path / "bad.npz")
     bundle["adaptation"] = {"estimator": None, "prior": {}, "blend": True}
-    joblib.dump(bundle, tmp_path / "bad2.joblib")
+    write_bundle(tmp_path / "bad2.npz", bundle)
     with pytest.raises(ModelError, match="malformed speaker-adaptive variant"):
-        EmotionModel.load(tmp_path / "bad2.joblib", trust=True)
+        EmotionModel.load(tmp_path / "bad2.npz")
 
 
 def test_blend_follows_the_normaliser_weight(adaptive_model):

@@ -27,7 +27,7 @@ SR = 16000
 
 
 def model_args(path: Path) -> list[str]:
-    return ["--model", str(path), "--trust-model"]
+    return ["--model", str(path)]
 
 
 def make_clips(folder: Path, n: int, *, seconds: float = 2.0) -> list[Path]:
@@ -119,14 +119,14 @@ def test_results_of_another_model_are_refused(tmp_path, tiny_model_path):
     assert run_cli("--classify", str(clip), "--out", str(out), "--model", "light").returncode == 0
     before = out.read_text()
     proc = run_cli("--classify", str(clip), "--out", str(out), *model_args(tiny_model_path))
-    assert proc.returncode == 1 and "holds results of another model (ser-live-light.joblib@" in proc.stderr
+    assert proc.returncode == 1 and "holds results of another model (ser-live-light.npz@" in proc.stderr
     assert out.read_text() == before
 
 
 def test_the_ledger_writes_a_row_as_each_file_finishes(tmp_path, tiny_model):
     clips = make_clips(tmp_path / "clips", 3)
     out = tmp_path / "results.csv"
-    batch = classify_batch([tmp_path / "clips"], model=str(tiny_model.path), trust_model=True, workers=1, out=out)
+    batch = classify_batch([tmp_path / "clips"], model=str(tiny_model.path), workers=1, out=out)
     seen = []
     for item in batch:
         seen.append(item.path)
@@ -188,7 +188,7 @@ def test_a_local_dask_cluster_gives_exactly_the_local_pools_results(tmp_path, ti
 
 def test_a_worker_killed_mid_batch_has_its_files_classified_elsewhere(tmp_path, tiny_model_path):
     clips = make_clips(tmp_path / "clips", 40, seconds=3.0)
-    batch = classify_batch([tmp_path / "clips"], model=str(tiny_model_path), trust_model=True,
+    batch = classify_batch([tmp_path / "clips"], model=str(tiny_model_path),
                            scheduler="local:2")
     pids = batch.engine.client.run(os.getpid)
     assert len(pids) == 2
@@ -199,7 +199,7 @@ def test_a_worker_killed_mid_batch_has_its_files_classified_elsewhere(tmp_path, 
             os.kill(next(iter(pids.values())), signal.SIGKILL)
     assert sorted(r.path for r in results) == sorted(map(str, clips))
     assert [r.error for r in results] == [None] * 40
-    expected = classify_batch([tmp_path / "clips"], model=str(tiny_model_path), trust_model=True, workers=1)
+    expected = classify_batch([tmp_path / "clips"], model=str(tiny_model_path), workers=1)
     assert [(r.path, r.result) for r in results] == [(r.path, r.result) for r in expected]
 
 

@@ -12,9 +12,9 @@ from conftest import REPO
 
 @pytest.mark.slow
 def test_bench_smoke_run_produces_every_section(tmp_path):
-    model = REPO / "models" / "ser-live-default.joblib"
+    model = REPO / "models" / "ser-live-default.npz"
     if not model.exists():
-        pytest.skip("the shipped model models/ser-live-default.joblib is not built yet")
+        pytest.skip("the shipped model models/ser-live-default.npz is not built yet")
     out = tmp_path / "results.json"
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "bench.py"), "--smoke", "--out", str(out)],

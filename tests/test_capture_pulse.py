@@ -124,7 +124,7 @@ def test_live_print_json_finds_speech_where_it_was_played_and_stops_on_sigint(
     pulse_server, speech_clip, tiny_model_path, record_property
 ):
     path, lead_s, onset_s, end_s = speech_clip
-    run = LiveRun(pulse_server, "--print", "--json", "--model", str(tiny_model_path), "--trust-model")
+    run = LiveRun(pulse_server, "--print", "--json", "--model", str(tiny_model_path))
     run.wait_for_lines(4)  # two seconds of the virtual microphone's silence
     played_at = time.monotonic()
     pulse_server.play(path)
@@ -168,8 +168,7 @@ def test_device_by_name_and_by_index(pulse_server, tiny_model_path):
     rows = [row.split(None, 3) for row in listing.stdout.splitlines()[1:]]
     index = next(row[0] for row in rows if row[3].startswith("pulse "))
     for spec in ("Puls", index):  # a case-insensitive fragment of the name, and the index
-        run = LiveRun(pulse_server, "--print", "--json", "--device", spec, "--model", str(tiny_model_path),
-                      "--trust-model")
+        run = LiveRun(pulse_server, "--print", "--json", "--device", spec, "--model", str(tiny_model_path))
         run.wait_for_lines(2)
         status = run.finish(signal.SIGTERM)
         assert status == 0, run.stderr
@@ -180,8 +179,7 @@ def test_device_by_name_and_by_index(pulse_server, tiny_model_path):
 
 def test_unknown_device_on_a_real_server_is_one_line(pulse_server, tiny_model_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "ser_live", "--print", "--device", "no such mic", "--model", str(tiny_model_path),
-         "--trust-model"],
+        [sys.executable, "-m", "ser_live", "--print", "--device", "no such mic", "--model", str(tiny_model_path)],
         capture_output=True, text=True, cwd=str(REPO), env=pulse_server.client_env(), timeout=60,
     )
     assert proc.returncode == 1 and proc.stdout == ""
@@ -189,7 +187,7 @@ def test_unknown_device_on_a_real_server_is_one_line(pulse_server, tiny_model_pa
 
 
 def test_live_output_into_a_pipe_that_closes_ends_quietly(pulse_server, tiny_model_path):
-    cmd = (f"{sys.executable} -m ser_live --print --json --model {tiny_model_path} --trust-model | head -3")
+    cmd = (f"{sys.executable} -m ser_live --print --json --model {tiny_model_path} | head -3")
     proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, cwd=str(REPO),
                           env=pulse_server.client_env(), timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -41,8 +41,8 @@ def test_classify_streams_a_two_hour_file_with_flat_memory(tmp_path, tiny_model_
             f.write(block)
     file_bytes = path.stat().st_size
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ser_live", "--classify", str(path), "--workers", "1", "--model", str(tiny_model_path),
-         "--trust-model"], cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "ser_live", "--classify", str(path), "--workers", "1", "--model", str(tiny_model_path)],
+        cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     child = psutil.Process(proc.pid)
     peak = samples = 0
@@ -73,7 +73,7 @@ def test_record_refuses_to_overwrite_an_earlier_session(tmp_path, tiny_model_pat
     record = tmp_path / "session.csv"
     record.write_text("t_s,speech\n1.0,1\n")
     proc = run_cli("--print", "--input", str(_voice_file(tmp_path)), "--record", str(record),
-                   "--model", str(tiny_model_path), "--trust-model")
+                   "--model", str(tiny_model_path))
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
         f"ser-live: error: session file {record} already exists; choose another name (nothing was overwritten)"
@@ -85,7 +85,7 @@ def test_record_refuses_to_overwrite_an_earlier_session(tmp_path, tiny_model_pat
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/dev/full is Linux's always-full device")
 def test_record_on_a_full_disk_is_one_clear_line(tmp_path, tiny_model_path):
     proc = run_cli("--print", "--json", "--input", str(_voice_file(tmp_path)), "--record", "/dev/full",
-                   "--model", str(tiny_model_path), "--trust-model")
+                   "--model", str(tiny_model_path))
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if "error" in line]
     assert errors == ["ser-live: error: cannot write session file /dev/full: No space left on device"]

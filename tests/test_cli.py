@@ -12,13 +12,13 @@ import subprocess
 import sys
 import threading
 
-import joblib
 import numpy as np
 import pytest
 from conftest import REPO, run_cli, tone, write_wav
 
 from ser_live import capture, cli
 from ser_live.features import FEATURE_VERSION
+from ser_live.model_file import read_bundle, write_bundle
 from ser_live.output import TextPrinter, text_bar
 from ser_live.pipeline import Prediction
 
@@ -33,7 +33,7 @@ def voice_file(path, *, pause_s: float = 1.0, voiced_s: float = 3.0, rate_hz: in
 
 
 def model_args(tiny_model_path) -> list[str]:
-    return ["--model", str(tiny_model_path), "--trust-model"]
+    return ["--model", str(tiny_model_path)]
 
 
 def assert_one_error_line(proc, *fragments: str, returncode: int = 1) -> None:
@@ -96,7 +96,7 @@ def test_print_json_lines_follow_the_schema(tiny_model_path, tiny_model, tmp_pat
 
 @pytest.mark.parametrize("name", ["default", "light"])
 def test_shipped_models_by_name_follow_the_schema(tmp_path, name):
-    """Both shipped models, without --trust-model: the default (speech encoder) and --model light."""
+    """Both shipped models: the default (speech encoder) and --model light."""
     from ser_live.model import EmotionModel
 
     classes = list(EmotionModel.load(None if name == "default" else name).classes)
@@ -250,8 +250,8 @@ def test_classify_gives_the_same_results_with_one_or_many_workers(tiny_model_pat
 # -- errors ------------------------------------------------------------------------------------------
 def test_missing_model_is_one_line(tmp_path):
     path = voice_file(tmp_path / "v.wav")
-    proc = run_cli("--print", "--input", str(path), "--model", str(tmp_path / "nope.joblib"), "--trust-model")
-    assert_one_error_line(proc, "nope.joblib", "does not exist")
+    proc = run_cli("--print", "--input", str(path), "--model", str(tmp_path / "nope.npz"))
+    assert_one_error_line(proc, "nope.npz", "does not exist")
     assert proc.stdout == ""
 
 
@@ -266,18 +266,18 @@ def test_model_made_for_other_feature_code_is_refused_in_one_line(tiny_model_pat
     from ser_live.errors import ModelError
     from ser_live.model import EmotionModel
 
-    bundle = joblib.load(tiny_model_path)
+    bundle = read_bundle(tiny_model_path)
     if "config" in change:
         bundle["extractor"]["config"] = {**bundle["extractor"]["config"], **change["config"]}
     else:
         bundle["extractor"].update(change)
-    bad = tmp_path / "future.joblib"
-    joblib.dump(bundle, bad)
+    bad = tmp_path / "future.npz"
+    write_bundle(bad, bundle)
     with pytest.raises(ModelError) as info:
-        EmotionModel.load(bad, trust=True)
+        EmotionModel.load(bad)
     assert all(f in str(info.value) for f in fragments)
-    proc = run_cli("--print", "--input", str(voice_file(tmp_path / "v.wav")), "--model", str(bad), "--trust-model")
-    assert_one_error_line(proc, "future.joblib", *fragments)
+    proc = run_cli("--print", "--input", str(voice_file(tmp_path / "v.wav")), "--model", str(bad))
+    assert_one_error_line(proc, "future.npz", *fragments)
     assert proc.stdout == ""
 
 

@@ -168,7 +168,7 @@ def tiny_encoder_model_path(tmp_path_factory):
     estimator = make_pipeline(StandardScaler(), MLPClassifier((8,), max_iter=300, random_state=0))
     estimator.fit(extractor.batch(windows), labels)
     model = EmotionModel(estimator, extractor, metadata={"note": "test fixture, not shipped"})
-    path = tmp_path_factory.mktemp("encoder-model") / "tiny-encoder.joblib"
+    path = tmp_path_factory.mktemp("encoder-model") / "tiny-encoder.npz"
     model.save(path)
     return path
 
@@ -178,24 +178,25 @@ def test_encoder_model_round_trip_and_classify(tiny_encoder_model_path, tmp_path
 
     from ser_live.model import EmotionModel
 
-    model = EmotionModel.load(tiny_encoder_model_path, trust=True)
+    model = EmotionModel.load(tiny_encoder_model_path)
     assert model.extractor == EncoderFeatures([0]) and model.feature_config is None
     wav = write_wav(tmp_path / "voice.wav", np.concatenate([np.zeros(8000, np.float32), _voice(3.0)]))
-    proc = run_cli("--classify", str(wav), "--json", "--model", str(tiny_encoder_model_path), "--trust-model")
+    proc = run_cli("--classify", str(wav), "--json", "--model", str(tiny_encoder_model_path))
     assert proc.returncode == 0, proc.stderr
     assert '"emotion": "' in proc.stdout and "Traceback" not in proc.stderr
 
 
 def test_model_trained_on_other_encoder_weights_is_refused_in_one_line(tiny_encoder_model_path, tmp_path) -> None:
-    import joblib
     from conftest import run_cli, write_wav
 
-    bundle = joblib.load(tiny_encoder_model_path)
+    from ser_live.model_file import read_bundle, write_bundle
+
+    bundle = read_bundle(tiny_encoder_model_path)
     bundle["extractor"]["encoder"]["weights_sha256"] = "f" * 64
-    bad = tmp_path / "other-weights.joblib"
-    joblib.dump(bundle, bad)
+    bad = tmp_path / "other-weights.npz"
+    write_bundle(bad, bundle)
     wav = write_wav(tmp_path / "voice.wav", _voice(2.5))
-    proc = run_cli("--print", "--input", str(wav), "--model", str(bad), "--trust-model")
+    proc = run_cli("--print", "--input", str(wav), "--model", str(bad))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ser-live: error: ")

@@ -1,6 +1,7 @@
 """The extractor seam changes no number: features and predictions against a record, to their arithmetic's tolerance.
 
-``tests/data/extractor_regression.npz`` was recorded on one machine by ``make_extractor_regression.py`` beside it.
+``tests/data/extractor_regression.npz`` was recorded on one machine by ``make_extractor_regression.py`` beside it,
+for the shipped model files it names by their SHA-256 (a retraining regenerates it: ``make regression-record``).
 Another machine of the same kind runs another BLAS kernel (OpenBLAS picks it by CPU) and other SIMD paths in
 numpy, so the last bits of every float sum may differ there; so do two BLAS threads instead of one. Each stage is
 therefore compared with the tolerance of its own arithmetic:
@@ -90,10 +91,16 @@ def recorded() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module", params=MODELS)
 def shipped(request) -> tuple[str, Any]:
-    """A shipped model's name and the model."""
-    from ser_live.model import EmotionModel
+    """A shipped model's name and the model, the one the record was made with."""
+    from ser_live.model import EmotionModel, file_sha256
 
-    return request.param, EmotionModel.load(request.param)
+    model = EmotionModel.load(request.param)
+    with np.load(REGRESSION) as record:
+        made_with = str(record[f"{request.param}_model_sha256"]) if f"{request.param}_model_sha256" in record else None
+    if made_with != file_sha256(model.path):
+        pytest.fail(f"{REGRESSION.name} was recorded for another {request.param} model file than {model.path} "
+                    "(retrained since?): regenerate it with 'make regression-record'")
+    return request.param, model
 
 
 @contextmanager

@@ -441,7 +441,7 @@ def run_gui_once(tmp_path, monkeypatch, devices):
 
 def test_run_gui_opens_the_window_on_a_file(qtbot, run_gui_once, tiny_model_path, speech_file):
     """``ser-live --input FILE`` path, in-process: run_gui builds the window and starts the file."""
-    seen = run_gui_once(["--input", str(speech_file[0]), "--model", str(tiny_model_path), "--trust-model"])
+    seen = run_gui_once(["--input", str(speech_file[0]), "--model", str(tiny_model_path)])
     assert seen["status"] == 0
     assert seen["source"] == ("file", str(speech_file[0]))
     assert seen["state"] in ("running", "finished")
@@ -450,13 +450,16 @@ def test_run_gui_opens_the_window_on_a_file(qtbot, run_gui_once, tiny_model_path
 
 def test_run_gui_with_bad_settings_or_model_still_opens(qtbot, run_gui_once, tiny_model_path, tiny_model, tmp_path,
                                                         fake_microphone):
-    seen = run_gui_once(["--model", str(tiny_model_path), "--trust-model", "--hop", "3"], after_ms=300)
+    seen = run_gui_once(["--model", str(tiny_model_path), "--hop", "3"], after_ms=300)
     assert seen["status"] == 0 and "--hop (3 s) must not be longer than the model's window (2 s)" in seen["note"]
     assert seen["state"] == "running"
     assert (seen["settings"].window_s, seen["settings"].hop_s) == (tiny_model.window_s, tiny_model.hop_s)
-    seen = run_gui_once(["--model", str(tiny_model_path)], after_ms=300)  # not trusted
-    assert seen["status"] == 0 and "--trust-model" in seen["banner"] and seen["state"] is None
-    seen = run_gui_once(["--model", str(tmp_path / "absent.joblib"), "--trust-model"], after_ms=300)
+    import joblib
+
+    joblib.dump({"format": "ser-live-model"}, tmp_path / "old.joblib")
+    seen = run_gui_once(["--model", str(tmp_path / "old.joblib")], after_ms=300)  # a pickle: never loaded
+    assert seen["status"] == 0 and "is a pickle" in seen["banner"] and seen["state"] is None
+    seen = run_gui_once(["--model", str(tmp_path / "absent.npz")], after_ms=300)
     assert seen["status"] == 0 and "does not exist" in seen["banner"]
 
 
@@ -499,7 +502,7 @@ def test_an_unwritable_record_path_is_reported_and_the_window_opens(qtbot, run_g
                                                                     fake_microphone):
     blocked = tmp_path / "a-file"
     blocked.write_text("")
-    seen = run_gui_once(["--model", str(tiny_model_path), "--trust-model", "--record", str(blocked / "record.csv")],
+    seen = run_gui_once(["--model", str(tiny_model_path), "--record", str(blocked / "record.csv")],
                         after_ms=300)
     assert seen["status"] == 0 and "cannot create session file" in seen["banner"] and seen["state"] == "running"
 
@@ -609,7 +612,7 @@ def test_run_gui_shows_unexpected_errors_instead_of_aborting(qtbot, run_gui_once
         raise RuntimeError("a bug in a slot")
 
     QtCore.QTimer.singleShot(300, fail)
-    seen = run_gui_once(["--model", str(tiny_model_path), "--trust-model"])
+    seen = run_gui_once(["--model", str(tiny_model_path)])
     assert seen["status"] == 0
     assert "a bug in a slot" in seen["banner"]
     assert seen["state"] == "running"  # the default microphone was started and kept running
@@ -621,7 +624,7 @@ def test_unreachable_display_falls_back_to_the_console_in_one_line(tiny_model_pa
     from conftest import run_cli
 
     number = next(n for n in range(900, 1000) if not Path(f"/tmp/.X11-unix/X{n}").exists())
-    done = run_cli("--input", str(speech_file[0]), "--model", str(tiny_model_path), "--trust-model",
+    done = run_cli("--input", str(speech_file[0]), "--model", str(tiny_model_path),
                    env={"DISPLAY": f":{number}", "QT_QPA_PLATFORM": "", "WAYLAND_DISPLAY": "",
                         "XDG_DATA_HOME": str(tmp_path)})
     assert done.returncode == 0, done.stderr

@@ -129,7 +129,7 @@ def test_real_window_under_xvfb_draws_the_emotion_history(xvfb, qtbot, tiny_mode
     env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "SER_LIVE_TRUST_MODEL")}
     env.update(DISPLAY=xvfb, XDG_DATA_HOME=str(tmp_path / "xdg"))
     app = subprocess.Popen(
-        [sys.executable, "-m", "ser_live", "--input", str(wav), "--model", str(tiny_model_path), "--trust-model"],
+        [sys.executable, "-m", "ser_live", "--input", str(wav), "--model", str(tiny_model_path)],
         cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     shot = tmp_path / "shot.png"

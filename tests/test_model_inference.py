@@ -1,4 +1,4 @@
-"""The compiled forward pass: same probabilities as scikit-learn, format-2 files, no scikit-learn at run time."""
+"""The compiled forward pass: same probabilities as scikit-learn, model files of arrays, no scikit-learn at run time."""
 
 from __future__ import annotations
 
@@ -7,17 +7,16 @@ import subprocess
 import sys
 import warnings
 
-import joblib
 import numpy as np
 import pytest
 from conftest import REPO
 
 from ser_live import inference as inference_mod
-from ser_live import model as model_mod
 from ser_live.adapt import SpeakerNormalizer, SpeakerPrior
 from ser_live.errors import ModelError
 from ser_live.features import FeatureConfig, feature_names
 from ser_live.model import EMOTIONS, MODEL_FORMAT_VERSION, EmotionModel, ModelAdaptation
+from ser_live.model_file import read_bundle, write_bundle
 from ser_live.training.estimator import ModelParams, make_estimator
 
 N_FEATURES = len(feature_names(FeatureConfig()))
@@ -149,16 +148,16 @@ def test_bad_inputs_fail_as_scikit_learn_does(tiny_model):
         tiny_model.predict_proba(row)
 
 
-def test_other_estimators_predict_themselves_and_round_trip(tmp_path):
-    """An estimator of another shape is not compiled; its file loads it eagerly and it still predicts."""
+def test_other_estimators_predict_themselves_but_are_not_saved(tmp_path):
+    """An estimator of another shape is not compiled: it predicts in memory, but a model file holds arrays only."""
     estimator = _fit(_scaled(_mlp(), _NegateTransformer()))
     model = EmotionModel(estimator, FeatureConfig())
     assert not _compiled(model)
-    model.save(tmp_path / "custom.joblib")
-    assert joblib.load(tmp_path / "custom.joblib")["inference"] is None
-    loaded = EmotionModel.load(tmp_path / "custom.joblib", trust=True)
     x, _ = _data(EMOTIONS, seed=4)
-    np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
+    np.testing.assert_array_equal(model.predict_proba(x), estimator.predict_proba(x)[:, model._order])
+    with pytest.raises(ModelError, match="not saved: a model file holds a network's arrays"):
+        model.save(tmp_path / "custom.npz")
+    assert not (tmp_path / "custom.npz").exists()
 
 
 class _NegateTransformer:
@@ -180,32 +179,37 @@ def test_a_compilation_that_differs_is_not_saved(monkeypatch, tmp_path):
     x, _ = _data(EMOTIONS, seed=6)
     np.testing.assert_array_equal(model.predict_proba(x), estimator.predict_proba(x)[:, model._order])
     with pytest.raises(ModelError, match="not saved: the compiled forward pass differs"):
-        model.save(tmp_path / "m.joblib")
-    assert not (tmp_path / "m.joblib").exists()
+        model.save(tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
 
 
 # -- the model file -----------------------------------------------------------------------------------
-def test_format_2_file_round_trips(tiny_model, tmp_path):
-    bundle = joblib.load(tiny_model.path)
-    assert bundle["format_version"] == MODEL_FORMAT_VERSION == 2
-    assert isinstance(bundle["estimator"], bytes)
+def test_model_file_round_trips_as_arrays_and_a_manifest(tiny_fitted_model, tmp_path):
+    tiny_model = tiny_fitted_model
+    bundle = read_bundle(tiny_model.path)
+    assert bundle["format_version"] == MODEL_FORMAT_VERSION == 3 and "estimator" not in bundle
     network = bundle["inference"]["networks"][0]
     assert all(type(a) is np.ndarray for a in network["coefs"] + network["intercepts"])
     x, _ = _data(EMOTIONS, seed=8)
     reference = tiny_model.estimator.predict_proba(x)[:, tiny_model._order]
     np.testing.assert_allclose(tiny_model.predict_proba(x), reference, rtol=0, atol=1e-12)
-    # The estimator comes back whole (its weights are the inference entry's arrays, stored once)...
-    again = tmp_path / "again.joblib"
+    again = tmp_path / "again.npz"
     tiny_model.save(again)
-    loaded = EmotionModel.load(again, trust=True)
+    loaded = EmotionModel.load(again)
+    # The same arrays through the same code: storage must not change a bit.
     np.testing.assert_array_equal(loaded.predict_proba(x), tiny_model.predict_proba(x))
-    np.testing.assert_array_equal(loaded.estimator.predict_proba(x), tiny_model.estimator.predict_proba(x))
     assert (loaded.classes, loaded.feature_config, loaded.metadata) == (tiny_model.classes, tiny_model.feature_config,
                                                                        tiny_model.metadata)
-    # ...and the file is not twice the size of one that stores the pipeline alone.
-    pipeline_only = tmp_path / "pipeline.joblib"
-    joblib.dump(tiny_model.estimator, pipeline_only, compress=3)
-    assert again.stat().st_size < 1.3 * pipeline_only.stat().st_size
+    # The scikit-learn estimator was a training artefact: a loaded model's estimator is its forward pass, from which
+    # a model with other settings can be made (and saved) as from any estimator.
+    assert type(loaded.estimator) is inference_mod.ForwardPass
+    assert list(loaded.estimator.classes_) == list(tiny_model.estimator.classes_)
+    other = EmotionModel(loaded.estimator, loaded.feature_config, window_s=1.5, hop_s=0.5)
+    other.save(tmp_path / "other.npz")
+    np.testing.assert_array_equal(EmotionModel.load(tmp_path / "other.npz").predict_proba(x), loaded.predict_proba(x))
+    # The file is the arrays and a small manifest, nothing more.
+    weights = sum(a.nbytes for _, a in inference_mod.inference_arrays(bundle["inference"]))
+    assert again.stat().st_size < 1.1 * weights + 20_000
 
 
 def _format_1(model: EmotionModel) -> dict:
@@ -228,10 +232,21 @@ def _with_adaptation(tiny_model: EmotionModel) -> EmotionModel:
                         metadata={"note": "test"})
 
 
-def test_format_1_file_still_loads(tiny_model, tmp_path):
-    model = _with_adaptation(tiny_model)
-    joblib.dump(_format_1(model), tmp_path / "v1.joblib")
-    loaded = EmotionModel.load(tmp_path / "v1.joblib", trust=True)
+def test_a_pickled_model_is_refused_and_the_converter_keeps_its_predictions(tiny_fitted_model, tmp_path):
+    """Formats 1 and 2 were pickles: refused in one line that names the way out, which gives the same model."""
+    import joblib
+
+    model = _with_adaptation(tiny_fitted_model)
+    old = tmp_path / "old.joblib"
+    joblib.dump(_format_1(model), old, compress=3)
+    with pytest.raises(ModelError) as info:
+        EmotionModel.load(old)
+    assert "is a pickle" in str(info.value) and "scripts/convert_model.py" in str(info.value)
+    new = tmp_path / "new.npz"
+    proc = subprocess.run([sys.executable, "scripts/convert_model.py", str(old), str(new)], capture_output=True,
+                          text=True, cwd=str(REPO), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    loaded = EmotionModel.load(new)
     assert _compiled(loaded) and loaded.adaptation._classifier.forward is not None
     x, _ = _data(EMOTIONS, seed=3)
     np.testing.assert_allclose(loaded.predict_proba(x), model.predict_proba(x), rtol=0, atol=1e-12)
@@ -240,8 +255,6 @@ def test_format_1_file_still_loads(tiny_model, tmp_path):
         normalizer.update(row)
     np.testing.assert_allclose(loaded.predict_proba_adapted(x, normalizer), model.predict_proba_adapted(x, normalizer),
                                rtol=0, atol=1e-12)
-    loaded.save(tmp_path / "v2.joblib")  # re-saving converts it
-    assert joblib.load(tmp_path / "v2.joblib")["format_version"] == 2
 
 
 def _damage(bundle: dict, kind: str) -> dict:
@@ -270,23 +283,23 @@ def _damage(bundle: dict, kind: str) -> dict:
         bundle["inference"] = [1, 2]
     elif kind == "network-not-a-dict":
         inference["networks"] = ["relu"]
-    elif kind == "estimator-not-bytes":
-        bundle["estimator"] = {"weights": 1}
+    elif kind == "no-inference":
+        del bundle["inference"]
     else:
         raise AssertionError(kind)
     return bundle
 
 
 DAMAGE = ["weights-shape", "weights-nan", "bias-missing", "scaler-length", "activation", "classes", "weights-text",
-          "no-networks", "missing-key", "not-a-dict", "network-not-a-dict", "estimator-not-bytes"]
+          "no-networks", "missing-key", "not-a-dict", "network-not-a-dict", "no-inference"]
 
 
 @pytest.mark.parametrize("kind", DAMAGE)
 def test_damaged_inference_entry_is_refused(kind, tiny_model_path, tmp_path):
-    path = tmp_path / f"{kind}.joblib"
-    joblib.dump(_damage(joblib.load(tiny_model_path), kind), path)
+    path = tmp_path / f"{kind}.npz"
+    write_bundle(path, _damage(read_bundle(tiny_model_path), kind))
     with pytest.raises(ModelError) as info:
-        EmotionModel.load(path, trust=True)
+        EmotionModel.load(path)
     message = str(info.value)
     assert str(path) in message and "\n" not in message
 
@@ -294,31 +307,18 @@ def test_damaged_inference_entry_is_refused(kind, tiny_model_path, tmp_path):
 def test_damaged_adaptive_inference_entry_is_refused(tiny_model, tmp_path):
     bundle = _with_adaptation(tiny_model).to_bundle()
     bundle["adaptation"]["inference"]["networks"][1]["coefs"][0] = np.zeros((3, 3))
-    joblib.dump(bundle, tmp_path / "bad.joblib")
+    write_bundle(tmp_path / "bad.npz", bundle)
     with pytest.raises(ModelError, match="malformed speaker-adaptive variant.*compiled network is damaged"):
-        EmotionModel.load(tmp_path / "bad.joblib", trust=True)
-
-
-def test_damaged_pickled_estimator_fails_clearly_when_first_needed(tiny_model_path, tmp_path):
-    bundle = joblib.load(tiny_model_path)
-    bundle["estimator"] = bundle["estimator"][: len(bundle["estimator"]) // 2]
-    joblib.dump(bundle, tmp_path / "half.joblib")
-    model = EmotionModel.load(tmp_path / "half.joblib", trust=True)  # predictions do not need it
-    assert model.predict_proba(np.zeros(N_FEATURES)).shape == (len(model.classes),)
-    with pytest.raises(ModelError, match="estimator cannot be unpickled"):
-        model.estimator  # noqa: B018
+        EmotionModel.load(tmp_path / "bad.npz")
 
 
 _NO_SKLEARN_SCRIPT = """
 import json, sys
 import numpy as np
-from ser_live import model as model_mod, shipped
+from ser_live import model as model_mod
 from ser_live.adapt import SpeakerNormalizer
 
-model_dir, digest = sys.argv[1], sys.argv[2]
-model_mod._model_dirs = lambda: [model_mod.Path(model_dir)]
-shipped.SHIPPED_MODEL_SHA256 = (digest,)
-model = model_mod.EmotionModel.load()  # the default path, trusted by its recorded hash
+model = model_mod.EmotionModel.load(sys.argv[1])
 x = np.random.default_rng(0).normal(0, 1, (12, len(model.adaptation.prior.mean)))
 normalizer = SpeakerNormalizer(model.adaptation.prior, hop_s=model.hop_s)
 for row in x:
@@ -326,22 +326,22 @@ for row in x:
 probs = [model.predict_proba(x[0]).tolist(), model.predict_proba(x).tolist(),
          model.predict_proba_adapted(x, normalizer).tolist()]
 loaded = sorted(m for m in sys.modules if m == "sklearn" or m.startswith("sklearn."))
-estimator = type(model.estimator).__name__  # asking for the estimator unpickles it
-print(json.dumps({"sklearn_before": loaded, "sklearn_after": "sklearn" in sys.modules, "estimator": estimator,
-                  "probs": probs}))
+unsafe = sorted(m for m in ("pickle", "joblib", "sklearn") if m in sys.modules)
+print(json.dumps({"sklearn": loaded, "unsafe": unsafe, "probs": probs}))
 """
 
 
 def test_loading_and_predicting_do_not_import_scikit_learn(tiny_model, tmp_path):
     model = _with_adaptation(tiny_model)
-    digest = model.save(tmp_path / model_mod.DEFAULT_MODEL_NAME)
-    proc = subprocess.run([sys.executable, "-c", _NO_SKLEARN_SCRIPT, str(tmp_path), digest], capture_output=True,
-                          text=True, cwd=str(REPO), env={**model_mod.os.environ, model_mod.TRUST_ENV_VAR: "0"},
-                          timeout=120)
+    model.save(tmp_path / "adaptive.npz")
+    proc = subprocess.run([sys.executable, "-c", _NO_SKLEARN_SCRIPT, str(tmp_path / "adaptive.npz")],
+                          capture_output=True, text=True, cwd=str(REPO), timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result["sklearn_before"] == []
-    assert result["sklearn_after"] and result["estimator"] == "Pipeline"
+    assert result["sklearn"] == []
+    # Nothing that can run code from a file is even imported (numpy's own loader never imports pickle
+    # with allow_pickle=False... but the standard library may have: only ours are checked).
+    assert "joblib" not in result["unsafe"] and "sklearn" not in result["unsafe"]
     x = np.random.default_rng(0).normal(0, 1, (12, N_FEATURES))
     normalizer = SpeakerNormalizer(model.adaptation.prior, hop_s=model.hop_s)
     for row in x:

@@ -96,7 +96,7 @@ def files(tmp_path_factory):
 def classified(files, tiny_model_path):
     """One ``--classify --json`` run over every file, as a user would run it."""
     paths = [str(p) for p in files.values()]
-    proc = run_cli("--model", str(tiny_model_path), "--trust-model", "--classify", *paths, "--json", "--workers", "1")
+    proc = run_cli("--model", str(tiny_model_path), "--classify", *paths, "--json", "--workers", "1")
     assert "Traceback" not in proc.stderr
     by_name = {}
     for line in proc.stdout.splitlines():
@@ -189,7 +189,7 @@ def test_clipped_file_is_still_analysed(classified):
 
 
 def _run_input(capsys, model_path, path, *extra):
-    code = cli.main(["--model", str(model_path), "--trust-model", "--input", str(path), "--json", *extra])
+    code = cli.main(["--model", str(model_path), "--input", str(path), "--json", *extra])
     out, err = capsys.readouterr()
     return code, [json.loads(line) for line in out.splitlines()], err
 
@@ -272,8 +272,8 @@ def test_three_hour_file_streams_with_flat_memory(tmp_path, tiny_model_path):
     assert sf.info(str(path)).duration == pytest.approx(3 * 3600)
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ser_live", "--input", str(path), "--json", "--model", str(tiny_model_path),
-         "--trust-model"], cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "ser_live", "--input", str(path), "--json", "--model", str(tiny_model_path)],
+        cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     child = psutil.Process(proc.pid)
     rss_mb = []

@@ -68,7 +68,7 @@ def pulse():
 def test_lost_sound_server_is_reported_retried_resumed_and_stoppable(pulse, tiny_model_path, tmp_path):
     record = tmp_path / "session.csv"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ser_live", "--print", "--json", "--model", str(tiny_model_path), "--trust-model",
+        [sys.executable, "-m", "ser_live", "--print", "--json", "--model", str(tiny_model_path),
          "--record", str(record), "--record-audio"],
         env=pulse.client_env(), cwd=str(REPO), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
@@ -156,7 +156,7 @@ class _RefusingPortAudio:
 def test_device_that_opens_at_no_usable_rate_is_one_clear_error(monkeypatch, tiny_model_path, capsys):
     pa = _RefusingPortAudio()
     monkeypatch.setattr(capture, "_portaudio", lambda: (pa, pa))
-    code = cli.main(["--print", "--model", str(tiny_model_path), "--trust-model"])
+    code = cli.main(["--print", "--model", str(tiny_model_path)])
     out, err = capsys.readouterr()
     assert code == 1
     # Every combination was tried: the model's rate and the device's, mono and its own channel count.

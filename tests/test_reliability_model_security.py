@@ -1,18 +1,21 @@
-"""Model files are code: only the shipped model (by SHA-256) loads untrusted; bad files fail clearly."""
+"""Model files are data: loading one runs no code, so any file loads without a trust list; bad files fail clearly."""
 
 from __future__ import annotations
 
 import pathlib
+import pickle
+import subprocess
+import sys
+import zipfile
 
 import joblib
 import numpy as np
 import pytest
 from conftest import REPO, run_cli, tone, write_wav
 
-from ser_live import model as model_mod
-from ser_live import shipped as shipped_hashes
-from ser_live.errors import FeatureConfigError, ModelError, UntrustedModelError
-from ser_live.model import DEFAULT_MODEL_NAME, SHIPPED_MODELS, EmotionModel, file_sha256
+from ser_live.errors import FeatureConfigError, ModelError
+from ser_live.model import SHIPPED_MODELS, EmotionModel
+from ser_live.model_file import read_bundle, write_bundle
 
 
 class _RunsCodeWhenLoaded:
@@ -25,137 +28,72 @@ class _RunsCodeWhenLoaded:
         return (pathlib.Path.touch, (self.marker,))
 
 
-@pytest.fixture
-def hostile_model(tmp_path):
+def test_a_pickle_given_as_a_model_is_refused_in_one_line_and_never_runs(tmp_path):
+    """A pickle renamed to a model file (what a model file was before format 3): refused, its code never run."""
     marker = tmp_path / "code-ran"
-    path = tmp_path / "hostile.joblib"
-    joblib.dump({"format": "ser-live-model", "estimator": _RunsCodeWhenLoaded(marker)}, path)
-    return path, marker
-
-
-@pytest.fixture
-def no_env_trust(monkeypatch):
-    monkeypatch.delenv(model_mod.TRUST_ENV_VAR, raising=False)
-
-
-def test_untrusted_file_is_refused_before_any_of_it_runs(hostile_model, no_env_trust):
-    path, marker = hostile_model
-    with pytest.raises(UntrustedModelError) as info:
-        EmotionModel.load(path)
-    message = str(info.value)
-    assert "can run code" in message and "--trust-model" in message and model_mod.TRUST_ENV_VAR in message
+    for name, dump in (("hostile.npz", lambda obj, p: joblib.dump(obj, p, compress=3)),
+                       ("plain-pickle.npz", lambda obj, p: p.write_bytes(pickle.dumps(obj)))):
+        path = tmp_path / name
+        dump({"format": "ser-live-model", "estimator": _RunsCodeWhenLoaded(marker)}, path)
+        with pytest.raises(ModelError) as info:
+            EmotionModel.load(path)
+        message = str(info.value)
+        assert "\n" not in message and "is a pickle" in message and "no longer loads pickles" in message, message
     assert not marker.exists()
-    # The risk is real: trusting the file runs its code (and the bundle is then rejected).
-    with pytest.raises(ModelError):
-        EmotionModel.load(path, trust=True)
+    # The risk is real: unpickling the same file runs its code.
+    joblib.load(tmp_path / "hostile.npz")
     assert marker.exists()
 
 
-def test_other_models_need_trust(tiny_model_path, no_env_trust):
-    with pytest.raises(UntrustedModelError):
-        EmotionModel.load(tiny_model_path)
-    assert EmotionModel.load(tiny_model_path, trust=True).classes
-
-
-@pytest.mark.parametrize("value", ["1", "true", "YES", " on "])
-def test_environment_variable_trusts(tiny_model_path, monkeypatch, value):
-    monkeypatch.setenv(model_mod.TRUST_ENV_VAR, value)
-    assert EmotionModel.load(tiny_model_path).classes
-
-
-@pytest.mark.parametrize("value", ["0", "false", "no", ""])
-def test_environment_variable_off_does_not_trust(tiny_model_path, monkeypatch, value):
-    monkeypatch.setenv(model_mod.TRUST_ENV_VAR, value)
-    with pytest.raises(UntrustedModelError):
-        EmotionModel.load(tiny_model_path)
-
-
-def test_unclear_environment_value_is_an_error_not_a_guess(tiny_model_path, monkeypatch):
-    monkeypatch.setenv(model_mod.TRUST_ENV_VAR, "maybe")
-    with pytest.raises(ModelError, match="not understood"):
-        EmotionModel.load(tiny_model_path)
-
-
-def test_recorded_hash_loads_without_trust(tiny_model_path, monkeypatch, no_env_trust):
-    digest = file_sha256(tiny_model_path)
-    monkeypatch.setattr(shipped_hashes, "SHIPPED_MODEL_SHA256", (digest.upper(),))
-    assert EmotionModel.load(tiny_model_path).classes
-
-
-def test_modified_shipped_model_is_refused(tiny_model_path, tmp_path, monkeypatch, no_env_trust):
-    shipped = tmp_path / DEFAULT_MODEL_NAME
-    shipped.write_bytes(tiny_model_path.read_bytes())
-    monkeypatch.setattr(model_mod, "_model_dirs", lambda: [tmp_path])
-    monkeypatch.setattr(shipped_hashes, "SHIPPED_MODEL_SHA256", (file_sha256(shipped),))
-    assert EmotionModel.load().path == shipped
-    with shipped.open("ab") as fh:  # one appended byte is enough to break the recorded hash
-        fh.write(b"\0")
-    with pytest.raises(ModelError, match="has been modified"):
-        EmotionModel.load()
-
-
-def test_shipped_location_without_a_recorded_hash_says_so(tiny_model_path, tmp_path, monkeypatch, no_env_trust):
-    (tmp_path / DEFAULT_MODEL_NAME).write_bytes(tiny_model_path.read_bytes())
-    monkeypatch.setattr(model_mod, "_model_dirs", lambda: [tmp_path])
-    monkeypatch.setattr(shipped_hashes, "SHIPPED_MODEL_SHA256", ())
-    with pytest.raises(ModelError, match="no SHA-256 is recorded"):
-        EmotionModel.load()
-
-
-def test_hash_and_unpickle_read_the_same_bytes(tiny_model_path, hostile_model, monkeypatch, no_env_trust):
-    """Swapping the file after the hash check must not get the swapped file unpickled."""
-    path, marker = hostile_model
-    monkeypatch.setattr(shipped_hashes, "SHIPPED_MODEL_SHA256", (file_sha256(tiny_model_path),))
-    good, bad = tiny_model_path.read_bytes(), path.read_bytes()
-    target = path.parent / "swapped.joblib"
-    target.write_bytes(good)
-    real_sha256 = model_mod.hashlib.sha256
-
-    def sha256_then_swap(*args):
-        digest = real_sha256(*args)
-        target.write_bytes(bad)  # an attacker replaces the file right after it was hashed
-        return digest
-
-    monkeypatch.setattr(model_mod.hashlib, "sha256", sha256_then_swap)
-    assert EmotionModel.load(target).classes
-    assert not marker.exists()
-
-
-def test_pickled_estimator_inside_a_model_is_covered_by_the_hash(tiny_model_path, tmp_path, monkeypatch,
-                                                                   no_env_trust):
-    """The estimator is unpickled late (format 2), but its bytes are checked with the rest of the file."""
-    import pickle
-
+def test_an_object_array_inside_a_model_file_is_refused_without_unpickling(tiny_model_path, tmp_path):
+    """numpy stores an object array as a pickle: the reader refuses it rather than unpickle it."""
     marker = tmp_path / "code-ran"
-    bundle = joblib.load(tiny_model_path)
-    bundle["estimator"] = pickle.dumps(_RunsCodeWhenLoaded(marker))
-    path = tmp_path / "inner.joblib"
-    joblib.dump(bundle, path)
-    monkeypatch.setattr(shipped_hashes, "SHIPPED_MODEL_SHA256", (file_sha256(tiny_model_path),))
-    with pytest.raises(UntrustedModelError):
+    path = tmp_path / "object-array.npz"
+    path.write_bytes(tiny_model_path.read_bytes())
+    with zipfile.ZipFile(path, "a") as archive, archive.open("evil.npy", "w") as member:
+        np.lib.format.write_array(member, np.array([_RunsCodeWhenLoaded(marker)], dtype=object), allow_pickle=True)
+    with pytest.raises(ModelError, match="not a ser-live model"):
         EmotionModel.load(path)
     assert not marker.exists()
 
 
-def test_late_unpickling_uses_the_checked_bytes_not_the_file(tiny_model_path, hostile_model, tmp_path, monkeypatch,
-                                                            no_env_trust):
-    """Replacing the file after loading must not get anything else unpickled when the estimator is asked for."""
-    hostile_path, marker = hostile_model
-    target = tmp_path / "checked.joblib"
-    target.write_bytes(tiny_model_path.read_bytes())
-    monkeypatch.setattr(shipped_hashes, "SHIPPED_MODEL_SHA256", (file_sha256(target),))
-    model = EmotionModel.load(target)
-    target.write_bytes(hostile_path.read_bytes())
-    assert type(model.estimator).__name__ == "Pipeline"
-    assert not marker.exists()
+def test_any_model_file_loads_without_a_flag(tiny_model_path, tmp_path):
+    """A model a user trained is used as it is: by the API, and by the command with --model and nothing else."""
+    assert EmotionModel.load(tiny_model_path).classes
+    wav = write_wav(tmp_path / "speech.wav", tone(150.0, 2.0, vibrato_hz=3.0))
+    proc = run_cli("--classify", str(wav), "--model", str(tiny_model_path))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.splitlines()[1].startswith(f"{wav}\t")
+
+
+def test_no_module_imports_pickle_or_joblib_to_load_and_predict(tiny_model_path):
+    code = ("import sys; from ser_live.model import EmotionModel; import numpy as np; "
+            f"m = EmotionModel.load({str(tiny_model_path)!r}); m.predict_proba(np.zeros(m.extractor.dim)); "
+            "print(sorted(n for n in ('joblib', 'sklearn') if n in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_no_run_time_module_imports_pickle_or_joblib():
+    """Only training (which fits scikit-learn estimators in joblib's worker pool) may import them."""
+    import ast
+
+    offenders = []
+    for path in sorted(p for p in (REPO / "ser_live").rglob("*.py") if "training" not in p.parts):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(REPO)}: {n}" for n in names if n.split(".")[0] in ("pickle", "joblib")]
+    assert offenders == []
 
 
 def _bundle(tiny_model_path):
-    return joblib.load(tiny_model_path)
+    return read_bundle(tiny_model_path)
 
 
 def _damaged(kind: str, tiny_model_path: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Path:
-    path = tmp_path / f"{kind}.joblib"
+    path = tmp_path / f"{kind}.npz"
     data = tiny_model_path.read_bytes()
     if kind == "empty":
         path.write_bytes(b"")
@@ -169,27 +107,42 @@ def _damaged(kind: str, tiny_model_path: pathlib.Path, tmp_path: pathlib.Path) -
     elif kind == "text":
         path.write_text("this is not a model\n")
     elif kind == "not-ser-live":
+        write_bundle(path, {"weights": np.arange(3.0)})
+    elif kind == "foreign-npz":
+        np.savez(path, weights=np.arange(3.0))
+    elif kind == "pickle":
         joblib.dump({"weights": [1, 2, 3]}, path)
-    elif kind == "bare-estimator":
-        joblib.dump(_bundle(tiny_model_path)["estimator"], path)
-    elif kind == "no-predict-proba":
-        joblib.dump({**_bundle(tiny_model_path), "estimator": "an estimator"}, path)
+    elif kind == "old-format":
+        write_bundle(path, {**_bundle(tiny_model_path), "format_version": 2})
     elif kind == "format-version":
-        joblib.dump({**_bundle(tiny_model_path), "format_version": 99}, path)
+        write_bundle(path, {**_bundle(tiny_model_path), "format_version": 99})
     elif kind == "feature-version":
         bundle = _bundle(tiny_model_path)
-        joblib.dump({**bundle, "extractor": {**bundle["extractor"], "version": 99}}, path)
+        write_bundle(path, {**bundle, "extractor": {**bundle["extractor"], "version": 99}})
     elif kind == "feature-config":
         bundle = _bundle(tiny_model_path)
         extractor = bundle["extractor"]
-        joblib.dump({**bundle, "extractor": {**extractor, "config": {**extractor["config"], "n_mfcc": 7}}}, path)
+        write_bundle(path, {**bundle, "extractor": {**extractor, "config": {**extractor["config"], "n_mfcc": 7}}})
     elif kind == "bad-settings":
-        joblib.dump({**_bundle(tiny_model_path), "hop_s": "half a second"}, path)
+        write_bundle(path, {**_bundle(tiny_model_path), "hop_s": "half a second"})
     elif kind == "inference":  # the weights ser-live runs: one layer cut short
         bundle = _bundle(tiny_model_path)
         network = bundle["inference"]["networks"][0]
         network["coefs"][0] = network["coefs"][0][:-1]
-        joblib.dump(bundle, path)
+        write_bundle(path, bundle)
+    elif kind == "weights-swapped":  # an array replaced behind the manifest's back
+        with zipfile.ZipFile(tiny_model_path) as source, zipfile.ZipFile(path, "w") as target:
+            for info in source.infolist():
+                data = source.read(info)
+                if "coefs" in info.filename:
+                    array = np.lib.format.read_array(__import__("io").BytesIO(data))
+                    buffer = __import__("io").BytesIO()
+                    np.lib.format.write_array(buffer, array * 1.01)
+                    data = buffer.getvalue()
+                target.writestr(info, data)
+    elif kind == "zip-bomb":
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("manifest.npy", bytes(1 << 30) + b"x")
     elif kind == "folder":
         path.mkdir()
     elif kind != "missing":
@@ -198,8 +151,9 @@ def _damaged(kind: str, tiny_model_path: pathlib.Path, tmp_path: pathlib.Path) -
 
 
 DAMAGE = [
-    "empty", "truncated", "corrupted", "random-bytes", "text", "not-ser-live", "bare-estimator", "no-predict-proba",
-    "format-version", "feature-version", "feature-config", "bad-settings", "inference", "folder", "missing",
+    "empty", "truncated", "corrupted", "random-bytes", "text", "not-ser-live", "foreign-npz", "pickle", "old-format",
+    "format-version", "feature-version", "feature-config", "bad-settings", "inference", "weights-swapped", "zip-bomb",
+    "folder", "missing",
 ]
 
 
@@ -207,21 +161,17 @@ DAMAGE = [
 def test_damaged_or_foreign_model_gives_a_clear_error(kind, tiny_model_path, tmp_path):
     path = _damaged(kind, tiny_model_path, tmp_path)
     with pytest.raises(ModelError) as info:
-        EmotionModel.load(path, trust=True)  # even a trusted file must fail with a clear message
+        EmotionModel.load(path)
     message = str(info.value)
     assert str(path) in message and "\n" not in message
     if kind in ("feature-version", "feature-config"):
         assert isinstance(info.value, FeatureConfigError) and "feature" in message
 
 
-@pytest.mark.parametrize("kind", ["untrusted", "truncated", "feature-version", "not-ser-live", "inference"])
+@pytest.mark.parametrize("kind", ["pickle", "truncated", "feature-version", "not-ser-live", "inference"])
 def test_cli_model_errors_are_one_line_and_exit_1(kind, tiny_model_path, tmp_path):
     wav = write_wav(tmp_path / "speech.wav", tone(150.0, 1.0))
-    if kind == "untrusted":
-        args = ["--model", str(tiny_model_path)]
-    else:
-        args = ["--model", str(_damaged(kind, tiny_model_path, tmp_path)), "--trust-model"]
-    proc = run_cli(*args, "--classify", str(wav), env={model_mod.TRUST_ENV_VAR: ""})
+    proc = run_cli("--model", str(_damaged(kind, tiny_model_path, tmp_path)), "--classify", str(wav))
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ser-live: error:"), proc.stderr
@@ -229,15 +179,14 @@ def test_cli_model_errors_are_one_line_and_exit_1(kind, tiny_model_path, tmp_pat
 
 
 @pytest.mark.parametrize("name", list(SHIPPED_MODELS))
-def test_shipped_model_is_recorded_and_loads_untrusted(no_env_trust, name):
+def test_shipped_model_loads_by_name(name):
     shipped = REPO / "models" / SHIPPED_MODELS[name]
-    assert shipped.is_file(), f"{shipped} is not trained (scripts/train.py --ship makes it)"
-    assert file_sha256(shipped) in {h.lower() for h in shipped_hashes.SHIPPED_MODEL_SHA256}
+    assert shipped.is_file(), f"{shipped} is not trained (make train makes it)"
     model = EmotionModel.load(None if name == "default" else name)
     assert model.path == shipped.resolve() or model.path.resolve() == shipped.resolve()
 
 
-def test_unknown_model_name_lists_the_shipped_ones(no_env_trust, tmp_path):
+def test_unknown_model_name_lists_the_shipped_ones(tmp_path):
     path = write_wav(tmp_path / "v.wav", tone(150.0, 1.0))
     proc = run_cli("--print", "--input", str(path), "--model", "heavy")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr

@@ -18,7 +18,7 @@ from ser_live.model import EMOTIONS
 def _start(tiny_model_path, wav, record) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "ser_live", "--print", "--record", str(record), "--input", str(wav), "--realtime",
-         "--model", str(tiny_model_path), "--trust-model"],
+         "--model", str(tiny_model_path)],
         cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 

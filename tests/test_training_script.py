@@ -158,10 +158,10 @@ def _assert_trained_directory(out: Path, metrics: dict) -> None:
     from ser_live.model import EmotionModel
     from ser_live.training.adaptation import CONTINUOUS_METHOD
 
-    for name in ("ser-live-default.joblib", "MODEL_CARD.md", "confusion_matrix.png", "per_class_recall.png",
+    for name in ("ser-live-default.npz", "MODEL_CARD.md", "confusion_matrix.png", "per_class_recall.png",
                  "class_counts.png", "class_counts.csv", "training_loss.png"):
         assert (out / name).stat().st_size > 0, name
-    model = EmotionModel.load(out / "ser-live-default.joblib", trust=True)
+    model = EmotionModel.load(out / "ser-live-default.npz")
     assert model.metadata["corpora"] == ["emovo"]
     assert model.metadata["evaluation"]["ours"]["utterance"]["overall"]["uar"] == metrics["summary"]["ours"][
         "utterance"]["overall"]["uar"]

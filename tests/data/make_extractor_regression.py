@@ -1,7 +1,8 @@
 """Record the features and predictions tests/test_extractor_regression.py compares against (run from the repo root).
 
-Run once before a change that must not move a number; the test then compares with this record, each stage to the
-tolerance of its arithmetic (see that module's docstring).
+Run once before a change that must not move a number, and after every retraining of the shipped models (``make
+regression-record``; ``make train`` runs it): the record names the model files it was made with by their SHA-256,
+and the test compares with it, each stage to the tolerance of its arithmetic (see that module's docstring).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from test_extractor_regression import REGRESSION, SR, SpyExtractor, gated, monitor_run, voice, with_extractor  # noqa: E402
 
-from ser_live.model import EmotionModel  # noqa: E402
+from ser_live.model import EmotionModel, file_sha256  # noqa: E402
 from ser_live.pipeline import classify_signal  # noqa: E402
 
 
@@ -28,6 +29,7 @@ def main() -> None:
     record = {}
     for name in ("light", "default"):
         model = EmotionModel.load(name)
+        record[f"{name}_model_sha256"] = np.array(file_sha256(model.path))
         batch = gated(model, y)
         record[f"{name}_features"], record[f"{name}_ends"] = batch.features, batch.end_samples
         spy = SpyExtractor(model.extractor)
