@@ -61,6 +61,9 @@ def convert(old: Path, new: Path) -> tuple[str, int]:
         adaptation = {k: v for k, v in bundle["adaptation"].items() if k != "estimator"}
         converted["adaptation"] = {**adaptation, "inference": _inference_of(bundle["adaptation"], version)}
     converted["format_version"] = MODEL_FORMAT_VERSION
+    # Files before format 3 did not record the gate; training recorded its settings in the metadata (gate 1).
+    trained_with = (bundle.get("metadata") or {}).get("training_config", {})
+    converted["gate"] = {"version": 1, "params": dict(trained_with.get("gate_params") or {})}
     model = EmotionModel.from_bundle(converted)  # validated as any file is when it loads
     digest = model.save(new)
     probe = np.random.default_rng(0).normal(size=(16, model.extractor.dim))

@@ -26,6 +26,7 @@ from .adapt import ADAPTIVE_INPUTS, ADAPTIVE_REFERENCES, SpeakerNormalizer, Spea
 from .errors import FeatureConfigError, ModelError
 from .extractor import FeatureExtractor, HandcraftedFeatures, extractor_from_record
 from .features import FeatureConfig
+from .gate import GATE_VERSION, SpeechGate
 from .inference import ForwardPass, compile_checked
 from .model_file import MODEL_SUFFIX, file_sha256, read_bundle, write_bundle
 from .results import EMOTIONS
@@ -268,6 +269,9 @@ class EmotionModel:
         Provenance: corpora and counts, evaluation figures, creation date, library versions.
     adaptation : ModelAdaptation, optional
         The speaker-adaptive variant (see :mod:`ser_live.adapt`); models without one never adapt.
+    gate_params : dict
+        Keyword arguments of :class:`ser_live.gate.SpeechGate` other than the rate that the training windows were
+        gated with (empty: the gate's defaults); the live gate is built with them (:meth:`make_gate`).
     """
 
     estimator: Any = _EstimatorField()
@@ -277,6 +281,7 @@ class EmotionModel:
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
     path: Path | None = None
     adaptation: ModelAdaptation | None = None
+    gate_params: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.extractor, FeatureConfig):
@@ -293,6 +298,10 @@ class EmotionModel:
             raise ModelError(
                 f"the model's hop ({self.hop_s} s) must be positive and at most its window ({self.window_s} s)"
             )
+        try:
+            self.make_gate()
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"the model's speech gate settings do not fit this ser-live's gate ({exc})") from exc
         # Probabilities are always reported in the product's fixed display order.
         self.classes: tuple[str, ...] = tuple(e for e in EMOTIONS if e in classes)
         self._order = np.array([classes.index(c) for c in self.classes])
@@ -307,6 +316,10 @@ class EmotionModel:
     def sample_rate_hz(self) -> int:
         """Sample rate the model's features expect."""
         return self.extractor.sample_rate_hz
+
+    def make_gate(self) -> SpeechGate:
+        """A fresh speech gate with the settings the model's training windows were gated with."""
+        return SpeechGate(sample_rate_hz=self.sample_rate_hz, **self.gate_params)
 
     @property
     def feature_config(self) -> FeatureConfig | None:
@@ -371,6 +384,7 @@ class EmotionModel:
             "sample_rate_hz": self.sample_rate_hz,
             "window_s": self.window_s,
             "hop_s": self.hop_s,
+            "gate": {"version": GATE_VERSION, "params": dict(self.gate_params)},
             "metadata": self.metadata,
             **extra,
         }
@@ -440,9 +454,10 @@ class EmotionModel:
         if not (math.isfinite(window_s) and math.isfinite(hop_s)):
             raise ModelError(f"{where} has a non-finite window or hop")
         adaptation = _adaptation_from_bundle(bundle.get("adaptation"), where)
+        gate_params = _gate_params_from_bundle(bundle.get("gate"), where)
         try:
             model = cls(estimator, extractor, window_s=window_s, hop_s=hop_s, metadata=metadata, path=path,
-                        adaptation=adaptation)
+                        adaptation=adaptation, gate_params=gate_params)
         except TypeError as exc:  # e.g. an estimator whose classes_ is not a list of labels
             raise ModelError(f"{where} holds a malformed classifier ({exc})") from exc
         if list(bundle.get("classes", [])) != list(model.classes):
@@ -476,6 +491,17 @@ class EmotionModel:
             if probe.shape != (len(model.classes),) or not np.all(np.isfinite(probe)):
                 raise ModelError(f"{where}: its adaptive variant gives malformed probabilities")
         return model
+
+
+def _gate_params_from_bundle(entry: Any, where: str) -> dict[str, Any]:
+    """The speech gate settings a model file records (its ``gate`` entry), checked against this gate's version."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("params"), dict):
+        raise ModelError(f"{where} does not record its speech gate settings; download or train it again")
+    if entry.get("version") != GATE_VERSION:
+        raise FeatureConfigError(f"{where} was trained on windows chosen by speech gate version "
+                                 f"{entry.get('version')}, this ser-live's is version {GATE_VERSION}; "
+                                 "retrain the model")
+    return dict(entry["params"])
 
 
 def _adaptation_from_bundle(entry: Any, where: str) -> ModelAdaptation | None:

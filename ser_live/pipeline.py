@@ -59,7 +59,7 @@ class WindowAnalyzer:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
         self.model = model
         self.smoothing = smoothing
-        self.gate = gate if gate is not None else SpeechGate(sample_rate_hz=model.sample_rate_hz)
+        self.gate = gate if gate is not None else model.make_gate()
         self._smoothed: np.ndarray | None = None
         if normalizer is not None and model.adaptation is None:
             raise ValueError("the model has no speaker-adaptive variant to use a speaker normaliser with")
@@ -231,7 +231,7 @@ def _classify_blocks(blocks: Iterable[np.ndarray], model: EmotionModel) -> ClipR
     The model classifies all speech windows in one call, which costs far less than one call per window.
     """
     rate = model.sample_rate_hz
-    gated = gated_window_features(blocks, gate=SpeechGate(sample_rate_hz=rate), extractor=model.extractor,
+    gated = gated_window_features(blocks, gate=model.make_gate(), extractor=model.extractor,
                                   window_samples=int(round(model.window_s * rate)),
                                   hop_samples=int(round(model.hop_s * rate)))
     duration_s = gated.n_samples / rate

@@ -349,3 +349,24 @@ def test_loading_and_predicting_do_not_import_scikit_learn(tiny_model, tmp_path)
     expected = [model.predict_proba(x[0]), model.predict_proba(x), model.predict_proba_adapted(x, normalizer)]
     for got, want in zip(result["probs"], expected):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_the_live_gate_is_built_with_the_settings_the_model_was_trained_with(tiny_fitted_model, tmp_path):
+    from ser_live.errors import FeatureConfigError
+    from ser_live.pipeline import Monitor
+
+    model = EmotionModel(tiny_fitted_model.estimator, tiny_fitted_model.feature_config, gate_params={"snr_db": 6.0})
+    model.save(tmp_path / "gate.npz")
+    loaded = EmotionModel.load(tmp_path / "gate.npz")
+    assert loaded.gate_params == {"snr_db": 6.0}
+    assert loaded.make_gate().snr_db == Monitor(loaded).analyzer.gate.snr_db == 6.0
+    assert Monitor(tiny_fitted_model).analyzer.gate.snr_db != 6.0  # the default it would otherwise have been
+    bundle = read_bundle(tmp_path / "gate.npz")
+    write_bundle(tmp_path / "other-gate.npz", {**bundle, "gate": {**bundle["gate"], "version": 99}})
+    with pytest.raises(FeatureConfigError, match="speech gate version 99.*retrain"):
+        EmotionModel.load(tmp_path / "other-gate.npz")
+    write_bundle(tmp_path / "no-gate.npz", {k: v for k, v in bundle.items() if k != "gate"})
+    with pytest.raises(ModelError, match="does not record its speech gate settings"):
+        EmotionModel.load(tmp_path / "no-gate.npz")
+    with pytest.raises(ModelError, match="speech gate settings do not fit"):
+        EmotionModel(tiny_fitted_model.estimator, tiny_fitted_model.feature_config, gate_params={"loudness": 3})

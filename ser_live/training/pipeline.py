@@ -499,6 +499,7 @@ def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: Tr
             "license": "CC BY-NC-SA 4.0 (inherited from RAVDESS); see MODEL_CARD.md",
         },
         adaptation=adaptive,
+        gate_params=dict(config.setup.gate_params),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     sha256 = model.save(out_dir / (model_name or DEFAULT_MODEL_NAME))
