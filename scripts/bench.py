@@ -31,10 +31,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))  # the tests' private PulseAudio server is reused here
 
-from ser_live.gate import SpeechGate  # noqa: E402
-from ser_live.model import EmotionModel  # noqa: E402
+from ser_live.dsp.gate import SpeechGate  # noqa: E402
+from ser_live.model.emotion_model import EmotionModel  # noqa: E402
 
 RATE_HZ = 16000
 #: Extra ser-live arguments for every subprocess of the model being measured (its --model).
@@ -80,7 +79,7 @@ def stats(values: list[float]) -> dict[str, float]:
 
 def speech_signal(seconds: float, workdir: Path) -> np.ndarray:
     """Real speech (espeak-ng sentences) repeated to ``seconds``; a voiced synthetic signal without espeak-ng."""
-    from ser_live.audio import read_audio
+    from ser_live.audio.files import read_audio
 
     text = ("The quick brown fox jumps over the lazy dog. I cannot believe you did that again! "
             "Please sit down, we need to talk about what happened yesterday.")
@@ -148,9 +147,8 @@ def _classic_estimator():
 def bench_latency(model: EmotionModel, speech_wav: Path, seconds: float) -> dict:
     """Play speech into the private PulseAudio microphone; time from a hop's last sample entering
     the ring buffer to its prediction leaving the pipeline."""
-    from pulse import PulseServer
-
-    from ser_live.pipeline import Monitor
+    from ser_live.audio.virtual_microphone import PulseServer
+    from ser_live.engine.monitor import Monitor
 
     with PulseServer() as server:
         saved = {k: os.environ.get(k) for k in server.env}
@@ -250,7 +248,7 @@ def _measure_process(proc: subprocess.Popen, warmup_s: float, seconds: float) ->
 
 
 def bench_steady(speech_wav: Path, seconds: float, tmp: Path) -> dict:
-    from pulse import PulseServer, PulseUnavailable
+    from ser_live.audio.virtual_microphone import PulseServer, PulseUnavailable
 
     out = {}
     with PulseServer() as server:
@@ -337,7 +335,7 @@ import json, sys, time
 from ser_live.heap import keep_large_blocks_on_heap
 from ser_live.process import one_blas_thread
 keep_large_blocks_on_heap(); one_blas_thread()  # as the ser-live command starts
-from ser_live.batch import classify_batch
+from ser_live.engine.batch import classify_batch
 folder, model, workers, scheduler = json.loads(sys.argv[1])
 t0 = time.perf_counter()
 batch = classify_batch([folder], model=model, workers=workers, scheduler=scheduler)
@@ -408,7 +406,7 @@ def _clip_folder(speech: np.ndarray, n_files: int, folder: Path) -> Path:
 
 
 def _classic_one(path: str):
-    from ser_live.audio import read_audio
+    from ser_live.audio.files import read_audio
     from ser_live.training.classic import classic_features
 
     return classic_features(read_audio(path, sample_rate_hz=RATE_HZ), sample_rate_hz=RATE_HZ)
@@ -418,7 +416,7 @@ def _classic_batch(paths: list[Path], workers: int) -> None:
     """The classic recipe over the same files: read, whole-utterance librosa features, MLP(300,)."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from ser_live.jit_cache import import_librosa
+    from ser_live.training.jit_cache import import_librosa
 
     import_librosa()  # compile numba kernels once, before any worker exists
     classic = _classic_estimator()
@@ -497,7 +495,7 @@ def table(r: dict, targets: dict) -> str:
 
 def accuracy_table(name: str) -> str | None:
     """Issue 19's accuracy targets, read from the shipped model's metrics.json (None for another model)."""
-    from ser_live.model import SHIPPED_MODELS
+    from ser_live.model.emotion_model import SHIPPED_MODELS
 
     if name not in BEFORE_ISSUE_19:
         return None

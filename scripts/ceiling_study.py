@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from ser_live.training.corpora import scan_corpora
     from ser_live.training.evaluate import cross_validate, full_report, mean_result, speaker_folds
     from ser_live.training.extract import extract_dataset
-    from ser_live.training.pipeline import LIGHT_CONFIG
+    from ser_live.training.recipe import LIGHT_CONFIG
 
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     config = LIGHT_CONFIG  # the handcrafted features' ceiling (the light model)

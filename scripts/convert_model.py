@@ -30,7 +30,7 @@ def _inference_of(entry: dict[str, Any], version: int) -> dict[str, Any]:
         if entry.get("inference") is None:
             raise ValueError("its estimator has no compiled form (an estimator ser-live did not make)")
         return entry["inference"]
-    from ser_live.inference import compile_checked
+    from ser_live.model.forward import compile_checked
 
     inference, _, problem = compile_checked(entry["estimator"])
     if inference is None:
@@ -48,7 +48,7 @@ def convert(old: Path, new: Path) -> tuple[str, int]:
     """
     import joblib
 
-    from ser_live.model import MODEL_FORMAT, MODEL_FORMAT_VERSION, EmotionModel
+    from ser_live.model.emotion_model import MODEL_FORMAT, MODEL_FORMAT_VERSION, EmotionModel
 
     bundle = joblib.load(old)  # a pickle: it runs whatever code it holds (see the module's docstring)
     old_format = isinstance(bundle, dict) and bundle.get("format") == MODEL_FORMAT

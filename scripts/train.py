@@ -61,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     import dataclasses
 
     from ser_live.errors import SerLiveError
-    from ser_live.model import SHIPPED_MODELS
+    from ser_live.model.emotion_model import SHIPPED_MODELS
     from ser_live.training.augment import Augmenter
-    from ser_live.training.pipeline import SHIPPED_CONFIGS, train_model
+    from ser_live.training.recipe import SHIPPED_CONFIGS, train_model
     from ser_live.training.report import summary_table
 
     if data_error_reported(args):

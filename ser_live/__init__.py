@@ -29,21 +29,24 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "AudioFileError": "errors", "ConfigError": "errors", "DeviceError": "errors", "ModelError": "errors",
     "SerLiveError": "errors",
-    "EncoderFeatures": "extractor", "FeatureExtractor": "extractor", "HandcraftedFeatures": "extractor",
-    "FeatureConfig": "features", "extract_features": "features",
-    "EmotionModel": "model",
+    "EncoderFeatures": "features.extractor", "FeatureExtractor": "features.extractor",
+    "HandcraftedFeatures": "features.extractor",
+    "FeatureConfig": "features.handcrafted", "extract_features": "features.handcrafted",
+    "EmotionModel": "model.emotion_model",
     "EMOTIONS": "results", "ClipResult": "results", "Prediction": "results", "SessionSummary": "results",
     "StatusEvent": "results", "StatusKind": "results",
-    "Monitor": "pipeline", "classify_file": "pipeline", "classify_signal": "pipeline",
-    "Batch": "batch", "FileResult": "batch", "classify_batch": "batch",
-    "MonitorSettings": "app", "Session": "app", "SessionConfig": "app", "open_session": "app",
+    "Monitor": "engine.monitor", "classify_file": "engine.monitor", "classify_signal": "engine.monitor",
+    "Batch": "engine.batch", "FileResult": "engine.batch", "classify_batch": "engine.batch",
+    "MonitorSettings": "app.session", "Session": "app.session", "SessionConfig": "app.session",
+    "open_session": "app.session",
 }
 
 __all__ = ["__version__", "load_model", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
-    from .app import MonitorSettings, Session, SessionConfig, open_session  # noqa: F401
-    from .batch import Batch, FileResult, classify_batch  # noqa: F401
+    from .app.session import MonitorSettings, Session, SessionConfig, open_session  # noqa: F401
+    from .engine.batch import Batch, FileResult, classify_batch  # noqa: F401
+    from .engine.monitor import Monitor, classify_file, classify_signal  # noqa: F401
     from .errors import (  # noqa: F401
         AudioFileError,
         ConfigError,
@@ -51,10 +54,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
         ModelError,
         SerLiveError,
     )
-    from .extractor import EncoderFeatures, FeatureExtractor, HandcraftedFeatures  # noqa: F401
-    from .features import FeatureConfig, extract_features  # noqa: F401
-    from .model import EmotionModel
-    from .pipeline import Monitor, classify_file, classify_signal  # noqa: F401
+    from .features.extractor import EncoderFeatures, FeatureExtractor, HandcraftedFeatures  # noqa: F401
+    from .features.handcrafted import FeatureConfig, extract_features  # noqa: F401
+    from .model.emotion_model import EmotionModel
     from .results import EMOTIONS, ClipResult, Prediction, SessionSummary, StatusEvent, StatusKind  # noqa: F401
 
 
@@ -72,6 +74,6 @@ def load_model(path: str | None = None) -> EmotionModel:
 
     See :meth:`EmotionModel.load`.
     """
-    from .model import EmotionModel
+    from .model.emotion_model import EmotionModel
 
     return EmotionModel.load(path)

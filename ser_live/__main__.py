@@ -2,7 +2,7 @@
 
 import sys
 
-from .cli import main
+from .cli.main import main
 
 if __name__ == "__main__":  # spawned worker processes import this module again; they must not run the command
     sys.exit(main())

@@ -6,7 +6,7 @@ import contextlib
 import signal
 import sys
 
-__all__ = ["one_blas_thread", "die_with_parent"]
+__all__ = ["one_blas_thread", "die_with_parent", "end_with_parent"]
 
 
 def one_blas_thread() -> None:
@@ -26,6 +26,12 @@ def die_with_parent() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    end_with_parent()
+
+
+def end_with_parent() -> None:
+    """Have the kernel send this process SIGTERM when its parent ends (Linux; elsewhere nothing), so a worker or a
+    helper server started by a process that was killed is not left behind."""
     if sys.platform.startswith("linux"):
         import ctypes
 

@@ -83,9 +83,9 @@ class SessionSummary:
     n_speech: int = 0
     emotion_counts: Counter = dataclasses.field(default_factory=Counter)
     #: Audio lost in all, in seconds: the input stalled or was gone, or analysis fell behind.
-    dropped_s: float = 0.0
+    lost_s: float = 0.0
     skipped_windows: int = 0
-    #: Seconds the input device was gone (lost until back, or until the end); part of ``dropped_s``.
+    #: Seconds the input device was gone (lost until back, or until the end); part of ``lost_s``.
     outage_s: float = 0.0
 
     def shares(self) -> dict[str, float]:

@@ -117,8 +117,8 @@ def tiny_fitted_model(tmp_path_factory):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ser_live.features import FeatureConfig, extract_features
-    from ser_live.model import EMOTIONS, EmotionModel
+    from ser_live.features.handcrafted import FeatureConfig, extract_features
+    from ser_live.model.emotion_model import EMOTIONS, EmotionModel
 
     config = FeatureConfig()
     x, labels = [], []
@@ -144,7 +144,7 @@ def tiny_model_path(tiny_fitted_model) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_path):
     """The tiny test model, loaded from its file."""
-    from ser_live.model import EmotionModel
+    from ser_live.model.emotion_model import EmotionModel
 
     return EmotionModel.load(tiny_model_path)
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ser_live.adapt import RunningStats, SpeakerNormalizer, SpeakerPrior, profile_path
+from ser_live.model.speaker import RunningStats, SpeakerNormalizer, SpeakerPrior, profile_path
 
 
 def _prior(n=5, half_s=20.0):
@@ -41,7 +41,7 @@ def test_blend_weight_follows_documented_schedule():
     assert norm.weight == 0.0
     for _ in range(40):  # 40 speech windows x 0.5 s = 20 s of speech = the half-way point
         norm.update(np.ones(5) * 100.0)
-    assert norm.heard_s == pytest.approx(20.0)
+    assert norm.learnt_s == pytest.approx(20.0)
     assert norm.weight == pytest.approx(0.5)
     for _ in range(120):  # 80 s in all: 80 / (80 + 20)
         norm.update(np.ones(5) * 100.0)
@@ -69,15 +69,15 @@ def test_profile_round_trip(tmp_path):
     for row in rng.normal(size=(30, 5)):
         norm.update(row)
     path = tmp_path / "p" / "alice.json"
-    norm.save(path, feature_version=3)
+    norm.save(path, profile_key="handcrafted-4")
     again = SpeakerNormalizer(_prior(), hop_s=0.5)
-    assert again.load(path, feature_version=3)
+    assert again.load(path, profile_key="handcrafted-4")
     assert again.stats.count == 30
     np.testing.assert_allclose(again.mean_std()[0], norm.mean_std()[0])
     np.testing.assert_allclose(again.mean_std()[1], norm.mean_std()[1])
 
 
-def _profile(feature_version=3, count=1, mean=(0,) * 5, m2=(0,) * 5):
+def _profile(feature_version="handcrafted-4", count=1, mean=(0,) * 5, m2=(0,) * 5):
     stats = {"count": count, "mean": list(mean), "m2": list(m2)}
     return json.dumps({"profile_version": 1, "feature_version": feature_version, "stats": stats})
 
@@ -87,7 +87,7 @@ def _profile(feature_version=3, count=1, mean=(0,) * 5, m2=(0,) * 5):
     [
         "{not json",
         _profile(count=2, mean=[1, 2], m2=[0, 0]),
-        _profile(feature_version=99),
+        _profile(feature_version="whisper-encoder-1"),
         _profile(m2=[-1] * 5),
         json.dumps([1, 2, 3]),
     ],
@@ -98,7 +98,7 @@ def test_damaged_profile_is_ignored_with_a_warning(tmp_path, content):
     path.write_text(content)
     norm = SpeakerNormalizer(_prior(), hop_s=0.5)
     with pytest.warns(UserWarning, match="ignoring speaker profile"):
-        assert not norm.load(path, feature_version=3)
+        assert not norm.load(path, profile_key="handcrafted-4")
     assert norm.stats.count == 0
 
 

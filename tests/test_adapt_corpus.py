@@ -39,7 +39,7 @@ def _assert_headlines_match(report: dict, expected: dict) -> None:
 
 def _rerun(name: str, metrics: dict, plan) -> tuple[dict, dict]:
     """The adaptation evaluation rerun, and the recorded report it must reproduce."""
-    from ser_live.training.pipeline import SHIPPED_CONFIGS, adaptation_reproduction, evaluate_live_adaptation
+    from ser_live.training.recipe import SHIPPED_CONFIGS, adaptation_reproduction, evaluate_live_adaptation
 
     if name == "default":
         # Its whole evaluation needs the encoder features of every recording and of two augmented copies of each
@@ -58,7 +58,7 @@ def test_adaptation_evaluation_reproduces_metrics_json(name: str) -> None:
                                      f"--model {name} --model-dir {METRICS[name].parent} writes it)")
     import dataclasses
 
-    from ser_live.app import SessionConfig
+    from ser_live.app.session import SessionConfig
     from ser_live.training.adaptation import CONTINUOUS_METHOD, ENROLMENT_METHOD
     from ser_live.training.adaptation_eval import EvaluationPlan, default_choice
     from ser_live.training.adaptation_methods import METHODS

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from conftest import run_cli, tone, write_wav
 
-from ser_live.adapt import SpeakerNormalizer, adaptive_input, profile_path
+from ser_live.engine.monitor import Monitor
 from ser_live.errors import ModelError
-from ser_live.features import FeatureConfig, extract_features
-from ser_live.model import EMOTIONS, EmotionModel, ModelAdaptation
-from ser_live.pipeline import Monitor
+from ser_live.features.handcrafted import FeatureConfig, extract_features
+from ser_live.model.emotion_model import EMOTIONS, EmotionModel, ModelAdaptation
+from ser_live.model.speaker import SpeakerNormalizer, adaptive_input, profile_path
 from ser_live.training.adaptation import normalise_per_speaker, population_prior
 
 SR = 16000
@@ -37,7 +37,7 @@ def _adaptive(model: EmotionModel, *, blend: bool = True) -> EmotionModel:
     estimator = make_pipeline(StandardScaler(), MLPClassifier((16,), max_iter=500, random_state=0))
     estimator.fit(adaptive_input(x, normalise_per_speaker(x, speakers), "raw+normalised"), labels)
     adaptation = ModelAdaptation(estimator, population_prior(x, speakers, half_s=HALF_S), blend=blend)
-    return EmotionModel(model.estimator, model.feature_config, window_s=model.window_s, hop_s=model.hop_s,
+    return EmotionModel(model.estimator, model.extractor, window_s=model.window_s, hop_s=model.hop_s,
                         metadata={"note": "test fixture, not shipped"}, adaptation=adaptation)
 
 
@@ -71,7 +71,7 @@ def test_adaptive_bundle_round_trips(tiny_model, tmp_path):
     np.testing.assert_array_equal(again.adaptation.prior.mean, model.adaptation.prior.mean)
     np.testing.assert_array_equal(again.adaptation.prior.std, model.adaptation.prior.std)
     assert again.adaptation.prior.half_s == HALF_S
-    x = extract_features(_speech(2.0), model.feature_config)
+    x = model.extractor(_speech(2.0))
     norm = SpeakerNormalizer(model.adaptation.prior, hop_s=0.5)
     for shift in range(10):
         norm.update(x + shift)
@@ -81,7 +81,7 @@ def test_adaptive_bundle_round_trips(tiny_model, tmp_path):
 
 
 def test_malformed_adaptation_entry_is_refused(tiny_model, tmp_path):
-    from ser_live.model_file import write_bundle
+    from ser_live.model.file_format import write_bundle
 
     bundle = _adaptive(tiny_model).to_bundle()
     bundle["adaptation"]["prior"]["mean"] = bundle["adaptation"]["prior"]["mean"][:-1]
@@ -97,14 +97,14 @@ def test_malformed_adaptation_entry_is_refused(tiny_model, tmp_path):
 
 def test_blend_follows_the_normaliser_weight(adaptive_model):
     """Documented schedule: adapted = w * normalised + (1 - w) * unadapted, w = heard / (heard + half_s)."""
-    x = extract_features(_speech(2.0, 220.0), adaptive_model.feature_config)
+    x = adaptive_model.extractor(_speech(2.0, 220.0))
     norm = SpeakerNormalizer(adaptive_model.adaptation.prior, hop_s=0.5)
     # Nothing heard: the adaptive output is exactly the unadapted model's.
     np.testing.assert_allclose(adaptive_model.predict_proba_adapted(x, norm), adaptive_model.predict_proba(x))
     for k in range(16):  # 8 s of speech at a 4 s half-way point: w = 2/3
         norm.update(x * (1.0 + 0.01 * k))
     assert norm.weight == pytest.approx(8.0 / (8.0 + HALF_S))
-    alone = EmotionModel(adaptive_model.estimator, adaptive_model.feature_config,
+    alone = EmotionModel(adaptive_model.estimator, adaptive_model.extractor,
                          adaptation=ModelAdaptation(adaptive_model.adaptation.estimator,
                                                     adaptive_model.adaptation.prior, blend=False,
                                                     inputs=adaptive_model.adaptation.inputs))

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_live.adapt import SpeakerNormalizer, SpeakerPrior
-from ser_live.model import EmotionModel, ModelAdaptation
-from ser_live.pipeline import WindowAnalyzer
+from ser_live.engine.monitor import WindowAnalyzer
+from ser_live.model.emotion_model import EmotionModel, ModelAdaptation
+from ser_live.model.speaker import SpeakerNormalizer, SpeakerPrior
 from ser_live.training.adaptation import CONTINUOUS_METHOD, ENROLMENT_METHOD
 from ser_live.training.adaptation_eval import EvaluationPlan, evaluate_methods, ship_verdict
 from ser_live.training.adaptation_methods import METHODS, causal_statistics, fit_method, stream_inputs
@@ -169,7 +169,7 @@ def test_a_held_mood_keeps_reading_as_itself_under_the_shipped_methods(corpus):
 
 def test_the_live_analyser_keeps_a_held_mood_with_the_shipped_variant(corpus):
     """The monitor's own path (WindowAnalyzer): --adapt learns only windows judged neutral, so anger stays anger."""
-    from ser_live.features import FeatureConfig
+    from ser_live.features.handcrafted import FeatureConfig
 
     everyone = np.arange(len(corpus.utterances))
     fitted = _fit(corpus, CONTINUOUS_METHOD, everyone)

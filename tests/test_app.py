@@ -9,8 +9,8 @@ import pytest
 from conftest import run_cli, voice_with_pauses, write_wav
 from test_gui import _windows_deleted_on_the_gui_thread, devices, make_window  # noqa: F401 - the window's fixtures
 
-from ser_live.app import MonitorSettings, SessionConfig, open_session
-from ser_live.capture import InputDevice, choose_input_device
+from ser_live.app.session import MonitorSettings, SessionConfig, open_session
+from ser_live.audio.capture import InputDevice, choose_input_device
 from ser_live.errors import ConfigError, DeviceError, SessionFileError
 from ser_live.results import Prediction, StatusKind
 
@@ -23,7 +23,7 @@ def voice(seconds: float, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def light_model():
-    from ser_live.model import EmotionModel
+    from ser_live.model.emotion_model import EmotionModel
 
     return EmotionModel.load("light")
 
@@ -135,7 +135,7 @@ def test_calibration_is_honoured_by_the_window(make_window, light_model, voice_f
 
 
 def test_options_given_to_the_window_and_the_console_mean_the_same(light_model):
-    from ser_live.cli import build_parser
+    from ser_live.cli.main import build_parser
 
     args = build_parser().parse_args(["--model", "light", "--window", "3", "--hop", "1", "--smooth", "0.2",
                                       "--no-adapt", "--device", "USB"])
@@ -163,17 +163,17 @@ DEVICE_CASES = [
 
 
 def _console_choice(monkeypatch, spec):
-    from ser_live import capture
+    from ser_live.audio import capture
 
     monkeypatch.setattr(capture, "list_input_devices", lambda: list(DEVICES))
     try:
-        return capture.find_input_device(spec).index
+        return capture.choose_input_device(capture.list_input_devices(), spec).index
     except DeviceError as exc:
         return str(exc)
 
 
 def _window_choice(make_window, monkeypatch, spec):  # noqa: F811
-    monkeypatch.setattr("ser_live.capture.list_input_devices", lambda: list(DEVICES))
+    monkeypatch.setattr("ser_live.audio.capture.list_input_devices", lambda: list(DEVICES))
     window = make_window(device=spec)
     if window.banner.level == "error":
         assert window.selected_device() is None  # nothing preselected on a guess

@@ -12,8 +12,8 @@ from conftest import REPO
 PACKAGE = REPO / "ser_live"
 
 
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(REPO).with_suffix("").parts
+def _module_name(path: Path, root: Path = REPO) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -26,12 +26,13 @@ def _type_checking_lines(tree: ast.Module) -> set[int]:
     return lines
 
 
-def _imports(path: Path, *, runtime_only: bool = False) -> list[tuple[str, list[str], int]]:
+def _imports(path: Path, *, runtime_only: bool = False, root: Path = REPO) -> list[tuple[str, list[str], int]]:
     """``(module imported, names taken from it, line)`` for every import in one source file, resolved.
 
-    ``runtime_only`` leaves out the imports of ``if TYPE_CHECKING:`` blocks.
+    ``runtime_only`` leaves out the imports of ``if TYPE_CHECKING:`` blocks; ``root`` is the folder holding the
+    package.
     """
-    here = _module_name(path)
+    here = _module_name(path, root)
     package = here if path.name == "__init__.py" else here.rpartition(".")[0]
     out = []
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -67,7 +68,7 @@ def _sources() -> list[Path]:
 def test_the_import_walk_sees_relative_and_absolute_imports():
     """The checker itself: it resolves the package's relative imports (else the tests below prove nothing)."""
     found = {target for target, _names, _line in _imports(PACKAGE / "gui" / "window.py")}
-    assert {"ser_live.app", "ser_live.results", "ser_live.gui.runner", "PyQt6"} <= found
+    assert {"ser_live.app.session", "ser_live.results", "ser_live.gui.runner", "PyQt6"} <= found
 
 
 def test_no_module_imports_a_private_name_of_another():
@@ -83,22 +84,56 @@ def test_no_module_imports_a_private_name_of_another():
     assert not offences, "\n".join(offences)
 
 
-def test_the_two_front_ends_never_import_each_other():
+#: The front-ends: the console (and --classify) and the window.
+FRONT_ENDS = ("ser_live.cli", "ser_live.gui")
+#: What a front-end may import of the package at run time: the app layer, its results and errors, the package's
+#: version, and its own modules. Type hints may name the engine's and the model's types (``if TYPE_CHECKING``).
+ALLOWED_FOR_FRONT_ENDS = ("ser_live.app", "ser_live.results", "ser_live.errors", "ser_live.__version__")
+#: The ``ser-live`` command picks the front-end (the window, unless --print or no display): it alone may start the
+#: window's package; the console module never imports it.
+LAUNCHER = ("ser_live.cli.main", "ser_live.gui")
+
+
+def _front_end_offences(sources: list[Path], root: Path = REPO) -> list[str]:
+    """Every run-time import by a front-end of something below the app layer, or of the other front-end."""
     offences = []
-    for path in _sources():
-        module = _module_name(path)
-        for target, _names, line in _imports(path):
-            gui_to_console = module.startswith("ser_live.gui") and target in ("ser_live.cli", "ser_live.console")
-            console_to_gui = module == "ser_live.console" and target.startswith("ser_live.gui")
-            if gui_to_console or console_to_gui:
-                offences.append(f"{path.relative_to(REPO)}:{line}: imports {target}")
+    for path in sources:
+        module = _module_name(path, root)
+        own = next((f for f in FRONT_ENDS if module == f or module.startswith(f + ".")), None)
+        if own is None:
+            continue
+        for target, _names, line in _imports(path, runtime_only=True, root=root):
+            if not target.startswith("ser_live"):
+                continue
+            allowed = (target == own or target.startswith(own + ".") or (module, target) == LAUNCHER
+                       or any(target == a or target.startswith(a + ".") for a in ALLOWED_FOR_FRONT_ENDS))
+            if not allowed:
+                offences.append(f"{path.relative_to(root)}:{line}: imports {target}")
+    return offences
+
+
+def test_front_ends_import_only_the_app_layer():
+    """The console and the window reach the engine, the model, audio and sinks only through the app layer, and
+    never each other."""
+    offences = _front_end_offences(_sources())
     assert not offences, "\n".join(offences)
 
 
+def test_the_front_end_rule_fails_on_an_import_that_breaks_it(tmp_path):
+    """The check itself: a front-end module importing the engine directly, or the other front-end, is caught."""
+    bad = tmp_path / "ser_live" / "gui" / "bad.py"
+    bad.parent.mkdir(parents=True)
+    bad.write_text('"""A module that breaks the rule."""\n'
+                   "from ..engine.monitor import Monitor\nfrom ..cli import main\nfrom ..app.session import Session\n")
+    offences = _front_end_offences([bad], root=tmp_path)
+    assert offences == ["ser_live/gui/bad.py:2: imports ser_live.engine.monitor",
+                        "ser_live/gui/bad.py:3: imports ser_live.cli"]
+
+
 def test_result_types_and_writers_load_without_the_model_stack():
-    code = ("import sys, ser_live.results, ser_live.output, ser_live.app, ser_live.errors; "
-            "print(sorted(m for m in ('numpy', 'librosa', 'sklearn', 'ser_live.model', 'ser_live.pipeline') "
-            "if m in sys.modules))")
+    code = ("import sys, ser_live.results, ser_live.sinks.writers, ser_live.app.session, ser_live.errors; "
+            "print(sorted(m for m in ('numpy', 'librosa', 'sklearn', 'ser_live.model.emotion_model', "
+            "'ser_live.engine.monitor') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO), check=True)
     assert out.stdout.strip() == "[]"
 
@@ -168,3 +203,21 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_no_import_circles():
     """Data flows one way: no module imports, even inside a function, a module that imports it back."""
     assert _cycles(_import_graph()) == []
+
+
+def test_no_two_modules_share_a_file_name():
+    """One name per idea: a module's file name says which, wherever it is imported from."""
+    names: dict[str, list[str]] = {}
+    for path in _sources():
+        if path.name not in ("__init__.py", "__main__.py"):
+            names.setdefault(path.name, []).append(str(path.relative_to(REPO)))
+    assert {name: paths for name, paths in names.items() if len(paths) > 1} == {}
+
+
+def test_the_package_is_laid_out_by_stage():
+    """The tree reads as the data flows: each stage a package (README, How it works)."""
+    stages = {"audio", "dsp", "features", "model", "engine", "sinks", "app", "cli", "gui", "training"}
+    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert packages == stages
+    top_level = {p.name for p in PACKAGE.glob("*.py")}
+    assert top_level == {"__init__.py", "__main__.py", "errors.py", "results.py", "process.py", "heap.py"}

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from conftest import REPO, child_pids, process_alive, run_cli, tone, write_wav
 
-from ser_live.batch import FileResult, ResultLedger, classify_batch, iter_audio_files
+from ser_live.engine.batch import FileResult, ResultLedger, classify_batch, iter_audio_files
 from ser_live.errors import BatchError
 
 SR = 16000
@@ -226,8 +226,8 @@ def test_scheduler_options_that_cannot_work_are_one_line(tmp_path, args, message
 
 
 def test_without_dask_the_scheduler_says_which_extra_to_install(monkeypatch):
-    from ser_live.batch import ModelSpec
-    from ser_live.cluster import connect
+    from ser_live.engine.batch import ModelSpec
+    from ser_live.engine.cluster import connect
 
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if it were not installed
     with pytest.raises(BatchError, match=r"pip install 'ser-live\[cluster\]'"):
@@ -261,7 +261,7 @@ def test_a_terminal_gets_a_progress_bar_with_files_audio_hours_and_rate(tmp_path
 
 # -- memory stays flat however many files ------------------------------------------------------------------------
 def _peak_bytes_of_a_batch(folder: Path, monkeypatch) -> int:
-    from ser_live import batch as batch_module
+    from ser_live.engine import batch as batch_module
 
     def instant(path: str, spec) -> FileResult:  # the engine's work is not what this measures
         return FileResult(path, None, "not classified")
@@ -295,7 +295,7 @@ def test_the_walk_goes_folder_by_folder_in_name_order(tmp_path):
 
 
 def test_a_ledger_row_round_trips_through_csv_and_json_lines(tmp_path, tiny_model):
-    from ser_live.pipeline import classify_signal
+    from ser_live.engine.monitor import classify_signal
 
     clip = make_clips(tmp_path, 1)[0]
     result = classify_signal(np.asarray(tone(150.0, 2.0)), sample_rate_hz=SR, model=tiny_model)
@@ -305,5 +305,5 @@ def test_a_ledger_row_round_trips_through_csv_and_json_lines(tmp_path, tiny_mode
         ledger.write(FileResult(str(clip), result))
         ledger.close()
         again = ResultLedger(tmp_path / name, classes=tiny_model.classes, model_id="m@1")
-        assert again.n_done == 1 and again.is_done(clip)
+        assert again.is_done(clip) and not again.is_done(tmp_path / "never-classified.wav")
         again.close()

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from ser_live.buffer import RingBuffer, WindowSchedule, signal_windows, utterance_windows
+from ser_live.audio.buffer import RingBuffer, WindowSchedule, signal_windows, utterance_windows
 
 
 def ramp(start: int, stop: int) -> np.ndarray:

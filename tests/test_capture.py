@@ -16,10 +16,10 @@ import pytest
 import soxr
 from conftest import tone
 
-from ser_live import capture
-from ser_live.capture import InputDevice, MicrophoneStream, choose_input_device
+from ser_live.audio import capture
+from ser_live.audio.capture import InputDevice, MicrophoneStream, choose_input_device
+from ser_live.engine.monitor import Monitor
 from ser_live.errors import DeviceError
-from ser_live.pipeline import Monitor
 
 
 class FakePyAudioModule:
@@ -272,7 +272,7 @@ def test_listen_gives_predictions_on_the_hop_grid_with_speech_where_the_voice_is
     finally:
         monitor.stop()
     assert [(o["rate"], o["channels"]) for o in pa.opened] == [(16000, 1), (48000, 1)]
-    assert monitor.summary.dropped_s == 0.0
+    assert monitor.summary.lost_s == 0.0
     times = [p.t_s for p in predictions]
     # Every window ends on the hop grid; late ones may be skipped, never reordered or repeated.
     assert times == sorted(set(times)) and all(abs(t / 0.5 - round(t / 0.5)) < 1e-9 for t in times)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import REPO, espeak, write_wav
 
-from ser_live.audio import read_audio
+from ser_live.audio.files import read_audio
 
 pytest_plugins = ["pulse"]
 pytestmark = pytest.mark.pulse
@@ -94,7 +94,7 @@ def test_pyaudio_lists_the_pulse_device(pulse_server):
 
 def test_microphone_stream_records_what_is_played(pulse_server, monkeypatch, tmp_path):
     # In this process: PortAudio's ALSA 'pulse' device, opened at 16 kHz mono, hears a 440 Hz tone.
-    from ser_live.capture import MicrophoneStream
+    from ser_live.audio.capture import MicrophoneStream
 
     for key, value in pulse_server.env.items():
         monkeypatch.setenv(key, value)

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 from conftest import REPO, run_cli, voice_with_pauses, write_wav
 
-from ser_live.pipeline import classify_file, classify_signal
+from ser_live.engine.monitor import classify_file, classify_signal
 
 SR = 16000
 

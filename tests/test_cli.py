@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from conftest import REPO, run_cli, tone, write_wav
 
-from ser_live import capture, cli
-from ser_live.features import FEATURE_VERSION
-from ser_live.model_file import read_bundle, write_bundle
-from ser_live.output import TextPrinter, text_bar
-from ser_live.pipeline import Prediction
+from ser_live.audio import capture
+from ser_live.cli import main as cli
+from ser_live.engine.monitor import Prediction
+from ser_live.features.handcrafted import FEATURE_VERSION
+from ser_live.model.file_format import read_bundle, write_bundle
+from ser_live.sinks.writers import TextPrinter, text_bar
 
 HOP_S = 0.5
 
@@ -60,8 +61,8 @@ def check_schema(obj: dict, fields: dict) -> None:
 
 
 def check_json_line(obj: dict, classes: list[str]) -> None:
-    """The schema of one --json line (README, ser_live.output.PREDICTION_JSON_FIELDS), and its meaning."""
-    from ser_live.output import PREDICTION_JSON_FIELDS
+    """The schema of one --json line (README, ser_live.sinks.writers.PREDICTION_JSON_FIELDS), and its meaning."""
+    from ser_live.sinks.writers import PREDICTION_JSON_FIELDS
 
     check_schema(obj, PREDICTION_JSON_FIELDS)
     speech = obj["speech"]
@@ -97,7 +98,7 @@ def test_print_json_lines_follow_the_schema(tiny_model_path, tiny_model, tmp_pat
 @pytest.mark.parametrize("name", ["default", "light"])
 def test_shipped_models_by_name_follow_the_schema(tmp_path, name):
     """Both shipped models: the default (speech encoder) and --model light."""
-    from ser_live.model import EmotionModel
+    from ser_live.model.emotion_model import EmotionModel
 
     classes = list(EmotionModel.load(None if name == "default" else name).classes)
     path = voice_file(tmp_path / "voice.wav")
@@ -209,7 +210,7 @@ def test_classify_json_with_good_and_bad_files(tiny_model_path, tiny_model, clip
         "clips/a.wav", "clips/deeper/b.flac", "clips/deeper/deepest/c.ogg", "clips/deeper/silence.wav",
         "clips/deeper/broken.wav", "missing.wav",
     ])
-    from ser_live.output import CLIP_JSON_FIELDS
+    from ser_live.sinks.writers import CLIP_JSON_FIELDS
 
     for r in results.values():
         check_schema(r, CLIP_JSON_FIELDS)
@@ -264,7 +265,7 @@ def test_missing_model_is_one_line(tmp_path):
 )
 def test_model_made_for_other_feature_code_is_refused_in_one_line(tiny_model_path, tmp_path, change, fragments):
     from ser_live.errors import ModelError
-    from ser_live.model import EmotionModel
+    from ser_live.model.emotion_model import EmotionModel
 
     bundle = read_bundle(tiny_model_path)
     if "config" in change:

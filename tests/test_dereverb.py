@@ -8,9 +8,9 @@ from conftest import run_cli, tone, write_wav
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ser_live.dereverb import Dereverb, istft, stft
+from ser_live.dsp.dereverb import Dereverb, istft, stft
 from ser_live.errors import FeatureConfigError
-from ser_live.extractor import EncoderFeatures, extractor_from_record
+from ser_live.features.extractor import EncoderFeatures, extractor_from_record
 
 RATE_HZ = 16000
 
@@ -95,7 +95,7 @@ def dereverb_model_path(tmp_path_factory):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ser_live.model import EMOTIONS, EmotionModel
+    from ser_live.model.emotion_model import EMOTIONS, EmotionModel
 
     extractor = EncoderFeatures([0], dereverb=Dereverb(iterations=1))
     windows = [tone(90.0 + 40.0 * i + 5 * j, 2.0, vibrato_hz=3.0, seed=10 * i + j)
@@ -110,7 +110,7 @@ def dereverb_model_path(tmp_path_factory):
 
 def test_a_dereverb_model_classifies_and_without_its_package_says_so_in_one_line(dereverb_model_path,
                                                                                   tmp_path) -> None:
-    from ser_live.model import EmotionModel
+    from ser_live.model.emotion_model import EmotionModel
 
     assert EmotionModel.load(dereverb_model_path).extractor.dereverb == Dereverb(iterations=1)
     wav = write_wav(tmp_path / "voice.wav", tone(140.0, 3.0, vibrato_hz=3.0))

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from conftest import REPO, assert_same_features, tone
 
-from ser_live import dsp
-from ser_live.buffer import RingBuffer
-from ser_live.features import FeatureConfig, extract_features, feature_names
+from ser_live.audio.buffer import RingBuffer
+from ser_live.dsp import primitives as dsp
+from ser_live.features.handcrafted import FeatureConfig, extract_features, feature_names
 
 
 @pytest.fixture(scope="module")
 def librosa():
     # Only through the lock-protected import: two first imports at once have corrupted numba's cache.
-    from ser_live.jit_cache import import_librosa
+    from ser_live.training.jit_cache import import_librosa
 
     return import_librosa()
 
@@ -117,7 +117,7 @@ def test_features_are_deterministic_bit_for_bit():
 def _features_in_subprocess(env: dict[str, str]) -> np.ndarray:
     code = (
         "import sys; sys.path.insert(0, 'tests');"
-        "from conftest import tone; from ser_live.features import extract_features;"
+        "from conftest import tone; from ser_live.features.handcrafted import extract_features;"
         "sys.stdout.write(extract_features(tone(210.0, 2.0, vibrato_hz=4.0)).tobytes().hex())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO),

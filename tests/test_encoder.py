@@ -9,9 +9,15 @@ import numpy as np
 import pytest
 from conftest import tone
 
-from ser_live.encoder import WHISPER_BASE, EncoderMissingError, EncoderWeightsSpec, WhisperEncoder, whisper_log_mel
 from ser_live.errors import FeatureConfigError
-from ser_live.extractor import EncoderFeatures, HandcraftedFeatures, extractor_from_record
+from ser_live.features.encoder import (
+    WHISPER_BASE,
+    EncoderMissingError,
+    EncoderWeightsSpec,
+    WhisperEncoder,
+    whisper_log_mel,
+)
+from ser_live.features.extractor import EncoderFeatures, HandcraftedFeatures, extractor_from_record
 
 
 def _voice(seconds: float, f0_hz: float = 140.0, seed: int = 0) -> np.ndarray:
@@ -20,7 +26,7 @@ def _voice(seconds: float, f0_hz: float = 140.0, seed: int = 0) -> np.ndarray:
 
 def test_log_mel_is_whispers_recipe() -> None:
     """Centred 400-point Hann STFT every 160 samples, Slaney mel 80, log10, 8-decade floor, (x + 4) / 4."""
-    from ser_live.jit_cache import import_librosa
+    from ser_live.training.jit_cache import import_librosa
 
     librosa = import_librosa()
     y = _voice(2.0)
@@ -37,7 +43,7 @@ def test_log_mel_is_whispers_recipe() -> None:
 def test_encoder_matches_ctranslate2(tmp_path) -> None:
     """All six blocks plus the final layer norm give CTranslate2's encoder output (cosine >= 0.9999 per frame)."""
     ctranslate2 = pytest.importorskip("ctranslate2", reason="ctranslate2 is a test dependency ('make test')")
-    from ser_live.encoder import _layer_norm, _read_ct2_variables  # the final norm is not part of the product
+    from ser_live.features.encoder import _layer_norm, _read_ct2_variables  # the final norm is not part of the product
 
     parts = WHISPER_BASE.part_paths()
     with open(tmp_path / "model.bin", "wb") as out:
@@ -145,7 +151,7 @@ def test_missing_encoder_package_names_what_to_install() -> None:
 
 
 def test_damaged_weights_are_named_damaged(tmp_path) -> None:
-    from ser_live.encoder import _read_ct2_variables
+    from ser_live.features.encoder import _read_ct2_variables
 
     head = WHISPER_BASE.part_paths()[0].read_bytes()[:5000]
     (tmp_path / "model.bin").write_bytes(head)
@@ -160,7 +166,7 @@ def tiny_encoder_model_path(tmp_path_factory):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ser_live.model import EMOTIONS, EmotionModel
+    from ser_live.model.emotion_model import EMOTIONS, EmotionModel
 
     extractor = EncoderFeatures([0])
     windows = [_voice(2.0, 90.0 + 40.0 * i + 5 * j, seed=10 * i + j) for i in range(len(EMOTIONS)) for j in range(3)]
@@ -176,10 +182,10 @@ def tiny_encoder_model_path(tmp_path_factory):
 def test_encoder_model_round_trip_and_classify(tiny_encoder_model_path, tmp_path) -> None:
     from conftest import run_cli, write_wav
 
-    from ser_live.model import EmotionModel
+    from ser_live.model.emotion_model import EmotionModel
 
     model = EmotionModel.load(tiny_encoder_model_path)
-    assert model.extractor == EncoderFeatures([0]) and model.feature_config is None
+    assert model.extractor == EncoderFeatures([0])
     wav = write_wav(tmp_path / "voice.wav", np.concatenate([np.zeros(8000, np.float32), _voice(3.0)]))
     proc = run_cli("--classify", str(wav), "--json", "--model", str(tiny_encoder_model_path))
     assert proc.returncode == 0, proc.stderr
@@ -189,7 +195,7 @@ def test_encoder_model_round_trip_and_classify(tiny_encoder_model_path, tmp_path
 def test_model_trained_on_other_encoder_weights_is_refused_in_one_line(tiny_encoder_model_path, tmp_path) -> None:
     from conftest import run_cli, write_wav
 
-    from ser_live.model_file import read_bundle, write_bundle
+    from ser_live.model.file_format import read_bundle, write_bundle
 
     bundle = read_bundle(tiny_encoder_model_path)
     bundle["extractor"]["encoder"]["weights_sha256"] = "f" * 64

@@ -92,7 +92,7 @@ def recorded() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module", params=MODELS)
 def shipped(request) -> tuple[str, Any]:
     """A shipped model's name and the model, the one the record was made with."""
-    from ser_live.model import EmotionModel, file_sha256
+    from ser_live.model.emotion_model import EmotionModel, file_sha256
 
     model = EmotionModel.load(request.param)
     with np.load(REGRESSION) as record:
@@ -171,8 +171,8 @@ def with_extractor(model: Any, extractor: Any) -> Any:
 
 
 def gated(model: Any, y: np.ndarray, *, gate_wrapper: Callable[[Any], Any] = lambda gate: gate) -> Any:
-    from ser_live.gate import SpeechGate
-    from ser_live.pipeline import gated_window_features
+    from ser_live.dsp.gate import SpeechGate
+    from ser_live.engine.monitor import gated_window_features
 
     return gated_window_features([y], gate=gate_wrapper(SpeechGate(sample_rate_hz=SR)), extractor=model.extractor,
                                  window_samples=int(model.window_s * SR), hop_samples=int(model.hop_s * SR))
@@ -180,7 +180,7 @@ def gated(model: Any, y: np.ndarray, *, gate_wrapper: Callable[[Any], Any] = lam
 
 def monitor_run(model: Any, y: np.ndarray, *, adapt: bool, flip: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The live monitor over ``y``: each window's speech decision, and the probabilities of the speech windows."""
-    from ser_live.pipeline import Monitor
+    from ser_live.engine.monitor import Monitor
 
     monitor = Monitor(model, adapt=adapt)
     if flip is not None:
@@ -212,7 +212,7 @@ def test_features_match_the_record(shipped, recorded, threads):
 def test_predictions_from_the_recorded_features_match_the_record(shipped, recorded, threads):
     """Given the recorded features, the live monitor (plain and adapting) and --classify's clip average give the
     recorded probabilities within float64 rounding."""
-    from ser_live.pipeline import classify_signal
+    from ser_live.engine.monitor import classify_signal
 
     (name, model), y = shipped, voice(12.0)
 
@@ -254,7 +254,7 @@ def _shifted_by_one_hop(model: Any, ends: np.ndarray) -> np.ndarray:
 
 def _another_block(model: Any, ends: np.ndarray) -> np.ndarray:
     """The features of the recorded windows from the encoder block before the model's."""
-    from ser_live.extractor import EncoderFeatures
+    from ser_live.features.extractor import EncoderFeatures
 
     extractor = model.extractor
     other = EncoderFeatures([extractor.blocks[0] - 1], weights=extractor.weights, level_dbfs=extractor.level_dbfs)
@@ -266,7 +266,7 @@ def _another_block(model: Any, ends: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize(("name", "change"), [("light", _shifted_by_one_hop), ("default", _shifted_by_one_hop),
                                              ("default", _another_block)])  # the light model has no encoder blocks
 def test_features_of_a_real_change_fail_by_at_least_100_tolerances(recorded, name, change):
-    from ser_live.model import EmotionModel
+    from ser_live.model.emotion_model import EmotionModel
 
     model = EmotionModel.load(name)
     with blas_threads(1):

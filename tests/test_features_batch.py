@@ -8,10 +8,10 @@ from conftest import tone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ser_live import dsp
-from ser_live.buffer import utterance_windows
-from ser_live.features import FeatureConfig, extract_features, extract_features_batch, feature_names
-from ser_live.gate import SpeechGate
+from ser_live.audio.buffer import utterance_windows
+from ser_live.dsp import primitives as dsp
+from ser_live.dsp.gate import SpeechGate
+from ser_live.features.handcrafted import FeatureConfig, extract_features, extract_features_batch, feature_names
 
 
 def _speechlike(seconds: float, seed: int = 0) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from conftest import tone
 
-from ser_live.features import FEATURE_VERSION, FeatureConfig, extract_features, feature_names
+from ser_live.features.handcrafted import FEATURE_VERSION, FeatureConfig, extract_features, feature_names
 
 
 def _named(y: np.ndarray) -> dict[str, float]:

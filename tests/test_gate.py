@@ -7,9 +7,9 @@ import pytest
 from conftest import SAMPLE_RATE_HZ as SR
 from conftest import espeak, tone
 
-from ser_live.audio import read_audio
-from ser_live.buffer import signal_windows
-from ser_live.gate import SpeechGate
+from ser_live.audio.buffer import signal_windows
+from ser_live.audio.files import read_audio
+from ser_live.dsp.gate import SpeechGate
 
 WINDOW, HOP = 2 * SR, SR // 2
 

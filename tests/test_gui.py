@@ -20,14 +20,14 @@ pytest.importorskip("pyqtgraph", reason="the window needs pyqtgraph ('pip instal
 from conftest import SAMPLE_RATE_HZ, tone, write_wav  # noqa: E402
 from PyQt6 import QtCore, QtWidgets  # noqa: E402
 
-from ser_live.capture import InputDevice  # noqa: E402
+from ser_live.audio.capture import InputDevice  # noqa: E402
 from ser_live.errors import DeviceError  # noqa: E402
 from ser_live.gui import palette  # noqa: E402
 from ser_live.gui.modelinfo import describe_model  # noqa: E402
 from ser_live.gui.plots import envelope, input_level  # noqa: E402
-from ser_live.gui.session import SessionLog, interrupted_sessions  # noqa: E402
+from ser_live.gui.recording import SessionLog, interrupted_sessions  # noqa: E402
 from ser_live.gui.window import MainWindow  # noqa: E402
-from ser_live.model import EMOTIONS, EmotionModel  # noqa: E402
+from ser_live.model.emotion_model import EMOTIONS, EmotionModel  # noqa: E402
 from ser_live.results import StatusKind  # noqa: E402
 
 FAKE_DEVICE = InputDevice(index=3, name="Fake USB mic", channels=1, default_sample_rate_hz=16000.0,
@@ -70,7 +70,7 @@ def _windows_deleted_on_the_gui_thread(qapp):
 def devices(monkeypatch):
     """The device list the picker sees (PortAudio is not probed in these tests)."""
     found = [FAKE_DEVICE]
-    monkeypatch.setattr("ser_live.capture.list_input_devices", lambda: list(found))
+    monkeypatch.setattr("ser_live.audio.capture.list_input_devices", lambda: list(found))
     return found
 
 
@@ -79,7 +79,7 @@ def make_window(qtbot, tiny_model, tmp_path, devices):
     """Build a window on the tiny model with autosaves under tmp_path; closed after the test."""
 
     def make(**kwargs) -> MainWindow:
-        from ser_live.app import SessionConfig, open_session
+        from ser_live.app.session import SessionConfig, open_session
 
         kwargs.setdefault("realtime", False)
         kwargs.setdefault("sessions_dir", tmp_path / "sessions")
@@ -207,7 +207,7 @@ def test_space_pauses_and_resumes_a_file(make_window, qtbot, tmp_path, tiny_mode
     focus = QtWidgets.QApplication.focusWidget()
     assert not isinstance(focus, (QtWidgets.QAbstractSpinBox, QtWidgets.QAbstractButton))
     qtbot.keyClick(focus or window, QtCore.Qt.Key.Key_Space)
-    assert window.runner.state == "paused" and window.runner.monitor.paused
+    assert window.runner.state == "paused"
     assert window.start_button.text() == "Resume"
     qtbot.wait(300)  # let a block already being fed finish
     held = len(window.session)
@@ -306,7 +306,7 @@ class FakeMicrophone:
 def fake_microphone(monkeypatch):
     FakeMicrophone.instances = []
     FakeMicrophone.present = True
-    monkeypatch.setattr("ser_live.capture.MicrophoneStream", FakeMicrophone)
+    monkeypatch.setattr("ser_live.audio.capture.MicrophoneStream", FakeMicrophone)
     yield FakeMicrophone
     FakeMicrophone.unplug()
 
@@ -415,8 +415,8 @@ def test_settings_change_restarts_listening_with_the_new_hop(make_window, qtbot,
 @pytest.fixture
 def run_gui_once(tmp_path, monkeypatch, devices):
     """Run ``run_gui`` on command-line arguments and return what the window showed after ``after_ms``."""
-    from ser_live.app import SessionConfig
-    from ser_live.cli import build_parser
+    from ser_live.app.session import SessionConfig
+    from ser_live.cli.main import build_parser
     from ser_live.gui import run_gui
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
@@ -468,8 +468,8 @@ def test_session_survives_a_crash_and_is_reported_next_time(tmp_path, tiny_model
     sessions = tmp_path / "sessions"
     code = textwrap.dedent(f"""
         import os
-        from ser_live.gui.session import SessionLog
-        from ser_live.pipeline import Prediction
+        from ser_live.gui.recording import SessionLog
+        from ser_live.engine.monitor import Prediction
         log = SessionLog(("neutral", "angry"), directory={str(sessions)!r})
         for k in range(5):
             log(Prediction(0.5 * (k + 1), True, "angry", 0.7, {{"neutral": 0.3, "angry": 0.7}}, -20.0))
@@ -525,7 +525,7 @@ def test_model_info_reads_corpora_and_speaker_independent_uar(tiny_model):
     section = {"overall": {"uar": 0.463, "accuracy": 0.5, "n": 2028},
                "ravdess": {"uar": 0.52, "accuracy": 0.5, "n": 1440}}
     model = EmotionModel(
-        tiny_model.estimator, tiny_model.feature_config, metadata={
+        tiny_model.estimator, tiny_model.extractor, metadata={
             "corpora": ["emovo", "ravdess"],
             "license": "CC BY-NC-SA 4.0 (inherited from RAVDESS); see MODEL_CARD.md",
             "evaluation": {
@@ -553,11 +553,11 @@ def test_model_info_reads_corpora_and_speaker_independent_uar(tiny_model):
     chance = f"{1 / len(model.classes):.1%}"
     assert lines[3] == f"On a corpus it never heard: UAR 34.3% (chance {chance})"
     assert lines[4] == "Speaker-independent UAR 46.3% on new speakers of those corpora"
-    listed = describe_model(EmotionModel(tiny_model.estimator, tiny_model.feature_config,
+    listed = describe_model(EmotionModel(tiny_model.estimator, tiny_model.extractor,
                                          metadata={"training": {"corpora": [{"name": "CREMA-D"}, "TESS"]},
                                                    "speaker_independent_uar": 0.39}))
     assert listed.corpora == ("CREMA-D", "TESS") and listed.uar == pytest.approx(0.39)
-    bare = describe_model(EmotionModel(tiny_model.estimator, tiny_model.feature_config, metadata={"uar": "n/a"}))
+    bare = describe_model(EmotionModel(tiny_model.estimator, tiny_model.extractor, metadata={"uar": "n/a"}))
     assert bare.corpora == () and bare.uar is None and bare.protocol == "" and bare.license == ""
     assert "not recorded" in "\n".join(bare.lines())
 
@@ -634,8 +634,8 @@ def test_unreachable_display_falls_back_to_the_console_in_one_line(tiny_model_pa
 
 
 def test_a_lone_speech_window_is_drawn_as_a_segment_in_the_history(qtbot):
+    from ser_live.engine.monitor import Prediction
     from ser_live.gui.timeline import HistoryPlot, Timeline
-    from ser_live.pipeline import Prediction
 
     plot = HistoryPlot(("neutral", "angry"))
     qtbot.addWidget(plot)
@@ -653,8 +653,8 @@ def test_a_lone_speech_window_is_drawn_as_a_segment_in_the_history(qtbot):
 
 def test_adaptation_controls_follow_the_runner(make_window):
     """With an adaptive model the window shows how much voice was learnt, turns learning off and forgets it."""
-    from ser_live.adapt import SpeakerNormalizer
-    from ser_live.model import EmotionModel
+    from ser_live.model.emotion_model import EmotionModel
+    from ser_live.model.speaker import SpeakerNormalizer
 
     try:
         model = EmotionModel.load()
@@ -672,7 +672,7 @@ def test_adaptation_controls_follow_the_runner(make_window):
     assert "neutral voice learnt from 20 s of speech" in window.adapt_label.text()
     assert "learning from windows heard as neutral" in window.adapt_label.text()
     window.forget_button.click()
-    assert session.speaker.heard_s == 0.0
+    assert session.speaker.learnt_s == 0.0
     assert "learnt from 0 s" in window.adapt_label.text()
     window.adapt_check.click()
     assert session.adapting is False and window.adapt_label.text() == "speaker adaptation off (the plain model)"
@@ -682,7 +682,7 @@ def test_adaptation_controls_follow_the_runner(make_window):
 def test_the_window_starts_without_adaptation_and_calibrates_on_request(make_window):
     """Adaptation is off by default; "Calibrate…" asks for a neutral reading: every speech window of it is
     learnt while predictions wait."""
-    from ser_live.model import EmotionModel
+    from ser_live.model.emotion_model import EmotionModel
 
     try:
         model = EmotionModel.load()
@@ -758,7 +758,7 @@ def test_a_passing_notice_leaves_the_banner(make_window, qtbot):
 
 
 def test_a_window_started_on_a_file_names_the_file_as_its_source(qtbot, tiny_model, tmp_path, devices, speech_file):
-    from ser_live.app import SessionConfig, open_session
+    from ser_live.app.session import SessionConfig, open_session
 
     window = MainWindow(open_session(SessionConfig(input_path=str(speech_file[0])), model=tiny_model),
                         input_path=str(speech_file[0]), sessions_dir=tmp_path)

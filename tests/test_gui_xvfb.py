@@ -63,7 +63,7 @@ def xvfb():
 
 def history_region(qtbot, tiny_model, tmp_path) -> QtCore.QRect:
     """Where the history plot sits inside a window of the size the real one opens at."""
-    from ser_live.app import SessionConfig, open_session
+    from ser_live.app.session import SessionConfig, open_session
     from ser_live.gui.window import MainWindow
 
     window = MainWindow(open_session(SessionConfig(), model=tiny_model), sessions_dir=tmp_path / "layout")

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from ser_live import inference as inference_mod
-from ser_live.adapt import SpeakerNormalizer, SpeakerPrior
 from ser_live.errors import ModelError
-from ser_live.features import FeatureConfig, feature_names
-from ser_live.model import EMOTIONS, MODEL_FORMAT_VERSION, EmotionModel, ModelAdaptation
-from ser_live.model_file import read_bundle, write_bundle
+from ser_live.features.handcrafted import FeatureConfig, feature_names
+from ser_live.model import forward as inference_mod
+from ser_live.model.emotion_model import EMOTIONS, MODEL_FORMAT_VERSION, EmotionModel, ModelAdaptation
+from ser_live.model.file_format import read_bundle, write_bundle
+from ser_live.model.speaker import SpeakerNormalizer, SpeakerPrior
 from ser_live.training.estimator import ModelParams, make_estimator
 
 N_FEATURES = len(feature_names(FeatureConfig()))
@@ -198,13 +198,13 @@ def test_model_file_round_trips_as_arrays_and_a_manifest(tiny_fitted_model, tmp_
     loaded = EmotionModel.load(again)
     # The same arrays through the same code: storage must not change a bit.
     np.testing.assert_array_equal(loaded.predict_proba(x), tiny_model.predict_proba(x))
-    assert (loaded.classes, loaded.feature_config, loaded.metadata) == (tiny_model.classes, tiny_model.feature_config,
+    assert (loaded.classes, loaded.extractor, loaded.metadata) == (tiny_model.classes, tiny_model.extractor,
                                                                        tiny_model.metadata)
     # The scikit-learn estimator was a training artefact: a loaded model's estimator is its forward pass, from which
     # a model with other settings can be made (and saved) as from any estimator.
     assert type(loaded.estimator) is inference_mod.ForwardPass
     assert list(loaded.estimator.classes_) == list(tiny_model.estimator.classes_)
-    other = EmotionModel(loaded.estimator, loaded.feature_config, window_s=1.5, hop_s=0.5)
+    other = EmotionModel(loaded.estimator, loaded.extractor, window_s=1.5, hop_s=0.5)
     other.save(tmp_path / "other.npz")
     np.testing.assert_array_equal(EmotionModel.load(tmp_path / "other.npz").predict_proba(x), loaded.predict_proba(x))
     # The file is the arrays and a small manifest, nothing more.
@@ -228,7 +228,7 @@ def _with_adaptation(tiny_model: EmotionModel) -> EmotionModel:
     rng = np.random.default_rng(0)
     prior = SpeakerPrior(rng.normal(0, 1, N_FEATURES), rng.uniform(0.5, 2, N_FEATURES), half_s=4.0)
     adaptation = ModelAdaptation(_estimator("voting"), prior, inputs="normalised")
-    return EmotionModel(tiny_model.estimator, tiny_model.feature_config, adaptation=adaptation,
+    return EmotionModel(tiny_model.estimator, tiny_model.extractor, adaptation=adaptation,
                         metadata={"note": "test"})
 
 
@@ -315,8 +315,8 @@ def test_damaged_adaptive_inference_entry_is_refused(tiny_model, tmp_path):
 _NO_SKLEARN_SCRIPT = """
 import json, sys
 import numpy as np
-from ser_live import model as model_mod
-from ser_live.adapt import SpeakerNormalizer
+from ser_live.model import emotion_model as model_mod
+from ser_live.model.speaker import SpeakerNormalizer
 
 model = model_mod.EmotionModel.load(sys.argv[1])
 x = np.random.default_rng(0).normal(0, 1, (12, len(model.adaptation.prior.mean)))
@@ -352,10 +352,10 @@ def test_loading_and_predicting_do_not_import_scikit_learn(tiny_model, tmp_path)
 
 
 def test_the_live_gate_is_built_with_the_settings_the_model_was_trained_with(tiny_fitted_model, tmp_path):
+    from ser_live.engine.monitor import Monitor
     from ser_live.errors import FeatureConfigError
-    from ser_live.pipeline import Monitor
 
-    model = EmotionModel(tiny_fitted_model.estimator, tiny_fitted_model.feature_config, gate_params={"snr_db": 6.0})
+    model = EmotionModel(tiny_fitted_model.estimator, tiny_fitted_model.extractor, gate_params={"snr_db": 6.0})
     model.save(tmp_path / "gate.npz")
     loaded = EmotionModel.load(tmp_path / "gate.npz")
     assert loaded.gate_params == {"snr_db": 6.0}
@@ -369,4 +369,4 @@ def test_the_live_gate_is_built_with_the_settings_the_model_was_trained_with(tin
     with pytest.raises(ModelError, match="does not record its speech gate settings"):
         EmotionModel.load(tmp_path / "no-gate.npz")
     with pytest.raises(ModelError, match="speech gate settings do not fit"):
-        EmotionModel(tiny_fitted_model.estimator, tiny_fitted_model.feature_config, gate_params={"loudness": 3})
+        EmotionModel(tiny_fitted_model.estimator, tiny_fitted_model.extractor, gate_params={"loudness": 3})

@@ -10,9 +10,9 @@ import soxr
 from conftest import SAMPLE_RATE_HZ as SR
 from conftest import tone, write_wav
 
-from ser_live.audio import AudioFileError
-from ser_live.buffer import signal_windows
-from ser_live.pipeline import Monitor, WindowAnalyzer, classify_signal
+from ser_live.audio.buffer import signal_windows
+from ser_live.audio.files import AudioFileError
+from ser_live.engine.monitor import Monitor, WindowAnalyzer, classify_signal
 
 
 def voice_with_pauses(rate_hz: int = SR) -> np.ndarray:
@@ -130,7 +130,7 @@ def test_files_at_other_rates_give_the_same_windows_and_times(tiny_model, tmp_pa
 
 def test_resampled_audio_is_aligned_in_time(tmp_path):
     # A click at exactly 1.5 s must stay at 1.5 s after the file is resampled to the model's rate.
-    from ser_live.audio import read_audio
+    from ser_live.audio.files import read_audio
 
     for rate_hz in (44100, 48000, 22050):
         y = np.zeros(3 * rate_hz, np.float32)
@@ -197,7 +197,7 @@ def test_summary_counts_what_was_heard(tiny_model):
     assert s.heard_s == pytest.approx(y.shape[0] / SR)
     assert s.n_windows == len(predictions) and s.n_speech == sum(p.speech for p in predictions) > 0
     assert sum(s.shares().values()) == pytest.approx(1.0)
-    assert s.dropped_s == 0.0 and s.skipped_windows == 0
+    assert s.lost_s == 0.0 and s.skipped_windows == 0
     assert s.emotion_counts == Counter(p.emotion for p in predictions if p.speech)
 
 
@@ -226,7 +226,7 @@ def test_run_file_errors_and_stop(tiny_model, tmp_path):
 
 def test_resampler_used_by_the_file_reader_is_a_library_one(tmp_path):
     # The same samples soxr gives when asked directly (no hand-written resampler in between).
-    from ser_live.audio import read_audio
+    from ser_live.audio.files import read_audio
 
     y = tone(300.0, 1.0, sample_rate_hz=44100)
     got = read_audio(write_wav(tmp_path / "a.wav", y, 44100, subtype="FLOAT"), sample_rate_hz=SR)

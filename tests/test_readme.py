@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from conftest import REPO, espeak, write_wav
 
-from ser_live.audio import read_audio
+from ser_live.audio.files import read_audio
 
 pytest_plugins = ["pulse"]
 
@@ -116,7 +116,7 @@ def test_make_lines_name_real_targets(command):
 
 
 def test_the_json_tables_are_the_codes():
-    from ser_live.output import CLIP_JSON_FIELDS, PREDICTION_JSON_FIELDS, fields_markdown
+    from ser_live.sinks.writers import CLIP_JSON_FIELDS, PREDICTION_JSON_FIELDS, fields_markdown
 
     text = README.read_text(encoding="utf-8")
     for fields in (PREDICTION_JSON_FIELDS, CLIP_JSON_FIELDS):

@@ -32,10 +32,10 @@ import soxr
 from conftest import SAMPLE_RATE_HZ as SR
 from conftest import run_cli, tone, write_wav
 
-from ser_live import cli
-from ser_live.audio import read_audio
+from ser_live.audio.files import read_audio
+from ser_live.cli import main as cli
+from ser_live.engine.monitor import classify_signal
 from ser_live.errors import AudioFileError
-from ser_live.pipeline import classify_signal
 
 
 def voiced_with_pauses(seed: int = 0) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, tone, write_wav
 
-from ser_live import jit_cache
+from ser_live.training import jit_cache
 
 PACKAGE = REPO / "ser_live"
 
@@ -46,7 +46,7 @@ def test_live_path_imports_neither_librosa_nor_numba(tmp_path, tiny_model_path):
     ]
     code = (
         "import sys, json\n"
-        "from ser_live.cli import main\n"
+        "from ser_live.cli.main import main\n"
         f"codes = [main(args) for args in {runs!r}]\n"
         "import ser_live.gui.window\n"  # the window's modules too (imported without opening it)
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('librosa', 'numba'))\n"

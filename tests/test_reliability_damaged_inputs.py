@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 from conftest import REPO, child_pids, process_alive, run_cli, tone, write_wav
 
-from ser_live.adapt import SpeakerNormalizer, SpeakerPrior
-from ser_live.capture import GapMeter
+from ser_live.audio.capture import GapMeter
+from ser_live.model.speaker import SpeakerNormalizer, SpeakerPrior
 
 SR = 16000
 
@@ -88,7 +88,7 @@ def test_a_damaged_profile_is_ignored_and_kept_aside(tmp_path, content):
     path.write_text(content)
     speaker = SpeakerNormalizer(_prior(), hop_s=0.5)
     with pytest.warns(UserWarning, match="ignoring speaker profile .* kept as .*me.json.bad"):
-        assert not speaker.load(path, feature_version="handcrafted-4")
+        assert not speaker.load(path, profile_key="handcrafted-4")
     assert speaker.stats.count == 0 and np.all(np.isfinite(speaker.transform(np.ones(4))))
     assert not path.exists() and (tmp_path / "me.json.bad").read_text() == content
 
@@ -100,7 +100,7 @@ def test_a_huge_profile_is_refused_unread(tmp_path):
     speaker = SpeakerNormalizer(_prior(), hop_s=0.5)
     started = time.monotonic()
     with pytest.warns(UserWarning, match="larger than 1 MB"):
-        assert not speaker.load(path, feature_version="handcrafted-4")
+        assert not speaker.load(path, profile_key="handcrafted-4")
     assert time.monotonic() - started < 1.0
 
 
@@ -108,7 +108,7 @@ def test_a_valid_profile_still_loads(tmp_path):
     path = tmp_path / "ok.json"
     path.write_text(_profile())
     speaker = SpeakerNormalizer(_prior(), hop_s=0.5)
-    assert speaker.load(path, feature_version="handcrafted-4") and speaker.heard_s == 5.0
+    assert speaker.load(path, profile_key="handcrafted-4") and speaker.learnt_s == 5.0
 
 
 def test_a_damaged_profile_on_the_command_line_never_stops_the_monitor(tmp_path, voice_wav):
@@ -175,8 +175,8 @@ def _clips_with_a_locked_folder(tmp_path) -> tuple[Path, Path]:
 
 def test_unreadable_folders_are_listed_as_errors(tmp_path, monkeypatch, capsys):
     """os.walk's report of a folder it may not list (simulated: as root every folder is readable)."""
-    from ser_live import batch
-    from ser_live.console import run_classify
+    from ser_live.cli.console import run_classify
+    from ser_live.engine import batch
 
     clips, locked = _clips_with_a_locked_folder(tmp_path)
     real_walk = os.walk
@@ -254,9 +254,9 @@ def test_devices_and_pipes_are_not_called_empty_files(tmp_path):
 
 
 def test_the_models_own_window_is_not_blamed_on_the_window_option(tmp_path, voice_wav, tiny_model):
-    from ser_live.model import EmotionModel
+    from ser_live.model.emotion_model import EmotionModel
 
-    model = EmotionModel(tiny_model.estimator, tiny_model.feature_config, window_s=100.0, hop_s=0.5,
+    model = EmotionModel(tiny_model.estimator, tiny_model.extractor, window_s=100.0, hop_s=0.5,
                          metadata={"note": "a model made for 100 s windows"})
     path = tmp_path / "odd.npz"
     model.save(path)

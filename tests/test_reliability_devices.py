@@ -14,7 +14,8 @@ import pytest
 from conftest import REPO
 from pulse import PulseServer, PulseUnavailable, require_pulse_tools
 
-from ser_live import capture, cli
+from ser_live.audio import capture
+from ser_live.cli import main as cli
 
 
 class _Lines:

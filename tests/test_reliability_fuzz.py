@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ser_live.audio import read_audio
+from ser_live.audio.files import read_audio
+from ser_live.engine.monitor import Monitor, classify_signal
 from ser_live.errors import AudioFileError
-from ser_live.pipeline import Monitor, classify_signal
 
 SR = 16000
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)

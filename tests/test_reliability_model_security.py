@@ -14,8 +14,8 @@ import pytest
 from conftest import REPO, run_cli, tone, write_wav
 
 from ser_live.errors import FeatureConfigError, ModelError
-from ser_live.model import SHIPPED_MODELS, EmotionModel
-from ser_live.model_file import read_bundle, write_bundle
+from ser_live.model.emotion_model import SHIPPED_MODELS, EmotionModel
+from ser_live.model.file_format import read_bundle, write_bundle
 
 
 class _RunsCodeWhenLoaded:
@@ -67,7 +67,7 @@ def test_any_model_file_loads_without_a_flag(tiny_model_path, tmp_path):
 
 
 def test_no_module_imports_pickle_or_joblib_to_load_and_predict(tiny_model_path):
-    code = ("import sys; from ser_live.model import EmotionModel; import numpy as np; "
+    code = ("import sys; from ser_live.model.emotion_model import EmotionModel; import numpy as np; "
             f"m = EmotionModel.load({str(tiny_model_path)!r}); m.predict_proba(np.zeros(m.extractor.dim)); "
             "print(sorted(n for n in ('joblib', 'sklearn') if n in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO), timeout=120)

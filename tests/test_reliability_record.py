@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import REPO, tone, write_wav
 
-from ser_live.model import EMOTIONS
+from ser_live.model.emotion_model import EMOTIONS
 
 
 def _start(tiny_model_path, wav, record) -> subprocess.Popen:

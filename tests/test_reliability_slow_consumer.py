@@ -11,10 +11,10 @@ import pytest
 from conftest import SAMPLE_RATE_HZ as SR
 from conftest import tone
 
-from ser_live import capture
-from ser_live.model import EmotionModel
-from ser_live.output import format_summary
-from ser_live.pipeline import Monitor
+from ser_live.audio import capture
+from ser_live.engine.monitor import Monitor
+from ser_live.model.emotion_model import EmotionModel
+from ser_live.sinks.writers import format_summary
 
 BLOCK_S = 0.05
 
@@ -144,7 +144,7 @@ def test_blocked_model_never_blocks_capture(tiny_model, fake_mic, max_lag_window
         # Stale windows were skipped: what is analysed after the stall is the most recent audio.
         # Besides the batch already in the model when it stuck, at most max_lag windows were analysed,
         # and they are the newest ones: latency is bounded, nothing queues up.
-        assert summary.skipped_windows > 0 and summary.dropped_s == 0
+        assert summary.skipped_windows > 0 and summary.lost_s == 0
         assert len(got) + summary.skipped_windows == written // monitor.hop_samples
         assert len(got) <= 2 * max_lag_windows
         assert got[-1].t_s == (written // monitor.hop_samples) * monitor.hop_s
@@ -155,8 +155,8 @@ def test_blocked_model_never_blocks_capture(tiny_model, fake_mic, max_lag_window
     else:
         # Nothing skipped, so the overwritten audio is counted as dropped (and read as silence).
         assert summary.skipped_windows == 0 and len(got) == written // monitor.hop_samples
-        assert summary.dropped_s >= 15.0 - 10.0 - 2 * monitor.window_s
-        assert f"dropped {summary.dropped_s:.1f} s of audio" in format_summary(summary)
+        assert summary.lost_s >= 15.0 - 10.0 - 2 * monitor.window_s
+        assert f"dropped {summary.lost_s:.1f} s of audio" in format_summary(summary)
 
 
 @pytest.mark.slow

@@ -10,8 +10,8 @@ import pytest
 from conftest import SAMPLE_RATE_HZ as SR
 from conftest import tone
 
-from ser_live.output import CsvRecorder, TextPrinter
-from ser_live.pipeline import Monitor
+from ser_live.engine.monitor import Monitor
+from ser_live.sinks.writers import CsvRecorder, TextPrinter
 
 SESSION_S = 2 * 3600
 WARM_UP_S = 600
@@ -59,7 +59,7 @@ def test_two_hour_session_has_flat_memory_and_one_prediction_per_hop(tiny_model,
     assert counts["speech"] > n_hops // 5  # the model really ran on a good share of the windows
     assert recorder.rows == n_hops
     assert monitor.summary.heard_s == pytest.approx(SESSION_S)
-    assert monitor.summary.dropped_s == 0 and monitor.summary.skipped_windows == 0
+    assert monitor.summary.lost_s == 0 and monitor.summary.skipped_windows == 0
     growth_mb = rss_mb[SESSION_S] - rss_mb[WARM_UP_S]
     print(f"RSS by minute of audio (MB): { {s // 60: round(m, 1) for s, m in rss_mb.items()} }")
     assert growth_mb <= 5.0, rss_mb

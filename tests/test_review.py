@@ -11,8 +11,8 @@ import pytest
 from conftest import REPO, run_cli, voice_with_pauses, write_wav
 from test_gui import _windows_deleted_on_the_gui_thread, devices, make_window  # noqa: F401 - the window's fixtures
 
+from ser_live.app.review import format_review_summary, load_session
 from ser_live.errors import SessionFileError
-from ser_live.review import format_review_summary, load_session
 
 pytest_plugins = ["pulse"]
 SR = 16000
@@ -137,7 +137,7 @@ class FakePlayer:
 def test_clicking_a_moment_plays_from_there_and_the_cursor_follows(qtbot, kept_session):
     from PyQt6 import QtCore
 
-    from ser_live.gui.review import ReviewWindow
+    from ser_live.gui.review_window import ReviewWindow
 
     window = ReviewWindow(load_session(kept_session), player_factory=FakePlayer)
     qtbot.addWidget(window)
@@ -162,7 +162,7 @@ def test_clicking_a_moment_plays_from_there_and_the_cursor_follows(qtbot, kept_s
 
 
 def test_without_audio_the_review_says_so_and_does_not_play(qtbot, kept_session, tmp_path):
-    from ser_live.gui.review import ReviewWindow
+    from ser_live.gui.review_window import ReviewWindow
 
     csv_only = tmp_path / "no-audio.csv"
     csv_only.write_text(kept_session.read_text())
@@ -187,7 +187,7 @@ def test_the_player_plays_through_the_sound_server(pulse_server, tmp_path):
     """A real output stream (the private PulseAudio server's sink): the position runs at the audio's pace."""
     code = textwrap.dedent("""
         import time, numpy as np
-        from ser_live.playback import AudioPlayer
+        from ser_live.audio.playback import AudioPlayer
         player = AudioPlayer(np.zeros(16000 * 3, np.float32) + 0.01, 16000)
         started = time.monotonic()
         player.play(from_s=1.0)
@@ -227,10 +227,10 @@ def test_the_window_keeps_the_audio_when_ticked_and_locks_the_choice_at_start(ma
 
 def test_the_review_draws_the_timeline_the_live_window_drew(qtbot, tiny_model, tmp_path):
     """One data source, one drawing: the session file read back gives the live rows, drawn the same way."""
-    from ser_live.gui.review import ReviewWindow
+    from ser_live.engine.monitor import Monitor
+    from ser_live.gui.review_window import ReviewWindow
     from ser_live.gui.timeline import HistoryPlot, Timeline
-    from ser_live.output import CsvRecorder
-    from ser_live.pipeline import Monitor
+    from ser_live.sinks.writers import CsvRecorder
 
     silence = np.zeros(4 * SR, np.float32)  # longer than a window: no-speech rows between two stretches of talk
     source = write_wav(tmp_path / "talk.wav", np.concatenate([voice_with_pauses(4.0, seed=3), silence,

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 from conftest import REPO, run_cli, voice_with_pauses, write_wav
 
-from ser_live.output import AudioRecorder
+from ser_live.sinks.writers import AudioRecorder
 
 SR = 16000
 
@@ -90,7 +90,7 @@ def test_audio_the_analysis_could_not_keep_is_silence_of_its_length(tmp_path):
 
 
 def test_the_monitor_hands_its_sinks_every_sample_once_in_order(tiny_model):
-    from ser_live.pipeline import Monitor
+    from ser_live.engine.monitor import Monitor
 
     y = voice_with_pauses(3.3, seed=6)
     got: list[tuple[np.ndarray, int]] = []

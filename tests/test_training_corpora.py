@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_live.model import EMOTIONS
+from ser_live.model.emotion_model import EMOTIONS
 from ser_live.training.corpora import Utterance, identify, scan_corpora
 
 

@@ -26,14 +26,14 @@ _EVALUATIONS: dict = {}
 
 
 def _config(name: str):
-    from ser_live.training.pipeline import SHIPPED_CONFIGS
+    from ser_live.training.recipe import SHIPPED_CONFIGS
 
     return SHIPPED_CONFIGS[name]
 
 
 def _evaluation(name: str):
     """The shipped configuration's speaker-independent evaluation, made once per test session (minutes each)."""
-    from ser_live.training.pipeline import SHIPPED_CONFIGS, evaluate_configuration
+    from ser_live.training.recipe import SHIPPED_CONFIGS, evaluate_configuration
 
     if name not in _EVALUATIONS:
         _EVALUATIONS[name] = evaluate_configuration([SHARED_DATA], SHIPPED_CONFIGS[name], classic=False,
@@ -53,7 +53,7 @@ def test_the_default_recipe_reproduces_its_emovo_figures() -> None:
     """The default model's whole evaluation needs the encoder features of 4 261 recordings and of two augmented
     copies of each (more than an hour on 2 cores without the cache), so CI reruns the same recipe on EMOVO alone, which
     scripts/train.py records beside it (``reproduction``): the CV figure, and the 10 dB room figure of its folds."""
-    from ser_live.training.pipeline import reproduction_report
+    from ser_live.training.recipe import reproduction_report
 
     recorded = _shipped_metrics("default")["reproduction"]
     report = reproduction_report([SHARED_DATA], _config("default"), n_jobs=2)
@@ -94,7 +94,7 @@ def test_speaker_independent_evaluation_reproduces_metrics_json() -> None:
 
 def test_rooms_noise_and_short_replies_reproduce_metrics_json() -> None:
     """The light model's whole measure (the default model's is rerun on EMOVO by the test above)."""
-    from ser_live.training.pipeline import robustness_of
+    from ser_live.training.recipe import robustness_of
 
     name = "light"
     config = _config(name)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from conftest import assert_same_features, tone, write_wav
 
-from ser_live.audio import read_audio
-from ser_live.buffer import utterance_windows
-from ser_live.features import extract_features
-from ser_live.gate import SpeechGate
+from ser_live.audio.buffer import utterance_windows
+from ser_live.audio.files import read_audio
+from ser_live.dsp.gate import SpeechGate
+from ser_live.features.handcrafted import extract_features
 from ser_live.training import extract as extract_mod
 from ser_live.training.augment import Augmenter
 from ser_live.training.corpora import scan_corpora

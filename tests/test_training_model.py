@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from ser_live.errors import FeatureConfigError
-from ser_live.features import FEATURE_VERSION, FeatureConfig, feature_names
-from ser_live.model import EMOTIONS, EmotionModel
-from ser_live.model_file import read_bundle, write_bundle
+from ser_live.features.handcrafted import FEATURE_VERSION, FeatureConfig, feature_names
+from ser_live.model.emotion_model import EMOTIONS, EmotionModel
+from ser_live.model.file_format import read_bundle, write_bundle
 from ser_live.training import evaluate
 from ser_live.training.corpora import Utterance
 from ser_live.training.estimator import ModelParams, fit_estimator, loss_curves, training_weights
@@ -183,7 +183,7 @@ def test_bundle_round_trip(tmp_path: Path) -> None:
     x = np.random.default_rng(1).normal(0, 1, (5, N_FEATURES))
     np.testing.assert_allclose(loaded.predict_proba(x), model.predict_proba(x))
     assert loaded.classes == model.classes == EMOTIONS
-    assert loaded.feature_config == model.feature_config
+    assert loaded.extractor == model.extractor
     assert (loaded.window_s, loaded.hop_s) == (2.0, 0.5)
     assert loaded.metadata["corpora"] == ["test"]
     assert path.stat().st_size < 5_000_000
@@ -214,7 +214,7 @@ def test_fitted_networks_carry_no_training_state() -> None:
 
 @pytest.mark.parametrize(("name", "kind"), [("default", "whisper-encoder"), ("light", "handcrafted")])
 def test_shipped_bundle_is_small_and_loads(name: str, kind: str) -> None:
-    from ser_live.model import shipped_model_path
+    from ser_live.model.emotion_model import shipped_model_path
 
     path = shipped_model_path(name)
     assert path.stat().st_size < 5_000_000
@@ -222,6 +222,6 @@ def test_shipped_bundle_is_small_and_loads(name: str, kind: str) -> None:
     assert model.classes == EMOTIONS
     assert model.extractor.kind == kind
     if kind == "handcrafted":
-        assert model.feature_config.version == FEATURE_VERSION
+        assert model.extractor.config.version == FEATURE_VERSION
     assert {"corpora", "class_counts", "evaluation", "training_config", "created", "scikit-learn"} <= set(
         model.metadata)

@@ -155,7 +155,7 @@ def test_tiny_corpus_end_to_end(tmp_path: Path) -> None:
 
 def _assert_trained_directory(out: Path, metrics: dict) -> None:
     """The files a training run writes, and the model's metadata and adaptive variant."""
-    from ser_live.model import EmotionModel
+    from ser_live.model.emotion_model import EmotionModel
     from ser_live.training.adaptation import CONTINUOUS_METHOD
 
     for name in ("ser-live-default.npz", "MODEL_CARD.md", "confusion_matrix.png", "per_class_recall.png",

@@ -1,6 +1,6 @@
-"""The desktop monitor: a PyQt6 + pyqtgraph window over the same :class:`~ser_live.pipeline.Monitor` as the console.
+"""The desktop monitor: a PyQt6 + pyqtgraph window over the same engine as the console, through the app layer.
 
-``ser-live`` (with a display) calls :func:`run_gui` with the :class:`~ser_live.app.SessionConfig` of its
+``ser-live`` (with a display) calls :func:`run_gui` with the :class:`~ser_live.app.session.SessionConfig` of its
 options, the same one the console runs on. Importing this package does not import Qt; :func:`run_gui` does.
 """
 
@@ -12,7 +12,7 @@ import signal
 import sys
 import traceback
 
-from ..app import Session, SessionConfig, open_session
+from ..app.session import Session, SessionConfig, open_session
 from ..errors import ConfigError, ModelError, SerLiveError, SessionFileError
 from ..results import StatusEvent
 
@@ -137,7 +137,7 @@ def run_gui(config: SessionConfig, *, debug: bool = False) -> int:
     try:
         if not debug:
             # PortAudio/ALSA (and Qt) print C-level chatter on device loss; the window reports it itself.
-            from ..capture import native_stderr_silenced
+            from ..app.sources import native_stderr_silenced
 
             quiet.enter_context(native_stderr_silenced())
         status = app.exec()
@@ -158,7 +158,7 @@ def run_gui(config: SessionConfig, *, debug: bool = False) -> int:
 
 
 def run_review(recording, *, export: str | None = None, debug: bool = False) -> int:
-    """Open the review window on a kept session (:class:`ser_live.review.SessionRecording`) until it is closed.
+    """Open the review window on a kept session (:class:`ser_live.app.review.SessionRecording`) until it is closed.
 
     With ``export`` the window is drawn off screen, written to that file (PNG, SVG or PDF) and closed: no display
     is needed. Returns the exit status.
@@ -169,7 +169,7 @@ def run_review(recording, *, export: str | None = None, debug: bool = False) -> 
         os.environ["QT_QPA_PLATFORM"] = "offscreen"  # nothing to show: draw without a display
     from PyQt6 import QtCore, QtGui, QtWidgets
 
-    from .review import ReviewWindow
+    from .review_window import ReviewWindow
     from .window import apply_theme, icon_path
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0] if sys.argv else "ser-live"])
@@ -178,7 +178,7 @@ def run_review(recording, *, export: str | None = None, debug: bool = False) -> 
     apply_theme(app)
     quiet = contextlib.ExitStack()
     if not debug:  # Qt's platform chatter ("does not support propagateSizeHints()") is no news for the person
-        from ..capture import native_stderr_silenced
+        from ..app.sources import native_stderr_silenced
 
         quiet.enter_context(native_stderr_silenced())
     window = ReviewWindow(recording)

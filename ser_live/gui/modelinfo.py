@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..model import EmotionModel
+if TYPE_CHECKING:
+    from ..model.emotion_model import EmotionModel
 
 __all__ = ["ModelInfo", "describe_model"]
 

@@ -1,4 +1,4 @@
-"""Runs the shared :class:`~ser_live.pipeline.Monitor` off the GUI thread and queues what it reports.
+"""Runs the shared :class:`~ser_live.engine.monitor.Monitor` off the GUI thread and queues what it reports.
 
 The Monitor analyses on its own thread (its worker for the microphone, a file thread here for
 files); its callbacks only record the row in the session log and put an event on a queue. The
@@ -10,13 +10,16 @@ from __future__ import annotations
 import dataclasses
 import queue
 import threading
+from typing import TYPE_CHECKING
 
-from ..app import MonitorSettings, Session
-from ..audio import audio_info
+from ..app.session import MonitorSettings, Session
+from ..app.sources import check_audio_file
 from ..errors import SerLiveError
-from ..pipeline import Monitor
 from ..results import Prediction, StatusEvent, StatusKind
-from .session import SessionLog
+from .recording import SessionLog
+
+if TYPE_CHECKING:
+    from ..engine.monitor import Monitor
 
 __all__ = ["Event", "MonitorRunner", "FILE_BLOCK_S"]
 
@@ -47,7 +50,7 @@ class MonitorRunner:
     Parameters
     ----------
     session : Session
-        The application session: model, settings, learnt voice, calibration (see :mod:`ser_live.app`).
+        The application session: model, settings, learnt voice, calibration (see :mod:`ser_live.app.session`).
     log : SessionLog
         Receives every prediction (autosaved as it happens).
     """
@@ -114,7 +117,7 @@ class MonitorRunner:
         AudioFileError
             The file is missing or not readable audio (checked before anything starts).
         """
-        audio_info(path)  # fail here, in the caller's thread, with the file's own message
+        check_audio_file(path)  # fail here, in the caller's thread, with the file's own message
         self.stop()
         monitor = self.monitor = self._new_monitor()
         run = self._run

@@ -16,8 +16,8 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtWidgets
 
+from ..app.review import SessionRecording
 from ..results import Prediction
-from ..review import SessionRecording
 from . import palette
 from .plots import brush, font, style_plot
 

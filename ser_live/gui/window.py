@@ -14,15 +14,15 @@ from typing import Any
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from ..app import MAX_WINDOW_S, MIN_HOP_S, MIN_WINDOW_S, MonitorSettings, Session
-from ..audio import AUDIO_EXTENSIONS
+from ..app.session import MAX_WINDOW_S, MIN_HOP_S, MIN_WINDOW_S, MonitorSettings, Session
+from ..app.sources import AUDIO_EXTENSIONS
 from ..errors import DeviceError, SerLiveError
 from ..results import EMOTIONS, Prediction, StatusEvent, StatusKind
 from . import palette
 from .modelinfo import describe_model
 from .plots import WAVEFORM_S, EmotionHeadline, LevelMeter, ProbabilityBars, WaveformPlot, input_level
+from .recording import SessionLog, interrupted_sessions
 from .runner import MonitorRunner
-from .session import SessionLog, interrupted_sessions
 from .timeline import HISTORY_S, HistoryPlot, Timeline
 
 __all__ = ["MainWindow", "apply_theme", "FRAME_INTERVAL_MS", "icon_path"]
@@ -131,7 +131,7 @@ class MainWindow(QtWidgets.QMainWindow):
     Parameters
     ----------
     session : Session or None
-        The application session (:func:`ser_live.app.open_session`): model, settings, learnt voice,
+        The application session (:func:`ser_live.app.session.open_session`): model, settings, learnt voice,
         calibration and ``--record`` file. None when the model could not be loaded; the window then
         opens with ``model_error`` shown and nothing to start.
     model_error : str, optional
@@ -139,7 +139,7 @@ class MainWindow(QtWidgets.QMainWindow):
     input_path : str, optional
         The audio file the session analyses (``--input``): shown as the source from the start.
     device : int or str, optional
-        Input device to preselect, by the console's rules (:func:`ser_live.capture.choose_input_device`);
+        Input device to preselect, by the console's rules (:func:`ser_live.audio.capture.choose_input_device`);
         the default input otherwise.
     realtime : bool
         Play files at real-time pace (the GUI's default); False runs them as fast as possible.
@@ -439,7 +439,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # -- devices and sources -------------------------------------------------------------
     def rescan_devices(self) -> None:
         """Fill the device picker from PyAudio, preselecting the wanted or the default input."""
-        from ..capture import choose_input_device, list_input_devices
+        from ..app.sources import choose_input_device, list_input_devices
 
         self.device_combo.clear()
         try:
@@ -586,7 +586,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def set_keep_audio(self, keep: bool) -> None:
         """Keep (or not) the audio of this session beside its session file, from the first Start on."""
-        from ..output import AudioRecorder, audio_path_beside
+        from ..app.outputs import AudioRecorder, audio_path_beside
 
         session = self.app_session
         if session is None:
@@ -611,8 +611,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def open_session(self, path: str | None = None) -> QtWidgets.QWidget | None:
         """Open a kept session in a review window beside this one (asks which when ``path`` is None)."""
-        from ..review import load_session
-        from .review import ReviewWindow
+        from ..app.review import load_session
+        from .review_window import ReviewWindow
 
         if path is None:
             path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open session", str(Path.home()), "CSV (*.csv)")

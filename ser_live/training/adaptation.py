@@ -3,7 +3,7 @@
 The variant is an estimator trained on each training speaker's windows referenced to that speaker's
 *neutral* speech (the raw features followed by the features standardised with the mean and standard
 deviation of the speaker's neutral windows), with the training population's statistics as the prior
-(:class:`~ser_live.adapt.SpeakerPrior`). Live, the reference is learnt from a neutral reading
+(:class:`~ser_live.model.speaker.SpeakerPrior`). Live, the reference is learnt from a neutral reading
 (``--calibrate``, :data:`ENROLMENT_METHOD`) and, with ``--adapt``, from the windows the plain model
 judges neutral (:data:`CONTINUOUS_METHOD`); both were compared with other methods under the protocols of
 :mod:`ser_live.training.adaptation_eval`, which is also where the evidence for this choice lives.
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..adapt import SpeakerPrior
+from ..model.speaker import SpeakerPrior
 from .adaptation_methods import METHODS, NEUTRAL, AdaptationMethod, fit_method, reference_statistics
 from .extract import FeatureSet
 
@@ -78,10 +78,10 @@ def fit_shipped_adaptation(features: FeatureSet, training_config: Any, *, n_jobs
     Returns
     -------
     adaptation : ModelAdaptation
-        For :class:`~ser_live.model.EmotionModel`: the neutral-referenced estimator, its prior (with
+        For :class:`~ser_live.model.emotion_model.EmotionModel`: the neutral-referenced estimator, its prior (with
         :data:`CONTINUOUS_METHOD`'s ``half_s``) and the neutral threshold of ``--adapt``.
     """
-    from ..model import ModelAdaptation
+    from ..model.emotion_model import ModelAdaptation
 
     rows = np.flatnonzero(features.copy == 0)
     owner = features.utterance_index[rows]

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..adapt import effect_line
+from ..model.speaker import effect_line
 from .adaptation_methods import METHODS, NEUTRAL, AdaptationMethod, FittedMethod, fit_method, stream_inputs
 from .adaptation_streams import PROTOCOLS, Stream, StreamPlan, speaker_streams, utterance_rows
 from .estimator import ModelParams

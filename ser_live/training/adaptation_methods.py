@@ -20,7 +20,7 @@ differ in what the reference is and which windows it learns from (:class:`Adapta
   moves the reference little.
 
 Windows are scored *before* they update the statistics, as in the monitor
-(:class:`ser_live.pipeline.WindowAnalyzer`).
+(:class:`ser_live.engine.monitor.WindowAnalyzer`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..adapt import adaptive_input
+from ..model.speaker import adaptive_input
 from .estimator import ModelParams, fit_estimator
 
 __all__ = ["NEUTRAL", "AdaptationMethod", "FittedMethod", "METHODS", "fit_method", "reference_statistics",

@@ -73,7 +73,7 @@ class Augmenter:
 
     def __call__(self, y: np.ndarray, *, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
         """One augmented copy of ``y`` (mono float32)."""
-        from ..jit_cache import import_librosa
+        from .jit_cache import import_librosa
 
         librosa = import_librosa()
         y = np.asarray(y, dtype=np.float32)

@@ -24,7 +24,7 @@ def classic_features(y: np.ndarray, *, sample_rate_hz: int) -> np.ndarray:
     The same numbers as the recipe's three ``librosa.feature`` calls on ``y``, with the STFT and the
     mel spectrogram computed once and shared (the recipe recomputes them per call).
     """
-    from ..jit_cache import import_librosa
+    from .jit_cache import import_librosa
 
     librosa = import_librosa()
     y = np.asarray(y, dtype=np.float32)
@@ -37,7 +37,7 @@ def classic_features(y: np.ndarray, *, sample_rate_hz: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def _mel_basis(sample_rate_hz: int) -> np.ndarray:
-    from ..jit_cache import import_librosa
+    from .jit_cache import import_librosa
 
     return import_librosa().filters.mel(sr=sample_rate_hz, n_fft=2048)
 

@@ -46,7 +46,7 @@ class Utterance:
     path : Path
         The audio file.
     label : str
-        Product label, one of :data:`ser_live.model.EMOTIONS`.
+        Product label, one of :data:`ser_live.model.emotion_model.EMOTIONS`.
     speaker : str
         Speaker id prefixed by the corpus (``"ravdess:07"``) so ids never collide across corpora.
     corpus : str

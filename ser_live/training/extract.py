@@ -1,16 +1,16 @@
 """Feature extraction for training: live windows of each recording, gated, featurised, in parallel and cached.
 
 Training examples are made exactly as the live monitor makes them, by the code ``--classify`` uses
-(:func:`ser_live.pipeline.gated_window_features`): the recording is cut into the live windows
+(:func:`ser_live.engine.monitor.gated_window_features`): the recording is cut into the live windows
 (ending every hop, zero-padded at the start), each window goes through a fresh
-:class:`ser_live.gate.SpeechGate` in stream order, and only the windows it calls speech are
-featurised by the model's :class:`~ser_live.extractor.FeatureExtractor` (the same numbers as live).
+:class:`ser_live.dsp.gate.SpeechGate` in stream order, and only the windows it calls speech are
+featurised by the model's :class:`~ser_live.features.extractor.FeatureExtractor` (the same numbers as live).
 
 Results are cached on disk, one small ``.npz`` per (file content, variant), where the variant key
 hashes everything that changes the numbers: the extractor's declared kind, version and
 configuration (for an encoder, its weights' SHA-256), window and hop, the gate's settings and
 version, augmentation settings and copy index. A second run only reads the cache. What is cached
-is the extractor's :meth:`~ser_live.extractor.FeatureExtractor.cached_as` (for an encoder, the pooled
+is the extractor's :meth:`~ser_live.features.extractor.FeatureExtractor.cached_as` (for an encoder, the pooled
 states of every block), so another choice of blocks reads the same entries.
 """
 
@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import read_audio
-from ..extractor import FeatureExtractor, HandcraftedFeatures
-from ..gate import GATE_VERSION
-from ..model import file_sha256
+from ..audio.files import read_audio
+from ..dsp.gate import GATE_VERSION
+from ..features.extractor import FeatureExtractor, HandcraftedFeatures
+from ..model.emotion_model import file_sha256
 from .augment import Augmenter
 from .corpora import Utterance
 
@@ -53,7 +53,7 @@ class WindowSetup:
     window_s, hop_s : float
         Analysis window length and hop in seconds.
     gate_params : tuple of (str, value) pairs
-        Keyword arguments of :class:`ser_live.gate.SpeechGate` other than the sample rate
+        Keyword arguments of :class:`ser_live.dsp.gate.SpeechGate` other than the sample rate
         (empty: the gate's defaults, as the live monitor uses them).
     """
 
@@ -79,7 +79,7 @@ class WindowSetup:
 
     def make_gate(self) -> Any:
         """A fresh speech gate (its noise floor starts unknown, as at the start of a live stream)."""
-        from ..gate import SpeechGate
+        from ..dsp.gate import SpeechGate
 
         return SpeechGate(sample_rate_hz=self.sample_rate_hz, **dict(self.gate_params))
 
@@ -116,7 +116,7 @@ def window_features(y: np.ndarray, setup: WindowSetup) -> tuple[np.ndarray, np.n
     end_samples : np.ndarray, shape (n_accepted,), int64
         Where each accepted window ends.
     """
-    from ..pipeline import gated_window_features
+    from ..engine.monitor import gated_window_features
 
     gated = gated_window_features([y], gate=setup.make_gate(), extractor=setup.extractor,
                                   window_samples=setup.window_samples, hop_samples=setup.hop_samples)
@@ -415,7 +415,7 @@ def _run_jobs(jobs: list[_Job], results: dict[str, dict[str, dict[str, np.ndarra
         return failures
     if any(kind in ("augmented", "classic") for job in jobs for _, kind, _ in job.variants):
         # numba's cache must be compiled by one process before any worker touches librosa.
-        from ..jit_cache import import_librosa
+        from .jit_cache import import_librosa
 
         import_librosa()
     bar = _progress(len(jobs), progress)

@@ -19,7 +19,7 @@ from .adaptation_eval import EvaluationPlan, model_card_section
 from .evaluate import report_groups
 
 if TYPE_CHECKING:
-    from .pipeline import Evaluation, TrainingConfig
+    from .recipe import Evaluation, TrainingConfig
 
 __all__ = ["build_metrics", "write_artifacts", "summary_table", "CORPUS_TERMS", "current_adaptation_report",
            "adaptation_target", "write_adaptation_report", "write_robustness_report", "model_card"]
@@ -161,7 +161,7 @@ def current_adaptation_report(model_dir: Path, fingerprint: str, plan: Evaluatio
     """The ``adaptation`` report of ``model_dir/metrics.json`` if it still describes a model trained now.
 
     That is: it was made on the base evaluation with this ``fingerprint``
-    (:func:`~ser_live.training.pipeline.evaluation_fingerprint`: the same data, settings and code versions) and with
+    (:func:`~ser_live.training.recipe.evaluation_fingerprint`: the same data, settings and code versions) and with
     this plan. A retraining from the same inputs reproduces that evaluation up to the last bits of floating-point
     arithmetic, and the adaptive variant is fitted the same way, so the report still holds; anything else drops it.
     """
@@ -403,8 +403,8 @@ time). The package is a one-person upload of known weights: its metadata names t
 conversion of OpenAI's Whisper base by Systran for faster-whisper) and carries OpenAI's MIT licence, which allows
 redistribution and use in a model trained on its outputs; ser-live pins the versions and records the SHA-256 of
 the encoder weights it uses (`{encoder['weights_sha256']}`), refusing any other. The first
-{max(blocks) + 1} of its 6 encoder blocks are run in numpy (`ser_live/encoder.py`, checked against CTranslate2's
-own encoder in the tests). Why this encoder and these blocks: `encoder_selection.md` (made by
+{max(blocks) + 1} of its 6 encoder blocks are run in numpy (`ser_live/features/encoder.py`, checked against
+CTranslate2's own encoder in the tests). Why this encoder and these blocks: `encoder_selection.md` (made by
 `scripts/encoder_study.py`).
 """
     return "ser-live default model (Whisper-base encoder + MLP)", inputs, section

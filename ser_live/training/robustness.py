@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..model import file_sha256
+from ..model.emotion_model import file_sha256
 from .conditions import RoomNoise, ShortReply
 from .estimator import ModelParams, fit_estimator
 from .evaluate import aligned_proba, classes_of, report_groups, training_rows

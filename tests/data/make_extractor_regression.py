@@ -17,8 +17,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from test_extractor_regression import REGRESSION, SR, SpyExtractor, gated, monitor_run, voice, with_extractor  # noqa: E402
 
-from ser_live.model import EmotionModel, file_sha256  # noqa: E402
-from ser_live.pipeline import classify_signal  # noqa: E402
+from ser_live.engine.monitor import classify_signal  # noqa: E402
+from ser_live.model.emotion_model import EmotionModel, file_sha256  # noqa: E402
 
 
 def main() -> None:

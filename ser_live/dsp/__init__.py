@@ -1,0 +1,1 @@
+"""Signal processing on analysis windows: framing, spectra and pitch, the speech gate, dereverberation."""

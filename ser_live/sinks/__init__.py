@@ -1,0 +1,1 @@
+"""Consumers of predictions: console lines, session files, the Lab Streaming Layer outlet."""
