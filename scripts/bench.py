@@ -332,9 +332,8 @@ def bench_classify(speech: np.ndarray, n_files: int, tmp: Path, reps: int) -> di
 
 _ENGINE_RUN = """
 import json, sys, time
-from ser_live.heap import keep_large_blocks_on_heap
-from ser_live.process import one_blas_thread
-keep_large_blocks_on_heap(); one_blas_thread()  # as the ser-live command starts
+from ser_live.app.runtime import prepare_process
+prepare_process()  # as the ser-live command starts
 from ser_live.engine.batch import classify_batch
 folder, model, workers, scheduler = json.loads(sys.argv[1])
 t0 = time.perf_counter()
@@ -578,16 +577,13 @@ def main(argv: list[str] | None = None) -> int:
     smoke = args.smoke
     import compileall
 
-    from ser_live.heap import keep_large_blocks_on_heap
-
     # Byte-compile the package as pip does when it installs it, so start-up is measured as users
     # get it even where PYTHONDONTWRITEBYTECODE is set (as on this project's machines).
     compileall.compile_dir(str(REPO / "ser_live"), quiet=1)
 
-    keep_large_blocks_on_heap()  # as the ser-live command does at start, so in-process figures are the product's
-    from threadpoolctl import threadpool_limits
+    from ser_live.app.runtime import prepare_process
 
-    threadpool_limits(limits=1, user_api="blas")  # as the ser-live command does too
+    prepare_process()  # as the ser-live command does at start, so in-process figures are the product's
     parts = set(args.only or ["window", "latency", "startup", "steady", "classify", "cluster"])
     names = [args.model] if args.model else args.models
     models = {}

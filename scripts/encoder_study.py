@@ -103,7 +103,7 @@ def _load_cost(extractor: Any) -> dict[str, float]:
 
 def _cost(extractor: Any, n_windows: int) -> dict[str, Any]:
     """Per-window time (1 and 2 BLAS threads), load time and memory of an extractor, on 2 s of generated voice."""
-    from threadpoolctl import threadpool_limits
+    from ser_live.process import blas_threads
 
     loaded = _load_cost(extractor)
     load_s, rss_added = loaded["load_s"], loaded["rss_mb"]
@@ -115,7 +115,7 @@ def _cost(extractor: Any, n_windows: int) -> dict[str, Any]:
               + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
     out: dict[str, Any] = {"load_s": load_s, "rss_mb": rss_added}
     for threads in (1, 2):
-        with threadpool_limits(limits=threads, user_api="blas"):
+        with blas_threads(threads):
             extractor(window)
             times = []
             for _ in range(n_windows):

@@ -132,15 +132,11 @@ def _features(job: tuple[str, str, bool, str, str]) -> np.ndarray:
     return window_features(y, extractor_for(name, front_end))[0]
 
 
-def _one_blas_thread() -> None:
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")  # the workers fill the cores already
-
-
 def extract_arm(utterances: list[Any], name: str, front_end: str, work: Path, n_jobs: int) -> list[np.ndarray]:
     """Features of every recording clean, then of the test speakers' in the room (cached in ``work``)."""
     from multiprocessing import get_context
+
+    from ser_live.process import start_worker
 
     path = work / f"{name}-{front_end}.npz"
     if path.exists():
@@ -148,7 +144,7 @@ def extract_arm(utterances: list[Any], name: str, front_end: str, work: Path, n_
             return [stored[f"a{i}"] for i in range(len(stored.files))]
     jobs = [(str(u.path), u.path.name, False, name, front_end) for u in utterances]
     jobs += [(str(u.path), u.path.name, True, name, front_end) for u in utterances if u.speaker in TEST_SPEAKERS]
-    with get_context("fork").Pool(n_jobs, initializer=_one_blas_thread) as pool:
+    with get_context("fork").Pool(n_jobs, initializer=start_worker) as pool:
         arrays = pool.map(_features, jobs, chunksize=4)
     work.mkdir(parents=True, exist_ok=True)
     np.savez(path, **{f"a{i}": a for i, a in enumerate(arrays)})

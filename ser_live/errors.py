@@ -45,7 +45,7 @@ class SessionFileError(SerLiveError, OSError):
         return str(self.strerror)
 
 
-class ConfigError(SerLiveError):
+class ConfigError(SerLiveError, ValueError):
     """Options that are out of range, do not apply to the chosen mode, or contradict each other."""
 
 

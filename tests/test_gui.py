@@ -879,3 +879,33 @@ def test_emotion_colours_stay_apart_in_every_common_colour_vision():
     for matrix in [None, *CVD.values()]:
         lab = {e: _lab(colours[e], matrix) for e in ("angry", "happy", "surprised")}
         assert min(np.linalg.norm(lab[a] - lab[b]) for a, b in itertools.combinations(lab, 2)) >= 30.0
+
+
+def test_a_stalled_microphone_is_one_engine_signal_that_the_window_shows(make_window, qtbot, fake_microphone):
+    """No audio from a device that looks open: the engine says STALLED (then reopens it), the window's state says
+    "no audio" until the device delivers again; it has no stall timer of its own."""
+    from ser_live.results import StatusEvent
+
+    window = make_window()
+    assert window.start_microphone()
+    qtbot.waitUntil(lambda: len(window.session) >= 2, timeout=20_000)
+    events, shown = [], window.show_status
+
+    def watched(event):
+        events.append(event)
+        shown(event)
+
+    window.show_status = watched  # what reaches the window from the engine, through the runner's queue
+    mic = fake_microphone.instances[-1]
+    mic.failure, mic.stalled = "no audio from 'Fake USB mic' for 2.1 s", True
+    fake_microphone.unplug()  # it stops delivering and stays away for the reopening
+    qtbot.waitUntil(lambda: StatusKind.DEVICE_LOST in [e.kind for e in events], timeout=20_000)
+    kinds = [e.kind for e in events]
+    assert kinds.index(StatusKind.STALLED) < kinds.index(StatusKind.DEVICE_LOST)
+    assert events[kinds.index(StatusKind.STALLED)].message == "no audio from 'Fake USB mic' for 2.1 s"
+    # The window, told only that, says so; the device's loss then takes over, and its return clears both.
+    window.show_status(StatusEvent(StatusKind.STALLED, "no audio from 'Fake USB mic' for 2.1 s"))
+    window._device_lost = False  # noqa: SLF001 - the state of a stall alone
+    assert window.display_state() == "no audio"
+    window.show_status(StatusEvent(StatusKind.DEVICE_BACK, "input device back: Fake USB mic"))
+    assert window.display_state() != "no audio"

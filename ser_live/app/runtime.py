@@ -1,8 +1,10 @@
-"""How the process runs the analysis, set once at start by a front-end: the allocator and one BLAS thread."""
+"""How the process runs the analysis, set by a front-end: the allocator and one BLAS thread; stop signals."""
 
 from __future__ import annotations
 
-__all__ = ["prepare_process"]
+from ..process import stop_signals_handled
+
+__all__ = ["prepare_process", "stop_signals_handled"]
 
 
 def prepare_process() -> None:

@@ -24,20 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..engine.settings import HOP_S, SMOOTHING, WINDOW_S, check_analysis_settings
 from ..errors import ConfigError, SessionFileError
 from ..results import Prediction, StatusEvent, StatusKind
 
 __all__ = [
-    "MIN_WINDOW_S", "MAX_WINDOW_S", "MIN_HOP_S", "MonitorSettings", "SessionConfig", "Calibration", "Session",
+    "WINDOW_S", "HOP_S", "SMOOTHING", "MonitorSettings", "SessionConfig", "Calibration", "Session",
     "open_session", "resolve_settings", "profile_key", "NEUTRAL_PASSAGE",
 ]
-
-#: Shortest analysis window: below half a second there is not one syllable to judge.
-MIN_WINDOW_S = 0.5
-#: Longest analysis window (the ring buffer and the feature code are sized for it).
-MAX_WINDOW_S = 8.0
-#: Shortest hop: 20 analyses a second is more than any display or person can follow.
-MIN_HOP_S = 0.05
 
 StatusCallback = Callable[[StatusEvent], None]
 PredictionCallback = Callable[[Prediction], None]
@@ -60,22 +54,7 @@ class MonitorSettings:
     smoothing: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_window_hop(self.window_s, self.hop_s, window_from="the window", hop_from="the hop")
-        _check_smoothing(self.smoothing)
-
-
-def _check_window_hop(window_s: float | None, hop_s: float | None, *, window_from: str, hop_from: str) -> None:
-    if window_s is not None and not (math.isfinite(window_s) and MIN_WINDOW_S <= window_s <= MAX_WINDOW_S):
-        raise ConfigError(f"{window_from} ({window_s:g} s) must be between {MIN_WINDOW_S:g} and {MAX_WINDOW_S:g} s")
-    if hop_s is not None and not (math.isfinite(hop_s) and hop_s >= MIN_HOP_S):
-        raise ConfigError(f"{hop_from} ({hop_s:g} s) must be at least {MIN_HOP_S:g} s")
-    if window_s is not None and hop_s is not None and hop_s > window_s:
-        raise ConfigError(f"{hop_from} ({hop_s:g} s) must not be longer than {window_from} ({window_s:g} s)")
-
-
-def _check_smoothing(smoothing: float) -> None:
-    if not (math.isfinite(smoothing) and 0.0 <= smoothing < 1.0):
-        raise ConfigError(f"--smooth must be in [0, 1), got {smoothing:g}")
+        check_analysis_settings(self.window_s, self.hop_s, self.smoothing)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,8 +113,7 @@ class SessionConfig:
     lsl_name: str | None = None
 
     def __post_init__(self) -> None:
-        _check_window_hop(self.window_s, self.hop_s, window_from="--window", hop_from="--hop")
-        _check_smoothing(self.smoothing)
+        check_analysis_settings(self.window_s, self.hop_s, self.smoothing, window_from="--window", hop_from="--hop")
         for option, value in (("--profile", self.profile), ("--record", self.record_path),
                               ("--input", self.input_path), ("--device", self.device), ("--model", self.model),
                               ("--lsl", self.lsl_name)):
@@ -191,7 +169,7 @@ def resolve_settings(config: SessionConfig, model: Any) -> MonitorSettings:
     hop_s = config.hop_s if config.hop_s is not None else model.hop_s
     window_from = "--window" if config.window_s is not None else "the model's window"
     hop_from = "--hop" if config.hop_s is not None else "the model's hop"
-    _check_window_hop(window_s, hop_s, window_from=window_from, hop_from=hop_from)
+    check_analysis_settings(window_s, hop_s, window_from=window_from, hop_from=hop_from)
     return MonitorSettings(window_s=float(window_s), hop_s=float(hop_s), smoothing=config.smoothing)
 
 

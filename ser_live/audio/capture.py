@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import DeviceError
 
-__all__ = ["InputDevice", "list_input_devices", "choose_input_device", "GapMeter",
+__all__ = ["InputDevice", "list_input_devices", "choose_input_device", "STALL_S", "GapMeter",
            "MicrophoneStream", "native_stderr_silenced"]
 
 SampleSink = Callable[[np.ndarray], None]
@@ -139,6 +139,13 @@ def list_input_devices() -> list[InputDevice]:
         pa.terminate()
 
 
+def _device_by_index(devices: Sequence[InputDevice], index: int) -> InputDevice:
+    found = next((d for d in devices if d.index == index), None)
+    if found is None:
+        raise DeviceError(f"no input device with index {index}; see 'ser-live --list-devices'")
+    return found
+
+
 def choose_input_device(devices: Sequence[InputDevice], spec: int | str | None) -> InputDevice:
     """The device ``--device`` (or the window's preselection) means, among ``devices``.
 
@@ -162,20 +169,18 @@ def choose_input_device(devices: Sequence[InputDevice], spec: int | str | None) 
             "no input device found; plug in a microphone (or check the audio system), "
             "or analyse a file with --input FILE"
         )
-    if spec is None or str(spec).strip() == "":
-        for d in devices:
-            if d.is_default:
-                return d
-        return devices[0]
-    text = str(spec).strip()
-    exact = [d for d in devices if d.name.lower() == text.lower()]
-    if exact:
-        return exact[0]
+    text = "" if spec is None else str(spec).strip()
+    if not text:
+        return next((d for d in devices if d.is_default), devices[0])
+    exact = next((d for d in devices if d.name.lower() == text.lower()), None)
+    if exact is not None:
+        return exact
     if text.isdigit():
-        for d in devices:
-            if d.index == int(text):
-                return d
-        raise DeviceError(f"no input device with index {text}; see 'ser-live --list-devices'")
+        return _device_by_index(devices, int(text))
+    return _device_by_fragment(devices, text)
+
+
+def _device_by_fragment(devices: Sequence[InputDevice], text: str) -> InputDevice:
     matches = [d for d in devices if text.lower() in d.name.lower()]
     if len(matches) == 1:
         return matches[0]
@@ -183,6 +188,12 @@ def choose_input_device(devices: Sequence[InputDevice], spec: int | str | None) 
         raise DeviceError(f"no input device named like '{text}'; see 'ser-live --list-devices'")
     names = ", ".join(f"{d.index}: {d.name}" for d in matches)
     raise DeviceError(f"'{text}' matches several input devices ({names}); give the index instead")
+
+
+#: No audio for this long from a stream that delivered before is a stall: the monitor reports it
+#: (:attr:`ser_live.results.StatusKind.STALLED`, shown by both front-ends) and reopens the device. The one stall
+#: threshold: longer than any gap a loaded machine or a Bluetooth link leaves between blocks.
+STALL_S = 2.0
 
 
 class GapMeter:
@@ -276,7 +287,7 @@ class MicrophoneStream:
         device: int | str | None = None,
         sample_rate_hz: int = 16000,
         block_s: float = 0.05,
-        stall_s: float = 2.0,
+        stall_s: float = STALL_S,
         start_timeout_s: float = 6.0,
     ) -> None:
         self._sink = sink
@@ -292,6 +303,8 @@ class MicrophoneStream:
         self.last_block_at = 0.0
         #: Why the device counts as lost (None while it delivers).
         self.failure: str | None = None
+        #: Whether the failure is a stall (the stream delivered, then no audio for ``stall_s``).
+        self.stalled = False
         self._started_at = 0.0
         self.device: InputDevice | None = None
         self.capture_rate_hz: int | None = None
@@ -360,29 +373,7 @@ class MicrophoneStream:
         self._pyaudio, self._pa = _portaudio()
         try:
             self.device = choose_input_device(_devices(self._pa), self._device_spec)
-            attempts = [(self.sample_rate_hz, 1), (int(self.device.default_sample_rate_hz), 1)]
-            attempts += [(rate, self.device.channels) for rate, _ in attempts if self.device.channels > 1]
-            errors = []
-            for rate_hz, channels in dict.fromkeys(attempts):
-                self.channels = channels
-                self.capture_rate_hz = rate_hz
-                self._seconds_per_frame = 1.0 / rate_hz
-                converting = rate_hz != self.sample_rate_hz or channels > 1
-                self._queue = queue.SimpleQueue() if converting else None
-                try:
-                    with _quiet_stderr():
-                        self._stream = self._open_at(rate_hz, channels)
-                except (OSError, ValueError) as exc:
-                    errors.append(f"{rate_hz} Hz x{channels}: {exc}")
-                    continue
-                break
-            else:
-                busy = any("busy" in e.lower() or "unavailable" in e.lower() for e in errors)
-                hint = "close the other program using it" if busy else "pick another with --device"
-                raise DeviceError(
-                    f"cannot open input device '{self.device.name}' at any usable rate "
-                    f"({'; '.join(errors)}); {hint}"
-                )
+            self._open_stream()
         except BaseException:
             self._release()
             raise
@@ -395,8 +386,31 @@ class MicrophoneStream:
             )
             self._converter_thread.start()
         self._started_at = time.monotonic()
-        self.failure = None
+        self.failure, self.stalled = None, False
         self._stream.start_stream()
+
+    def _open_stream(self) -> None:
+        """Open :attr:`device` at the first rate and channel count that works (DeviceError when none does)."""
+        attempts = [(self.sample_rate_hz, 1), (int(self.device.default_sample_rate_hz), 1)]
+        attempts += [(rate, self.device.channels) for rate, _ in attempts if self.device.channels > 1]
+        errors = []
+        for rate_hz, channels in dict.fromkeys(attempts):
+            self.channels = channels
+            self.capture_rate_hz = rate_hz
+            self._seconds_per_frame = 1.0 / rate_hz
+            converting = rate_hz != self.sample_rate_hz or channels > 1
+            self._queue = queue.SimpleQueue() if converting else None
+            try:
+                with _quiet_stderr():
+                    self._stream = self._open_at(rate_hz, channels)
+                return
+            except (OSError, ValueError) as exc:
+                errors.append(f"{rate_hz} Hz x{channels}: {exc}")
+        busy = any("busy" in e.lower() or "unavailable" in e.lower() for e in errors)
+        hint = "close the other program using it" if busy else "pick another with --device"
+        raise DeviceError(
+            f"cannot open input device '{self.device.name}' at any usable rate ({'; '.join(errors)}); {hint}"
+        )
 
     def healthy(self) -> bool:
         """False once the device has stopped delivering audio (unplugged, server gone, conversion failed).
@@ -406,22 +420,33 @@ class MicrophoneStream:
         """
         if self._stream is None or self.failure is not None:
             return False
+        name = self.device.name if self.device is not None else "the input"
+        self.failure = self._broken(name) or self._silent(name, time.monotonic())
+        return self.failure is None
+
+    def _broken(self, name: str) -> str | None:
+        """Why the stream or its conversion stopped, if it did."""
         try:
             active = self._stream.is_active()
         except (OSError, ValueError):
             active = False
-        now = time.monotonic()
-        name = self.device.name if self.device is not None else "the input"
         if not active:
-            self.failure = f"the stream of '{name}' stopped"
-        elif self._converter_thread is not None and not self._converter_thread.is_alive():
-            self.failure = f"converting the audio of '{name}' failed ({self.conversion_error})"
-        elif self.last_block_at < self._started_at and now - self._started_at > self.start_timeout_s:
-            self.failure = (f"no audio came from '{name}' within {self.start_timeout_s:g} s of opening it; "
-                            "is it muted, asleep or used by another program?")
-        elif self.last_block_at >= self._started_at and now - self.last_block_at > self.stall_s:
-            self.failure = f"no audio from '{name}' for {now - self.last_block_at:.1f} s"
-        return self.failure is None
+            return f"the stream of '{name}' stopped"
+        if self._converter_thread is not None and not self._converter_thread.is_alive():
+            return f"converting the audio of '{name}' failed ({self.conversion_error})"
+        return None
+
+    def _silent(self, name: str, now: float) -> str | None:
+        """Why no audio counts as a failure yet: none since opening, or a stall (:attr:`stalled`)."""
+        if self.last_block_at < self._started_at:
+            if now - self._started_at > self.start_timeout_s:
+                return (f"no audio came from '{name}' within {self.start_timeout_s:g} s of opening it; "
+                        "is it muted, asleep or used by another program?")
+            return None
+        if now - self.last_block_at > self.stall_s:
+            self.stalled = True
+            return f"no audio from '{name}' for {now - self.last_block_at:.1f} s"
+        return None
 
     def restart(self) -> None:
         """Close and reopen the device (after it was lost); raises DeviceError while it is gone."""

@@ -87,23 +87,28 @@ def resample(samples: np.ndarray, *, from_rate_hz: int, to_rate_hz: int) -> np.n
     return soxr.resample(samples, from_rate_hz, to_rate_hz, quality="HQ").astype(np.float32, copy=False)
 
 
-def _open(path: Path):
-    import soundfile as sf
-
+def _check_readable_file(path: Path) -> None:
+    """A regular, readable, non-empty file, or an :class:`AudioFileError` naming what the path is instead."""
     try:
-        mode = path.stat().st_mode
+        status = path.stat()
     except FileNotFoundError:
         raise AudioFileError(f"{path}: no such file") from None
     except OSError as exc:  # e.g. a folder on the way that may not be entered
         raise AudioFileError(f"{path}: cannot be reached ({exc.strerror or exc})") from exc
-    if stat.S_ISDIR(mode):
+    if stat.S_ISDIR(status.st_mode):
         raise AudioFileError(f"{path}: is a folder, not an audio file")
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(status.st_mode):
         raise AudioFileError(f"{path}: is not a regular file (a device, a pipe or a socket); give an audio file")
     if not os.access(path, os.R_OK):
         raise AudioFileError(f"{path}: permission denied (this user may not read it)")
-    if path.stat().st_size == 0:
+    if status.st_size == 0:
         raise AudioFileError(f"{path}: the file is empty")
+
+
+def _open(path: Path):
+    import soundfile as sf
+
+    _check_readable_file(path)
     try:
         return sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:

@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 
+from ..app.runtime import stop_signals_handled
 from ..app.session import Session, SessionConfig, open_session
 from ..results import Prediction, StatusEvent
 
@@ -75,14 +76,10 @@ def run_console(config: SessionConfig, *, json_lines: bool = False, debug: bool 
     int
         The exit status. A :class:`~ser_live.errors.SerLiveError` is raised for the caller to report.
     """
-    from ..app.outputs import JsonPrinter, TextPrinter, format_summary
+    from ..app.outputs import format_summary
 
     session = open_session(config, on_status=_print_status)
-    if json_lines:
-        printer = JsonPrinter(sys.stdout)
-    else:
-        repeat = 40 if sys.stdout.isatty() else None
-        printer = TextPrinter(sys.stdout, session.model.classes, repeat_header_every=repeat)
+    printer = _printer(session, json_lines)
     consumers = [printer] + ([session.recorder] if session.recorder is not None else [])
 
     def deliver(prediction: Prediction) -> None:
@@ -99,39 +96,17 @@ def run_console(config: SessionConfig, *, json_lines: bool = False, debug: bool 
         monitor.request_stop()
 
     # A closed terminal (SIGHUP) ends the session like Ctrl-C: the summary, the record and the profile are kept.
-    stops = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = {s: signal.signal(s, _stop) for s in stops}
     quiet = contextlib.ExitStack()
+    quiet.enter_context(stop_signals_handled(_stop))
     try:
         if not debug:  # PortAudio/ALSA on the microphone, libmpg123 on MP3 files print their own chatter
             from ..app.sources import native_stderr_silenced
 
             quiet.enter_context(native_stderr_silenced())
-        # Open the source before printing anything, so a bad file or device is the only line shown.
-        if config.input_path:
-            from ..app.sources import check_audio_file
-
-            check_audio_file(config.input_path)
-            source = config.input_path
-        else:
-            monitor.listen(config.device)
-            source = f"microphone '{monitor.device_name}'"
-        say(f"listening to {source}; window {monitor.window_s:g} s, hop {monitor.hop_s:g} s; Ctrl-C to stop")
-        if not json_lines:
-            for line in printer.legend(width=80 - len(f"{PROG}: ")):  # an 80-column terminal
-                say(line)
-            print(printer.header(), flush=True)
-        if config.input_path:
-            monitor.run_file(config.input_path, realtime=config.realtime)
-        else:
-            while not monitor.wait(0.25):
-                if monitor.error is not None:
-                    raise monitor.error
+        _listen(config, monitor, printer, json_lines)
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        quiet.close()  # the previous signal handlers again, native chatter back
         monitor.stop()
-        quiet.close()
         session.close()
     summary = format_summary(monitor.summary) + _adaptation_summary(session)
     if json_lines:
@@ -141,6 +116,40 @@ def run_console(config: SessionConfig, *, json_lines: bool = False, debug: bool 
             print()  # the terminal echoed ^C at the start of the line
         print(summary, flush=True)
     return 0
+
+
+def _printer(session: Session, json_lines: bool):
+    """The console's writer of predictions: JSON lines, or text with the header repeated on a terminal."""
+    from ..app.outputs import JsonPrinter, TextPrinter
+
+    if json_lines:
+        return JsonPrinter(sys.stdout)
+    repeat = 40 if sys.stdout.isatty() else None
+    return TextPrinter(sys.stdout, session.model.classes, repeat_header_every=repeat)
+
+
+def _listen(config: SessionConfig, monitor, printer, json_lines: bool) -> None:
+    """Open the source, say what is heard, then analyse to the file's end or until stopped."""
+    # Open the source before printing anything, so a bad file or device is the only line shown.
+    if config.input_path:
+        from ..app.sources import check_audio_file
+
+        check_audio_file(config.input_path)
+        source = config.input_path
+    else:
+        monitor.listen(config.device)
+        source = f"microphone '{monitor.device_name}'"
+    say(f"listening to {source}; window {monitor.window_s:g} s, hop {monitor.hop_s:g} s; Ctrl-C to stop")
+    if not json_lines:
+        for line in printer.legend(width=80 - len(f"{PROG}: ")):  # an 80-column terminal
+            say(line)
+        print(printer.header(), flush=True)
+    if config.input_path:
+        monitor.run_file(config.input_path, realtime=config.realtime)
+        return
+    while not monitor.wait(0.25):
+        if monitor.error is not None:
+            raise monitor.error
 
 
 class _Interrupted(Exception):
@@ -211,23 +220,20 @@ def _drive(batch, *, json_lines: bool, to_stdout: bool) -> int:
     def interrupt(signum, frame):
         raise _Interrupted(signum)
 
-    handled = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = {s: signal.signal(s, interrupt) for s in handled}
     progress = _progress_bar(batch.totals)
     try:
-        if to_stdout and not json_lines:
-            print(clip_header(), flush=True)
-        for item in batch:
-            progress.update(item)
-            if to_stdout:
-                print(json.dumps(clip_json(item.path, item.result, item.error)) if json_lines
-                      else format_clip(item.path, item.result, item.error), flush=True)
+        with stop_signals_handled(interrupt):
+            if to_stdout and not json_lines:
+                print(clip_header(), flush=True)
+            for item in batch:
+                progress.update(item)
+                if to_stdout:
+                    print(json.dumps(clip_json(item.path, item.result, item.error)) if json_lines
+                          else format_clip(item.path, item.result, item.error), flush=True)
     except _Interrupted as stop:
         batch.close(now=True)  # the workers end now, not after their queue
         return stop.signum
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         progress.close()
         batch.close()
     return 0

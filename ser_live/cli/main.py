@@ -9,12 +9,14 @@ user can cause ends with one line on stderr naming the problem and the fix and a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from ..app.session import SMOOTHING
 from ..errors import ConfigError, SerLiveError
 from .console import PROG, say
 
@@ -43,8 +45,8 @@ def _smoothing(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    if value not in SMOOTHING:
+        raise argparse.ArgumentTypeError(f"must be {SMOOTHING.describe()}, got {text}")
     return value
 
 
@@ -261,25 +263,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     try:
         return _run_mode(args, config)
-    except SerLiveError as exc:
-        if args.debug:
-            traceback.print_exc()
-        say(f"error: {exc}")
-        return 1
-    except BrokenPipeError:
+    except BaseException as exc:  # noqa: BLE001 - every ending is one line and an exit status (_exit_status)
+        return _exit_status(exc, debug=args.debug)
+
+
+def _exit_status(exc: BaseException, *, debug: bool) -> int:
+    """What the command says and returns when ``exc`` ended it: one line on stderr, never a traceback (unless
+    ``debug``)."""
+    if isinstance(exc, BrokenPipeError):
         # The reader of our output went away (e.g. '| head'); that is not an error.
-        try:
+        with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter shutdown quiet
-        except OSError:
-            pass
         return 0
-    except KeyboardInterrupt:
+    if isinstance(exc, KeyboardInterrupt):
         return 0
-    except Exception as exc:
-        if args.debug:
-            traceback.print_exc()
+    if not isinstance(exc, Exception):  # SystemExit and the like: as they were meant
+        raise exc
+    if debug:
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+    if isinstance(exc, SerLiveError):
+        say(f"error: {exc}")
+    else:
         say(f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for details, and please report it)")
-        return 1
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -182,21 +182,50 @@ class SpeechGate:
             tracked[:kept] = memo.tracked[offset:]
             fresh[:kept] = False
         frame_db[fresh] = dsp.frame_rms_db(_without_dc(raw[fresh]))
-        if window.any():  # the window's level, without the offset of the part after any padding
-            first = int(np.argmax(window != 0))
-            centred = window[first:] - np.float32(window[first:].mean(dtype=np.float64))
-            level_db = dsp.rms_db(np.concatenate([window[:first], centred]))
-        else:
-            level_db = dsp.DB_FLOOR
+        level_db = _window_level_db(window)
+        floor_db = self._update_floor(frame_db, self._advance_clock(window, end_s))
 
+        loud = (frame_db > floor_db + self.snr_db) & (frame_db > self.min_level_db)
+        needed = loud & ~tracked
+        if needed.any():
+            # The tracker removes each frame's offset itself, exactly as the feature extractor calls it,
+            # so the two agree on every frame they share (see GateDecision.pitch).
+            f0_hz[needed], periodicity[needed] = dsp.autocorrelation_pitch(
+                raw[needed], sample_rate_hz=self.sample_rate_hz, f0_min_hz=self.f0_min_hz, f0_max_hz=self.f0_max_hz,
+            )
+            tracked |= needed
+        pitch = dsp.FramePitch(frame_length, hop_length, self.f0_min_hz, self.f0_max_hz, f0_hz,
+                                         periodicity, tracked)
+        if end_s is not None:
+            self._previous = _FrameMemo(window.copy(), end_s, frame_db, f0_hz, periodicity, tracked)
+        voiced_s, modulation_db, pitch_range_st = self._voicing(frame_db[loud], f0_hz[loud], periodicity[loud],
+                                                                 hop_length)
+        steady = modulation_db < self.min_modulation_db and pitch_range_st < self.min_pitch_range_st
+        return GateDecision(
+            speech=voiced_s >= self.min_voiced_s and not steady,
+            level_db=float(level_db),
+            noise_floor_db=float(floor_db),
+            voiced_s=float(voiced_s),
+            modulation_db=modulation_db,
+            pitch_range_st=pitch_range_st,
+            pitch=pitch,
+        )
+
+
+    def _advance_clock(self, window: np.ndarray, end_s: float | None) -> float:
+        """Seconds of stream since the last window (its length when the ends are not known)."""
         elapsed_s = window.shape[0] / self.sample_rate_hz
         if end_s is not None and self._last_end_s is not None:
             elapsed_s = max(0.0, end_s - self._last_end_s)
         self._last_end_s = end_s
         self._clock_s += elapsed_s
-        # The background is the quiet tenth of the frames. Exact digital zeros (before the stream
-        # began, a muted input) count as the silence they are: until real background has been heard
-        # for a while, anything voiced, modulated and above min_level_db may count as speech.
+        return elapsed_s
+
+    def _update_floor(self, frame_db: np.ndarray, elapsed_s: float) -> float:
+        """The noise floor after this window: the quiet tenth of its frames, followed at once downwards, upwards
+        only as fast as the floor may rise and no higher than the quietest of the recent windows."""
+        # Exact digital zeros (before the stream began, a muted input) count as the silence they are: until real
+        # background has been heard for a while, anything voiced, modulated and above min_level_db may be speech.
         (quiet_db,) = dsp.percentiles(frame_db, (10,))
         recent = self._recent_quiet
         quiet_db = float(quiet_db)
@@ -210,44 +239,30 @@ class SpeechGate:
             # Speech has pauses, so the quiet part of every recent window was above the floor
             # only if the background itself got louder.
             self.noise_floor_db = max(glide_db, min(q for _, q in recent))
-        floor_db = self.noise_floor_db
+        return self.noise_floor_db
 
-        loud = (frame_db > floor_db + self.snr_db) & (frame_db > self.min_level_db)
-        voiced_s = 0.0
-        modulation_db = pitch_range_st = 0.0
-        needed = loud & ~tracked
-        if needed.any():
-            # The tracker removes each frame's offset itself, exactly as the feature extractor calls it,
-            # so the two agree on every frame they share (see GateDecision.pitch).
-            f0_hz[needed], periodicity[needed] = dsp.autocorrelation_pitch(
-                raw[needed], sample_rate_hz=self.sample_rate_hz, f0_min_hz=self.f0_min_hz, f0_max_hz=self.f0_max_hz,
-            )
-            tracked |= needed
-        pitch = dsp.FramePitch(frame_length, hop_length, self.f0_min_hz, self.f0_max_hz, f0_hz,
-                                         periodicity, tracked)
-        if end_s is not None:
-            self._previous = _FrameMemo(window.copy(), end_s, frame_db, f0_hz, periodicity, tracked)
-        f0_hz, periodicity = f0_hz[loud], periodicity[loud]
-        if loud.any():
-            voiced = periodicity >= self.voicing_threshold
-            voiced_s = int(np.count_nonzero(voiced)) * hop_length / self.sample_rate_hz
-            if voiced.any():
-                modulation_db = _spread(frame_db[loud][voiced])
-                semitones = 12.0 * np.log2(f0_hz[voiced].astype(np.float64))
-                # Fold octave errors of the pitch tracker (common in noise) back next to the median.
-                (median,) = dsp.percentiles(semitones, (50,))
-                semitones = (semitones - median + 6.0) % 12.0
-                pitch_range_st = _spread(semitones)
-        steady = modulation_db < self.min_modulation_db and pitch_range_st < self.min_pitch_range_st
-        return GateDecision(
-            speech=voiced_s >= self.min_voiced_s and not steady,
-            level_db=float(level_db),
-            noise_floor_db=float(floor_db),
-            voiced_s=float(voiced_s),
-            modulation_db=modulation_db,
-            pitch_range_st=pitch_range_st,
-            pitch=pitch,
-        )
+    def _voicing(self, loud_db: np.ndarray, loud_f0_hz: np.ndarray, loud_periodicity: np.ndarray,
+                 hop_length: int) -> tuple[float, float, float]:
+        """Seconds of voiced audio among the loud frames, and how much their level and pitch vary (dB, semitones)."""
+        if not loud_db.size:
+            return 0.0, 0.0, 0.0
+        voiced = loud_periodicity >= self.voicing_threshold
+        voiced_s = int(np.count_nonzero(voiced)) * hop_length / self.sample_rate_hz
+        if not voiced.any():
+            return voiced_s, 0.0, 0.0
+        semitones = 12.0 * np.log2(loud_f0_hz[voiced].astype(np.float64))
+        # Fold octave errors of the pitch tracker (common in noise) back next to the median.
+        (median,) = dsp.percentiles(semitones, (50,))
+        return voiced_s, _spread(loud_db[voiced]), _spread((semitones - median + 6.0) % 12.0)
+
+
+def _window_level_db(window: np.ndarray) -> float:
+    """The window's level, without the offset of the part after any padding (digital zeros stay zeros)."""
+    if not window.any():
+        return dsp.DB_FLOOR
+    first = int(np.argmax(window != 0))
+    centred = window[first:] - np.float32(window[first:].mean(dtype=np.float64))
+    return dsp.rms_db(np.concatenate([window[:first], centred]))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -262,10 +262,10 @@ class LocalPool:
         import sys
         from functools import partial
 
-        from ..process import die_with_parent
+        from ..process import start_worker
 
         if sys.platform.startswith("linux"):
-            self._pool = mp.get_context("fork").Pool(self.workers, initializer=die_with_parent)
+            self._pool = mp.get_context("fork").Pool(self.workers, initializer=start_worker)
         else:
             self._pool = mp.get_context("spawn").Pool(self.workers, initializer=_spawned_worker_start,
                                                       initargs=(self.spec,))
@@ -284,12 +284,9 @@ class LocalPool:
 
 
 def _spawned_worker_start(spec: ModelSpec) -> None:
-    from ..heap import keep_large_blocks_on_heap
-    from ..process import die_with_parent, one_blas_thread
+    from ..process import start_worker
 
-    die_with_parent()
-    keep_large_blocks_on_heap()
-    one_blas_thread()
+    start_worker()
     spec.load()
 
 

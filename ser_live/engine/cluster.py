@@ -42,13 +42,9 @@ class ModelPlugin(WorkerPlugin):
         self.die_with_parent = die_with_parent
 
     def setup(self, worker: Any) -> None:
-        from ..heap import keep_large_blocks_on_heap
-        from ..process import die_with_parent, one_blas_thread
+        from ..process import start_worker
 
-        if self.die_with_parent:
-            die_with_parent()
-        keep_large_blocks_on_heap()
-        one_blas_thread()
+        start_worker(with_parent=self.die_with_parent)
         self.spec.load()
 
 

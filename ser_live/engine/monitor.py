@@ -26,6 +26,7 @@ from ..features.extractor import FeatureExtractor
 from ..model.emotion_model import EmotionModel
 from ..model.speaker import SpeakerNormalizer
 from ..results import ClipResult, Prediction, SessionSummary, StatusEvent, StatusKind
+from .settings import check_analysis_settings
 
 __all__ = [
     "Prediction", "ClipResult", "SessionSummary", "WindowAnalyzer", "Monitor", "MonitorSnapshot", "classify_signal",
@@ -55,8 +56,7 @@ class WindowAnalyzer:
 
     def __init__(self, model: EmotionModel, *, smoothing: float = 0.0, gate: SpeechGate | None = None,
                  normalizer: SpeakerNormalizer | None = None) -> None:
-        if not 0.0 <= smoothing < 1.0:
-            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+        check_analysis_settings(smoothing=smoothing, smoothing_from="smoothing")
         self.model = model
         self.smoothing = smoothing
         self.gate = gate if gate is not None else model.make_gate()
@@ -326,8 +326,7 @@ class Monitor:
         self.model = model
         self.window_s = float(window_s if window_s is not None else model.window_s)
         self.hop_s = float(hop_s if hop_s is not None else model.hop_s)
-        if not 0 < self.hop_s <= self.window_s:
-            raise ValueError(f"need 0 < hop ({self.hop_s} s) <= window ({self.window_s} s)")
+        check_analysis_settings(self.window_s, self.hop_s)
         self.sample_rate_hz = model.sample_rate_hz
         self.window_samples = int(round(self.window_s * self.sample_rate_hz))
         self.hop_samples = int(round(self.hop_s * self.sample_rate_hz))
@@ -621,6 +620,8 @@ class Monitor:
 
     def _reconnect(self, capture: Any, reconnect_s: float) -> None:
         lost_at = time.monotonic()
+        if getattr(capture, "stalled", False):  # the one stall signal, before the device counts as lost
+            self._status(StatusKind.STALLED, capture.failure)
         self._status(StatusKind.DEVICE_LOST, f"input device lost ({capture.failure or capture.device.name}); "
                                              f"retrying every {reconnect_s:g} s")
         last_reason = None

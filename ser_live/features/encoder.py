@@ -260,6 +260,40 @@ def _conv1d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int) ->
     return (taps.reshape(-1, taps.shape[2]) @ weight + bias).reshape(x.shape[0], n_out, -1)
 
 
+def _first_blocks(n_blocks: int) -> Callable[[str], bool]:
+    """Which variables of the model file the first ``n_blocks`` encoder blocks need (the rest is never read)."""
+    blocks = {f"encoder/layer_{i}/" for i in range(n_blocks)}
+
+    def wanted(name: str) -> bool:
+        return name.startswith(("encoder/conv", "encoder/position_encodings", "encoder/num_heads")) or \
+            name[: name.find("/", len("encoder/")) + 1] in blocks
+
+    return wanted
+
+
+def _variables_sha256(raw: dict[str, np.ndarray]) -> str:
+    """SHA-256 of the variables read, by name and bytes: what a model records of the weights it was trained on."""
+    digest = hashlib.sha256()
+    for name in sorted(raw):
+        digest.update(name.encode())
+        digest.update(raw[name].tobytes())
+    return digest.hexdigest()
+
+
+def _block_arrays(f32: dict[str, np.ndarray], p: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """One encoder block's layer norms and linear layers (transposed for ``x @ W``), from variables named ``p...``."""
+    return {
+        "ln1": (f32[p + "self_attention/layer_norm/gamma"], f32[p + "self_attention/layer_norm/beta"]),
+        "qkv": (np.ascontiguousarray(f32[p + "self_attention/linear_0/weight"].T),
+                f32[p + "self_attention/linear_0/bias"]),
+        "out": (np.ascontiguousarray(f32[p + "self_attention/linear_1/weight"].T),
+                f32[p + "self_attention/linear_1/bias"]),
+        "ln2": (f32[p + "ffn/layer_norm/gamma"], f32[p + "ffn/layer_norm/beta"]),
+        "fc1": (np.ascontiguousarray(f32[p + "ffn/linear_0/weight"].T), f32[p + "ffn/linear_0/bias"]),
+        "fc2": (np.ascontiguousarray(f32[p + "ffn/linear_1/weight"].T), f32[p + "ffn/linear_1/bias"]),
+    }
+
+
 class WhisperEncoder:
     """The first ``n_blocks`` blocks of a Whisper encoder.
 
@@ -287,18 +321,8 @@ class WhisperEncoder:
             raise ValueError(f"n_blocks must be at least 1, got {n_blocks}")
         self.n_blocks = int(n_blocks)
         self.spec = weights
-        blocks = {f"encoder/layer_{i}/" for i in range(self.n_blocks)}
-
-        def wanted(name: str) -> bool:
-            return name.startswith(("encoder/conv", "encoder/position_encodings", "encoder/num_heads")) or \
-                name[: name.find("/", len("encoder/")) + 1] in blocks
-
-        raw = _read_ct2_variables(weights.part_paths(), wanted)
-        digest = hashlib.sha256()
-        for name in sorted(raw):
-            digest.update(name.encode())
-            digest.update(raw[name].tobytes())
-        self.weights_sha256 = digest.hexdigest()
+        raw = _read_ct2_variables(weights.part_paths(), _first_blocks(self.n_blocks))
+        self.weights_sha256 = _variables_sha256(raw)
         present = sum(1 for i in range(self.n_blocks) if f"encoder/layer_{i}/ffn/linear_0/weight" in raw)
         if present < self.n_blocks:
             raise ValueError(f"{weights.name} has {present} encoder blocks, {self.n_blocks} asked for")
@@ -308,19 +332,7 @@ class WhisperEncoder:
         self._conv = [(_taps_matrix(f32[f"encoder/conv{i}/weight"]), f32[f"encoder/conv{i}/bias"]) for i in (1, 2)]
         self._positions = f32["encoder/position_encodings/encodings"]
         self.width = int(self._positions.shape[1])
-        self._blocks = []
-        for i in range(self.n_blocks):
-            p = f"encoder/layer_{i}/"
-            self._blocks.append({
-                "ln1": (f32[p + "self_attention/layer_norm/gamma"], f32[p + "self_attention/layer_norm/beta"]),
-                "qkv": (np.ascontiguousarray(f32[p + "self_attention/linear_0/weight"].T),
-                        f32[p + "self_attention/linear_0/bias"]),
-                "out": (np.ascontiguousarray(f32[p + "self_attention/linear_1/weight"].T),
-                        f32[p + "self_attention/linear_1/bias"]),
-                "ln2": (f32[p + "ffn/layer_norm/gamma"], f32[p + "ffn/layer_norm/beta"]),
-                "fc1": (np.ascontiguousarray(f32[p + "ffn/linear_0/weight"].T), f32[p + "ffn/linear_0/bias"]),
-                "fc2": (np.ascontiguousarray(f32[p + "ffn/linear_1/weight"].T), f32[p + "ffn/linear_1/bias"]),
-            })
+        self._blocks = [_block_arrays(f32, f"encoder/layer_{i}/") for i in range(self.n_blocks)]
 
     @property
     def max_frames(self) -> int:

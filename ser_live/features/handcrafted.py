@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -365,47 +365,73 @@ def _window_blocks(frames: _Frames, first: np.ndarray, n: int) -> list[tuple[str
     # Voice quality on voiced frames; tilt and contrast come from the moments above.
     quality = np.column_stack([jitter, shimmer, hnr_db])
 
-    # Rhythm: how speech and pauses alternate (speaking rate and hesitation differ with emotion).
-    window_s = max(n * config.frame_hop_s, 1e-3)
+    rhythm = _rhythm(voiced, active, n, config.frame_hop_s)
+    modulation = _modulation(energy_db, active, n, config.frame_hop_s)
+
+    names = _block_names(config.n_mfcc, config.n_mels)
+    values = {
+        "mfcc_mean": mfcc_mean[:, 1:], "mfcc_std": mfcc_std, "dmfcc_std": dmfcc_std, "mel_shape": shape_mean,
+        "mel_shape_std": shape_std,
+        "spectral": np.concatenate([spectral_mean, spectral_std, spectral_p10, spectral_p90], axis=1),
+        "energy": energy, "pitch": pitch, "voicing": voicing, "tilt": np.concatenate([tilt_mean, tilt_std], axis=1),
+        "quality": quality, "rhythm": rhythm, "contrast": np.concatenate([contrast_mean, contrast_std], axis=1),
+        "modulation": modulation,
+    }
+    return [(block, list(names[block]), values[block]) for block in names]
+
+
+def _rhythm(voiced: np.ndarray, active: np.ndarray, n: int, frame_hop_s: float) -> np.ndarray:
+    """How speech and pauses alternate (speaking rate and hesitation differ with emotion): runs per second and
+    their mean length, of voiced and of active frames."""
+    window_s = max(n * frame_hop_s, 1e-3)
     n_voiced_runs, voiced_run = dsp.mask_runs(voiced)
     n_active_runs, active_run = dsp.mask_runs(active)
-    rhythm = np.column_stack([n_voiced_runs / window_s, voiced_run * config.frame_hop_s,
-                              n_active_runs / window_s, active_run * config.frame_hop_s])
+    return np.column_stack([n_voiced_runs / window_s, voiced_run * frame_hop_s,
+                            n_active_runs / window_s, active_run * frame_hop_s])
 
-    # Modulation of the loudness contour: syllable rate and rhythm show up at 2-16 Hz.
+
+def _modulation(energy_db: np.ndarray, active: np.ndarray, n: int, frame_hop_s: float) -> np.ndarray:
+    """Modulation of the loudness contour: syllable rate and rhythm show up at 2-16 Hz (shares of 0.5-25 Hz)."""
     quietest_active = np.where(active, energy_db, np.inf).min(axis=1, keepdims=True)
     contour = np.where(active, energy_db, quietest_active)
     spectrum = np.abs(np.fft.rfft(contour - contour.mean(axis=1, keepdims=True), axis=1)) ** 2
-    mod_hz = np.fft.rfftfreq(n, d=config.frame_hop_s)
+    mod_hz = np.fft.rfftfreq(n, d=frame_hop_s)
     total_mod = spectrum[:, (mod_hz > 0.5) & (mod_hz < 25)].sum(axis=1) + 1e-9
-    modulation = np.column_stack([spectrum[:, (mod_hz >= lo) & (mod_hz < hi)].sum(axis=1) / total_mod
-                                  for lo, hi in ((0.5, 2.0), (2.0, 4.0), (4.0, 8.0), (8.0, 16.0))])
+    return np.column_stack([spectrum[:, (mod_hz >= lo) & (mod_hz < hi)].sum(axis=1) / total_mod
+                            for lo, hi in ((0.5, 2.0), (2.0, 4.0), (4.0, 8.0), (8.0, 16.0))])
 
-    k = config.n_mfcc
+
+@functools.lru_cache(maxsize=8)
+def _block_names(n_mfcc: int, n_mels: int) -> dict[str, tuple[str, ...]]:
+    """Each block's element names, in the vector's order."""
+    k = n_mfcc
     spectral_names = ["centroid_khz", "bandwidth_khz", "rolloff_khz", "flatness_db", "flux_db", "zcr"]
-    return [
-        ("mfcc_mean", [f"mfcc{i}_mean" for i in range(1, k)], mfcc_mean[:, 1:]),
-        ("mfcc_std", [f"mfcc{i}_std" for i in range(k)], mfcc_std),
-        ("dmfcc_std", [f"dmfcc{i}_std" for i in range(k)], dmfcc_std),
-        ("mel_shape", [f"mel{i}_shape_mean" for i in range(config.n_mels)], shape_mean),
-        ("mel_shape_std", [f"mel{i}_shape_std" for i in range(config.n_mels)], shape_std),
-        ("spectral", [f"{n}_{s}" for s in ("mean", "std", "p10", "p90") for n in spectral_names],
-         np.concatenate([spectral_mean, spectral_std, spectral_p10, spectral_p90], axis=1)),
-        ("energy", ["energy_rel_mean", "energy_rel_std", "energy_rel_p10", "energy_rel_p50", "energy_slope_db_per_s",
-                    "energy_delta_std", "energy_rel_p90"], energy),
-        ("pitch", ["f0_st_mean", "f0_st_std", "f0_st_p10", "f0_st_p50", "f0_st_p90", "f0_st_range",
-                   "f0_slope_st_per_s", "f0_delta_std"], pitch),
-        ("voicing", ["voiced_fraction", "periodicity_mean", "active_fraction"], voicing),
-        ("tilt", ["alpha_ratio_db_mean", "hammarberg_db_mean", "mel_slope_db_per_band_mean",
-                  "alpha_ratio_db_std", "hammarberg_db_std", "mel_slope_db_per_band_std"],
-         np.concatenate([tilt_mean, tilt_std], axis=1)),
-        ("quality", ["jitter_st", "shimmer_db", "hnr_db"], quality),
-        ("rhythm", ["voiced_runs_per_s", "voiced_run_s", "active_runs_per_s", "active_run_s"], rhythm),
-        ("contrast", [f"contrast{i}_db_{s}" for s in ("mean", "std") for i in range(len(_CONTRAST_EDGES_HZ) - 1)],
-         np.concatenate([contrast_mean, contrast_std], axis=1)),
-        ("modulation", ["energy_mod_0.5_2hz", "energy_mod_2_4hz", "energy_mod_4_8hz", "energy_mod_8_16hz"],
-         modulation),
-    ]
+    n_contrast = len(_CONTRAST_EDGES_HZ) - 1
+    names = {
+        "mfcc_mean": _numbered("mfcc{}_mean", range(1, k)),
+        "mfcc_std": _numbered("mfcc{}_std", range(k)),
+        "dmfcc_std": _numbered("dmfcc{}_std", range(k)),
+        "mel_shape": _numbered("mel{}_shape_mean", range(n_mels)),
+        "mel_shape_std": _numbered("mel{}_shape_std", range(n_mels)),
+        "spectral": [name for s in ("mean", "std", "p10", "p90") for name in _numbered("{}_" + s, spectral_names)],
+        "energy": ["energy_rel_mean", "energy_rel_std", "energy_rel_p10", "energy_rel_p50", "energy_slope_db_per_s",
+                   "energy_delta_std", "energy_rel_p90"],
+        "pitch": ["f0_st_mean", "f0_st_std", "f0_st_p10", "f0_st_p50", "f0_st_p90", "f0_st_range",
+                  "f0_slope_st_per_s", "f0_delta_std"],
+        "voicing": ["voiced_fraction", "periodicity_mean", "active_fraction"],
+        "tilt": ["alpha_ratio_db_mean", "hammarberg_db_mean", "mel_slope_db_per_band_mean",
+                 "alpha_ratio_db_std", "hammarberg_db_std", "mel_slope_db_per_band_std"],
+        "quality": ["jitter_st", "shimmer_db", "hnr_db"],
+        "rhythm": ["voiced_runs_per_s", "voiced_run_s", "active_runs_per_s", "active_run_s"],
+        "contrast": _numbered("contrast{}_db_mean", range(n_contrast)) + _numbered("contrast{}_db_std",
+                                                                                   range(n_contrast)),
+        "modulation": ["energy_mod_0.5_2hz", "energy_mod_2_4hz", "energy_mod_4_8hz", "energy_mod_8_16hz"],
+    }
+    return {block: tuple(element) for block, element in names.items()}
+
+
+def _numbered(pattern: str, items: Iterable[Any]) -> list[str]:
+    return [pattern.format(item) for item in items]
 
 
 def _prepared(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
@@ -484,43 +510,48 @@ def extract_features_batch(
         raise ValueError(f"got {len(windows)} windows but {len(ends)} ends")
     if pitch is not None and len(pitch) != len(windows):
         raise ValueError(f"got {len(windows)} windows but {len(pitch)} pitch tracks")
-    rows: list[np.ndarray] = []
-    run: list[int] = []
-
-    def flush() -> None:
-        if not run:
-            return
-        first_window = windows[run[0]]
-        pieces = [first_window]
-        offsets = [0]
-        for previous, current in zip(run, run[1:]):
-            step = int(ends[current] - ends[previous])  # type: ignore[index]
-            pieces.append(windows[current][-step:])
-            offsets.append(offsets[-1] + step)
-        frames = _Frames(np.concatenate(pieces), config)
-        firsts = np.asarray(offsets, dtype=np.intp) // config.hop_length
-        if pitch is not None:
-            for i, first in zip(run, firsts):
-                frames.adopt_pitch(int(first), pitch[i])
-        n = 1 + (first_window.shape[0] - config.pitch_frame_length) // config.hop_length
-        rows.append(_vectors(frames, firsts, n))
-        run.clear()
-
-    for i, window in enumerate(windows):
-        if run and ends is not None:
-            previous = windows[run[-1]]
-            step = int(ends[i] - ends[run[-1]])
-            shares = (window.shape[0] == previous.shape[0] and 0 < step < window.shape[0]
-                      and step % config.hop_length == 0 and np.array_equal(window[:-step], previous[step:]))
-            if not shares:
-                flush()
-        elif run:
-            flush()
-        run.append(i)
-    flush()
+    rows = [_run_vectors(windows, run, ends, pitch, config) for run in _shared_runs(windows, ends, config)]
     if not rows:
         return np.zeros((0, len(feature_names(config))), dtype=np.float32)
     return np.concatenate(rows, axis=0)
+
+
+def _shared_runs(windows: list[np.ndarray], ends: Sequence[int] | None, config: FeatureConfig) -> list[list[int]]:
+    """The windows grouped into runs of consecutive ones whose overlap spans whole frames (one each without
+    ``ends``)."""
+    runs: list[list[int]] = []
+    for i, window in enumerate(windows):
+        if runs and ends is not None and _continues(window, windows[runs[-1][-1]], int(ends[i] - ends[runs[-1][-1]]),
+                                                    config.hop_length):
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+def _continues(window: np.ndarray, previous: np.ndarray, step: int, hop_length: int) -> bool:
+    """Whether ``window`` is ``previous`` moved on by ``step`` samples, a whole number of frames."""
+    return (window.shape[0] == previous.shape[0] and 0 < step < window.shape[0] and step % hop_length == 0
+            and np.array_equal(window[:-step], previous[step:]))
+
+
+def _run_vectors(windows: list[np.ndarray], run: list[int], ends: Sequence[int] | None,
+                 pitch: Sequence[dsp.FramePitch | None] | None, config: FeatureConfig) -> np.ndarray:
+    """The feature vectors of one run of windows, its shared frames analysed once."""
+    first_window = windows[run[0]]
+    pieces = [first_window]
+    offsets = [0]
+    for previous, current in zip(run, run[1:]):
+        step = int(ends[current] - ends[previous])  # type: ignore[index]
+        pieces.append(windows[current][-step:])
+        offsets.append(offsets[-1] + step)
+    frames = _Frames(np.concatenate(pieces), config)
+    firsts = np.asarray(offsets, dtype=np.intp) // config.hop_length
+    if pitch is not None:
+        for i, first in zip(run, firsts):
+            frames.adopt_pitch(int(first), pitch[i])
+    n = 1 + (first_window.shape[0] - config.pitch_frame_length) // config.hop_length
+    return _vectors(frames, firsts, n)
 
 
 @functools.lru_cache(maxsize=8)

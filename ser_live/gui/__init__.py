@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import signal
 import sys
 import traceback
 
+from ..app.runtime import stop_signals_handled
 from ..app.session import Session, SessionConfig, open_session
 from ..errors import ConfigError, ModelError, SerLiveError, SessionFileError
 from ..results import StatusEvent
@@ -87,17 +87,48 @@ def run_gui(config: SessionConfig, *, debug: bool = False) -> int:
     debug : bool
         Print tracebacks of unexpected errors, and let native libraries write to stderr.
     """
-    from PyQt6 import QtCore, QtGui, QtWidgets
+    from PyQt6 import QtCore
 
-    from .window import MainWindow, apply_theme, icon_path
+    app = _application(desktop_file=True)
+    early: list[StatusEvent] = []  # what the session reports before the window exists (a loaded profile)
+    session, problem = _open(config, early.append)
+    window = _main_window(config, session, problem, early)
+    # PyQt aborts the process on an exception escaping a slot; show it instead and keep running.
+    previous_hook, sys.excepthook = sys.excepthook, _error_reporter(window, debug)
+    try:
+        status = _exec(app, window, debug)
+    finally:
+        window.shutdown()
+        if session is not None:
+            session.on_status = lambda event: sys.stderr.write(f"ser-live: {event.message}\n")
+            session.close()
+        # Delete the widgets here, on the GUI thread: left to Python's cyclic GC they could be freed
+        # from whichever thread happens to trigger a collection, which crashes Qt.
+        window.deleteLater()
+        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
+        sys.excepthook = previous_hook
+    return int(status)
+
+
+def _application(*, desktop_file: bool = False):
+    """The Qt application (made once), named, with the icon and the theme."""
+    from PyQt6 import QtGui, QtWidgets
+
+    from .window import apply_theme, icon_path
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0] if sys.argv else "ser-live"])
     app.setApplicationName("ser-live")
-    app.setDesktopFileName("ser-live")
+    if desktop_file:
+        app.setDesktopFileName("ser-live")
     app.setWindowIcon(QtGui.QIcon(str(icon_path())))
     apply_theme(app)
-    early: list[StatusEvent] = []  # what the session reports before the window exists (a loaded profile)
-    session, problem = _open(config, early.append)
+    return app
+
+
+def _main_window(config: SessionConfig, session: Session | None, problem: str | None, early: list[StatusEvent]):
+    """The monitor window on the session, shown, its source started (a problem said in its banner)."""
+    from .window import MainWindow
+
     window = MainWindow(session, model_error=problem if session is None else None, realtime=True,
                         input_path=config.input_path, device=config.device)
     if session is not None:
@@ -115,8 +146,12 @@ def run_gui(config: SessionConfig, *, debug: bool = False) -> int:
             window.open_file(config.input_path)
         else:
             window.start_microphone()
+    return window
 
-    # PyQt aborts the process on an exception escaping a slot; show it instead and keep running.
+
+def _error_reporter(window, debug: bool):
+    """An excepthook that shows an unexpected error in the window (and on stderr) instead of ending the program."""
+
     def report(exc_type, exc, tb) -> None:
         if debug:
             traceback.print_exception(exc_type, exc, tb)
@@ -125,36 +160,25 @@ def run_gui(config: SessionConfig, *, debug: bool = False) -> int:
             f"Unexpected error: {exc_type.__name__}: {exc}. The session is autosaved; please report this.", "error"
         )
 
-    previous_hook, sys.excepthook = sys.excepthook, report
-    # Ctrl-C in the terminal, SIGTERM, or the terminal closing (SIGHUP) close the window cleanly:
-    # the session file is closed, not cut, and the learnt voice is saved.
-    stops = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = {s: signal.signal(s, lambda *_: window.close()) for s in stops}
-    wake = QtCore.QTimer()
-    wake.timeout.connect(lambda: None)  # lets the Python signal handlers run while Qt waits
-    wake.start(200)
-    quiet = contextlib.ExitStack()
-    try:
+    return report
+
+
+def _exec(app, window, debug: bool) -> int:
+    """Qt's event loop until the window closes. Ctrl-C in the terminal, SIGTERM, or the terminal closing (SIGHUP)
+    close the window cleanly: the session file is closed, not cut, and the learnt voice is saved."""
+    from PyQt6 import QtCore
+
+    with contextlib.ExitStack() as quiet:
+        quiet.enter_context(stop_signals_handled(lambda *_: window.close()))
+        wake = QtCore.QTimer()
+        wake.timeout.connect(lambda: None)  # lets the Python signal handlers run while Qt waits
+        wake.start(200)
         if not debug:
             # PortAudio/ALSA (and Qt) print C-level chatter on device loss; the window reports it itself.
             from ..app.sources import native_stderr_silenced
 
             quiet.enter_context(native_stderr_silenced())
-        status = app.exec()
-    finally:
-        quiet.close()
-        window.shutdown()
-        if session is not None:
-            session.on_status = lambda event: sys.stderr.write(f"ser-live: {event.message}\n")
-            session.close()
-        # Delete the widgets here, on the GUI thread: left to Python's cyclic GC they could be freed
-        # from whichever thread happens to trigger a collection, which crashes Qt.
-        window.deleteLater()
-        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
-        sys.excepthook = previous_hook
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    return int(status)
+        return int(app.exec())
 
 
 def run_review(recording, *, export: str | None = None, debug: bool = False) -> int:
@@ -167,15 +191,11 @@ def run_review(recording, *, export: str | None = None, debug: bool = False) -> 
 
     if export is not None:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"  # nothing to show: draw without a display
-    from PyQt6 import QtCore, QtGui, QtWidgets
+    from PyQt6 import QtCore
 
     from .review_window import ReviewWindow
-    from .window import apply_theme, icon_path
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0] if sys.argv else "ser-live"])
-    app.setApplicationName("ser-live")
-    app.setWindowIcon(QtGui.QIcon(str(icon_path())))
-    apply_theme(app)
+    app = _application()
     quiet = contextlib.ExitStack()
     if not debug:  # Qt's platform chatter ("does not support propagateSizeHints()") is no news for the person
         from ..app.sources import native_stderr_silenced
@@ -188,16 +208,11 @@ def run_review(recording, *, export: str | None = None, debug: bool = False) -> 
             written = window.export(export)
             sys.stderr.write(f"ser-live: wrote {written}\n")
             return 0
-        stops = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-        previous = {s: signal.signal(s, lambda *_: window.close()) for s in stops}
         wake = QtCore.QTimer()
         wake.timeout.connect(lambda: None)  # lets the Python signal handlers run while Qt waits
         wake.start(200)
-        try:
+        with stop_signals_handled(lambda *_: window.close()):
             return int(app.exec())
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
     finally:
         quiet.close()
         window.close()

@@ -131,22 +131,7 @@ def _uar_score(path: tuple[str, ...]) -> int:
 def describe_model(model: EmotionModel) -> ModelInfo:
     """Collect the model facts from its attributes and (tolerantly) from its metadata."""
     meta = model.metadata if isinstance(model.metadata, dict) else {}
-    corpora: tuple[str, ...] = ()
-    protocol = ""
-    uars: list[tuple[int, tuple[str, ...], float]] = []
-    for path, value in _walk(meta):
-        key = path[-1].lower()
-        if key == "corpora" and not corpora:
-            corpora = _corpus_names(value)
-        elif key == "protocol" and isinstance(value, str) and _uar_score(path) >= 0 and not protocol:
-            protocol = value
-        elif "uar" in key and isinstance(value, (int, float)) and not isinstance(value, bool):
-            if math.isfinite(value) and 0.0 <= value <= 1.0:
-                uars.append((_uar_score(path), path, float(value)))
-    uar, where = None, ""
-    if uars:
-        _, best_path, uar = max(uars, key=lambda item: (item[0], -len(item[1])))
-        where = "/".join(best_path)
+    corpora, protocol, uar, where = _provenance(meta)
     return ModelInfo(
         name=model.path.name if model.path is not None else "built-in",
         classes=model.classes,
@@ -160,6 +145,30 @@ def describe_model(model: EmotionModel) -> ModelInfo:
         features=_features(model),
         new_corpus_uar=_new_corpus_uar(meta),
     )
+
+
+def _is_uar(key: str, value: Any) -> bool:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return "uar" in key and number and math.isfinite(value) and 0.0 <= value <= 1.0
+
+
+def _provenance(meta: dict[str, Any]) -> tuple[tuple[str, ...], str, float | None, str]:
+    """The training corpora, the evaluation protocol, and the most honest UAR the metadata records (and where)."""
+    corpora: tuple[str, ...] = ()
+    protocol = ""
+    uars: list[tuple[int, tuple[str, ...], float]] = []
+    for path, value in _walk(meta):
+        key = path[-1].lower()
+        if key == "corpora" and not corpora:
+            corpora = _corpus_names(value)
+        elif key == "protocol" and isinstance(value, str) and _uar_score(path) >= 0 and not protocol:
+            protocol = value
+        elif _is_uar(key, value):
+            uars.append((_uar_score(path), path, float(value)))
+    if not uars:
+        return corpora, protocol, None, ""
+    _, best_path, uar = max(uars, key=lambda item: (item[0], -len(item[1])))
+    return corpora, protocol, uar, "/".join(best_path)
 
 
 def _new_corpus_uar(meta: dict[str, Any]) -> float | None:

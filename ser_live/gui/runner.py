@@ -8,6 +8,7 @@ window drains the queue from its timer, so nothing in the audio path ever waits 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import queue
 import threading
 from typing import TYPE_CHECKING
@@ -21,10 +22,24 @@ from .recording import SessionLog
 if TYPE_CHECKING:
     from ..engine.monitor import Monitor
 
-__all__ = ["Event", "MonitorRunner", "FILE_BLOCK_S"]
+__all__ = ["RunState", "Event", "MonitorRunner", "FILE_BLOCK_S"]
 
 #: Block length when a file is played at real-time pace.
 FILE_BLOCK_S = 0.05
+
+
+class RunState(str, enum.Enum):
+    """Where the runner's audio source is: a value of this, never a bare string."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +76,7 @@ class MonitorRunner:
         self.log = log
         self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self.monitor: Monitor | None = None
-        self.state = "idle"  # idle | running | paused | finished
+        self.state = RunState.IDLE
         self.source: tuple[str, object] | None = None  # ("microphone", device) or ("file", path)
         self._run = 0
         self._thread: threading.Thread | None = None
@@ -105,9 +120,9 @@ class MonitorRunner:
         try:
             self.monitor.listen(device)
         except BaseException:
-            self.state = "idle"
+            self.state = RunState.IDLE
             raise
-        self.state = "running"
+        self.state = RunState.RUNNING
 
     def start_file(self, path: str, *, realtime: bool = True) -> None:
         """Play an audio file through a new Monitor on a background thread.
@@ -136,27 +151,27 @@ class MonitorRunner:
                 self.events.put(Event(StatusEvent(StatusKind.FINISHED, f"finished {path}"), run))
 
         self._thread = threading.Thread(target=play, name="ser-live-file", daemon=True)
-        self.state = "running"
+        self.state = RunState.RUNNING
         self._thread.start()
 
     # -- control -------------------------------------------------------------------------
     def pause(self) -> None:
         """Hold the file, or release the microphone, keeping the session and the plots."""
-        if self.state != "running" or self.monitor is None:
+        if self.state != RunState.RUNNING or self.monitor is None:
             return
         if self.source is not None and self.source[0] == "file":
             self.monitor.pause()
         else:
             self.monitor.stop()
-        self.state = "paused"
+        self.state = RunState.PAUSED
 
     def resume(self) -> None:
         """Continue after :meth:`pause` (may raise DeviceError for a microphone that went away)."""
-        if self.state != "paused" or self.monitor is None or self.source is None:
+        if self.state != RunState.PAUSED or self.monitor is None or self.source is None:
             return
         if self.source[0] == "file":
             self.monitor.resume()
-            self.state = "running"
+            self.state = RunState.RUNNING
         else:
             self.start_microphone(self.source[1])
 
@@ -169,15 +184,15 @@ class MonitorRunner:
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
-        if self.state in ("running", "paused"):
-            self.state = "idle"
+        if self.state in (RunState.RUNNING, RunState.PAUSED):
+            self.state = RunState.IDLE
 
     def change_settings(self, settings: MonitorSettings) -> None:
         """Use new settings: at once for the microphone (a new Monitor), from the next start for files."""
         if settings == self.settings:
             return
         self.settings = settings
-        running_mic = self.state == "running" and self.source is not None and self.source[0] == "microphone"
+        running_mic = self.state == RunState.RUNNING and self.source is not None and self.source[0] == "microphone"
         device = self.source[1] if self.source is not None else None
         self.stop()
         self.monitor = None
@@ -202,13 +217,13 @@ class MonitorRunner:
 
     def _remake_monitor(self) -> None:
         """A monitor with the session's current voice: at once for the microphone, from the next start for files."""
-        running_mic = self.state == "running" and self.source is not None and self.source[0] == "microphone"
+        running_mic = self.state == RunState.RUNNING and self.source is not None and self.source[0] == "microphone"
         if running_mic:
             device = self.source[1]
             self.stop()
             self.monitor = None
             self.start_microphone(device)
-        elif self.source is None or self.source[0] != "file" or self.state not in ("running", "paused"):
+        elif self.source is None or self.source[0] != "file" or self.state not in (RunState.RUNNING, RunState.PAUSED):
             self.monitor = None
 
     def forget_speaker(self) -> None:
@@ -227,8 +242,8 @@ class MonitorRunner:
             if event.run != self._run and kind in (StatusKind.FINISHED, StatusKind.ANALYSIS_STOPPED):
                 continue  # a superseded run's ending is not news
             if kind == StatusKind.FINISHED:
-                self.state = "finished"
-            elif kind == StatusKind.ANALYSIS_STOPPED and self.state in ("running", "paused"):
-                self.state = "idle"
+                self.state = RunState.FINISHED
+            elif kind == StatusKind.ANALYSIS_STOPPED and self.state in (RunState.RUNNING, RunState.PAUSED):
+                self.state = RunState.IDLE
             out.append(event)
         return out

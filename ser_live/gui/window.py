@@ -7,6 +7,7 @@ the views from it; the analysis itself never touches a widget.
 from __future__ import annotations
 
 import collections
+import enum
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from ..app.session import MAX_WINDOW_S, MIN_HOP_S, MIN_WINDOW_S, MonitorSettings, Session
+from ..app.session import HOP_S, SMOOTHING, WINDOW_S, MonitorSettings, Session
 from ..app.sources import AUDIO_EXTENSIONS
 from ..errors import DeviceError, SerLiveError
 from ..results import EMOTIONS, Prediction, StatusEvent, StatusKind
@@ -22,27 +23,47 @@ from . import palette
 from .modelinfo import describe_model
 from .plots import WAVEFORM_S, EmotionHeadline, LevelMeter, ProbabilityBars, WaveformPlot, input_level
 from .recording import SessionLog, interrupted_sessions
-from .runner import MonitorRunner
+from .runner import MonitorRunner, RunState
 from .timeline import HISTORY_S, HistoryPlot, Timeline
 
 __all__ = ["MainWindow", "apply_theme", "FRAME_INTERVAL_MS", "icon_path"]
 
 #: Redraw period: 30 frames per second at most.
 FRAME_INTERVAL_MS = 33
-#: No new audio for this long while running means the input has stalled (device lost, server gone).
-STALL_S = 1.5
 #: Height of the waveform strip: enough for its -1/0/1 labels and the time axis, no more.
 WAVEFORM_HEIGHT_PX = 120
+
+
+class DisplayState(str, enum.Enum):
+    """The one state the headline, the Start button, the banner and the status bar all show (its value is the
+    status bar's word for it)."""
+
+    NO_MODEL = "no model"
+    STOPPED = "stopped"
+    LISTENING = "listening"
+    SPEECH = "speech"
+    CALIBRATING = "calibrating"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    DEVICE_LOST = "device lost"
+    NO_AUDIO = "no audio"  # running, but nothing arrives (the engine said StatusKind.STALLED)
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
+
+
 #: What the headline shows in each state of the window that is not a result: (title, note).
-STATE_HEADLINES: dict[str, tuple[str, str]] = {
-    "no model": ("no model", "see the message above"),
-    "stopped": ("stopped", "press Start (or Space) to listen"),
-    "listening": ("listening…", "no speech in the last window"),
-    "calibrating": ("calibrating…", "read the passage above in your everyday voice"),
-    "paused": ("paused", "press Resume (or Space) to continue"),
-    "finished": ("finished", "the file has ended; press Start to play it again"),
-    "device lost": ("device lost", "waiting for the microphone to come back"),
-    "no audio": ("no audio", "no audio is arriving from the input"),
+STATE_HEADLINES: dict[DisplayState, tuple[str, str]] = {
+    DisplayState.NO_MODEL: ("no model", "see the message above"),
+    DisplayState.STOPPED: ("stopped", "press Start (or Space) to listen"),
+    DisplayState.LISTENING: ("listening…", "no speech in the last window"),
+    DisplayState.CALIBRATING: ("calibrating…", "read the passage above in your everyday voice"),
+    DisplayState.PAUSED: ("paused", "press Resume (or Space) to continue"),
+    DisplayState.FINISHED: ("finished", "the file has ended; press Start to play it again"),
+    DisplayState.DEVICE_LOST: ("device lost", "waiting for the microphone to come back"),
+    DisplayState.NO_AUDIO: ("no audio", "no audio is arriving from the input"),
 }
 #: Seconds of speech the window's "Calibrate…" asks for (what the evaluation's neutral enrolment read).
 CALIBRATION_S = 20.0
@@ -181,8 +202,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._shown_monitor = None
         self._shown_written = -1
         self._audio_end_s = 0.0
-        self._audio_seen_at = time.monotonic()
-        self._stalled = False
+        self._stalled = False  # the engine reported no audio (StatusKind.STALLED) and no audio came since
         self._device_lost = False
         self._shown_state = ""
         self._notice = ""  # the latest passing news for the status bar ("input device back: ...")
@@ -317,9 +337,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _settings_box(self, settings: MonitorSettings | None) -> QtWidgets.QGroupBox:
         box = QtWidgets.QGroupBox("Analysis")
         s = settings or MonitorSettings(2.0, 0.5, 0.0)
-        self.window_spin = self._spin(MIN_WINDOW_S, MAX_WINDOW_S, 0.25, s.window_s, " s")
-        self.hop_spin = self._spin(MIN_HOP_S, MAX_WINDOW_S, 0.05, s.hop_s, " s")
-        self.smooth_spin = self._spin(0.0, 0.95, 0.05, s.smoothing, "")
+        self.window_spin = self._spin(WINDOW_S.low, WINDOW_S.high, 0.25, s.window_s, " s")
+        self.hop_spin = self._spin(HOP_S.low, WINDOW_S.high, 0.05, s.hop_s, " s")  # never above the window anyway
+        # The largest value the spin box can show below the excluded 1 (two decimals): 0.99, as --smooth takes.
+        self.smooth_spin = self._spin(SMOOTHING.low, SMOOTHING.high - 0.01, 0.05, s.smoothing, "")
         self.smooth_spin.setToolTip("weight of the past in an exponential average of the probabilities; 0 = off")
         self.settings_note = QtWidgets.QLabel("")
         self.settings_note.setWordWrap(True)
@@ -424,7 +445,8 @@ class MainWindow(QtWidgets.QMainWindow):
         recovered = interrupted_sessions(self.session.autosave_path.parent) if self.session.autosave_path else []
         if model_error:
             self.banner.show_message(f"No model: {model_error}", "error")
-            self.headline.show_prediction(None, state="no model", note="see the message above")
+            self.headline.show_prediction(None, state=STATE_HEADLINES[DisplayState.NO_MODEL][0],
+                                          note=STATE_HEADLINES[DisplayState.NO_MODEL][1])
         elif self.session.autosave_error:
             self.banner.show_message(f"The session is kept in memory only: {self.session.autosave_error}", "warning")
         elif recovered:
@@ -476,7 +498,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _device_chosen(self, _index: int) -> None:
         self.source_kind = "microphone"
         self._wanted_device = self.selected_device()
-        if self.runner is not None and self.runner.state in ("running", "paused"):
+        if self.runner is not None and self.runner.state in (RunState.RUNNING, RunState.PAUSED):
             self.start_microphone()
         self._refresh_controls()
 
@@ -495,7 +517,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _start(self, start, failure: str) -> bool:
         """Run ``start``; a SerLiveError becomes the banner message ``failure`` (formatted with it)."""
-        self._device_lost = False
+        self._device_lost = self._stalled = False
         self.latest = None  # the last result of another run is not what this one hears
         try:
             start()
@@ -531,10 +553,10 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.runner is None:
             return
         state = self.runner.state
-        if state == "running":
+        if state == RunState.RUNNING:
             self.runner.pause()
-            self._device_lost = False  # the microphone is released: nothing is lost while paused
-        elif state == "paused":
+            self._device_lost = self._stalled = False  # the microphone is released: nothing is lost while paused
+        elif state == RunState.PAUSED:
             try:
                 self.runner.resume()
             except DeviceError as exc:
@@ -555,7 +577,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.settings_note.setText(str(exc))
             return
         file_running = self.runner.source is not None and self.runner.source[0] == "file" and \
-            self.runner.state in ("running", "paused")
+            self.runner.state in (RunState.RUNNING, RunState.PAUSED)
         try:
             if file_running:
                 self.runner.settings = settings  # a file keeps its settings to the end
@@ -654,12 +676,15 @@ class MainWindow(QtWidgets.QMainWindow):
             self._shown_state = ""  # redraw the status bar without it
         if self._history_dirty or self.display_state() != self._shown_state:
             self._refresh_controls()
-        monitor = self.runner.monitor
-        if monitor is None:
-            return
+        if self.runner.monitor is not None:
+            self._draw_frame(self.runner.monitor)
+
+    def _draw_frame(self, monitor) -> None:
+        """The audio views when new audio came, an idle meter when none can, the history at its own pace."""
         snap = monitor.snapshot()
         advanced = self._draw_audio(monitor, snap)
-        self._check_stall()
+        if self._stalled or self._device_lost or self.runner.state != RunState.RUNNING:
+            self.meter.set_level(self.meter.rms_db, self.meter.peak_db, "idle")
         if self._history_dirty or (advanced and self._frame % HISTORY_EVERY_N_FRAMES == 0):
             self._draw_history(snap)
 
@@ -678,22 +703,11 @@ class MainWindow(QtWidgets.QMainWindow):
         advanced = monitor is not self._shown_monitor or snap.written_samples != self._shown_written
         if advanced:  # copy and draw the waveform only when new audio arrived
             self._shown_monitor, self._shown_written = monitor, snap.written_samples
-            self._audio_seen_at = time.monotonic()
             samples, self._audio_end_s = monitor.recent_audio(WAVEFORM_S)
             self.waveform.show_audio(samples, snap.last_window_end_s - snap.window_s - self._audio_end_s,
                                      snap.last_window_end_s - self._audio_end_s)
             self.meter.set_level(*input_level(samples, snap.sample_rate_hz))
         return advanced
-
-    def _check_stall(self) -> None:
-        """An idle meter without fresh audio; the state says when the input stalled."""
-        stalled = self.runner.state == "running" and time.monotonic() - self._audio_seen_at > STALL_S
-        if stalled or self._device_lost or self.runner.state != "running":
-            self.meter.set_level(self.meter.rms_db, self.meter.peak_db, "idle")
-        if stalled != self._stalled:
-            # Without audio the last result is not "now": the state says so instead of showing it.
-            self._stalled = stalled
-            self._refresh_controls()
 
     def _draw_history(self, snap) -> None:
         """The probabilities of the session's recent rows, over a span that grows with the session."""
@@ -711,34 +725,58 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def show_status(self, event: StatusEvent) -> None:
         """Take a status event of the session: the state, banner and status bar say what holds now."""
-        kind = event.kind
-        if kind in (StatusKind.DEVICE_LOST, StatusKind.DEVICE_STILL_LOST):
-            self._device_lost, self._notice = True, ""  # earlier news ("device back") no longer holds
-            self.banner.show_message(
-                f"{event.message}. The session so far is kept and continues by itself when the device "
-                "comes back; or pick another device in the list, or press Pause.", "warning",
-                tag=StatusKind.DEVICE_LOST)
-        elif kind == StatusKind.DEVICE_BACK:
-            self._device_lost = False
-            self.banner.show_message(event.message, "info", timeout_ms=BRIEF_MESSAGE_MS, tag=StatusKind.DEVICE_BACK)
-            self._note(event.message)
-        elif kind in (StatusKind.ANALYSIS_STOPPED, StatusKind.WARNING):
-            self.banner.show_message(event.message, "error" if kind == StatusKind.ANALYSIS_STOPPED else "warning")
-        elif kind == StatusKind.FINISHED:
-            pass  # the state says it: "finished · file NAME"
-        elif kind == StatusKind.CALIBRATING:
-            self.banner.show_message(event.message, "info")
-        elif kind == StatusKind.DROPPED:  # beside the news it follows (device back), not instead of it
-            self._note(event.message)
-            if self.banner.tag == StatusKind.DEVICE_BACK:
-                self.banner.show_message(f"{self.banner.text()}; {event.message}", "warning",
-                                         timeout_ms=BRIEF_MESSAGE_MS, tag=StatusKind.DROPPED)
-            elif self.banner.tag != StatusKind.DEVICE_LOST:
-                self.banner.show_message(event.message, "warning", timeout_ms=BRIEF_MESSAGE_MS, tag=StatusKind.DROPPED)
-        else:  # calibrated, a notice: news that passes
-            self.banner.show_message(event.message, "info", timeout_ms=BRIEF_MESSAGE_MS)
-            self._note(event.message)
+        self._STATUS_VIEWS.get(event.kind, MainWindow._show_news)(self, event)
         self._refresh_controls()
+
+    def _show_stalled(self, event: StatusEvent) -> None:
+        self._stalled = True  # without audio the last result is not "now": the state says so
+
+    def _show_device_lost(self, event: StatusEvent) -> None:
+        self._device_lost, self._notice = True, ""  # earlier news ("device back") no longer holds
+        self.banner.show_message(
+            f"{event.message}. The session so far is kept and continues by itself when the device "
+            "comes back; or pick another device in the list, or press Pause.", "warning", tag=StatusKind.DEVICE_LOST)
+
+    def _show_device_back(self, event: StatusEvent) -> None:
+        self._device_lost = self._stalled = False
+        self.banner.show_message(event.message, "info", timeout_ms=BRIEF_MESSAGE_MS, tag=StatusKind.DEVICE_BACK)
+        self._note(event.message)
+
+    def _show_problem(self, event: StatusEvent) -> None:
+        self.banner.show_message(event.message, "error" if event.kind == StatusKind.ANALYSIS_STOPPED else "warning")
+
+    def _show_finished(self, event: StatusEvent) -> None:
+        pass  # the state says it: "finished · file NAME"
+
+    def _show_calibrating(self, event: StatusEvent) -> None:
+        self.banner.show_message(event.message, "info")
+
+    def _show_dropped(self, event: StatusEvent) -> None:
+        """Beside the news it follows (device back), not instead of it."""
+        self._note(event.message)
+        if self.banner.tag == StatusKind.DEVICE_BACK:
+            self.banner.show_message(f"{self.banner.text()}; {event.message}", "warning",
+                                     timeout_ms=BRIEF_MESSAGE_MS, tag=StatusKind.DROPPED)
+        elif self.banner.tag != StatusKind.DEVICE_LOST:
+            self.banner.show_message(event.message, "warning", timeout_ms=BRIEF_MESSAGE_MS, tag=StatusKind.DROPPED)
+
+    def _show_news(self, event: StatusEvent) -> None:
+        """Calibrated, a notice: news that passes."""
+        self.banner.show_message(event.message, "info", timeout_ms=BRIEF_MESSAGE_MS)
+        self._note(event.message)
+
+    #: How each kind of status event is shown (anything else is passing news).
+    _STATUS_VIEWS = {
+        StatusKind.STALLED: _show_stalled,
+        StatusKind.DEVICE_LOST: _show_device_lost,
+        StatusKind.DEVICE_STILL_LOST: _show_device_lost,
+        StatusKind.DEVICE_BACK: _show_device_back,
+        StatusKind.ANALYSIS_STOPPED: _show_problem,
+        StatusKind.WARNING: _show_problem,
+        StatusKind.FINISHED: _show_finished,
+        StatusKind.CALIBRATING: _show_calibrating,
+        StatusKind.DROPPED: _show_dropped,
+    }
 
     def _note(self, message: str) -> None:
         """Show passing news in the status bar, beside the state and any news still current, for a few seconds."""
@@ -746,29 +784,27 @@ class MainWindow(QtWidgets.QMainWindow):
         self._notice = f"{self._notice} · {message}" if current else message
         self._notice_until = time.monotonic() + BRIEF_MESSAGE_MS / 1000
 
-    def display_state(self) -> str:
-        """The one state the headline, the Start button, the banner and the status bar all show.
-
-        One of ``no model``, ``stopped``, ``listening``, ``speech``, ``calibrating``, ``paused``,
-        ``finished``, ``device lost`` and ``no audio`` (running, but nothing arrives).
-        """
+    def display_state(self) -> DisplayState:
+        """The one state the headline, the Start button, the banner and the status bar all show."""
         if self.runner is None:
-            return "no model"
+            return DisplayState.NO_MODEL
         state = self.runner.state
-        if state != "running":
-            return state if state in ("paused", "finished") else "stopped"
-        return self._running_state()
+        if state == RunState.PAUSED:
+            return DisplayState.PAUSED
+        if state == RunState.FINISHED:
+            return DisplayState.FINISHED
+        return self._running_state() if state == RunState.RUNNING else DisplayState.STOPPED
 
-    def _running_state(self) -> str:
+    def _running_state(self) -> DisplayState:
         """What a running analysis is doing, as :meth:`display_state` names it."""
         if self._device_lost:
-            return "device lost"
+            return DisplayState.DEVICE_LOST
         if self._stalled:
-            return "no audio"
+            return DisplayState.NO_AUDIO
         calibration = self.app_session.calibration if self.app_session is not None else None
         if calibration is not None and not calibration.done:
-            return "calibrating"
-        return "speech" if self.latest is not None and self.latest.speech else "listening"
+            return DisplayState.CALIBRATING
+        return DisplayState.SPEECH if self.latest is not None and self.latest.speech else DisplayState.LISTENING
 
     def _source_text(self) -> str:
         if self.source_kind == "file" and self.file_path:
@@ -792,25 +828,25 @@ class MainWindow(QtWidgets.QMainWindow):
             f"{len(self.session)} rows{lost}" + (f"\nautosaved to {autosave}" if autosave is not None else "")
         )
 
-    def _show_state(self, shown: str) -> None:
+    def _show_state(self, shown: DisplayState) -> None:
         """The headline, the bars (dimmed when not current) and the banner, for the state shown."""
-        if shown == "speech":
+        if shown == DisplayState.SPEECH:
             self.headline.show_prediction(self.latest)
         else:
             title, note = STATE_HEADLINES[shown]
             self.headline.show_prediction(None, state=title, note=note)
-        self.bars.show_prediction(self.latest if shown == "speech" else None)
-        if self.banner.tag == StatusKind.DEVICE_LOST and shown != "device lost":
+        self.bars.show_prediction(self.latest if shown == DisplayState.SPEECH else None)
+        if self.banner.tag == StatusKind.DEVICE_LOST and shown != DisplayState.DEVICE_LOST:
             self.banner.clear_message()  # paused, another device, or back: the warning no longer holds
 
     def _refresh_buttons(self) -> None:
         """Start/Pause/Resume and what may be changed, for the runner's state."""
         has_model = self.runner is not None
-        state = self.runner.state if has_model else "idle"
-        self.start_button.setText({"running": "Pause", "paused": "Resume"}.get(state, "Start"))
+        state = self.runner.state if has_model else RunState.IDLE
+        self.start_button.setText({RunState.RUNNING: "Pause", RunState.PAUSED: "Resume"}.get(state, "Start"))
         has_file = self.source_kind == "file" and bool(self.file_path)
         can_start = has_model and (self.selected_device() is not None or has_file)
-        self.start_button.setEnabled(bool(can_start) or state in ("running", "paused"))
+        self.start_button.setEnabled(bool(can_start) or state in (RunState.RUNNING, RunState.PAUSED))
         self.open_button.setEnabled(has_model)
         for spin in (self.window_spin, self.hop_spin, self.smooth_spin):
             spin.setEnabled(has_model)

@@ -59,8 +59,8 @@ SHIPPED_MODELS: dict[str, str] = {"default": DEFAULT_MODEL_NAME, "light": f"ligh
 
 def _model_dirs() -> list[Path]:
     """Where the shipped model may live: the source tree, then the installed data directory."""
-    here = Path(__file__).resolve().parent
-    dirs = [here.parent / "models", Path(sys.prefix) / "share" / "ser-live" / "models"]
+    source_tree = Path(__file__).resolve().parents[2]  # ser_live/model/ -> the repository
+    dirs = [source_tree / "models", Path(sys.prefix) / "share" / "ser-live" / "models"]
     user_base = os.environ.get("PYTHONUSERBASE")
     if user_base:
         dirs.append(Path(user_base) / "share" / "ser-live" / "models")
@@ -289,6 +289,19 @@ class EmotionModel:
         if not isinstance(self.extractor, FeatureExtractor):
             raise ModelError(f"not a feature extractor: {self.extractor!r}")
         classes = self._classifier.classes
+        self._check_settings(classes)
+        # Probabilities are always reported in the product's fixed display order.
+        self.classes: tuple[str, ...] = tuple(e for e in EMOTIONS if e in classes)
+        self._order = np.array([classes.index(c) for c in self.classes])
+        self._adapted_order: np.ndarray | None = None
+        if self.adaptation is not None:
+            adapted_classes = self.adaptation._classifier.classes
+            if sorted(adapted_classes) != sorted(classes):
+                raise ModelError("the model's adaptive variant predicts other classes than the model")
+            self._adapted_order = np.array([adapted_classes.index(c) for c in self.classes])
+
+    def _check_settings(self, classes: list[str]) -> None:
+        """The classes, window, hop and gate settings a model can have (ModelError otherwise)."""
         if not classes:
             raise ModelError("the model's estimator is not fitted (it has no classes)")
         unknown = [c for c in classes if c not in EMOTIONS]
@@ -302,15 +315,6 @@ class EmotionModel:
             self.make_gate()
         except (TypeError, ValueError) as exc:
             raise ModelError(f"the model's speech gate settings do not fit this ser-live's gate ({exc})") from exc
-        # Probabilities are always reported in the product's fixed display order.
-        self.classes: tuple[str, ...] = tuple(e for e in EMOTIONS if e in classes)
-        self._order = np.array([classes.index(c) for c in self.classes])
-        self._adapted_order: np.ndarray | None = None
-        if self.adaptation is not None:
-            adapted_classes = self.adaptation._classifier.classes
-            if sorted(adapted_classes) != sorted(classes):
-                raise ModelError("the model's adaptive variant predicts other classes than the model")
-            self._adapted_order = np.array([adapted_classes.index(c) for c in self.classes])
 
     @property
     def sample_rate_hz(self) -> int:
@@ -420,34 +424,13 @@ class EmotionModel:
     def from_bundle(cls, bundle: Any, *, path: Path | None = None) -> EmotionModel:
         """Rebuild a model from the dictionary :meth:`to_bundle` made, validating it."""
         where = f"model file {path}" if path else "model bundle"
-        if not isinstance(bundle, dict) or bundle.get("format") != MODEL_FORMAT:
-            raise ModelError(f"{where} is not a ser-live model")
-        version = bundle.get("format_version")
-        if version in _PICKLED_FORMAT_VERSIONS:
-            raise ModelError(f"{where} is a pickled model of an older ser-live (format {version}), which this one "
-                             "no longer loads; convert it with scripts/convert_model.py or train it again")
-        if version != MODEL_FORMAT_VERSION:
-            raise ModelError(f"{where} has format version {version}, this ser-live reads version "
-                             f"{MODEL_FORMAT_VERSION}; use the ser-live version that made it")
-        record = bundle.get("extractor")
-        try:
-            extractor = extractor_from_record(record)
-        except FeatureConfigError as exc:
-            raise FeatureConfigError(f"{where}: {exc}") from exc
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"{where} has no usable feature configuration") from exc
+        _check_format(bundle, where)
+        extractor = _extractor_from_bundle(bundle, where)
         try:
             estimator = _Classifier.from_inference(bundle.get("inference"), where)
         except ValueError as exc:
             raise ModelError(f"{where}: {exc}; download or train it again") from exc
-        try:
-            window_s = float(bundle.get("window_s", 2.0))
-            hop_s = float(bundle.get("hop_s", 0.5))
-            metadata = dict(bundle.get("metadata") or {})
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"{where} has malformed settings ({exc})") from exc
-        if not (math.isfinite(window_s) and math.isfinite(hop_s)):
-            raise ModelError(f"{where} has a non-finite window or hop")
+        window_s, hop_s, metadata = _settings_from_bundle(bundle, where)
         adaptation = _adaptation_from_bundle(bundle.get("adaptation"), where)
         gate_params = _gate_params_from_bundle(bundle.get("gate"), where)
         try:
@@ -458,34 +441,73 @@ class EmotionModel:
         if list(bundle.get("classes", [])) != list(model.classes):
             raise ModelError(f"{where} lists classes that do not match its estimator")
         extractor.prepare()  # a missing or different encoder is refused now, not at the first speech window
-        n_features = extractor.dim
-        n_expected = model._classifier.n_features
+        model._probe(where)
+        return model
+
+    def _probe(self, where: str) -> None:
+        """Refuse at load time a model that cannot predict, rather than fail on the first window of a session."""
+        n_features = self.extractor.dim
+        n_expected = self._classifier.n_features
         if n_expected is not None and n_expected != n_features:
             raise FeatureConfigError(
                 f"{where} expects {n_expected} features but its feature configuration gives "
                 f"{n_features}; it was made by incompatible feature code"
             )
-        # Refuse at load time a model that cannot predict, rather than failing on the first window of a session.
-        try:
-            probe = model.predict_proba(np.zeros(n_features))
-        except Exception as exc:
-            raise ModelError(
-                f"{where} cannot predict with the installed libraries ({type(exc).__name__}: {exc}); "
-                "retrain it or install the library versions it was made with"
-            ) from exc
-        if probe.shape != (len(model.classes),) or not np.all(np.isfinite(probe)):
-            raise ModelError(f"{where} gives malformed probabilities")
-        if model.adaptation is not None:
-            if model.adaptation.prior.mean.shape != (n_features,):
-                raise ModelError(f"{where}: its adaptive variant's statistics do not match its features")
-            try:
-                probe = model.predict_proba_adapted(np.zeros(n_features),
-                                                    SpeakerNormalizer(model.adaptation.prior, hop_s=hop_s))
-            except Exception as exc:
-                raise ModelError(f"{where}: its adaptive variant cannot predict ({type(exc).__name__}: {exc})") from exc
-            if probe.shape != (len(model.classes),) or not np.all(np.isfinite(probe)):
-                raise ModelError(f"{where}: its adaptive variant gives malformed probabilities")
-        return model
+        _check_probe(lambda: self.predict_proba(np.zeros(n_features)), len(self.classes), where,
+                     "cannot predict with the installed libraries", "retrain it or install the library versions it "
+                     "was made with")
+        if self.adaptation is None:
+            return
+        if self.adaptation.prior.mean.shape != (n_features,):
+            raise ModelError(f"{where}: its adaptive variant's statistics do not match its features")
+        normalizer = SpeakerNormalizer(self.adaptation.prior, hop_s=self.hop_s)
+        _check_probe(lambda: self.predict_proba_adapted(np.zeros(n_features), normalizer), len(self.classes),
+                     f"{where}: its adaptive variant", "cannot predict", "")
+
+
+def _check_probe(predict: Any, n_classes: int, where: str, failure: str, fix: str) -> None:
+    """One prediction of zeros: it must work and give ``n_classes`` finite probabilities."""
+    try:
+        probe = predict()
+    except Exception as exc:
+        raise ModelError(f"{where} {failure} ({type(exc).__name__}: {exc})" + (f"; {fix}" if fix else "")) from exc
+    if probe.shape != (n_classes,) or not np.all(np.isfinite(probe)):
+        raise ModelError(f"{where} gives malformed probabilities")
+
+
+def _check_format(bundle: Any, where: str) -> None:
+    """A ser-live model dictionary of the format this ser-live reads."""
+    if not isinstance(bundle, dict) or bundle.get("format") != MODEL_FORMAT:
+        raise ModelError(f"{where} is not a ser-live model")
+    version = bundle.get("format_version")
+    if version in _PICKLED_FORMAT_VERSIONS:
+        raise ModelError(f"{where} is a pickled model of an older ser-live (format {version}), which this one "
+                         "no longer loads; convert it with scripts/convert_model.py or train it again")
+    if version != MODEL_FORMAT_VERSION:
+        raise ModelError(f"{where} has format version {version}, this ser-live reads version "
+                         f"{MODEL_FORMAT_VERSION}; use the ser-live version that made it")
+
+
+def _extractor_from_bundle(bundle: dict[str, Any], where: str) -> FeatureExtractor:
+    try:
+        return extractor_from_record(bundle.get("extractor"))
+    except FeatureConfigError as exc:
+        raise FeatureConfigError(f"{where}: {exc}") from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{where} has no usable feature configuration") from exc
+
+
+def _settings_from_bundle(bundle: dict[str, Any], where: str) -> tuple[float, float, dict[str, Any]]:
+    """The window and hop (finite numbers) and the metadata a model dictionary records."""
+    try:
+        window_s = float(bundle.get("window_s", 2.0))
+        hop_s = float(bundle.get("hop_s", 0.5))
+        metadata = dict(bundle.get("metadata") or {})
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{where} has malformed settings ({exc})") from exc
+    if not (math.isfinite(window_s) and math.isfinite(hop_s)):
+        raise ModelError(f"{where} has a non-finite window or hop")
+    return window_s, hop_s, metadata
 
 
 def _gate_params_from_bundle(entry: Any, where: str) -> dict[str, Any]:

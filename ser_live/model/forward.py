@@ -104,6 +104,30 @@ def _index_array(value: Any, what: str, upper: int, *, unique: bool) -> np.ndarr
     return array.astype(np.intp)
 
 
+def _subsets(entry: dict[str, Any], n_features: int, n_classes: int,
+             where: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The features a network sees and the classes it predicts, when not all (bagging's subsets)."""
+    features, columns = entry.get("features"), entry.get("columns")
+    if features is not None:  # bagging with bootstrap_features may repeat a column
+        features = _index_array(features, f"{where}'s feature subset", n_features, unique=False)
+    if columns is not None:
+        columns = _index_array(columns, f"{where}'s classes", n_classes, unique=True)
+    return features, columns
+
+
+def _layers(entry: dict[str, Any], width: int, where: str) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+    """A network entry's weights and biases, checked to chain from ``width`` inputs; and its output width."""
+    weights = [_float_array(w, f"{where}'s layer {i} weights", 2) for i, w in enumerate(entry["coefs"])]
+    biases = [_float_array(b, f"{where}'s layer {i} biases", 1) for i, b in enumerate(entry["intercepts"])]
+    if not weights or len(weights) != len(biases):
+        raise ValueError(f"{where} has {len(weights)} weight and {len(biases)} bias arrays")
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        if w.shape[0] != width or b.shape != (w.shape[1],):
+            raise ValueError(f"{where}'s layer {i} is {w.shape} with {b.shape} biases after {width} inputs")
+        width = w.shape[1]
+    return weights, biases, width
+
+
 @dataclasses.dataclass
 class _Network:
     """One ``MLPClassifier``, as float64 arrays."""
@@ -120,20 +144,8 @@ class _Network:
         activation, output = str(entry["activation"]), str(entry["output"])
         if activation not in _HIDDEN_ACTIVATIONS:
             raise ValueError(f"{where} has an unknown activation {activation!r}")
-        features, columns = entry.get("features"), entry.get("columns")
-        if features is not None:  # bagging with bootstrap_features may repeat a column
-            features = _index_array(features, f"{where}'s feature subset", n_features, unique=False)
-        if columns is not None:
-            columns = _index_array(columns, f"{where}'s classes", n_classes, unique=True)
-        weights = [_float_array(w, f"{where}'s layer {i} weights", 2) for i, w in enumerate(entry["coefs"])]
-        biases = [_float_array(b, f"{where}'s layer {i} biases", 1) for i, b in enumerate(entry["intercepts"])]
-        if not weights or len(weights) != len(biases):
-            raise ValueError(f"{where} has {len(weights)} weight and {len(biases)} bias arrays")
-        width = n_features if features is None else features.size
-        for i, (w, b) in enumerate(zip(weights, biases)):
-            if w.shape[0] != width or b.shape != (w.shape[1],):
-                raise ValueError(f"{where}'s layer {i} is {w.shape} with {b.shape} biases after {width} inputs")
-            width = w.shape[1]
+        features, columns = _subsets(entry, n_features, n_classes, where)
+        weights, biases, width = _layers(entry, n_features if features is None else features.size, where)
         n_out = n_classes if columns is None else columns.size
         if (output == "softmax" and width == n_out >= 2) or (output == "logistic" and width == 1 and n_out == 2):
             return cls(weights, biases, activation, output, features, columns)
@@ -155,6 +167,44 @@ class _Network:
         a = np.exp(a - a.max(axis=1)[:, np.newaxis])
         a /= a.sum(axis=1)[:, np.newaxis]
         return a
+
+
+def _step(step: dict[str, Any], n_features: int, i: int) -> tuple[str, Any, Any]:
+    """One transform step of an ``inference`` entry, checked: ``("standardise", mean, scale)`` or
+    ``("clip", low, high)``."""
+    if step["kind"] == "standardise":
+        mean = _float_array(step["mean"], f"step {i}'s means", 1)
+        scale = _float_array(step["scale"], f"step {i}'s scales", 1)
+        if mean.shape != (n_features,) or scale.shape != (n_features,) or not np.all(scale != 0):
+            raise ValueError(f"step {i} does not standardise {n_features} features")
+        return "standardise", mean, scale
+    if step["kind"] == "clip":
+        low, high = float(step["low"]), float(step["high"])
+        if not low <= high:
+            raise ValueError(f"step {i} clips to an empty range")
+        return "clip", low, high
+    raise ValueError(f"step {i} is of unknown kind {step['kind']!r}")
+
+
+def _networks(entries: list[Any], combine: str, n_features: int, n_classes: int) -> list[_Network]:
+    """The networks of an ``inference`` entry, checked against how they are combined."""
+    if combine not in _COMBINATIONS:
+        raise ValueError(f"it combines networks by unknown {combine!r}")
+    networks = [_Network.from_dict(net, n_features, n_classes, f"network {i}") for i, net in enumerate(entries)]
+    if not networks or combine == "single" and len(networks) != 1:
+        raise ValueError(f"it has {len(networks)} networks for {combine!r}")
+    if combine != "bagging" and any(n.columns is not None for n in networks):
+        raise ValueError("a network predicts only some of the classes")
+    return networks
+
+
+def _voting_weights(weights: Any, combine: str, n_networks: int) -> np.ndarray | None:
+    if weights is None:
+        return None
+    weights = _float_array(weights, "the voting weights", 1)
+    if combine != "vote" or weights.shape != (n_networks,) or weights.sum() == 0:
+        raise ValueError("its voting weights do not match its networks")
+    return weights
 
 
 @dataclasses.dataclass
@@ -196,35 +246,10 @@ class ForwardPass:
         n_features = entry["n_features"]
         if not isinstance(n_features, int) or n_features < 1:
             raise ValueError(f"its feature count {n_features!r} is not a positive integer")
-        steps: list[tuple[str, Any, Any]] = []
-        for i, step in enumerate(entry["steps"]):
-            if step["kind"] == "standardise":
-                mean = _float_array(step["mean"], f"step {i}'s means", 1)
-                scale = _float_array(step["scale"], f"step {i}'s scales", 1)
-                if mean.shape != (n_features,) or scale.shape != (n_features,) or not np.all(scale != 0):
-                    raise ValueError(f"step {i} does not standardise {n_features} features")
-                steps.append(("standardise", mean, scale))
-            elif step["kind"] == "clip":
-                low, high = float(step["low"]), float(step["high"])
-                if not low <= high:
-                    raise ValueError(f"step {i} clips to an empty range")
-                steps.append(("clip", low, high))
-            else:
-                raise ValueError(f"step {i} is of unknown kind {step['kind']!r}")
+        steps = [_step(step, n_features, i) for i, step in enumerate(entry["steps"])]
         combine = entry["combine"]
-        if combine not in _COMBINATIONS:
-            raise ValueError(f"it combines networks by unknown {combine!r}")
-        networks = [_Network.from_dict(net, n_features, len(classes), f"network {i}")
-                    for i, net in enumerate(entry["networks"])]
-        if not networks or combine == "single" and len(networks) != 1:
-            raise ValueError(f"it has {len(networks)} networks for {combine!r}")
-        if combine != "bagging" and any(n.columns is not None for n in networks):
-            raise ValueError("a network predicts only some of the classes")
-        weights = entry.get("weights")
-        if weights is not None:
-            weights = _float_array(weights, "the voting weights", 1)
-            if combine != "vote" or weights.shape != (len(networks),) or weights.sum() == 0:
-                raise ValueError("its voting weights do not match its networks")
+        networks = _networks(entry["networks"], combine, n_features, len(classes))
+        weights = _voting_weights(entry.get("weights"), combine, len(networks))
         return cls(classes, n_features, steps, combine, networks, weights, source=entry)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
@@ -285,8 +310,7 @@ def _compile_network(mlp: Any, features: Any = None, columns: Any = None) -> dic
     if mlp.out_activation_ not in ("softmax", "logistic") or getattr(mlp, "n_outputs_", 1) != 1 and (
             mlp.out_activation_ == "logistic"):
         return None  # multi-label networks
-    # The estimator's own arrays (not copies): the pickled estimator then refers to them instead of
-    # storing them twice (see _pickle_estimator).
+    # The estimator's own arrays (the model file copies them when it is written).
     return {"activation": mlp.activation, "output": mlp.out_activation_, "coefs": list(mlp.coefs_),
             "intercepts": list(mlp.intercepts_), "features": features, "columns": columns}
 
@@ -300,13 +324,17 @@ def _compile_step(step: Any) -> dict[str, Any] | None:
         return {"kind": "standardise", "mean": step.mean_ if step.with_mean else np.zeros(n),
                 "scale": step.scale_ if step.with_std else np.ones(n)}
     if type(step) is FunctionTransformer and step.func is np.clip and not getattr(step, "_sklearn_output_config", None):
-        kw = dict(step.kw_args or {})
-        if not kw or set(kw) - {"a_min", "a_max"}:
-            return None
-        low, high = kw.get("a_min"), kw.get("a_max")
-        return {"kind": "clip", "low": -np.inf if low is None else float(low),
-                "high": np.inf if high is None else float(high)}
+        return _compile_clip(dict(step.kw_args or {}))
     return None
+
+
+def _compile_clip(kw: dict[str, Any]) -> dict[str, Any] | None:
+    """``FunctionTransformer(np.clip, kw_args=kw)`` as a clip step (None for arguments other than the bounds)."""
+    if not kw or set(kw) - {"a_min", "a_max"}:
+        return None
+    low, high = kw.get("a_min"), kw.get("a_max")
+    return {"kind": "clip", "low": -np.inf if low is None else float(low),
+            "high": np.inf if high is None else float(high)}
 
 
 def _compile(estimator: Any) -> dict[str, Any] | None:
@@ -318,40 +346,54 @@ def _compile(estimator: Any) -> dict[str, Any] | None:
     """
     if "sklearn" not in sys.modules:
         return None  # a scikit-learn estimator cannot exist without it
-    from sklearn.ensemble import BaggingClassifier, VotingClassifier
     from sklearn.pipeline import Pipeline
 
-    steps: list[dict[str, Any]] = []
-    head = estimator
+    head, transforms = estimator, []
     if type(estimator) is Pipeline:
         *transforms, head = [step for _, step in estimator.steps]
-        for transform in transforms:
-            if transform is None or transform == "passthrough":
-                continue
-            compiled = _compile_step(transform)
-            if compiled is None:
-                return None
-            steps.append(compiled)
-    if type(head) is VotingClassifier:
-        if head.voting != "soft" or not all(len(m.classes_) == len(head.classes_) for m in head.estimators_):
-            return None
-        networks = [_compile_network(m) for m in head.estimators_]
-        weights = None if head.weights is None else np.asarray(
-            [w for (_, est), w in zip(head.estimators, head.weights) if est != "drop"], dtype=np.float64)
-        combine = "vote"
-    elif type(head) is BaggingClassifier:
-        if len(head.estimators_) != head.n_estimators:
-            return None
-        networks = [_compile_network(m, features, None if len(m.classes_) == len(head.classes_) else m.classes_)
-                    for m, features in zip(head.estimators_, head.estimators_features_)]
-        weights, combine = None, "bagging"
-    else:
-        networks, weights, combine = [_compile_network(head)], None, "single"
+    steps = [_compile_step(t) for t in transforms if not _passthrough(t)]
+    compiled_head = _compile_head(head)
     n_features = getattr(estimator, "n_features_in_", getattr(head, "n_features_in_", None))
-    if not networks or any(n is None for n in networks) or n_features is None:
+    if None in (compiled_head, n_features) or any(s is None for s in steps):
         return None
+    networks, weights, combine = compiled_head
     return {"classes": [str(c) for c in head.classes_], "n_features": int(n_features), "steps": steps,
             "combine": combine, "networks": networks, "weights": weights}
+
+
+def _passthrough(step: Any) -> bool:
+    return step is None or isinstance(step, str) and step == "passthrough"
+
+
+def _compile_head(head: Any) -> tuple[list[dict[str, Any]], np.ndarray | None, str] | None:
+    """The networks, voting weights and combination of a pipeline's classifier (None for other shapes)."""
+    from sklearn.ensemble import BaggingClassifier, VotingClassifier
+
+    if type(head) is VotingClassifier:
+        compiled = _compile_voting(head)
+    elif type(head) is BaggingClassifier:
+        compiled = _compile_bagging(head)
+    else:
+        compiled = [_compile_network(head)], None, "single"
+    if compiled is None or not compiled[0] or any(n is None for n in compiled[0]):
+        return None
+    return compiled
+
+
+def _compile_voting(head: Any) -> tuple[list[Any], np.ndarray | None, str] | None:
+    if head.voting != "soft" or not all(len(m.classes_) == len(head.classes_) for m in head.estimators_):
+        return None
+    weights = None if head.weights is None else np.asarray(
+        [w for (_, est), w in zip(head.estimators, head.weights) if est != "drop"], dtype=np.float64)
+    return [_compile_network(m) for m in head.estimators_], weights, "vote"
+
+
+def _compile_bagging(head: Any) -> tuple[list[Any], None, str] | None:
+    if len(head.estimators_) != head.n_estimators:
+        return None
+    networks = [_compile_network(m, features, None if len(m.classes_) == len(head.classes_) else m.classes_)
+                for m, features in zip(head.estimators_, head.estimators_features_)]
+    return networks, None, "bagging"
 
 
 def compile_checked(estimator: Any) -> tuple[dict[str, Any] | None, ForwardPass | None, str | None]:

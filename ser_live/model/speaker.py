@@ -142,11 +142,7 @@ class RunningStats:
             For a count that is not a whole number of windows, a value that is not finite, a mean too
             large for any feature, or a negative or overflowing second moment.
         """
-        raw_count = values["count"]
-        if isinstance(raw_count, bool) or not isinstance(raw_count, (int, float)) or not math.isfinite(raw_count) \
-                or raw_count < 0 or raw_count != int(raw_count) or raw_count > MAX_PROFILE_WINDOWS:
-            raise ValueError(f"count {raw_count!r} is not a number of windows")
-        count = int(raw_count)
+        count = _window_count(values["count"])
         mean = np.asarray(values["mean"], dtype=np.float64)
         m2 = np.asarray(values["m2"], dtype=np.float64)
         if mean.ndim != 1 or mean.shape != m2.shape:
@@ -159,6 +155,14 @@ class RunningStats:
         stats = cls(mean.shape[0])
         stats.count, stats.mean, stats._m2 = count, mean, m2
         return stats
+
+
+def _window_count(raw: Any) -> int:
+    """A profile's count of windows: a whole number from 0 to :data:`MAX_PROFILE_WINDOWS` (ValueError otherwise)."""
+    number = isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw)
+    if not number or not 0 <= raw <= MAX_PROFILE_WINDOWS or raw != int(raw):
+        raise ValueError(f"count {raw!r} is not a number of windows")
+    return int(raw)
 
 
 class SpeakerNormalizer:

@@ -142,7 +142,7 @@ def _score_fold(features: FeatureSet, streams: list[tuple[Stream, np.ndarray]],
                 methods: Sequence[AdaptationMethod], classes: tuple[str, ...],
                 hop_s: float) -> list[_Scored]:
     """Each method's window predictions on every stream of a fold (one estimator call per method)."""
-    from threadpoolctl import threadpool_limits
+    from ..process import blas_threads
 
     neutral_column = classes.index(NEUTRAL)
     scored = [_Scored(s, {UNADAPTED: base_window_proba[s.rows].argmax(axis=1)}) for s, _ in streams]
@@ -151,7 +151,7 @@ def _score_fold(features: FeatureSet, streams: list[tuple[Stream, np.ndarray]],
         fit = fitted[method.estimator_key]
         parts = [stream_inputs(method, fit, features.X[s.rows], base_window_proba[s.rows], neutral_column,
                                hop_s=hop_s, enrolment=enrolment) for s, enrolment in streams]
-        with threadpool_limits(limits=1, user_api="blas"):
+        with blas_threads(1):
             adapted = aligned_proba(fit.estimator, np.vstack([p[0] for p in parts]), classes)
         weight = np.concatenate([p[1] for p in parts])[:, None]
         rows = np.concatenate([s.rows for s, _ in streams])

@@ -134,7 +134,7 @@ def fit_estimator(X: np.ndarray, labels: np.ndarray, groups: np.ndarray, params:
     never starts worker processes when it predicts.
     """
     params = params if params is not None else ModelParams()
-    from threadpoolctl import threadpool_limits
+    from ..process import blas_threads
 
     estimator = make_estimator(params, random_state=random_state)
     fit_params = {}
@@ -147,7 +147,7 @@ def fit_estimator(X: np.ndarray, labels: np.ndarray, groups: np.ndarray, params:
     parallel = n_jobs not in (None, 1) and params.n_seeds > 1
     if parallel:
         estimator.set_params(mlp__n_jobs=n_jobs)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with blas_threads(1):
         estimator.fit(np.asarray(X, dtype=np.float32), labels, **fit_params)
     if parallel:
         estimator.set_params(mlp__n_jobs=None)

@@ -157,7 +157,8 @@ def _fit_other(estimator: Any, X: np.ndarray, labels: np.ndarray, groups: np.nda
     """Fit a clone of any scikit-learn classifier on windows, weighted as the shipped estimator is where it can be."""
     from sklearn.base import clone
     from sklearn.utils.validation import has_fit_parameter
-    from threadpoolctl import threadpool_limits
+
+    from ..process import blas_threads
 
     model = clone(estimator)
     final = model.steps[-1] if hasattr(model, "steps") else None
@@ -165,7 +166,7 @@ def _fit_other(estimator: Any, X: np.ndarray, labels: np.ndarray, groups: np.nda
     if has_fit_parameter(final[1] if final else model, "sample_weight"):
         key = f"{final[0]}__sample_weight" if final else "sample_weight"
         fit_params[key] = training_weights(labels, groups)
-    with threadpool_limits(limits=1, user_api="blas"):  # see fit_estimator
+    with blas_threads(1):  # see fit_estimator
         return model.fit(np.asarray(X, dtype=np.float64), labels, **fit_params)
 
 
@@ -274,11 +275,10 @@ def mean_result(results: Sequence[CVResult]) -> CVResult:
 
 def _fit_and_predict_classic(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, random_state: int,
                              classes: tuple[str, ...]) -> np.ndarray:
-    from threadpoolctl import threadpool_limits
-
+    from ..process import blas_threads
     from .classic import make_classic_estimator
 
-    with threadpool_limits(limits=1, user_api="blas"):  # see fit_estimator
+    with blas_threads(1):  # see fit_estimator
         estimator = make_classic_estimator(random_state).fit(X_train, y_train)
         return aligned_proba(estimator, X_test, classes)
 

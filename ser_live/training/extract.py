@@ -227,14 +227,10 @@ class FeatureSet:
 
 
 def _init_worker() -> None:
-    """Worker start-up: the parent's allocator setting, and one BLAS thread (the workers already fill the cores;
-    more threads per worker would only contend for them)."""
-    from threadpoolctl import threadpool_limits
+    """Worker start-up (:func:`ser_live.process.start_worker`), leaving Ctrl-C to the parent."""
+    from ..process import start_worker
 
-    from ..heap import keep_large_blocks_on_heap
-
-    keep_large_blocks_on_heap()
-    threadpool_limits(limits=1, user_api="blas")
+    start_worker()
 
 
 

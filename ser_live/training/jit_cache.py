@@ -74,7 +74,7 @@ def _warm_marker(cache_dir: Path) -> Path:
 
 
 def _child_env(cache_dir: Path) -> dict[str, str]:
-    package_root = str(Path(__file__).resolve().parent.parent)
+    package_root = str(Path(__file__).resolve().parents[2])  # the folder holding ser_live/
     python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
     return {**os.environ, _CACHE_ENV: str(cache_dir), "PYTHONPATH": python_path}
 

@@ -162,9 +162,10 @@ def _one_blas_thread() -> Iterator[None]:
     tolerances, never hashed.
     """
     from joblib import parallel_config
-    from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"), parallel_config(backend="loky", inner_max_num_threads=1):
+    from ..process import blas_threads
+
+    with blas_threads(1), parallel_config(backend="loky", inner_max_num_threads=1):
         yield
 
 
