@@ -132,6 +132,7 @@ def test_tiny_corpus_end_to_end(tmp_path: Path) -> None:
     assert "adaptation" not in metrics  # the live evaluation is not part of training
     assert metrics["adaptive_variant"] == variant_summary()
     _assert_trained_directory(out, metrics)
+    _assert_monitor_uses_it(out, result.stdout, data)
     _assert_robustness_measured(out, metrics, result.stdout)
     metrics = _assert_robustness_script(tmp_path, data, out, cache)
     report = _assert_adaptation_joins(data, out, cache, metrics)
@@ -170,6 +171,17 @@ def _assert_trained_directory(out: Path, metrics: dict) -> None:
     card = (out / "MODEL_CARD.md").read_text()
     assert "Costantini" in card and "CC BY-NC-SA 4.0" in card
     assert "Its evaluation is not in this directory" in card
+
+
+def _assert_monitor_uses_it(out: Path, stdout: str, data: Path) -> None:
+    """Training says where it wrote and how to use it; the monitor then does, with no other flag."""
+    written = out / "ser-live-default.npz"
+    assert f"model: {written} (SHA-256 " in stdout and f"use it with: ser-live --model {written}" in stdout
+    recording = sorted(data.rglob("*.wav"))[0]
+    proc = subprocess.run([sys.executable, "-m", "ser_live", "--model", str(written), "--print", "--input",
+                           str(recording)], capture_output=True, text=True, cwd=str(REPO), timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"listening to {recording}" in proc.stderr and "summary:" in proc.stdout
 
 
 def _assert_robustness_measured(out: Path, metrics: dict, stdout: str) -> None:
