@@ -16,7 +16,7 @@ ser_live.training.adaptation); its evaluation under the adaptation protocols tak
 scripts/evaluate_adaptation.py's job, which adds it to metrics.json and MODEL_CARD.md (``make train``
 runs both). A retraining that reproduces the same evaluation keeps the adaptation report already there.
 
-Recognised corpora (by their own file naming, any folder layout): RAVDESS, EMOVO, ASED, TESS, CREMA-D,
+Recognised corpora (by their own file naming, any folder layout): RAVDESS, EMOVO, ASED, nEMO, TESS, CREMA-D,
 SAVEE, EmoDB, and the Kaggle bundle of Crema/ Ravdess/ Savee/ Tess/.
 """
 

@@ -294,3 +294,24 @@ def test_three_hour_file_streams_with_flat_memory(tmp_path, tiny_model_path):
     # Reading the whole file would need at least twice its size (float32) before the first window.
     assert max(rss_mb) * 2**20 < file_bytes
     assert max(rss_mb) - rss_mb[0] <= 10.0, rss_mb
+
+
+def test_a_folder_of_opus_files_is_classified_and_a_damaged_one_named(tmp_path, tiny_model_path):
+    """Ogg Opus (as nEMO and TESS come, and many phones record) is audio everywhere: a --classify folder, --input."""
+    folder = tmp_path / "opus"
+    folder.mkdir()
+    y = voiced_with_pauses()
+    for i in range(3):
+        sf.write(folder / f"clip{i}.opus", np.roll(y, i * SR // 4), SR, format="OGG", subtype="OPUS")
+    data = (folder / "clip0.opus").read_bytes()
+    (folder / "damaged.opus").write_bytes(data[:200])  # the headers and a sliver: not decodable audio
+    proc = run_cli("--model", str(tiny_model_path), "--classify", str(folder), "--json", "--workers", "1")
+    assert "Traceback" not in proc.stderr and proc.returncode == 1  # one file could not be classified
+    results = {json.loads(line)["path"].rsplit("/", 1)[-1]: json.loads(line) for line in proc.stdout.splitlines()}
+    assert set(results) == {"clip0.opus", "clip1.opus", "clip2.opus", "damaged.opus"}
+    for name in ("clip0.opus", "clip1.opus", "clip2.opus"):
+        assert results[name]["error"] is None and results[name]["emotion"] is not None, results[name]
+        assert results[name]["duration_s"] == pytest.approx(y.size / SR, abs=0.05)
+    assert str(folder / "damaged.opus") in results["damaged.opus"]["error"]
+    live = run_cli("--model", str(tiny_model_path), "--print", "--input", str(folder / "clip1.opus"))
+    assert live.returncode == 0 and "summary: heard 4.0 s" in live.stdout, live.stderr

@@ -14,8 +14,11 @@ from ser_live.training.corpora import Utterance, identify, scan_corpora
 
 def _write(path: Path, sample_rate_hz: int = 44100, seconds: float = 0.3) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".opus":  # Opus takes 8, 12, 16, 24 or 48 kHz
+        sample_rate_hz = 16000
     t = np.arange(int(sample_rate_hz * seconds)) / sample_rate_hz
-    sf.write(path, (0.2 * np.sin(2 * np.pi * 180 * t)).astype(np.float32), sample_rate_hz)
+    kind = {"format": "OGG", "subtype": "OPUS"} if path.suffix == ".opus" else {}
+    sf.write(path, (0.2 * np.sin(2 * np.pi * 180 * t)).astype(np.float32), sample_rate_hz, **kind)
     return path
 
 
@@ -58,6 +61,15 @@ def _write(path: Path, sample_rate_hz: int = 44100, seconds: float = 0.3) -> Pat
         ("03Happy/h3-12-05-01-07.flac", "ased", "ased:07", "happy"),
         ("04Sad/s4-27-01-02-65.flac", "ased", "ased:65", "sad"),
         ("05Angry/a5-02-03-02-33.flac", "ased", "ased:33", "angry"),
+        # nEMO and TESS as ../shared/data holds them: Ogg Opus, a folder per speaker.
+        ("nemo/EB0/EB0_neutral_13.opus", "nemo", "nemo:EB0", "neutral"),
+        ("nemo/WR0/WR0_happiness_2.opus", "nemo", "nemo:WR0", "happy"),
+        ("nemo/IC0/IC0_sadness_40.opus", "nemo", "nemo:IC0", "sad"),
+        ("nemo/KD0/KD0_anger_1.opus", "nemo", "nemo:KD0", "angry"),
+        ("nemo/MK0/MK0_fear_7.opus", "nemo", "nemo:MK0", "fearful"),
+        ("nemo/SM0/SM0_surprised_64.opus", "nemo", "nemo:SM0", "surprised"),
+        ("tess/OAF/OAF_bite_neutral.opus", "tess", "tess:OAF", "neutral"),
+        ("tess/YAF/YAF_dog_ps.opus", "tess", "tess:YAF", "surprised"),
     ],
 )
 def test_reader_recognises_its_naming(tmp_path: Path, relative: str, corpus: str, speaker: str, label: str) -> None:
@@ -104,6 +116,12 @@ def test_every_product_label_is_reachable_and_nothing_else() -> None:
 
     produced = {label for reader in READERS for label in reader.labels.values() if label is not None}
     assert produced == set(EMOTIONS)
+
+
+def test_nemo_has_no_disgust_and_says_so(tmp_path: Path) -> None:
+    """A code the corpus does not document is skipped with its reason, never guessed."""
+    result = scan_corpora([_write(tmp_path / "nemo/EB0/EB0_disgust_1.opus").parent])
+    assert result.utterances == [] and result.skipped == {"nemo: unknown emotion code 'disgust'": 1}
 
 
 def test_speakers_never_collide_across_corpora(tmp_path: Path) -> None:

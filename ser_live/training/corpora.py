@@ -25,6 +25,7 @@ __all__ = [
     "RavdessReader",
     "EmovoReader",
     "AsedReader",
+    "NemoReader",
     "TessReader",
     "CremaDReader",
     "SaveeReader",
@@ -34,7 +35,8 @@ __all__ = [
     "scan_corpora",
 ]
 
-AUDIO_SUFFIXES: frozenset[str] = frozenset({".wav", ".flac", ".ogg"})
+#: What the scan reads (nEMO and TESS come as Ogg Opus in ../shared/data; libsndfile reads them like any other).
+AUDIO_SUFFIXES: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".opus"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,9 +205,21 @@ class AsedReader(CorpusReader):
     labels = {"n1": "neutral", "f2": "fearful", "h3": "happy", "s4": "sad", "a5": "angry"}
 
 
+class NemoReader(CorpusReader):
+    """nEMO, Polish (Christop 2024): ``SPK_EMOTION_N`` such as ``EB0_anger_1`` (speakers as in its ``data.tsv``).
+
+    Six emotions, in English words: neutral, happiness, sadness, anger, fear and surprised (no disgust).
+    """
+
+    corpus = "nemo"
+    pattern = re.compile(r"(?P<speaker>[A-Z]{2}\d)_(?P<emotion>[a-z]+)_(?P<sentence>\d+)")
+    labels = {"neutral": "neutral", "happiness": "happy", "sadness": "sad", "anger": "angry", "fear": "fearful",
+              "surprised": "surprised"}
+
+
 #: Readers in the order they are tried; the patterns are disjoint, so the order only affects speed.
-READERS: tuple[CorpusReader, ...] = (RavdessReader(), EmovoReader(), AsedReader(), CremaDReader(), TessReader(),
-                                     SaveeReader(), EmoDBReader())
+READERS: tuple[CorpusReader, ...] = (RavdessReader(), EmovoReader(), AsedReader(), NemoReader(), CremaDReader(),
+                                     TessReader(), SaveeReader(), EmoDBReader())
 
 
 def identify(path: str | os.PathLike[str], readers: Sequence[CorpusReader] = READERS) -> Utterance | str:

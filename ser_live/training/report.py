@@ -31,7 +31,9 @@ CORPUS_TERMS: dict[str, str] = {
                "(RAVDESS). PLoS ONE 13(5): e0196391.",
     "emovo": "Released for research use; cite Costantini G, Iaderola I, Paoloni A, Todisco M (2014) EMOVO Corpus: "
              "an Italian Emotional Speech Database. LREC 2014.",
-    "tess": "Toronto emotional speech set (Dupuis & Pichora-Fuller 2010), CC BY-NC-ND 4.0.",
+    "tess": "Toronto emotional speech set (Pichora-Fuller & Dupuis 2020), CC BY-NC-ND 4.0 (University of Toronto). "
+            "A model trained on it is not the corpus and not a derivative of its files.",
+    "nemo": "CC BY-NC-SA 4.0; cite Christop I (2024) nEMO: Dataset of Emotional Speech in Polish. LREC-COLING 2024.",
     "crema-d": "CREMA-D (Cao et al. 2014), Open Database License.",
     "savee": "SAVEE (Haq & Jackson 2009), free for research use.",
     "emodb": "Berlin Database of Emotional Speech (Burkhardt et al. 2005), free for research use.",
