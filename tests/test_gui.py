@@ -909,3 +909,35 @@ def test_a_stalled_microphone_is_one_engine_signal_that_the_window_shows(make_wi
     assert window.display_state() == "no audio"
     window.show_status(StatusEvent(StatusKind.DEVICE_BACK, "input device back: Fake USB mic"))
     assert window.display_state() != "no audio"
+
+
+def test_the_window_redraws_within_a_budget_and_not_at_all_when_minimised(make_window, qtbot, speech_file,
+                                                                           monkeypatch):
+    """A frame budget while someone may speak, a slow pace when nothing moves or nobody speaks, no drawing at all
+    while minimised, and the waveform drawn at no more points than the plot has pixel columns."""
+    from ser_live.gui import window as window_mod
+
+    window = make_window()
+    assert window.frame_interval_ms() == window_mod.IDLE_INTERVAL_MS  # stopped: nothing moves
+    drawn = []
+    show_audio = window.waveform.show_audio
+    monkeypatch.setattr(window.waveform, "show_audio", lambda *a: (drawn.append(a), show_audio(*a)))
+    window.open_file(str(speech_file[0]))
+    qtbot.waitUntil(lambda: len(drawn) >= 2, timeout=20_000)
+    assert window.frame_interval_ms() == window_mod.FRAME_INTERVAL_MS
+    qtbot.waitUntil(lambda: window.timer.interval() == window_mod.FRAME_INTERVAL_MS, timeout=5_000)
+    assert drawn[-1][0].size > 0 and window.waveform.curve.getData()[1].size <= 2 * max(50, window.waveform.width())
+    # Nobody has spoken for a while: the idle pace.
+    monkeypatch.setattr(window, "_speech_seen_at", 0.0)
+    monkeypatch.setattr(window_mod, "SILENT_AFTER_S", 0.0)
+    window._take_events = lambda: None  # noqa: SLF001 - no new speech arrives in this part
+    qtbot.waitUntil(lambda: window.timer.interval() == window_mod.IDLE_INTERVAL_MS, timeout=5_000)
+    # Minimised: not one more waveform frame, however long.
+    window.showMinimized()
+    qtbot.waitUntil(lambda: window.frame_interval_ms() == window_mod.HIDDEN_INTERVAL_MS, timeout=5_000)
+    before = len(drawn)
+    for _ in range(5):
+        window.tick()
+    assert len(drawn) == before
+    window.showNormal()
+    assert window.frame_interval_ms() != window_mod.HIDDEN_INTERVAL_MS

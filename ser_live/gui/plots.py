@@ -252,6 +252,11 @@ class WaveformPlot(pg.PlotWidget):
         self.addItem(self.region_label)
         self.curve = self.plot(pen=pg.mkPen("#C9D1D9", width=1))
 
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        """Two envelope points per pixel column of the plot: more is invisible, fewer looks jagged."""
+        super().resizeEvent(event)
+        self.columns = max(50, self.width())
+
     def _set_scale(self, scale: float) -> None:
         if scale != self.scale:
             self.scale = scale

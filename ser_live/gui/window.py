@@ -26,10 +26,18 @@ from .recording import SessionLog, interrupted_sessions
 from .runner import MonitorRunner, RunState
 from .timeline import HISTORY_S, HistoryPlot, Timeline
 
-__all__ = ["MainWindow", "apply_theme", "FRAME_INTERVAL_MS", "icon_path"]
+__all__ = ["MainWindow", "apply_theme", "FRAME_INTERVAL_MS", "IDLE_INTERVAL_MS", "HIDDEN_INTERVAL_MS", "icon_path"]
 
-#: Redraw period: 30 frames per second at most.
-FRAME_INTERVAL_MS = 33
+#: Redraw period while audio moves and someone may be speaking: 20 frames a second, a budget a person sees as
+#: smooth scrolling (faster only costs CPU), not as fast as possible.
+FRAME_INTERVAL_MS = 50
+#: The timer's period when nothing moves (paused, finished, stopped, no model) or nobody has spoken for
+#: SILENT_AFTER_S: news is still taken and shown within a quarter of a second, the views barely redraw.
+IDLE_INTERVAL_MS = 250
+#: Minimised or hidden: nothing is drawn; news is still taken (the session's record goes on).
+HIDDEN_INTERVAL_MS = 500
+#: No speech window for this long counts as silence: the waveform drops to the idle pace.
+SILENT_AFTER_S = 5.0
 #: Height of the waveform strip: enough for its -1/0/1 labels and the time axis, no more.
 WAVEFORM_HEIGHT_PX = 120
 
@@ -208,6 +216,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._notice = ""  # the latest passing news for the status bar ("input device back: ...")
         self._notice_until = 0.0
         self._history_dirty = False
+        self._speech_seen_at = time.monotonic()  # when the last speech window arrived (silence slows the redraw)
         self._build(settings, device)
         self.adapt_check.toggled.connect(self._adapt_toggled)
         self.forget_button.clicked.connect(self._forget_voice)
@@ -518,6 +527,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _start(self, start, failure: str) -> bool:
         """Run ``start``; a SerLiveError becomes the banner message ``failure`` (formatted with it)."""
         self._device_lost = self._stalled = False
+        self._speech_seen_at = time.monotonic()  # a new run gets the full frame rate until it proves silent
         self.latest = None  # the last result of another run is not what this one hears
         try:
             start()
@@ -676,8 +686,21 @@ class MainWindow(QtWidgets.QMainWindow):
             self._shown_state = ""  # redraw the status bar without it
         if self._history_dirty or self.display_state() != self._shown_state:
             self._refresh_controls()
-        if self.runner.monitor is not None:
+        interval_ms = self.frame_interval_ms()
+        if self.runner.monitor is not None and interval_ms != HIDDEN_INTERVAL_MS:
             self._draw_frame(self.runner.monitor)
+        if self.timer.interval() != interval_ms:
+            self.timer.setInterval(interval_ms)
+
+    def frame_interval_ms(self) -> int:
+        """The redraw budget now: the frame rate while audio moves and speech may come, slower when nothing moves
+        or nobody has spoken for a while, and no drawing at all while the window is minimised or hidden."""
+        if self.isMinimized() or not self.isVisible():
+            return HIDDEN_INTERVAL_MS
+        silent = time.monotonic() - self._speech_seen_at > SILENT_AFTER_S
+        if self.runner is None or self.runner.state != RunState.RUNNING or silent or self._device_lost:
+            return IDLE_INTERVAL_MS
+        return FRAME_INTERVAL_MS
 
     def _draw_frame(self, monitor) -> None:
         """The audio views when new audio came, an idle meter when none can, the history at its own pace."""
@@ -695,6 +718,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.latest = event.item
                 self.recent.append(event.item)
                 self._history_dirty = True
+                if event.item.speech:
+                    self._speech_seen_at = time.monotonic()
             else:
                 self.show_status(event.item)
 
@@ -887,6 +912,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self._refresh_controls()
 
     # -- shutdown ------------------------------------------------------------------------
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 - Qt's name
+        """Shown again (restored, unhidden): draw now rather than at the hidden pace's next tick."""
+        super().showEvent(event)
+        if getattr(self, "timer", None) is not None:
+            self._history_dirty = True
+            self.timer.setInterval(FRAME_INTERVAL_MS)
+
     def shutdown(self) -> None:
         """Stop the analysis and close the session files (idempotent)."""
         if self._closed:
