@@ -166,7 +166,7 @@ def test_waiting_too_long_for_another_compiler_is_a_clear_error(tmp_path, monkey
 # -- the real thing: two first imports at once on a fresh cache ---------------------------------------------------
 _FIRST_USE = (
     "import json, numpy as np\n"
-    "from ser_live import jit_cache\n"
+    "from ser_live.training import jit_cache\n"
     "librosa = jit_cache.import_librosa()\n"
     "y = np.sin(np.arange(16000) * 0.05).astype(np.float32)\n"
     "m = librosa.feature.mfcc(y=y, sr=16000, n_mfcc=13)\n"
