@@ -38,6 +38,16 @@ def _inference_of(entry: dict[str, Any], version: int) -> dict[str, Any]:
     return inference
 
 
+def _as_arrays(bundle: dict[str, Any], version: int) -> dict[str, Any]:
+    """The bundle without its pickled estimators: their arrays instead, the adaptive variant's too."""
+    converted = {k: v for k, v in bundle.items() if k != "estimator"}
+    converted["inference"] = _inference_of(bundle, version)
+    if bundle.get("adaptation") is not None:
+        adaptation = {k: v for k, v in bundle["adaptation"].items() if k != "estimator"}
+        converted["adaptation"] = {**adaptation, "inference": _inference_of(bundle["adaptation"], version)}
+    return converted
+
+
 def convert(old: Path, new: Path) -> tuple[str, int]:
     """Write ``old`` (format 1 or 2) as ``new`` (format 3); returns the new file's SHA-256 and size in bytes.
 
@@ -54,12 +64,7 @@ def convert(old: Path, new: Path) -> tuple[str, int]:
     old_format = isinstance(bundle, dict) and bundle.get("format") == MODEL_FORMAT
     if not old_format or bundle.get("format_version") not in (1, 2):
         raise ValueError(f"{old} is not a model file of an older ser-live (format 1 or 2)")
-    version = bundle["format_version"]
-    converted = {k: v for k, v in bundle.items() if k != "estimator"}
-    converted["inference"] = _inference_of(bundle, version)
-    if bundle.get("adaptation") is not None:
-        adaptation = {k: v for k, v in bundle["adaptation"].items() if k != "estimator"}
-        converted["adaptation"] = {**adaptation, "inference": _inference_of(bundle["adaptation"], version)}
+    converted = _as_arrays(bundle, bundle["format_version"])
     converted["format_version"] = MODEL_FORMAT_VERSION
     # Files before format 3 did not record the gate; training recorded its settings in the metadata (gate 1).
     trained_with = (bundle.get("metadata") or {}).get("training_config", {})
