@@ -7,12 +7,15 @@ four, against 16 for the plain Okabe–Ito set, where angry (vermillion), surpri
 (yellow) were hard to tell apart. Angry, happy and surprised are now red, yellow and cyan; neutral is a
 light grey, the colour of no emotion. "No speech" is a darker grey, drawn as a filled band, never a
 line; the history plot also names its lines, so no colour has to be told apart alone.
+
+A model of other classes (one a user trained: *calm / irritated / escalating*) gets the colours of Paul Tol's
+muted set, one per class in the model's order, never the grey of no speech.
 """
 
 from __future__ import annotations
 
-__all__ = ["EMOTION_COLOURS", "NO_SPEECH_COLOUR", "BACKGROUND", "PANEL", "TEXT", "TEXT_DIM", "WARN", "ALERT",
-           "colour_of"]
+__all__ = ["EMOTION_COLOURS", "OTHER_CLASS_COLOURS", "NO_SPEECH_COLOUR", "BACKGROUND", "PANEL", "TEXT", "TEXT_DIM",
+           "WARN", "ALERT", "colour_of"]
 
 #: Emotion → ``#rrggbb``; fixed, so a colour means the same emotion in every view and every session.
 EMOTION_COLOURS: dict[str, str] = {
@@ -25,6 +28,11 @@ EMOTION_COLOURS: dict[str, str] = {
     "surprised": "#66CCEE",  # cyan (Tol bright)
 }
 
+#: Classes that are not the seven emotions, in a model's order (Tol's muted set, lightened where it must read on the
+#: dark background); a model of more than nine such classes repeats them, and names every line.
+OTHER_CLASS_COLOURS: tuple[str, ...] = ("#88CCEE", "#CC6677", "#DDCC77", "#44AA99", "#AA4499", "#999933", "#6A8FE0",
+                                        "#E07A7A", "#5FBF5F")
+
 NO_SPEECH_COLOUR = "#6E6E6E"
 BACKGROUND = "#14171C"
 PANEL = "#1E232A"
@@ -35,6 +43,17 @@ WARN = "#E69F00"
 ALERT = "#D55E00"
 
 
-def colour_of(emotion: str | None) -> str:
-    """The colour of an emotion; the no-speech grey for ``None`` or an unknown label."""
-    return EMOTION_COLOURS.get(emotion or "", NO_SPEECH_COLOUR)
+def colour_of(label: str | None, classes: tuple[str, ...] = ()) -> str:
+    """The colour of a class of the model whose classes are ``classes``; the no-speech grey for ``None``.
+
+    The seven emotions keep their fixed colours; another class takes the colour of its place among the model's
+    other classes, so every class of a model has a colour of its own.
+    """
+    if not label:
+        return NO_SPEECH_COLOUR
+    if label in EMOTION_COLOURS:
+        return EMOTION_COLOURS[label]
+    others = [c for c in classes if c not in EMOTION_COLOURS]
+    if label not in others:
+        return NO_SPEECH_COLOUR
+    return OTHER_CLASS_COLOURS[others.index(label) % len(OTHER_CLASS_COLOURS)]

@@ -153,7 +153,7 @@ class EmotionHeadline(QtWidgets.QWidget):
                         state: str = "listening…") -> None:
         """Show the latest prediction; without speech ``state`` (dimmed) and ``note`` instead of the caption."""
         if prediction is not None and prediction.speech and prediction.emotion:
-            colour = palette.colour_of(prediction.emotion)
+            colour = palette.colour_of(prediction.emotion, tuple(prediction.probs or ()))
             self.name.setFont(font(96, bold=True))
             self.name.setText(prediction.emotion)
             self.confidence.setText(f"{prediction.confidence:.0%}")
@@ -207,7 +207,7 @@ class ProbabilityBars(pg.PlotWidget):
             self.values.append(text)
 
     def _brushes(self, alpha: int) -> list[QtGui.QBrush]:
-        return [brush(palette.colour_of(c), alpha) for c in self.classes]
+        return [brush(palette.colour_of(c, self.classes), alpha) for c in self.classes]
 
     def show_prediction(self, prediction: Prediction | None) -> None:
         """Bars for the latest prediction."""

@@ -107,8 +107,9 @@ class ReviewWindow(QtWidgets.QMainWindow):
         shares = self.recording.summary()
         if not shares:
             return "no speech in this session"
-        return " &nbsp; ".join(f'<span style="color:{palette.colour_of(s.emotion)}">&#9632;</span> {s.emotion} '
-                               f"<b>{s.share:.0%}</b>" for s in shares) + " &nbsp; <i>of speech windows</i>"
+        classes = self.recording.classes
+        return " &nbsp; ".join(f'<span style="color:{palette.colour_of(s.emotion, classes)}">&#9632;</span> '
+                               f"{s.emotion} <b>{s.share:.0%}</b>" for s in shares) + " &nbsp; <i>of speech windows</i>"
 
     def _controls(self) -> QtWidgets.QHBoxLayout:
         row = QtWidgets.QHBoxLayout()

@@ -102,8 +102,9 @@ class TimelineCurves:
         self.no_speech = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=pg.mkPen(None),
                                          fillBrush=brush(palette.NO_SPEECH_COLOUR, 90))
         plot.addItem(self.no_speech)
-        self.curves = {c: plot.plot(pen=pg.mkPen(palette.colour_of(c), width=width_px), connect="finite", name=c)
-                       for c in classes}
+        classes = tuple(classes)
+        self.curves = {c: plot.plot(pen=pg.mkPen(palette.colour_of(c, classes), width=width_px), connect="finite",
+                                    name=c) for c in classes}
 
     def draw(self, timeline: Timeline, *, origin_s: float = 0.0) -> None:
         """Show ``timeline`` with its times less ``origin_s`` (the live view puts now at 0)."""
@@ -153,7 +154,7 @@ class HistoryPlot(pg.PlotWidget):
         self.lines = TimelineCurves(self.getPlotItem(), self.classes)
         self.labels = {}
         for c in self.classes:
-            label = pg.TextItem(c, color=palette.colour_of(c), anchor=(1, 0.5))
+            label = pg.TextItem(c, color=palette.colour_of(c, self.classes), anchor=(1, 0.5))
             label.setFont(font(14, bold=True))
             label.hide()
             self.addItem(label)
@@ -189,7 +190,8 @@ class HistoryPlot(pg.PlotWidget):
 
     def legend_html(self) -> str:
         """A one-line legend (rich text) naming each line's colour and the no-speech band."""
-        items = [f'<span style="color:{palette.colour_of(c)}">&#9632;</span>&nbsp;{c}' for c in self.classes]
+        items = [f'<span style="color:{palette.colour_of(c, tuple(self.classes))}">&#9632;</span>&nbsp;{c}'
+                 for c in self.classes]
         items.append(f'<span style="color:{palette.NO_SPEECH_COLOUR}">&#9608;</span>&nbsp;no speech')
         return "&nbsp;&nbsp; ".join(items)
 

@@ -33,6 +33,7 @@ from .speaker import ADAPTIVE_INPUTS, ADAPTIVE_REFERENCES, SpeakerNormalizer, Sp
 
 __all__ = [
     "EMOTIONS",
+    "display_order",
     "MODEL_FORMAT",
     "MODEL_FORMAT_VERSION",
     "DEFAULT_MODEL_NAME",
@@ -290,8 +291,7 @@ class EmotionModel:
             raise ModelError(f"not a feature extractor: {self.extractor!r}")
         classes = self._classifier.classes
         self._check_settings(classes)
-        # Probabilities are always reported in the product's fixed display order.
-        self.classes: tuple[str, ...] = tuple(e for e in EMOTIONS if e in classes)
+        self.classes: tuple[str, ...] = display_order(classes)
         self._order = np.array([classes.index(c) for c in self.classes])
         self._adapted_order: np.ndarray | None = None
         if self.adaptation is not None:
@@ -304,9 +304,10 @@ class EmotionModel:
         """The classes, window, hop and gate settings a model can have (ModelError otherwise)."""
         if not classes:
             raise ModelError("the model's estimator is not fitted (it has no classes)")
-        unknown = [c for c in classes if c not in EMOTIONS]
-        if unknown:
-            raise ModelError(f"the model predicts labels ser-live does not know: {', '.join(unknown)}")
+        unusable = [c for c in classes if not _usable_label(c)]
+        if unusable or len(set(classes)) != len(classes) or len(classes) < 2:
+            raise ModelError("the model's classes must be two or more different names of printable characters "
+                             f"without commas (got {', '.join(map(repr, classes))})")
         if not 0 < self.hop_s <= self.window_s:
             raise ModelError(
                 f"the model's hop ({self.hop_s} s) must be positive and at most its window ({self.window_s} s)"
@@ -463,6 +464,19 @@ class EmotionModel:
         normalizer = SpeakerNormalizer(self.adaptation.prior, hop_s=self.hop_s)
         _check_probe(lambda: self.predict_proba_adapted(np.zeros(n_features), normalizer), len(self.classes),
                      f"{where}: its adaptive variant", "cannot predict", "")
+
+
+def display_order(classes: Sequence[str]) -> tuple[str, ...]:
+    """The order a model's classes are shown and reported in: the seven emotions in the product's fixed order,
+    then any other classes (a model a user trained on their own classes) in the model's own order."""
+    known = tuple(e for e in EMOTIONS if e in classes)
+    return known + tuple(c for c in classes if c not in EMOTIONS)
+
+
+def _usable_label(label: Any) -> bool:
+    """A class name that every output can carry: a CSV column ``p_<name>``, a JSON key, a word on screen."""
+    return isinstance(label, str) and label.strip() == label and label != "" and label.isprintable() and \
+        "," not in label and '"' not in label
 
 
 def _check_probe(predict: Any, n_classes: int, where: str, failure: str, fix: str) -> None:

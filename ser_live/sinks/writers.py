@@ -53,6 +53,15 @@ _EIGHTHS = " ▏▎▍▌▋▊▉"
 _ABBREVIATION_LENGTH = 3
 
 
+def _unique_prefix_length(classes: tuple[str, ...]) -> int:
+    """The shortest abbreviation length, from three letters, at which no two classes look alike (a model of
+    one's own classes may have ``calm`` and ``calming``)."""
+    k = _ABBREVIATION_LENGTH
+    while len({c[:k] for c in classes}) < len(classes) and k < max(map(len, classes)):
+        k += 1
+    return k
+
+
 def text_bar(p: float, width: int) -> str:
     """A horizontal bar ``width`` cells wide, filled in proportion to ``p`` (0..1), in eighths of a cell.
 
@@ -87,7 +96,8 @@ class TextPrinter:
     ) -> None:
         self.stream = stream
         self.classes = tuple(classes)
-        self.bar_width = max(bar_width, _ABBREVIATION_LENGTH)
+        self._abbreviation = _unique_prefix_length(self.classes)
+        self.bar_width = max(bar_width, self._abbreviation)
         self.repeat_header_every = repeat_header_every
         self._lines = 0
         self._width = max(len("emotion"), *(len(c) for c in self.classes))
@@ -99,14 +109,14 @@ class TextPrinter:
         """What the columns mean, with every class abbreviation spelled out, in lines of at most ``width``."""
         import textwrap
 
-        k = _ABBREVIATION_LENGTH
+        k = self._abbreviation
         names = " ".join(f"{c[:k]}({c[k:]})" if len(c) > k else c for c in self.classes)
         text = f"bars: probability of {names}; conf: the top emotion's; level: window loudness"
         return textwrap.wrap(text, width=width, break_on_hyphens=False)
 
     def header(self) -> str:
         """The column titles, aligned with the lines."""
-        titles = [c[:_ABBREVIATION_LENGTH].ljust(self.bar_width) for c in self.classes]
+        titles = [c[: self._abbreviation].ljust(self.bar_width) for c in self.classes]
         return self._row("time", "emotion", "conf", titles, "level")
 
     def __call__(self, prediction: Prediction) -> None:
