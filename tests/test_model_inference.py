@@ -370,3 +370,34 @@ def test_the_live_gate_is_built_with_the_settings_the_model_was_trained_with(tin
         EmotionModel.load(tmp_path / "no-gate.npz")
     with pytest.raises(ModelError, match="speech gate settings do not fit"):
         EmotionModel(tiny_fitted_model.estimator, tiny_fitted_model.extractor, gate_params={"loudness": 3})
+
+
+def test_a_models_temperature_tempers_every_probability_it_gives_and_travels_in_its_file(tiny_fitted_model, tmp_path):
+    from ser_live.model.emotion_model import apply_temperature
+    from ser_live.model.speaker import SpeakerNormalizer
+
+    x = np.random.default_rng(0).normal(size=(20, tiny_fitted_model.extractor.dim))
+    plain = tiny_fitted_model.predict_proba(x)
+    assert apply_temperature(plain, 1.0) is plain
+    softer, sharper = apply_temperature(plain, 3.0), apply_temperature(plain, 0.3)
+    np.testing.assert_allclose(softer.sum(axis=1), 1.0, atol=1e-12)
+    assert np.array_equal(softer.argmax(axis=1), plain.argmax(axis=1))  # tempering never changes the answer
+    assert np.all(softer.max(axis=1) <= plain.max(axis=1) + 1e-12) and np.all(sharper.max(axis=1) >= plain.max(axis=1))
+    tempered = EmotionModel(tiny_fitted_model.estimator, tiny_fitted_model.extractor, temperature=3.0)
+    tempered.save(tmp_path / "t.npz")
+    loaded = EmotionModel.load(tmp_path / "t.npz")
+    assert loaded.temperature == 3.0
+    np.testing.assert_allclose(loaded.predict_proba(x), softer, atol=1e-9)
+    variant = _with_adaptation(tiny_fitted_model)  # the adaptive variant's probabilities are tempered too
+    both = EmotionModel(variant.estimator, variant.extractor, adaptation=variant.adaptation, temperature=3.0)
+    normalizer = SpeakerNormalizer(variant.adaptation.prior, hop_s=0.5)
+    for row in x:
+        normalizer.update(row)
+    adapted, untempered = (m.predict_proba_adapted(x, normalizer) for m in (both, variant))
+    np.testing.assert_allclose(adapted.sum(axis=1), 1.0, atol=1e-9)
+    assert adapted.max(axis=1).mean() < untempered.max(axis=1).mean()
+    bundle = read_bundle(tmp_path / "t.npz")
+    assert EmotionModel.from_bundle({k: v for k, v in bundle.items() if k != "temperature"}).temperature == 1.0
+    for bad in (0.0, -1.0, float("nan"), "2", 1e6):
+        with pytest.raises(ModelError, match="temperature"):
+            EmotionModel.from_bundle({**bundle, "temperature": bad})

@@ -56,6 +56,14 @@ class ModelInfo:
     features: str = ""
     new_corpus_uar: float | None = None
 
+    @property
+    def uar_name(self) -> str:
+        """What the UAR figure is: speaker-independent, or (a model whose data named no speakers) a random split's,
+        which the same voices flatter."""
+        if self.protocol.startswith("random split"):
+            return "Optimistic UAR (random split: the same voices in training)"
+        return "Speaker-independent UAR"
+
     def summary_lines(self) -> list[str]:
         """The few lines the model panel shows (the rest is in :meth:`lines`, its tooltip)."""
         uar = f"{self.uar:.1%}" if self.uar is not None else "not recorded in the model file"
@@ -65,8 +73,8 @@ class ModelInfo:
             f"Classes: {', '.join(self.classes)}",
             f"Trained on: {corpora}",
             *self._new_corpus_lines(),
-            f"Speaker-independent UAR {uar} on new speakers of those corpora" if self.new_corpus_uar is not None
-            else f"Speaker-independent UAR {uar} (chance {1 / len(self.classes):.1%})",
+            f"{self.uar_name} {uar} on new speakers of those corpora" if self.new_corpus_uar is not None
+            else f"{self.uar_name} {uar} (chance {1 / len(self.classes):.1%})",
         ]
 
     def _new_corpus_lines(self) -> list[str]:
@@ -89,7 +97,7 @@ class ModelInfo:
             f"Classes: {', '.join(self.classes)}",
             f"Trained on: {', '.join(self.corpora) if self.corpora else 'not recorded in the model file'}",
             *self._new_corpus_lines(),
-            f"Speaker-independent UAR: {uar}",
+            f"{self.uar_name}: {uar}",
             *protocol,
             f"Chance level: {1 / len(self.classes):.1%}",
             *([f"License: {self.license}"] if self.license else []),

@@ -34,6 +34,9 @@ from .speaker import ADAPTIVE_INPUTS, ADAPTIVE_REFERENCES, SpeakerNormalizer, Sp
 __all__ = [
     "EMOTIONS",
     "display_order",
+    "apply_temperature",
+    "model_in_folder",
+    "usable_class_name",
     "MODEL_FORMAT",
     "MODEL_FORMAT_VERSION",
     "DEFAULT_MODEL_NAME",
@@ -88,6 +91,23 @@ def shipped_model_path(name: str = "default") -> Path:
         f"the shipped model {SHIPPED_MODELS[name]} is missing (looked in {searched}); "
         "reinstall ser-live with 'pip install .' from the source tree, or pass --model PATH"
     )
+
+
+def model_in_folder(path: Path) -> Path:
+    """``path`` itself, or for a folder (what ``ser-live-train --out`` writes) the one model file in it.
+
+    Raises
+    ------
+    ModelError
+        If the folder holds no ``.npz`` file or more than one.
+    """
+    if not path.is_dir():
+        return path
+    found = sorted(path.glob("*.npz"))
+    if len(found) != 1:
+        what = "no model file (.npz)" if not found else f"{len(found)} model files ({', '.join(p.name for p in found)})"
+        raise ModelError(f"model folder {path} holds {what}; give the model file to --model")
+    return found[0]
 
 
 def default_model_path() -> Path:
@@ -273,6 +293,9 @@ class EmotionModel:
     gate_params : dict
         Keyword arguments of :class:`ser_live.dsp.gate.SpeechGate` other than the rate that the training windows were
         gated with (empty: the gate's defaults); the live gate is built with them (:meth:`make_gate`).
+    temperature : float
+        The estimator's probabilities are tempered by it (:func:`apply_temperature`): fitted in training so that
+        the confidence shown is as high as the accuracy behind it; 1 leaves them as they are.
     """
 
     estimator: Any = _EstimatorField()
@@ -283,6 +306,7 @@ class EmotionModel:
     path: Path | None = None
     adaptation: ModelAdaptation | None = None
     gate_params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         if isinstance(self.extractor, FeatureConfig):
@@ -304,10 +328,11 @@ class EmotionModel:
         """The classes, window, hop and gate settings a model can have (ModelError otherwise)."""
         if not classes:
             raise ModelError("the model's estimator is not fitted (it has no classes)")
-        unusable = [c for c in classes if not _usable_label(c)]
+        unusable = [c for c in classes if not usable_class_name(c)]
         if unusable or len(set(classes)) != len(classes) or len(classes) < 2:
             raise ModelError("the model's classes must be two or more different names of printable characters "
                              f"without commas (got {', '.join(map(repr, classes))})")
+        _check_temperature(self.temperature)
         if not 0 < self.hop_s <= self.window_s:
             raise ModelError(
                 f"the model's hop ({self.hop_s} s) must be positive and at most its window ({self.window_s} s)"
@@ -340,7 +365,7 @@ class EmotionModel:
         """
         x = np.asarray(features, dtype=np.float64)
         single = x.ndim == 1
-        probs = self._classifier.predict_proba(np.atleast_2d(x))[:, self._order]
+        probs = apply_temperature(self._classifier.predict_proba(np.atleast_2d(x))[:, self._order], self.temperature)
         return probs[0] if single else probs
 
     def predict_proba_adapted(self, features: np.ndarray, normalizer: SpeakerNormalizer, *,
@@ -357,10 +382,11 @@ class EmotionModel:
             raise ModelError("this model has no speaker-adaptive variant")
         x = np.atleast_2d(np.asarray(features, dtype=np.float64))
         inputs = adaptive_input(x, normalizer.transform(x), self.adaptation.inputs)
-        probs = self.adaptation._classifier.predict_proba(inputs)[:, self._adapted_order]
+        probs = apply_temperature(self.adaptation._classifier.predict_proba(inputs)[:, self._adapted_order],
+                                  self.temperature)
         if self.adaptation.blend:
             weight = normalizer.weight
-            plain = self._classifier.predict_proba(x)[:, self._order] if plain is None else np.atleast_2d(plain)
+            plain = self.predict_proba(x) if plain is None else np.atleast_2d(plain)
             probs = weight * probs + (1.0 - weight) * plain
         return probs[0] if np.ndim(features) == 1 else probs
 
@@ -385,6 +411,7 @@ class EmotionModel:
             "window_s": self.window_s,
             "hop_s": self.hop_s,
             "gate": {"version": GATE_VERSION, "params": dict(self.gate_params)},
+            "temperature": self.temperature,
             "metadata": self.metadata,
             **extra,
         }
@@ -418,7 +445,7 @@ class EmotionModel:
             path = default_model_path()
         elif isinstance(path, str) and path in SHIPPED_MODELS and not Path(path).exists():
             path = shipped_model_path(path)
-        path = Path(path)
+        path = model_in_folder(Path(path))
         return cls.from_bundle(read_bundle(path), path=path)
 
     @classmethod
@@ -436,6 +463,7 @@ class EmotionModel:
         gate_params = _gate_params_from_bundle(bundle.get("gate"), where)
         try:
             model = cls(estimator, extractor, window_s=window_s, hop_s=hop_s, metadata=metadata, path=path,
+                        temperature=bundle.get("temperature", 1.0),
                         adaptation=adaptation, gate_params=gate_params)
         except TypeError as exc:  # e.g. an estimator whose classes_ is not a list of labels
             raise ModelError(f"{where} holds a malformed classifier ({exc})") from exc
@@ -466,6 +494,29 @@ class EmotionModel:
                      f"{where}: its adaptive variant", "cannot predict", "")
 
 
+def _check_temperature(temperature: Any) -> None:
+    """A temperature is a number from 0.01 to 100 (ModelError otherwise)."""
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and 0.01 <= temperature <= 100):
+        raise ModelError(f"the model's temperature ({temperature!r}) must be a number from 0.01 to 100")
+
+
+def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities tempered: ``softmax(log(proba) / temperature)`` row by row (1 changes nothing; above 1 they
+    grow less sure, below 1 surer).
+
+    Parameters
+    ----------
+    proba : np.ndarray, shape (n, n_classes)
+    temperature : float
+    """
+    if temperature == 1.0:
+        return proba
+    logits = np.log(np.maximum(proba, 1e-12)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    tempered = np.exp(logits)
+    return tempered / tempered.sum(axis=1, keepdims=True)
+
+
 def display_order(classes: Sequence[str]) -> tuple[str, ...]:
     """The order a model's classes are shown and reported in: the seven emotions in the product's fixed order,
     then any other classes (a model a user trained on their own classes) in the model's own order."""
@@ -473,7 +524,7 @@ def display_order(classes: Sequence[str]) -> tuple[str, ...]:
     return known + tuple(c for c in classes if c not in EMOTIONS)
 
 
-def _usable_label(label: Any) -> bool:
+def usable_class_name(label: Any) -> bool:
     """A class name that every output can carry: a CSV column ``p_<name>``, a JSON key, a word on screen."""
     return isinstance(label, str) and label.strip() == label and label != "" and label.isprintable() and \
         "," not in label and '"' not in label

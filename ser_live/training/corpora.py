@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ..results import EMOTIONS
+from ..model.emotion_model import display_order, usable_class_name
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -48,7 +48,8 @@ class Utterance:
     path : Path
         The audio file.
     label : str
-        Product label, one of :data:`ser_live.model.emotion_model.EMOTIONS`.
+        Class label: one of :data:`ser_live.model.emotion_model.EMOTIONS` for the corpora ser-live knows, any
+        usable class name (:func:`~ser_live.model.emotion_model.usable_class_name`) for a user's own data.
     speaker : str
         Speaker id prefixed by the corpus (``"ravdess:07"``) so ids never collide across corpora.
     corpus : str
@@ -61,8 +62,9 @@ class Utterance:
     corpus: str
 
     def __post_init__(self) -> None:
-        if self.label not in EMOTIONS:
-            raise ValueError(f"label {self.label!r} is not one of {EMOTIONS}")
+        if not usable_class_name(self.label):
+            raise ValueError(f"label {self.label!r} is not a usable class name (printable, no commas or quotes, "
+                             "no spaces at its ends)")
 
 
 class CorpusReader:
@@ -253,7 +255,7 @@ class ScanResult:
         for utt in self.utterances:
             row = table.setdefault(utt.corpus, {})
             row[utt.label] = row.get(utt.label, 0) + 1
-        return {corpus: {label: row[label] for label in EMOTIONS if label in row} for corpus, row in table.items()}
+        return {corpus: {label: row[label] for label in display_order(sorted(row))} for corpus, row in table.items()}
 
 
 def scan_corpora(directories: Iterable[str | os.PathLike[str]],

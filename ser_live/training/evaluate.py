@@ -13,14 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from ..results import EMOTIONS
+from ..model.emotion_model import apply_temperature, display_order
 from .estimator import ModelParams, fit_estimator, loss_curves, training_weights
 from .extract import FeatureSet
 
 __all__ = ["SPEAKER_INDEPENDENT", "RANDOM_SPLIT", "speaker_folds", "random_folds", "check_speaker_independent",
            "training_rows", "CVResult", "cross_validate", "mean_result", "cross_validate_classic",
            "classification_report", "full_report", "CORPUS_GROUPS", "report_groups",
-           "classes_of", "aligned_proba", "LEAVE_ONE_CORPUS_OUT", "leave_one_corpus_out"]
+           "classes_of", "aligned_proba", "LEAVE_ONE_CORPUS_OUT", "leave_one_corpus_out", "calibration_report",
+           "fit_temperature", "calibration", "utterance_mean"]
 
 SPEAKER_INDEPENDENT = "speaker-independent (no test speaker in training)"
 
@@ -139,9 +140,8 @@ class CVResult:
 
 
 def classes_of(labels: np.ndarray) -> tuple[str, ...]:
-    """The product's emotions present in ``labels``, in display order."""
-    present = set(labels.tolist())
-    return tuple(e for e in EMOTIONS if e in present)
+    """The classes present in ``labels``, in display order (the product's emotions first, then others sorted)."""
+    return display_order(sorted(set(np.asarray(labels).tolist())))
 
 
 def aligned_proba(estimator: Any, X: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
@@ -225,11 +225,15 @@ def cross_validate(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.nd
     original_rows = np.flatnonzero(features.copy == 0)
     window_proba = window_proba[original_rows]
     window_utterance = features.utterance_index[original_rows]
-    counts = np.bincount(window_utterance, minlength=len(labels_utt))
-    utterance_proba = np.zeros((len(labels_utt), len(classes)))
-    np.add.at(utterance_proba, window_utterance, window_proba)
-    utterance_proba /= np.maximum(counts, 1)[:, None]
+    utterance_proba = utterance_mean(window_proba, window_utterance, len(labels_utt))
     return CVResult(classes, window_proba, window_utterance, utterance_proba, fold_of, curves)
+
+
+def utterance_mean(window_proba: np.ndarray, window_utterance: np.ndarray, n_utterances: int) -> np.ndarray:
+    """Each utterance's mean of its windows' probabilities (zeros for an utterance without windows)."""
+    out = np.zeros((n_utterances, window_proba.shape[1]))
+    np.add.at(out, window_utterance, window_proba)
+    return out / np.maximum(np.bincount(window_utterance, minlength=n_utterances), 1)[:, None]
 
 
 #: How :func:`leave_one_corpus_out` is described wherever its figure is shown.
@@ -351,3 +355,86 @@ def full_report(result: CVResult, features: FeatureSet) -> dict[str, Any]:
         section["fold_uar"] = fold_uar
         out[level] = section
     return out
+
+
+def calibration_report(proba: np.ndarray, labels: np.ndarray, classes: Sequence[str], *, n_bins: int = 10,
+                       confident: float = 0.8) -> dict[str, Any]:
+    """Whether the confidence shown (the top probability) is as high as the accuracy behind it.
+
+    Parameters
+    ----------
+    proba : np.ndarray, shape (n, n_classes)
+        Out-of-fold probabilities, columns in ``classes`` order.
+    labels : np.ndarray, shape (n,)
+    classes : sequence of str
+    n_bins : int
+        Equal-width confidence bins of the expected calibration error.
+    confident : float
+        The confidence from which an answer counts as a confident one.
+
+    Returns
+    -------
+    report : dict
+        ``ece`` (the mean gap between confidence and accuracy over the bins, weighted by their share),
+        ``mean_confidence``, ``accuracy``, ``confident_share`` (share of answers at ``confident`` or above) and
+        ``confident_accuracy`` (their accuracy; None when there are none), ``confident``, ``n_bins``, ``n``.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    confidence = proba.max(axis=1)
+    correct = np.asarray(classes)[proba.argmax(axis=1)] == np.asarray(labels)
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    ece = sum(abs(correct[bins == b].mean() - confidence[bins == b].mean()) * np.mean(bins == b)
+              for b in np.unique(bins))
+    high = confidence >= confident
+    return {"ece": round(float(ece), 4), "mean_confidence": round(float(confidence.mean()), 4),
+            "accuracy": round(float(correct.mean()), 4), "confident": confident,
+            "confident_share": round(float(high.mean()), 4),
+            "confident_accuracy": round(float(correct[high].mean()), 4) if high.any() else None,
+            "n_bins": n_bins, "n": int(correct.size)}
+
+
+def fit_temperature(proba: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> float:
+    """The temperature (:func:`~ser_live.model.emotion_model.apply_temperature`) that minimises the negative
+    log-likelihood of ``labels`` under ``proba`` (searched from 0.05 to 20)."""
+    from scipy.optimize import minimize_scalar
+
+    rows = np.arange(len(labels))
+    truth = np.array([list(classes).index(label) for label in labels])
+
+    def nll(log_t: float) -> float:
+        tempered = apply_temperature(np.asarray(proba, dtype=np.float64), float(np.exp(log_t)))
+        return float(-np.mean(np.log(np.maximum(tempered[rows, truth], 1e-12))))
+
+    best = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded", options={"xatol": 1e-3})
+    return round(float(np.exp(best.x)), 3)
+
+
+def calibration(result: CVResult, features: FeatureSet) -> dict[str, Any]:
+    """The temperature a model fitted on all the data should carry, and whether the confidence it then shows is
+    true: on the out-of-fold window probabilities of ``result``, the calibration before and after tempering, each
+    fold tempered by the temperature fitted on the other folds (so the figure after is not flattered by fitting
+    on what it measures), per window and per utterance (the tempered windows averaged).
+
+    Returns
+    -------
+    report : dict
+        ``temperature``, ``window`` and ``utterance`` (each ``before`` and ``after``, as
+        :func:`calibration_report`).
+    """
+    if result.window_proba is None or result.window_utterance is None:
+        raise ValueError("calibration needs the window probabilities of the cross-validation")
+    classes, owner = result.classes, result.window_utterance
+    labels = features.labels[owner]
+    fold = result.fold_of_utterance[owner]
+    tempered = np.empty_like(result.window_proba)
+    for k in np.unique(fold):
+        temperature = fit_temperature(result.window_proba[fold != k], labels[fold != k], classes)
+        tempered[fold == k] = apply_temperature(result.window_proba[fold == k], temperature)
+    utterances = {name: calibration_report(utterance_mean(windows, owner, len(features.labels)), features.labels,
+                                           classes)
+                  for name, windows in (("before", result.window_proba), ("after", tempered))}
+    return {"temperature": fit_temperature(result.window_proba, labels, classes),
+            "window": {"before": calibration_report(result.window_proba, labels, classes),
+                       "after": calibration_report(tempered, labels, classes)},
+            "utterance": utterances}
+

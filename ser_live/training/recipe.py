@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..features.extractor import EncoderFeatures
-from ..model.emotion_model import EMOTIONS, EmotionModel, build_provenance
+from ..model.emotion_model import EmotionModel, build_provenance
 from .adaptation import fit_shipped_adaptation, variant_summary
 from .adaptation_eval import EvaluationPlan, evaluate_methods
 from .augment import Augmenter
@@ -43,7 +43,8 @@ from .evaluate import (
 from .extract import FeatureSet, WindowSetup, extract_dataset
 from .robustness import evaluate_robustness
 
-__all__ = ["TrainingConfig", "Evaluation", "scan_for", "evaluate_configuration", "inputs_fingerprint",
+__all__ = ["TrainingConfig", "Evaluation", "scan_for", "evaluate_configuration", "evaluate_scan", "fit_final",
+           "save_model", "inputs_fingerprint",
            "evaluation_fingerprint", "train_model", "evaluate_live_adaptation", "robustness_of", "evaluate_candidate",
            "reproduction_report", "adaptation_reproduction", "REPRODUCTION_CORPUS",
            "SHIPPED_CONFIG", "LIGHT_CONFIG", "ENCODER_CONFIG", "SHIPPED_CONFIGS", "MODEL_SELECTION"]
@@ -216,21 +217,39 @@ def evaluate_configuration(data_dirs: Sequence[str | Path], config: TrainingConf
     ValueError
         If the directories hold no recognised recordings or too few speakers.
     """
+    return evaluate_scan(scan_for(data_dirs, config), config, classic=classic, cache_dir=cache_dir, n_jobs=n_jobs,
+                         progress=progress)
+
+
+def evaluate_scan(scan: ScanResult, config: TrainingConfig, *, classic: bool = True,
+                  speaker_independent: bool = True, cache_dir: str | Path | None = None, n_jobs: int | None = None,
+                  progress: bool = True) -> Evaluation:
+    """:func:`evaluate_configuration` of the recordings a scan found (all of them; ``config.corpora`` is not
+    applied here). With ``speaker_independent=False`` (speakers unknown) the folds are random and every figure is
+    labelled :data:`~ser_live.training.evaluate.RANDOM_SPLIT`.
+
+    Raises
+    ------
+    ValueError
+        If too few speakers remain for the folds.
+    """
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    scan = scan_for(data_dirs, config)
     features = extract_dataset(scan.utterances, config.setup, augmenter=config.augmenter, classic=classic,
                                cache_dir=cache_dir, n_jobs=n_jobs, progress=progress)
     timings["extraction_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    folds = speaker_folds(features.speakers, features.labels, n_splits=config.n_splits,
-                          random_state=config.random_state)
+    if speaker_independent:
+        folds = speaker_folds(features.speakers, features.labels, n_splits=config.n_splits,
+                              random_state=config.random_state)
+    else:
+        folds = random_folds(features.labels, n_splits=config.n_splits, random_state=config.random_state)
     with _one_blas_thread():
         result = cross_validate(features, folds, config.params, augmented=config.augmenter is not None,
                                 random_state=config.random_state, n_jobs=n_jobs)
     report = full_report(result, features)
-    report["protocol"] = SPEAKER_INDEPENDENT
+    report["protocol"] = SPEAKER_INDEPENDENT if speaker_independent else RANDOM_SPLIT
     timings["cross_validation_s"] = time.perf_counter() - start
 
     classic_report = None
@@ -463,11 +482,7 @@ def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: Tr
     extra.update(_reproduction(data_dirs, config, timings, robustness=robustness, cache_dir=cache_dir, n_jobs=n_jobs))
 
     start = time.perf_counter()
-    labels = features.labels[features.utterance_index]
-    rows = np.flatnonzero(features.copy == 0) if config.augmenter is None else np.arange(features.X.shape[0])
-    groups = features.utterance_index * 1000 + features.copy
-    estimator = fit_estimator(features.X[rows], labels[rows], groups[rows], config.params,
-                              random_state=config.random_state, n_jobs=n_jobs or -1)
+    estimator, n_windows = fit_final(features, config, n_jobs=n_jobs)
     timings["final_fit_s"] = time.perf_counter() - start
 
     adaptive = None
@@ -484,6 +499,30 @@ def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: Tr
     extra["model_selection"] = MODEL_SELECTION
     metrics = reporting.build_metrics(evaluation, config, timings, extra)
     metrics["evaluation_sha256"] = fingerprint
+    metrics.update(save_model(out_dir / (model_name or DEFAULT_MODEL_NAME), estimator, config, metrics,
+                              n_windows=n_windows, adaptive=adaptive,
+                              license_text="CC BY-NC-SA 4.0 (inherited from RAVDESS); see MODEL_CARD.md"))
+    reporting.write_artifacts(out_dir, metrics)
+    return metrics
+
+
+def fit_final(features: FeatureSet, config: TrainingConfig, *, n_jobs: int | None = None) -> tuple[Any, int]:
+    """The estimator fitted on every recording's windows (and their augmented copies when ``config`` has them),
+    and how many windows that was."""
+    labels = features.labels[features.utterance_index]
+    rows = np.flatnonzero(features.copy == 0) if config.augmenter is None else np.arange(features.X.shape[0])
+    groups = features.utterance_index * 1000 + features.copy
+    estimator = fit_estimator(features.X[rows], labels[rows], groups[rows], config.params,
+                              random_state=config.random_state, n_jobs=n_jobs or -1)
+    return estimator, int(rows.size)
+
+
+def save_model(path: Path, estimator: Any, config: TrainingConfig, metrics: dict[str, Any], *, n_windows: int,
+               adaptive: Any, license_text: str, temperature: float = 1.0) -> dict[str, Any]:
+    """Write the model file, its metadata taken from ``metrics`` (:func:`~ser_live.training.report.build_metrics`),
+    its probabilities tempered by ``temperature``; returns what ``metrics.json`` says of the file (name, SHA-256,
+    size, the final fit's loss curves)."""
+    data = metrics["data"]
     model = EmotionModel(
         estimator=estimator,
         extractor=config.setup.extractor,
@@ -491,27 +530,23 @@ def train_model(data_dirs: Sequence[str | Path], out_dir: str | Path, config: Tr
         hop_s=config.setup.hop_s,
         metadata={
             **build_provenance(),
-            "corpora": metrics["data"]["corpora"],
-            "class_counts": metrics["data"]["class_counts"],
-            "n_utterances": metrics["data"]["n_utterances"],
-            "n_windows": int(rows.size),
-            "speakers": metrics["data"]["speakers"],
+            "corpora": data["corpora"],
+            "class_counts": data["class_counts"],
+            "n_utterances": data["n_utterances"],
+            "n_windows": n_windows,
+            "speakers": data["speakers"],
             "evaluation": metrics["summary"],
             "training_config": config.to_dict(),
-            "labels": [e for e in EMOTIONS if e in set(features.labels.tolist())],
-            "license": "CC BY-NC-SA 4.0 (inherited from RAVDESS); see MODEL_CARD.md",
+            "labels": list(metrics["ours"]["utterance"]["overall"]["confusion"]["labels"]),  # in display order
+            "license": license_text,
         },
         adaptation=adaptive,
         gate_params=dict(config.setup.gate_params),
+        temperature=temperature,
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sha256 = model.save(out_dir / (model_name or DEFAULT_MODEL_NAME))
-    metrics["model_file"] = model_name or DEFAULT_MODEL_NAME
-    metrics["model_sha256"] = sha256
-    metrics["model_size_bytes"] = (out_dir / (model_name or DEFAULT_MODEL_NAME)).stat().st_size
-    metrics["final_fit_loss_curves"] = loss_curves(estimator)
-    reporting.write_artifacts(out_dir, metrics)
-    return metrics
+    sha256 = model.save(path)
+    return {"model_file": path.name, "model_sha256": sha256, "model_size_bytes": path.stat().st_size,
+            "final_fit_loss_curves": loss_curves(estimator)}
 
 
 def evaluate_live_adaptation(data_dirs: Sequence[str | Path], config: TrainingConfig,

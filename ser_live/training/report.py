@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..results import EMOTIONS
+from ..model.emotion_model import display_order
 from .adaptation import variant_summary
 from .adaptation_eval import EvaluationPlan, model_card_section
 from .evaluate import report_groups
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from .recipe import Evaluation, TrainingConfig
 
 __all__ = ["build_metrics", "write_artifacts", "summary_table", "CORPUS_TERMS", "current_adaptation_report",
-           "adaptation_target", "write_adaptation_report", "write_robustness_report", "model_card"]
+           "adaptation_target", "write_adaptation_report", "write_robustness_report", "model_card", "counts_table",
+           "classes_counted", "robustness_section", "top_confusions"]
 
 #: Terms and citations the model card must carry, per corpus.
 CORPUS_TERMS: dict[str, str] = {
@@ -108,8 +109,9 @@ def summary_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_artifacts(out_dir: Path, metrics: dict[str, Any]) -> None:
-    """Write ``metrics.json``, the PNG charts, ``class_counts.csv`` and ``MODEL_CARD.md``."""
+def write_artifacts(out_dir: Path, metrics: dict[str, Any], *, card: str | None = None) -> None:
+    """Write ``metrics.json``, the PNG charts, ``class_counts.csv`` and ``MODEL_CARD.md`` (the shipped models' card
+    made from ``metrics``, or the text ``card``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,7 +122,7 @@ def write_artifacts(out_dir: Path, metrics: dict[str, Any]) -> None:
     _plot_recall(out_dir / "per_class_recall.png", metrics)
     _plot_class_counts(out_dir / "class_counts.png", metrics["data"]["class_counts"])
     _plot_loss(out_dir / "training_loss.png", metrics["final_fit_loss_curves"])
-    (out_dir / "MODEL_CARD.md").write_text(model_card(metrics, selection_table=_selection(out_dir)))
+    (out_dir / "MODEL_CARD.md").write_text(card or model_card(metrics, selection_table=_selection(out_dir)))
 
 
 #: The representation study's table (scripts/encoder_study.py --out), included in the card beside it.
@@ -254,10 +256,16 @@ def _write_json(path: Path, value: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def classes_counted(counts: dict[str, dict[str, int]]) -> tuple[str, ...]:
+    """Every class of a corpus -> class -> count table, in display order."""
+    return display_order(sorted({label for row in counts.values() for label in row}))
+
+
 def _write_class_counts(path: Path, counts: dict[str, dict[str, int]]) -> None:
-    rows = ["corpus," + ",".join(EMOTIONS) + ",total"]
+    classes = classes_counted(counts)
+    rows = ["corpus," + ",".join(classes) + ",total"]
     for corpus, row in sorted(counts.items()):
-        rows.append(f"{corpus}," + ",".join(str(row.get(e, 0)) for e in EMOTIONS) + f",{sum(row.values())}")
+        rows.append(f"{corpus}," + ",".join(str(row.get(e, 0)) for e in classes) + f",{sum(row.values())}")
     path.write_text("\n".join(rows) + "\n")
 
 
@@ -280,7 +288,8 @@ def _plot_confusion(path: Path, metrics: dict[str, Any]) -> None:
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(f"per {level}: UAR {metrics['ours'][level]['overall']['uar']:.3f}")
-    fig.suptitle("ser-live, speaker-independent 5-fold CV (row-normalised)")
+    fig.suptitle(f"ser-live, {metrics['summary']['protocol']}, {metrics['config']['n_splits']}-fold CV "
+                 "(row-normalised)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -293,7 +302,7 @@ def _plot_recall(path: Path, metrics: dict[str, Any]) -> None:
               ("ser-live per window", metrics["ours"]["window"]["overall"]["recall"])]
     if metrics.get("classic_recipe"):
         series.append(("classic recipe per utterance", metrics["classic_recipe"]["utterance"]["overall"]["recall"]))
-    labels = [e for e in EMOTIONS if e in series[0][1]]
+    labels = list(series[0][1])  # the report's classes, in display order
     fig, ax = plt.subplots(figsize=(9, 4.5))
     width = 0.8 / len(series)
     for k, (name, recall) in enumerate(series):
@@ -303,7 +312,7 @@ def _plot_recall(path: Path, metrics: dict[str, Any]) -> None:
     ax.set_xticks(range(len(labels)), labels)
     ax.set_ylim(0, 1)
     ax.set_ylabel("recall")
-    ax.set_title("Per-class recall, speaker-independent 5-fold CV")
+    ax.set_title(f"Per-class recall, {metrics['summary']['protocol']}, {metrics['config']['n_splits']}-fold CV")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -313,11 +322,12 @@ def _plot_recall(path: Path, metrics: dict[str, Any]) -> None:
 def _plot_class_counts(path: Path, counts: dict[str, dict[str, int]]) -> None:
     import matplotlib.pyplot as plt
 
+    classes = classes_counted(counts)
     fig, ax = plt.subplots(figsize=(9, 4))
-    bottom = np.zeros(len(EMOTIONS))
+    bottom = np.zeros(len(classes))
     for corpus, row in sorted(counts.items()):
-        values = np.array([row.get(e, 0) for e in EMOTIONS], dtype=float)
-        ax.bar(EMOTIONS, values, bottom=bottom, label=corpus)
+        values = np.array([row.get(e, 0) for e in classes], dtype=float)
+        ax.bar(classes, values, bottom=bottom, label=corpus)
         bottom += values
     ax.set_ylabel("utterances")
     ax.set_title("Training utterances per class and corpus")
@@ -360,10 +370,12 @@ def _timing_list(timings: dict[str, float]) -> str:
     return ", ".join(f"{name} {timings[key]:.0f} s" for key, name in _TIMING_NAMES.items() if key in timings)
 
 
-def _counts_table(data: dict[str, Any]) -> str:
-    rows = ["| corpus | " + " | ".join(EMOTIONS) + " | total |", "|---|" + "---|" * (len(EMOTIONS) + 1)]
+def counts_table(data: dict[str, Any]) -> str:
+    """Markdown table of ``data["class_counts"]``: a row per corpus, a column per class, and the total."""
+    classes = classes_counted(data["class_counts"])
+    rows = ["| corpus | " + " | ".join(classes) + " | total |", "|---|" + "---|" * (len(classes) + 1)]
     for corpus, row in sorted(data["class_counts"].items()):
-        rows.append(f"| {corpus} | " + " | ".join(str(row.get(e, 0)) for e in EMOTIONS) + f" | {sum(row.values())} |")
+        rows.append(f"| {corpus} | " + " | ".join(str(row.get(e, 0)) for e in classes) + f" | {sum(row.values())} |")
     return "\n".join(rows)
 
 
@@ -375,7 +387,7 @@ def _random_split_note(metrics: dict[str, Any]) -> str:
             "how well the model does on a new voice.\n")
 
 
-def _top_confusions(metrics: dict[str, Any]) -> str:
+def top_confusions(metrics: dict[str, Any]) -> str:
     """The three largest off-diagonal shares of the utterance confusion matrix."""
     conf = metrics["ours"]["utterance"]["overall"]["confusion"]
     matrix = np.asarray(conf["matrix"], dtype=float)
@@ -478,7 +490,7 @@ trained on windows weighted so that each class and each recording counts equally
 the recordings found; {dropped} of them were left out because the speech gate accepted none of their windows
 (listed in `metrics.json`).
 
-{_counts_table(data)}
+{counts_table(data)}
 
 RAVDESS "calm" is folded into neutral. Corpora used and their terms:
 
@@ -498,7 +510,7 @@ Cells are UAR (unweighted average recall, i.e. balanced accuracy) / accuracy. Ch
 The classic recipe (mean MFCC-40 + chroma + mel of the whole utterance via librosa, `MLPClassifier(300,)`) was run on
 the same folds in the same run. ser-live / classic utterance UAR ratio: {summary.get('uar_ratio_vs_classic', 'n/a')}.
 
-{_loco_section(metrics)}{_robustness_section(metrics)}
+{_loco_section(metrics)}{robustness_section(metrics)}
 Per-class recall (per utterance): {', '.join(f'{k} {v:.2f}' for k, v in recall.items())}.
 Per-fold utterance UAR: {', '.join(f'{v:.3f}' for v in metrics['ours']['utterance']['fold_uar'])}.
 Overall: utterance UAR {ours_utt['uar']:.3f}, window UAR {ours_win['uar']:.3f}.
@@ -528,7 +540,7 @@ Charts: `confusion_matrix.png`, `per_class_recall.png`, `class_counts.png` (also
   emotion; judge the model by the RAVDESS + EMOVO part.
 - Without speaker adaptation (`--no-adapt`, or the first seconds of a new voice) a voice far from the training
   speakers (very high or low pitch, unusual loudness habits) shifts its answers; see "Speaker adaptation".
-- The classes it mixes up most (true -> predicted, share of the true class): {_top_confusions(metrics)}.
+- The classes it mixes up most (true -> predicted, share of the true class): {top_confusions(metrics)}.
 - It is not a lie detector or a diagnostic tool; do not use it to make decisions about people.
 """ + (model_card_section(metrics["adaptive_variant"], metrics.get("adaptation")) if "adaptive_variant" in metrics
        else "") + _selection_section(selection_table)
@@ -556,7 +568,7 @@ def _condition_cell(row: dict[str, Any] | None) -> str:
     return f"{row['uar']:.3f} ({row['clean_uar']:.3f})" if row else "–"
 
 
-def _robustness_section(metrics: dict[str, Any]) -> str:
+def robustness_section(metrics: dict[str, Any]) -> str:
     """The model card's per-corpus table: new speakers, a corpus never heard, rooms and noise, short replies."""
     robust = metrics.get("robustness")
     if not robust:
