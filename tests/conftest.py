@@ -149,6 +149,32 @@ def tiny_model(tiny_model_path):
     return EmotionModel.load(tiny_model_path)
 
 
+#: The classes of :func:`own_model`, a model of made-up classes as a user would train.
+OWN_CLASSES = ("calm", "irritated", "escalating")
+
+
+@pytest.fixture(scope="session")
+def own_model(tmp_path_factory):
+    """A small model trained here on three made-up classes (pitch and vibrato patterns stand in for them)."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ser_live.features.handcrafted import FeatureConfig, extract_features
+    from ser_live.model.emotion_model import EmotionModel
+
+    x, labels = [], []
+    for i, label in enumerate(OWN_CLASSES):
+        for j in range(8):
+            x.append(extract_features(tone(100.0 + 70.0 * i + 3 * j, 2.0, vibrato_hz=1.0 + 2 * i, seed=10 * i + j)))
+            labels.append(label)
+    estimator = make_pipeline(StandardScaler(), MLPClassifier((16,), max_iter=500, random_state=0))
+    estimator.fit(np.array(x), labels)
+    path = tmp_path_factory.mktemp("own-model") / "calls.npz"
+    EmotionModel(estimator, FeatureConfig(), metadata={"note": "a user's own classes"}).save(path)
+    return path
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 120, input_bytes: bytes | None = None):
     """Run ``python -m ser_live`` as a user would and return the CompletedProcess (text mode)."""
     full_env = {**os.environ, **(env or {})}

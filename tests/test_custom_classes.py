@@ -7,33 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli, tone, write_wav
+from conftest import OWN_CLASSES, run_cli, tone, write_wav
 
 from ser_live.errors import ModelError
 
-CLASSES = ("calm", "irritated", "escalating")
-
-
-@pytest.fixture(scope="module")
-def own_model(tmp_path_factory):
-    """A small model trained here on three made-up classes (pitch and vibrato patterns stand in for them)."""
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from ser_live.features.handcrafted import FeatureConfig, extract_features
-    from ser_live.model.emotion_model import EmotionModel
-
-    x, labels = [], []
-    for i, label in enumerate(CLASSES):
-        for j in range(8):
-            x.append(extract_features(tone(100.0 + 70.0 * i + 3 * j, 2.0, vibrato_hz=1.0 + 2 * i, seed=10 * i + j)))
-            labels.append(label)
-    estimator = make_pipeline(StandardScaler(), MLPClassifier((16,), max_iter=500, random_state=0))
-    estimator.fit(np.array(x), labels)
-    path = tmp_path_factory.mktemp("own-model") / "calls.npz"
-    EmotionModel(estimator, FeatureConfig(), metadata={"note": "a user's own classes"}).save(path)
-    return path
+CLASSES = OWN_CLASSES
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, voice_with_pauses, write_wav
+from conftest import OWN_CLASSES, REPO, voice_with_pauses, write_wav
 
 pylsl = pytest.importorskip("pylsl", reason="--lsl needs pylsl ('make test' installs the lsl extra)")
 
@@ -104,6 +104,23 @@ def test_an_inlet_records_the_printed_predictions_stamped_one_hop_apart(tmp_path
     np.testing.assert_allclose(np.diff(stamps), np.diff([p["t"] for p in tail]), atol=2e-3)
     lag_s = np.array(received_at) - np.array(stamps)
     assert np.all(lag_s > -0.05) and np.median(lag_s) < 0.5, lag_s
+
+
+def test_a_model_of_its_own_classes_streams_one_channel_per_class(own_model, tmp_path):
+    path = write_wav(tmp_path / "talk.wav", voice_with_pauses(4.0, seed=5))
+    name = f"ser-live-test-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen([sys.executable, "-m", "ser_live", "--print", "--input", str(path), "--realtime",
+                             "--model", str(own_model), "--lsl", name], cwd=str(REPO),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        streams = pylsl.resolve_byprop("name", name, timeout=30)
+        assert streams, "the stream was never found on this machine"
+        labels = _channel_labels(pylsl.StreamInlet(streams[0]).info(timeout=5))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert sorted(labels[:-2]) == sorted(OWN_CLASSES) and labels[-2:] == ["speech", "level_db"]
 
 
 def test_lsl_without_pylsl_says_which_extra_to_install(tmp_path):

@@ -245,6 +245,9 @@ def test_the_temperature_makes_an_overconfident_model_as_sure_as_it_is_right():
     labels = np.array(classes)[truth]
     temperature = fit_temperature(proba, labels, classes)
     assert temperature > 1.5  # less sure
+    underconfident = np.full((n, 3), 0.3)
+    underconfident[np.arange(n), answer] = 0.4
+    assert fit_temperature(underconfident, labels, classes) == 1.0  # never surer
     utterances = [type("U", (), {"label": label})() for label in labels]
     features = FeatureSet(utterances, np.zeros((n, 1)), np.arange(n), np.zeros(n, np.int64))
     result = CVResult(classes, proba, np.arange(n), proba, np.arange(n) % 5)

@@ -285,7 +285,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.resize(1280, 800)
 
     def _history_caption(self) -> str:
-        return (f"emotion probabilities, last {self.history.span_s:.0f} s&nbsp;&nbsp;&nbsp;&nbsp; "
+        what = "emotion" if set(self.classes) <= set(EMOTIONS) else "class"  # a model of one's own classes
+        return (f"{what} probabilities, last {self.history.span_s:.0f} s&nbsp;&nbsp;&nbsp;&nbsp; "
                 f"{self.history.legend_html()}")
 
     @staticmethod

@@ -273,12 +273,23 @@ def _calibration_text(calibration: dict[str, Any]) -> str:
     before, after = calibration["utterance"]["before"], calibration["utterance"]["after"]
     window = calibration["window"]["after"]
     return f"""**Is its confidence true?** The networks' probabilities are tempered by {calibration['temperature']:g}
-(fitted on the folds' predictions, so that the confidence it shows is as high as the accuracy behind it). On the
-folds, each tempered by the temperature fitted on the others: per recording, a mean confidence of
+(fitted on the folds' predictions so that the confidence it shows is no higher than the accuracy behind it; never
+below 1, which would make it surer here and overconfident where it is right less often). On the folds, each
+tempered by the temperature fitted on the others: per recording, a mean confidence of
 {after['mean_confidence']:.2f} for an accuracy of {after['accuracy']:.2f} (expected calibration error
 {after['ece']:.3f}; {before['ece']:.3f} untempered); per window {window['mean_confidence']:.2f} for
-{window['accuracy']:.2f} (error {window['ece']:.3f}). {_confident_text(after)}
+{window['accuracy']:.2f} (error {window['ece']:.3f}). {_leaning(after)}{_confident_text(after)}
 """
+
+
+def _leaning(report: dict[str, Any]) -> str:
+    """Which way the confidence errs, if it does by more than 0.02."""
+    gap = report["mean_confidence"] - report["accuracy"]
+    if gap > 0.02:
+        return "It is surer than it is right: take its confidence with a grain of salt. "
+    if gap < -0.02:
+        return "It is less sure than it is right: it errs on the side of caution. "
+    return ""
 
 
 def _confident_text(report: dict[str, Any]) -> str:
