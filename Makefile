@@ -32,13 +32,13 @@ $(VENV)/.stamp-run: setup.cfg pyproject.toml
 	bash scripts/ensure_apt.sh $(APT_BUILD) $(APT_GUI)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip setuptools wheel
-	$(PIP) install -e ".[gui]"
+	$(PIP) install -e ".[gui,fast]"
 	$(PY) -m compileall -q ser_live  # as a regular pip install does: start-up need not compile the sources
 	touch $@
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-run
 	bash scripts/ensure_apt.sh $(APT_TEST)
-	$(PIP) install -e ".[gui,train,test,cluster,lsl]"
+	$(PIP) install -e ".[gui,fast,train,test,cluster,lsl]"
 	touch $@
 
 lint: $(VENV)/.stamp-test
@@ -65,19 +65,19 @@ regression-record: $(VENV)/.stamp-test
 
 # The representation study behind the default model (models/encoder_selection.md; about an hour on 2 cores).
 study: $(VENV)/.stamp-test
-	$(PIP) install -e ".[gui,train,test,study]"
+	$(PIP) install -e ".[gui,fast,train,test,study]"
 	$(PY) scripts/encoder_study.py --data ../shared/data --out models/encoder_selection.md $(ARGS)
 
 # Whether cleaning the audio first (WPE dereverberation, DeepFilterNet3 noise suppression) narrows the room gap
 # (models/frontend_study.md; about 80 minutes on 2 cores, then its features are kept).
 frontend-study: $(VENV)/.stamp-test
-	$(PIP) install -e ".[gui,train,test,study]"
+	$(PIP) install -e ".[gui,fast,train,test,study]"
 	$(PY) scripts/frontend_study.py --data ../shared/data --out models/frontend_study.md $(ARGS)
 
 # Which configurations ship, by a corpus never heard and a noisy room (models/model_selection.md; hours on 2 cores
 # the first time, most of it the augmented copies' and the WPE candidates' encoder features, then cached).
 select: $(VENV)/.stamp-test
-	$(PIP) install -e ".[gui,train,test]"
+	$(PIP) install -e ".[gui,fast,train,test]"
 	$(PY) scripts/select_model.py --data ../shared/data --out models/model_selection.md $(ARGS)
 
 install-desktop: $(VENV)/.stamp-run

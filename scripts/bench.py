@@ -427,6 +427,45 @@ def _classic_batch(paths: list[Path], workers: int) -> None:
     classic.predict_proba(np.array(feats))
 
 
+# -- the encoder's runtimes side by side --------------------------------------------------------------------------
+def bench_encoder_runtimes(model: EmotionModel, speech: np.ndarray, reps: int) -> dict:
+    """The default model's encoder blocks on a 2 s window, run by numpy and by ONNX Runtime in turn (same windows,
+    same process), and the largest difference of their pooled features relative to the features' spread."""
+    from ser_live.features.encoder import WhisperEncoder, whisper_log_mel
+
+    n_blocks = max(model.extractor.blocks) + 1
+    n = 2 * RATE_HZ
+    mels = [whisper_log_mel(speech[s : s + n]) for s in np.linspace(0, speech.size - n, reps).astype(int)]
+    out: dict = {}
+    pooled: dict = {}
+    for runtime in ("numpy", "onnxruntime"):
+        encoder = WhisperEncoder(n_blocks, runtime=runtime)
+        for mel in mels[:3]:
+            encoder.hidden_states(mel)
+        times, states = [], []
+        for mel in mels:
+            t0 = time.perf_counter()
+            last = encoder.hidden_states(mel)[-1]
+            times.append((time.perf_counter() - t0) * 1000)
+            states.append(np.concatenate([last.mean(axis=0), last.std(axis=0)]))
+        out[runtime] = stats(times)
+        pooled[runtime] = np.array(states)
+    spread = pooled["numpy"].std(axis=0).mean()
+    out["ratio_numpy_over_onnxruntime"] = out["numpy"]["median"] / out["onnxruntime"]["median"]
+    out["max_difference_over_spread"] = float(np.abs(pooled["numpy"] - pooled["onnxruntime"]).max() / spread)
+    return out
+
+
+def cpu_features() -> list[str]:
+    """The vector-instruction families of this CPU that matrix kernels choose between (from /proc/cpuinfo)."""
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return []
+    return [flag for flag in wanted if flag in flags.split()]
+
+
 # -- report ---------------------------------------------------------------------------------------------
 def _row(name: str, value: str, target: str = "", ok: bool | None = None) -> str:
     verdict = "" if ok is None else ("ok" if ok else "MISSED")
@@ -449,6 +488,7 @@ def table(r: dict, targets: dict) -> str:
                          w["real_time_factor"] <= rtf_target if key == "2s" else None))
         rows.append(_row(f"{key} window: classic recipe", f"{c['median']:.2f} ms ({c['p95']:.2f})",
                          f"ours/classic = {w['ratio_ours_over_classic']:.2f}"))
+    rows += _runtime_rows(r.get("encoder_runtimes"))
     lat = r.get("latency")
     if isinstance(lat, dict) and "latency_ms" in lat:
         v = lat["latency_ms"]
@@ -519,6 +559,16 @@ def accuracy_table(name: str) -> str | None:
     return "\n".join(rows)
 
 
+def _runtime_rows(runtimes: dict | None) -> list[str]:
+    if not isinstance(runtimes, dict) or "onnxruntime" not in runtimes:
+        return [_row("encoder runtimes", runtimes["skipped"])] if isinstance(runtimes, dict) else []
+    numpy_ms, onnx_ms = runtimes["numpy"], runtimes["onnxruntime"]
+    return [_row("2s window: encoder blocks on numpy (before)", f"{numpy_ms['median']:.2f} ms ({numpy_ms['p95']:.2f})"),
+            _row("2s window: encoder blocks on onnxruntime (now)", f"{onnx_ms['median']:.2f} ms ({onnx_ms['p95']:.2f})",
+                 f"numpy/onnxruntime = {runtimes['ratio_numpy_over_onnxruntime']:.2f}; features differ by at most "
+                 f"{runtimes['max_difference_over_spread']:.1e} of their spread")]
+
+
 def _cluster_rows(cl: dict | None) -> list[str]:
     if not isinstance(cl, dict) or "engines" not in cl:
         return []
@@ -546,6 +596,7 @@ def _bench_model(name: str, model: EmotionModel, parts: set[str], smoke: bool, s
     n_files, runs, listing = _batch_sizes(heavy=model.extractor.kind != "handcrafted", smoke=smoke)
     steps = {
         "window": ("window_compute", lambda: bench_window_compute(model, speech, 20 if smoke else 300)),
+        "runtime": ("encoder_runtimes", lambda: bench_encoder_runtimes(model, speech, 10 if smoke else 100)),
         "latency": ("latency", lambda: bench_latency(model, speech_wav, 10 if smoke else 30)),
         "startup": ("startup", lambda: bench_startup(one_s, 2 if smoke else 10)),
         "steady": ("steady", lambda: bench_steady(speech_wav, 5 if smoke else 60, tmp)),
@@ -553,23 +604,31 @@ def _bench_model(name: str, model: EmotionModel, parts: set[str], smoke: bool, s
         "cluster": ("cluster", lambda: bench_cluster(speech, n_files, tmp / name, 1 if smoke else 3, listing)),
     }
     results: dict = {"extractor": model.extractor.to_record()["kind"], "targets": TARGETS_BY_MODEL.get(name, TARGETS)}
+    chosen = parts - ({"runtime"} if model.extractor.kind == "handcrafted" else set())  # nothing to choose there
     for part, (key, run) in steps.items():
-        if part not in parts:
-            continue
-        print(f"bench: {name} model: {key} ...", file=sys.stderr, flush=True)
-        try:
-            results[key] = run()
-        except (ImportError, RuntimeError, OSError, subprocess.SubprocessError) as exc:
-            results[key] = {"skipped": f"{type(exc).__name__}: {exc}"}
+        if part in chosen:
+            print(f"bench: {name} model: {key} ...", file=sys.stderr, flush=True)
+            results[key] = _measured(run)
     return results
+
+
+def _measured(run) -> dict:
+    """What a part measured, or why it could not (no microphone path, no display, a missing package)."""
+    try:
+        return run()
+    except (ImportError, RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        return {"skipped": f"{type(exc).__name__}: {exc}"}
+
+
+#: What the bench can measure (``--only``); "runtime" is the encoder's numpy and ONNX Runtime paths side by side.
+PARTS = ["window", "runtime", "latency", "startup", "steady", "classify", "cluster"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a quick run that only checks the script works")
     parser.add_argument("--out", default=str(REPO / "bench" / "results.json"), help="where to write the results")
-    parser.add_argument("--only", nargs="+", choices=["window", "latency", "startup", "steady", "classify", "cluster"],
-                        help="run only these parts")
+    parser.add_argument("--only", nargs="+", choices=PARTS, help="run only these parts")
     parser.add_argument("--models", nargs="+", default=["default", "light"], metavar="NAME",
                         help="shipped models to measure (default: default light)")
     parser.add_argument("--model", help="benchmark another model file instead")
@@ -584,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
     from ser_live.app.runtime import prepare_process
 
     prepare_process()  # as the ser-live command does at start, so in-process figures are the product's
-    parts = set(args.only or ["window", "latency", "startup", "steady", "classify", "cluster"])
+    parts = set(args.only or PARTS)
     names = [args.model] if args.model else args.models
     models = {}
     for name in names:
@@ -594,7 +653,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: cannot load the model {name}: {exc}", file=sys.stderr)
             return 1
     results: dict = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "cpu_features": cpu_features()},
         "smoke": smoke, "models": {},
     }
     with tempfile.TemporaryDirectory(prefix="ser-live-bench-") as tmpdir:
@@ -609,8 +669,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"CPU: {os.cpu_count()} cores; vector instructions {', '.join(results['machine']['cpu_features']) or '?'}")
     for name, r in results["models"].items():
-        print(f"\n## {name} model ({r['extractor']} features)\n")
+        print(f"\n## {name} model ({r['extractor']} features, {models[name].extractor.runs_on or 'numpy'})\n")
         print(table(r, r["targets"]))
         accuracy = accuracy_table(name)
         if accuracy:

@@ -39,6 +39,11 @@ def test_bench_smoke_run_produces_every_section(tmp_path):
         engines = r["cluster"]["engines"]
         assert sorted(engines) == ["Dask local:1", "Dask local:2", "local pool, 2 workers"]
         assert all(e["audio_s_per_s"] > 0 for e in engines.values())
+    # The encoder's two runtimes side by side (only the default model has a choice), and the CPU's instructions.
+    runtimes = results["models"]["default"]["encoder_runtimes"]
+    assert runtimes["numpy"]["n"] == runtimes["onnxruntime"]["n"] == 10 and runtimes["ratio_numpy_over_onnxruntime"] > 0
+    assert runtimes["max_difference_over_spread"] < 1e-2 and "encoder_runtimes" not in results["models"]["light"]
+    assert "numpy/onnxruntime = " in proc.stdout and "vector instructions" in proc.stdout
     listing = results["models"]["light"]["cluster"]["listing"]
     assert len(listing) == 2 and all(m["client_peak_rss_mb"] > 0 for m in listing.values())
     assert proc.stdout.count("| measure |") == 2

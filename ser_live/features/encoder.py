@@ -31,7 +31,10 @@ from ..dsp import primitives as dsp
 from ..errors import ModelError
 
 __all__ = ["EncoderWeightsSpec", "WHISPER_BASE", "WHISPER_TINY_EN", "ENCODER_WEIGHTS", "WhisperEncoder",
-           "whisper_log_mel", "EncoderMissingError"]
+           "whisper_log_mel", "EncoderMissingError", "RUNTIMES"]
+
+#: What may run the encoder's blocks (see :class:`WhisperEncoder`).
+RUNTIMES = ("auto", "onnxruntime", "numpy")
 
 _SAMPLE_RATE_HZ = 16000
 _N_FFT = 400
@@ -303,6 +306,10 @@ class WhisperEncoder:
         Transformer blocks to run (1 to the model's depth); only their weights are loaded.
     weights : EncoderWeightsSpec
         Which installed weights to use.
+    runtime : {"auto", "onnxruntime", "numpy"}, optional
+        What runs the blocks: ONNX Runtime (:mod:`ser_live.features.encoder_onnx`; the same numbers, faster), or
+        numpy. ``"auto"`` (the default, or ``$SER_LIVE_ENCODER_RUNTIME``) takes ONNX Runtime where it is
+        installed.
 
     Attributes
     ----------
@@ -312,11 +319,14 @@ class WhisperEncoder:
         Size of each frame's hidden state (512 for Whisper base).
     frame_rate_hz : float
         Hidden-state frames per second of audio (50).
+    runtime : str
+        What runs the blocks here: ``"onnxruntime"`` or ``"numpy"``.
     """
 
     frame_rate_hz = _SAMPLE_RATE_HZ / _HOP_SAMPLES / 2
 
-    def __init__(self, n_blocks: int, *, weights: EncoderWeightsSpec = WHISPER_BASE) -> None:
+    def __init__(self, n_blocks: int, *, weights: EncoderWeightsSpec = WHISPER_BASE,
+                 runtime: str | None = None) -> None:
         if n_blocks < 1:
             raise ValueError(f"n_blocks must be at least 1, got {n_blocks}")
         self.n_blocks = int(n_blocks)
@@ -326,13 +336,30 @@ class WhisperEncoder:
         present = sum(1 for i in range(self.n_blocks) if f"encoder/layer_{i}/ffn/linear_0/weight" in raw)
         if present < self.n_blocks:
             raise ValueError(f"{weights.name} has {present} encoder blocks, {self.n_blocks} asked for")
-        f32 = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in raw.items()}
         self.n_heads = int(raw["encoder/num_heads"]) if "encoder/num_heads" in raw else 8
+        f32 = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in raw.items()}
+        del raw  # the float16 file copy; only the float32 arrays are used (and freed below when ONNX Runtime runs)
         # Convolution kernels as (3 * in, out) matrices over stacked taps; linear layers transposed for x @ W.
         self._conv = [(_taps_matrix(f32[f"encoder/conv{i}/weight"]), f32[f"encoder/conv{i}/bias"]) for i in (1, 2)]
         self._positions = f32["encoder/position_encodings/encodings"]
         self.width = int(self._positions.shape[1])
         self._blocks = [_block_arrays(f32, f"encoder/layer_{i}/") for i in range(self.n_blocks)]
+        del f32
+        self._onnx = self._onnx_blocks(runtime)  # takes the arrays over (self._conv and self._blocks left empty)
+        self.runtime = "onnxruntime" if self._onnx is not None else "numpy"
+
+    def _onnx_blocks(self, runtime: str | None) -> Callable[[np.ndarray], list[np.ndarray]] | None:
+        """The ONNX Runtime session of the blocks, when asked for (or ``"auto"`` and installed)."""
+        from .encoder_onnx import OnnxBlocks, runtime_installed
+
+        runtime = runtime or os.environ.get("SER_LIVE_ENCODER_RUNTIME") or "auto"
+        if runtime not in RUNTIMES:
+            raise ValueError(f"the encoder runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+        if runtime == "numpy" or (runtime == "auto" and not runtime_installed()):
+            return None
+        if not runtime_installed():
+            raise EncoderMissingError("the encoder runtime onnxruntime is not installed: pip install 'ser-live[fast]'")
+        return OnnxBlocks(self._conv, self._positions, self._blocks, self.n_heads)
 
     @property
     def max_frames(self) -> int:
@@ -374,11 +401,14 @@ class WhisperEncoder:
         single = mel.ndim == 2
         mel = mel[None] if single else mel
         n_windows, n_mel = mel.shape[:2]
+        if n_mel > 2 * self.max_frames:
+            raise ValueError(f"at most {2 * self.max_frames} mel frames (30 s) per window, got {n_mel}")
+        if self._onnx is not None:
+            states = self._onnx(mel)
+            return [s[0] for s in states] if single else states
         (w1, b1), (w2, b2) = self._conv
         x = _gelu(_conv1d(mel, w1, b1, stride=1))
         x = _gelu(_conv1d(x, w2, b2, stride=2))
-        if x.shape[1] > self.max_frames:
-            raise ValueError(f"at most {2 * self.max_frames} mel frames (30 s) per window, got {n_mel}")
         x = x + self._positions[: x.shape[1]]
         states = []
         for block in self._blocks:

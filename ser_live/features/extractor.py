@@ -62,6 +62,10 @@ class FeatureExtractor(Protocol):
     @property
     def dim(self) -> int: ...
 
+    @property
+    def runs_on(self) -> str:
+        """What computes the vectors where there is a choice (``"encoder on onnxruntime"``), else ``""``."""
+
     def names(self) -> tuple[str, ...]:
         """Name of every element of the vector."""
 
@@ -110,6 +114,11 @@ class HandcraftedFeatures:
     def dim(self) -> int:
         """Length of the vector."""
         return len(self.names())
+
+    @property
+    def runs_on(self) -> str:
+        """Nothing to choose: numpy."""
+        return ""
 
     def names(self) -> tuple[str, ...]:
         """Feature names (:func:`ser_live.features.handcrafted.feature_names`)."""
@@ -160,11 +169,11 @@ class HandcraftedFeatures:
 
 
 @functools.lru_cache(maxsize=4)
-def _encoder(n_blocks: int, weights_name: str) -> Any:
-    """One loaded encoder per depth and weights in a process (loading reads and converts ~30 MB)."""
+def _encoder(n_blocks: int, weights_name: str, runtime: str | None) -> Any:
+    """One loaded encoder per depth, weights and runtime in a process (loading reads and converts ~30 MB)."""
     from .encoder import ENCODER_WEIGHTS, WhisperEncoder
 
-    return WhisperEncoder(n_blocks, weights=ENCODER_WEIGHTS[weights_name])
+    return WhisperEncoder(n_blocks, weights=ENCODER_WEIGHTS[weights_name], runtime=runtime)
 
 
 class EncoderFeatures:
@@ -194,6 +203,9 @@ class EncoderFeatures:
     dereverb : Dereverb, optional
         Remove each window's late room reverberation (:class:`ser_live.dsp.dereverb.Dereverb`, single-channel
         WPE) before anything else; None leaves the window as it is.
+    runtime : {"auto", "onnxruntime", "numpy"}, optional
+        What runs the encoder (:class:`~ser_live.features.encoder.WhisperEncoder`); the same numbers either way,
+        so it is not part of the record.
     """
 
     kind = "whisper-encoder"
@@ -202,7 +214,8 @@ class EncoderFeatures:
 
     def __init__(self, blocks: Sequence[int] = (3,), *, weights: str = "whisper-base",
                  weights_sha256: str | None = None, level_dbfs: float = -20.0,
-                 pooling: Sequence[str] = POOLING, dereverb: Dereverb | None = None) -> None:
+                 pooling: Sequence[str] = POOLING, dereverb: Dereverb | None = None,
+                 runtime: str | None = None) -> None:
         from .encoder import ENCODER_WEIGHTS
 
         blocks = tuple(sorted({int(b) for b in blocks}))
@@ -224,13 +237,14 @@ class EncoderFeatures:
         self.weights = weights
         self.spec = ENCODER_WEIGHTS[weights]
         self._expected_sha256 = weights_sha256
+        self.runtime = runtime
 
     @property
     def encoder(self) -> Any:
         """The loaded :class:`~ser_live.features.encoder.WhisperEncoder` (loaded and checked on first use)."""
         from .encoder import EncoderMissingError
 
-        encoder = _encoder(self.blocks[-1] + 1, self.weights)
+        encoder = _encoder(self.blocks[-1] + 1, self.weights, self.runtime)
         if self._expected_sha256 is not None and encoder.weights_sha256 != self._expected_sha256:
             raise EncoderMissingError(
                 f"the installed {self.weights} encoder weights (SHA-256 {encoder.weights_sha256[:12]}…) are not the "
@@ -246,6 +260,11 @@ class EncoderFeatures:
     def dim(self) -> int:
         """Length of the vector: each statistic of ``width`` values per block."""
         return len(self.pooling) * self.width * len(self.blocks)
+
+    @property
+    def runs_on(self) -> str:
+        """``"encoder on onnxruntime"`` or ``"encoder on numpy"`` (loads the encoder)."""
+        return f"encoder on {self.encoder.runtime}"
 
     def names(self) -> tuple[str, ...]:
         """``"<weights>.block<k>.<mean|std><i>"`` for every element."""

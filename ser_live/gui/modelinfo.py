@@ -192,7 +192,8 @@ def _features(model: EmotionModel) -> str:
     extractor = model.extractor
     if extractor.kind == "whisper-encoder":
         blocks = getattr(extractor, "blocks", ())
-        return f"{getattr(extractor, 'weights', 'speech')} encoder, block {', '.join(map(str, blocks))}"
+        where = extractor.runs_on.replace("encoder on", "on")  # what runs it: onnxruntime, or numpy without it
+        return f"{getattr(extractor, 'weights', 'speech')} encoder, block {', '.join(map(str, blocks))}, {where}"
     if extractor.kind == "handcrafted":
         return f"handcrafted (version {extractor.version})"
     return extractor.kind
