@@ -66,6 +66,22 @@ def test_the_window_shows_the_models_classes_each_in_a_colour_of_its_own(qtbot, 
     assert not set(colours) & set(palette.EMOTION_COLOURS.values())  # never mistaken for a shipped emotion
     legend = window.history.legend_html()
     assert all(f"color:{colour}" in legend for colour in colours)
+    assert window.history_title.text().startswith("class probabilities")  # not emotions
+    # The headline shrinks a long class name to fit, and takes its full size back for a short one.
+    from PyQt6 import QtGui
+
+    from ser_live.results import Prediction
+
+    window.resize(1280, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    name = window.headline.name
+    for label in ("escalating", "calm"):
+        probs = {c: (0.9 if c == label else 0.05) for c in model.classes}
+        window.headline.show_prediction(Prediction(t_s=1.0, speech=True, emotion=label, confidence=0.9, probs=probs,
+                                                      level_db=-20.0))
+        assert QtGui.QFontMetrics(name.font()).horizontalAdvance(label) <= name.contentsRect().width()
+    assert name.font().pixelSize() == 96
 
 
 def test_abbreviations_stay_apart_and_bad_class_names_are_refused():

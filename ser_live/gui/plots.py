@@ -154,18 +154,31 @@ class EmotionHeadline(QtWidgets.QWidget):
         """Show the latest prediction; without speech ``state`` (dimmed) and ``note`` instead of the caption."""
         if prediction is not None and prediction.speech and prediction.emotion:
             colour = palette.colour_of(prediction.emotion, tuple(prediction.probs or ()))
-            self.name.setFont(font(96, bold=True))
-            self.name.setText(prediction.emotion)
+            self._show_name(prediction.emotion, 96)
             self.confidence.setText(f"{prediction.confidence:.0%}")
             self.caption.setText(note or "confidence")
         else:
             colour = palette.TEXT_DIM
-            self.name.setFont(font(72, bold=True))  # a state, not a result: smaller
-            self.name.setText(state)
+            self._show_name(state, 72)  # a state, not a result: smaller
             self.confidence.setText("")
             self.caption.setText(note or "no speech")
         self.name.setStyleSheet(f"color: {colour}")
         self.confidence.setStyleSheet(f"color: {colour}")
+
+    def _show_name(self, text: str, size_px: int) -> None:
+        """The name at ``size_px`` pixels, or smaller where that would not fit (a class may be a long word)."""
+        self._name = (text, size_px)
+        self.name.setText(text)
+        chosen = font(size_px, bold=True)
+        available_px = self.name.contentsRect().width()
+        needed_px = QtGui.QFontMetrics(chosen).horizontalAdvance(text)
+        if available_px > 50 and needed_px > available_px:
+            chosen = font(max(24, int(size_px * available_px / needed_px)), bold=True)
+        self.name.setFont(chosen)
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._show_name(*self._name)
 
 
 class ProbabilityBars(pg.PlotWidget):
