@@ -89,13 +89,15 @@ def test_onnx_runtime_computes_the_numpy_paths_numbers() -> None:
 def test_without_onnx_runtime_the_numpy_path_runs_and_asking_for_it_says_what_to_install(monkeypatch) -> None:
     from ser_live.features import encoder_onnx
 
+    monkeypatch.delenv("SER_LIVE_ENCODER_RUNTIME", raising=False)
+    assert WhisperEncoder(1).runtime == "numpy"  # the default: start-up matters more than a third of the CPU
     monkeypatch.setattr(encoder_onnx, "runtime_installed", lambda: False)
-    assert WhisperEncoder(1).runtime == "numpy"
+    assert WhisperEncoder(1, runtime="auto").runtime == "numpy"
     with pytest.raises(EncoderMissingError, match=r"pip install 'ser-live\[fast\]'"):
         WhisperEncoder(1, runtime="onnxruntime")
-    monkeypatch.setenv("SER_LIVE_ENCODER_RUNTIME", "numpy")
     monkeypatch.setattr(encoder_onnx, "runtime_installed", lambda: True)
-    assert WhisperEncoder(1).runtime == "numpy"  # the environment's choice
+    monkeypatch.setenv("SER_LIVE_ENCODER_RUNTIME", "onnxruntime")
+    assert WhisperEncoder(1).runtime == "onnxruntime"  # the environment's choice
     with pytest.raises(ValueError, match="encoder runtime must be one of"):
         WhisperEncoder(1, runtime="tpu")
 

@@ -195,8 +195,9 @@ def test_labels_that_look_like_one_class_are_reported(calls, tmp_path):
 def test_an_interrupted_run_keeps_its_features_and_the_same_command_resumes(calls, tmp_path):
     """The default model's features take seconds per file here: Ctrl-C once some are cached, then run again."""
     cache = tmp_path / "cache"
+    # One process, so Ctrl-C lands in the extraction loop itself, whatever the machine's speed.
     args = [sys.executable, "-m", "ser_live.training", str(calls), "--out", str(tmp_path / "m"), "--augment", "0",
-            "--no-robustness", "--no-progress", "--cache-dir", str(cache)]
+            "--no-robustness", "--no-progress", "--jobs", "1", "--cache-dir", str(cache)]
     proc = subprocess.Popen(args, cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not list(cache.rglob("*.npz")) and time.monotonic() < deadline and proc.poll() is None:

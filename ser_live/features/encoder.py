@@ -307,9 +307,9 @@ class WhisperEncoder:
     weights : EncoderWeightsSpec
         Which installed weights to use.
     runtime : {"auto", "onnxruntime", "numpy"}, optional
-        What runs the blocks: ONNX Runtime (:mod:`ser_live.features.encoder_onnx`; the same numbers, faster), or
-        numpy. ``"auto"`` (the default, or ``$SER_LIVE_ENCODER_RUNTIME``) takes ONNX Runtime where it is
-        installed.
+        What runs the blocks: ONNX Runtime (:mod:`ser_live.features.encoder_onnx`; the same numbers, a third less
+        CPU per window, but 0.8-2 s more start-up), or numpy. Default: ``$SER_LIVE_ENCODER_RUNTIME``, else numpy
+        (a monitor must answer within a second of starting); ``"auto"`` takes ONNX Runtime where it is installed.
 
     Attributes
     ----------
@@ -352,7 +352,7 @@ class WhisperEncoder:
         """The ONNX Runtime session of the blocks, when asked for (or ``"auto"`` and installed)."""
         from .encoder_onnx import OnnxBlocks, runtime_installed
 
-        runtime = runtime or os.environ.get("SER_LIVE_ENCODER_RUNTIME") or "auto"
+        runtime = runtime or os.environ.get("SER_LIVE_ENCODER_RUNTIME") or "numpy"
         if runtime not in RUNTIMES:
             raise ValueError(f"the encoder runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         if runtime == "numpy" or (runtime == "auto" and not runtime_installed()):

@@ -4,7 +4,9 @@ The graph is built in memory from the arrays :class:`~ser_live.features.encoder.
 (with the ``onnx`` package; no file, no download, no deep-learning framework) and run on one thread by ONNX
 Runtime's CPU provider, which fuses the layer norms, GELUs and attention the numpy path computes op by op: on
 this project's 2-core machine a 2 s window took 32 instead of 51 ms, with the same numbers to float32 rounding
-(``tests/test_encoder.py``). Both packages are the optional ``fast`` extra; without them the numpy path runs.
+(``tests/test_encoder.py``). Both packages are the optional ``fast`` extra, and the path is chosen with
+``SER_LIVE_ENCODER_RUNTIME=onnxruntime``: importing ``onnx`` and building the session add 0.8-2 s to the start,
+which a monitor that must answer within a second of starting cannot spare, so numpy stays the default.
 
 Why not int8: ONNX Runtime's dynamic quantisation of the matrix products (per tensor or per channel) moved the
 pooled block-3 features by 37-43 % of their spread across windows (their centred cosine with the float32 ones
