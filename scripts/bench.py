@@ -69,6 +69,9 @@ TARGETS = TARGETS_BY_MODEL["light"]
 BEFORE_ISSUE_19 = {"default": {"cv_uar": 0.817, "loco_uar": 0.343}, "light": {"cv_uar": 0.530, "loco_uar": 0.307}}
 #: How close the 10 dB room condition must come to the clean figure of the same recordings.
 ROOM_10DB_GAP = {"default": 0.05, "light": 0.10}
+#: Issue 32's calibration targets on every corpus the model never heard: the expected calibration error per window
+#: at most this, and the answers shown at 80 % or more right at least 80 % of the time.
+MAX_UNHEARD_ECE = {"default": 0.05, "light": 0.07}
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -556,7 +559,21 @@ def accuracy_table(name: str) -> str | None:
         goal = ROOM_10DB_GAP[name] if label.startswith("room, 10 dB") else None
         rows.append(_row(label, f"{row['uar']:.3f} (clean {row['clean_uar']:.3f}, gap {gap:.3f})",
                          f"gap ≤ {goal:g}" if goal is not None else "", gap <= goal if goal is not None else None))
-    return "\n".join(rows)
+    return "\n".join(rows + _calibration_rows(metrics.get("calibration"), MAX_UNHEARD_ECE[name]))
+
+
+def _calibration_rows(calibration: dict | None, max_ece: float) -> list[str]:
+    """Issue 32's confidence targets on each corpus never heard (tempered by the temperature of the others)."""
+    rows = []
+    for corpus, v in (calibration or {}).get("per_corpus", {}).items():
+        after = v["after"]["window"]
+        right = after["confident_accuracy"]
+        rows += [_row(f"{corpus} (never heard): calibration error per window", f"{after['ece']:.3f} "
+                      f"(untempered {v['before']['window']['ece']:.3f})", f"≤ {max_ece:g}", after["ece"] <= max_ece),
+                 _row(f"{corpus} (never heard): answers shown at ≥ 80 % right",
+                      "none shown" if right is None else f"{right:.0%} of {after['confident_share']:.0%}",
+                      "≥ 80 %", right is None or right >= 0.8)]
+    return rows
 
 
 def _runtime_rows(runtimes: dict | None) -> list[str]:

@@ -187,6 +187,18 @@ def test_the_live_analyser_keeps_a_held_mood_with_the_shipped_variant(corpus):
         assert np.mean(np.array(shown[-60:]) == "angry") >= np.mean(np.array(shown[:20]) == "angry") - 0.05, learn
         # Judged-neutral learning learns (almost) nothing from a held anger; a frozen voice learns nothing.
         assert normalizer.stats.count <= (0.1 * len(angry) if learn == "judged-neutral" else len(reading)), learn
+    # A tempered model (its confidence calibrated) learns from exactly the windows the untempered one does: the
+    # neutral threshold is on the estimator's own probabilities, and tempering at 4 would otherwise keep almost
+    # every window under it.
+    tempered = EmotionModel(model.estimator, FeatureConfig(), adaptation=adaptation, temperature=4.0)
+    counts = []
+    for each in (model, tempered):
+        normalizer = SpeakerNormalizer(adaptation.prior, hop_s=HOP_S, learn="judged-neutral")
+        analyzer = WindowAnalyzer(each, normalizer=normalizer)
+        for x in [*reading, *angry]:
+            analyzer.classify_speech(x)
+        counts.append(normalizer.stats.count)
+    assert counts[0] == counts[1] >= 0.5 * len(reading), counts
     # The earlier kind of variant (reference "all") learns every window, as before.
     old = ModelAdaptation(fitted.estimator, adaptation.prior, reference="all")
     assert old.learns_from(np.array([0.0, 1.0, 0.0, 0.0]), CLASSES)

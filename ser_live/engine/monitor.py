@@ -89,7 +89,7 @@ class WindowAnalyzer:
         normalizer, adaptation = self.normalizer, self.model.adaptation
         if normalizer is None or adaptation is None or normalizer.learn == "frozen":
             return
-        if normalizer.learn == "every" or adaptation.learns_from(plain, self.model.classes):
+        if normalizer.learn == "every" or adaptation.learns_from(self.model.untempered(plain), self.model.classes):
             normalizer.update(features)
 
     def __call__(self, window: np.ndarray, *, t_s: float) -> Prediction:

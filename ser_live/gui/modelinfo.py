@@ -42,6 +42,9 @@ class ModelInfo:
     new_corpus_uar : float or None
         Mean UAR on a corpus left out of training (leave-one-corpus-out), when the metadata records it:
         the honest figure for another room, language or way of speaking, shown first.
+    confidence : str
+        How far the confidence shown can be trusted where the model has never been, in a line (from the
+        calibration on corpora it never heard that the model file records; empty if it records none).
     """
 
     name: str
@@ -55,6 +58,7 @@ class ModelInfo:
     hop_s: float
     features: str = ""
     new_corpus_uar: float | None = None
+    confidence: str = ""
 
     @property
     def uar_name(self) -> str:
@@ -75,6 +79,7 @@ class ModelInfo:
             *self._new_corpus_lines(),
             f"{self.uar_name} {uar} on new speakers of those corpora" if self.new_corpus_uar is not None
             else f"{self.uar_name} {uar} (chance {1 / len(self.classes):.1%})",
+            *([self.confidence] if self.confidence else []),
         ]
 
     def _new_corpus_lines(self) -> list[str]:
@@ -99,6 +104,7 @@ class ModelInfo:
             *self._new_corpus_lines(),
             f"{self.uar_name}: {uar}",
             *protocol,
+            *([self.confidence] if self.confidence else []),
             f"Chance level: {1 / len(self.classes):.1%}",
             *([f"License: {self.license}"] if self.license else []),
         ]
@@ -152,6 +158,7 @@ def describe_model(model: EmotionModel) -> ModelInfo:
         hop_s=model.hop_s,
         features=_features(model),
         new_corpus_uar=_new_corpus_uar(meta),
+        confidence=_confidence_line(meta),
     )
 
 
@@ -184,8 +191,30 @@ def _new_corpus_uar(meta: dict[str, Any]) -> float | None:
     evaluation = meta.get("evaluation")
     loco = evaluation.get("leave_one_corpus_out") if isinstance(evaluation, dict) else None
     uar = loco.get("mean_utterance_uar") if isinstance(loco, dict) else None
-    ok = isinstance(uar, (int, float)) and not isinstance(uar, bool) and math.isfinite(uar) and 0 <= uar <= 1
-    return float(uar) if ok else None
+    return float(uar) if _share(uar) else None
+
+
+def _confidence_line(meta: dict[str, Any]) -> str:
+    """How often answers shown at 80 % or more were right on the corpora the model never heard (from the
+    ``calibration`` entry scripts/calibrate_model.py writes), in a line; empty when not recorded."""
+    rows = _calibration_rows(meta)
+    right = [v["confident_accuracy"] for v in rows if _share(v.get("confident_accuracy"))]
+    errors = [v["ece"] for v in rows if _share(v.get("ece"))]
+    if not right or not errors:
+        return ""
+    spread = f"{min(right):.0%}" if len(right) == 1 else f"{min(right):.0%}-{max(right):.0%}"
+    return (f"Confidence: on {len(rows)} corpora it never heard, answers shown at 80 % or more were right {spread} "
+            f"of the time (calibration error at most {max(errors):.2f})")
+
+
+def _calibration_rows(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    calibration = meta.get("calibration")
+    per_corpus = calibration.get("per_corpus") if isinstance(calibration, dict) else None
+    return [v for v in per_corpus.values() if isinstance(v, dict)] if isinstance(per_corpus, dict) else []
+
+
+def _share(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= 1
 
 
 def _features(model: EmotionModel) -> str:

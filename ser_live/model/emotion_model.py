@@ -368,6 +368,13 @@ class EmotionModel:
         probs = apply_temperature(self._classifier.predict_proba(np.atleast_2d(x))[:, self._order], self.temperature)
         return probs[0] if single else probs
 
+    def untempered(self, proba: np.ndarray) -> np.ndarray:
+        """Probabilities of this model as its estimator gave them, before :attr:`temperature` (the adaptive variant's
+        neutral threshold is set on those, so tempering the confidence shown never changes what teaches a voice)."""
+        proba = np.asarray(proba, dtype=np.float64)
+        raw = apply_temperature(np.atleast_2d(proba), 1.0 / self.temperature)
+        return raw[0] if proba.ndim == 1 else raw
+
     def predict_proba_adapted(self, features: np.ndarray, normalizer: SpeakerNormalizer, *,
                               plain: np.ndarray | None = None) -> np.ndarray:
         """Class probabilities of the adaptive variant for the current speaker (as :meth:`predict_proba`).

@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from .recipe import Evaluation, TrainingConfig
 
 __all__ = ["build_metrics", "write_artifacts", "summary_table", "CORPUS_TERMS", "current_adaptation_report",
-           "adaptation_target", "write_adaptation_report", "write_robustness_report", "model_card", "counts_table",
-           "classes_counted", "robustness_section", "top_confusions"]
+           "adaptation_target", "write_adaptation_report", "write_robustness_report", "write_calibration_report",
+           "model_card", "counts_table", "classes_counted", "robustness_section", "calibration_section",
+           "top_confusions"]
 
 #: Terms and citations the model card must carry, per corpus.
 CORPUS_TERMS: dict[str, str] = {
@@ -231,13 +232,32 @@ def write_robustness_report(model_dir: Path, report: dict[str, Any]) -> None:
                    redo="train it again or measure the right one")
 
 
-def _insert_report(model_dir: Path, key: str, report: dict[str, Any], *, after: tuple[str, ...], redo: str) -> None:
+def write_calibration_report(model_dir: Path, report: dict[str, Any], *, model_sha256: str,
+                             model_size_bytes: int) -> None:
+    """Put the confidence's calibration on corpora never heard (:func:`~ser_live.training.calibrate.
+    calibrate_on_unheard`) into ``model_dir/metrics.json``, with the SHA-256 and size of the model file that now
+    carries its temperature, and regenerate ``MODEL_CARD.md``.
+
+    Raises
+    ------
+    ValueError
+        If the report was not made on the evaluation ``metrics.json`` records.
+    """
+    _insert_report(Path(model_dir), "calibration", report, after=("robustness", "leave_one_corpus_out", "ours"),
+                   redo="calibrate the model the directory holds",
+                   replace={"model_sha256": model_sha256, "model_size_bytes": model_size_bytes})
+
+
+def _insert_report(model_dir: Path, key: str, report: dict[str, Any], *, after: tuple[str, ...], redo: str,
+                   replace: dict[str, Any] | None = None) -> None:
     """Put ``report`` into ``metrics.json`` as ``key``, after the first of ``after`` the file has (the rest keeps its
-    order), and regenerate the card; refused when it was made on another evaluation than the file records."""
+    order; the entries of ``replace`` take new values), and regenerate the card; refused when it was made on
+    another evaluation than the file records."""
     metrics = _read_metrics(model_dir)
     if metrics is None or metrics.get("evaluation_sha256") != report.get("base_evaluation_sha256"):
         raise ValueError(f"{model_dir / 'metrics.json'} was not made from the evaluation this report is for "
                          f"(retrained meanwhile, or another model?); {redo}")
+    metrics = {**metrics, **(replace or {})}
     anchor = next((k for k in after if k in metrics), None)
     updated: dict[str, Any] = {}
     for name, value in metrics.items():
@@ -510,7 +530,7 @@ Cells are UAR (unweighted average recall, i.e. balanced accuracy) / accuracy. Ch
 The classic recipe (mean MFCC-40 + chroma + mel of the whole utterance via librosa, `MLPClassifier(300,)`) was run on
 the same folds in the same run. ser-live / classic utterance UAR ratio: {summary.get('uar_ratio_vs_classic', 'n/a')}.
 
-{_loco_section(metrics)}{robustness_section(metrics)}
+{_loco_section(metrics)}{robustness_section(metrics)}{calibration_section(metrics)}
 Per-class recall (per utterance): {', '.join(f'{k} {v:.2f}' for k, v in recall.items())}.
 Per-fold utterance UAR: {', '.join(f'{v:.3f}' for v in metrics['ours']['utterance']['fold_uar'])}.
 Overall: utterance UAR {ours_utt['uar']:.3f}, window UAR {ours_win['uar']:.3f}.
@@ -598,6 +618,34 @@ Measured by `scripts/train.py` (or `scripts/evaluate_robustness.py --model-dir`;
 
 {chr(10).join(lines)}
 """
+
+
+def calibration_section(metrics: dict[str, Any]) -> str:
+    """The model card's "is its confidence true where it has never been" table (empty before calibration)."""
+    calibration = metrics.get("calibration")
+    if not calibration:
+        return ""
+    lines = ["| corpus never heard | temperature (fitted on the others) | calibration error per window, before -> "
+             "after | answers shown at >= 80 %: right (share of answers), before -> after | per recording: "
+             "error after |", "|---|---|---|---|---|"]
+    for corpus, v in calibration["per_corpus"].items():
+        before, after = v["before"]["window"], v["after"]["window"]
+        lines.append(f"| {corpus} | {v['temperature_from_others']:g} | {before['ece']:.3f} -> {after['ece']:.3f} | "
+                     f"{_confident_cell(before)} -> {_confident_cell(after)} | {v['after']['utterance']['ece']:.3f} |")
+    return f"""
+**Is its confidence true where it has never been?** Its probabilities are tempered by
+{calibration['temperature']:g}, fitted (`scripts/calibrate_model.py`) on its predictions for every window of the
+corpora below, which it never heard in training; a model is surest where it knows least unless it is told. Each
+row is tempered by the temperature fitted on the other rows only ({calibration['protocol']}).
+
+{chr(10).join(lines)}
+"""
+
+
+def _confident_cell(report: dict[str, Any]) -> str:
+    if report["confident_accuracy"] is None:
+        return "none"
+    return f"{report['confident_accuracy']:.2f} ({report['confident_share']:.0%})"
 
 
 def _selection_section(selection: str | None) -> str:

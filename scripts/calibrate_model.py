@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Make a trained model's confidence true on corpora it never heard: fit its temperature there and record how true.
+
+Example::
+
+    python scripts/calibrate_model.py --data ../shared/data --model-dir models/
+    python scripts/calibrate_model.py --data ../shared/data --model-dir models/light/
+
+The directory is one scripts/train.py wrote (``make train`` runs this after it). Every recording under ``--data``
+of a corpus the model was not trained on is scored window by window, exactly as live (features from the cache
+training fills); the temperature that makes those probabilities as sure as they are right is stored in the model
+file (``ser_live.training.calibrate``), and the figures (each corpus tempered by the temperature fitted on the
+others) go into its metrics.json and MODEL_CARD.md and, in short, into the model file for the window's model panel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ser_live.training.script_args import add_data_arguments, data_error_reported
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_arguments(parser)
+    parser.add_argument("--model-dir", required=True, metavar="DIR", help="a directory scripts/train.py wrote")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def calibrate(model_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Fit, store and record the temperature of the model in ``model_dir`` (ValueError with a one-line reason)."""
+    import json
+
+    from ser_live.model.emotion_model import EmotionModel, file_sha256
+    from ser_live.training.calibrate import calibrate_on_unheard, calibration_summary
+    from ser_live.training.corpora import scan_corpora
+    from ser_live.training.extract import WindowSetup, extract_dataset
+    from ser_live.training.report import write_calibration_report
+
+    try:
+        metrics = json.loads((model_dir / "metrics.json").read_text())
+        path = model_dir / metrics["model_file"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{model_dir} has no metrics.json from scripts/train.py ({exc})") from None
+    if not path.is_file() or file_sha256(path) != metrics.get("model_sha256"):
+        raise ValueError(f"{path} is not the model {model_dir / 'metrics.json'} describes; train it again")
+    model = EmotionModel.load(path)
+    heard = set(model.metadata.get("corpora", []))
+    unheard = [u for u in scan_corpora(args.data).utterances if u.corpus not in heard]
+    setup = WindowSetup(extractor=model.extractor, window_s=model.window_s, hop_s=model.hop_s,
+                        gate_params=tuple(sorted(model.gate_params.items())))
+    features = extract_dataset(unheard, setup, cache_dir=args.cache_dir, n_jobs=args.jobs,
+                               progress=not args.no_progress)
+    report = {**calibrate_on_unheard(model, features), "base_evaluation_sha256": metrics["evaluation_sha256"]}
+    model.temperature = report["temperature"]
+    model.metadata["calibration"] = calibration_summary(report)
+    sha256 = model.save(path)
+    write_calibration_report(model_dir, report, model_sha256=sha256, model_size_bytes=path.stat().st_size)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if data_error_reported(args):
+        return 2
+    from ser_live.errors import SerLiveError
+
+    model_dir = Path(args.model_dir)
+    try:
+        report = calibrate(model_dir, args)
+    except (SerLiveError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted (the model file is unchanged)", file=sys.stderr)
+        return 130
+    print(f"temperature {report['temperature']:g}, stored in the model in {model_dir}")
+    for corpus, v in report["per_corpus"].items():
+        before, after = v["before"]["window"], v["after"]["window"]
+        print(f"{corpus}: calibration error per window {before['ece']:.3f} -> {after['ece']:.3f}, answers at >= 80 % "
+              f"right {before['confident_accuracy']} -> {after['confident_accuracy']} "
+              f"(temperature from the others {v['temperature_from_others']:g})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

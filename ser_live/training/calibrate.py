@@ -1,0 +1,90 @@
+"""A trained model's confidence made true where it has never been: the temperature fitted on corpora it never heard."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..model.emotion_model import EmotionModel, apply_temperature
+from .evaluate import calibration_report, fit_temperature, utterance_mean
+from .extract import FeatureSet
+
+__all__ = ["UNHEARD_PROTOCOL", "raw_probabilities", "calibrate_on_unheard", "calibration_summary"]
+
+#: How the figures of :func:`calibrate_on_unheard` are described wherever they are shown.
+UNHEARD_PROTOCOL = ("corpora the model never heard in training, each tempered by the temperature fitted on the "
+                    "others (so none is calibrated on itself)")
+
+
+def raw_probabilities(model: EmotionModel, X: np.ndarray) -> np.ndarray:
+    """The model's probabilities for windows ``X`` before its temperature (columns in ``model.classes`` order)."""
+    return model.untempered(model.predict_proba(np.atleast_2d(X)))
+
+
+def _reports(window_proba: np.ndarray, owner: np.ndarray, labels: np.ndarray,
+             classes: Sequence[str]) -> dict[str, Any]:
+    """Calibration per window and per recording (its windows' probabilities averaged, as --classify does)."""
+    return {"window": calibration_report(window_proba, labels[owner], classes),
+            "utterance": calibration_report(utterance_mean(window_proba, owner, labels.size), labels, classes)}
+
+
+def calibrate_on_unheard(model: EmotionModel, features: FeatureSet) -> dict[str, Any]:
+    """The temperature that makes ``model``'s confidence true on corpora it never heard, and how true it then is.
+
+    Parameters
+    ----------
+    model : EmotionModel
+        A trained model (its own temperature is undone first).
+    features : FeatureSet
+        Windows of recordings of at least two corpora the model was not trained on, made with its extractor.
+
+    Returns
+    -------
+    report : dict
+        ``temperature`` (fitted on every window, at least 1, as :func:`~ser_live.training.evaluate.fit_temperature`),
+        ``protocol``, and ``per_corpus``: for each corpus, ``temperature_from_others`` and ``before`` / ``after``
+        (untempered, and tempered by the temperature fitted on the other corpora), each with ``window`` and
+        ``utterance`` :func:`~ser_live.training.evaluate.calibration_report`.
+
+    Raises
+    ------
+    ValueError
+        With fewer than two corpora, or labels the model does not have.
+    """
+    classes = list(model.classes)
+    labels, corpora = features.labels, features.corpora
+    names = sorted(set(corpora.tolist()))
+    if len(names) < 2:
+        raise ValueError("calibrating on corpora never heard needs at least two of them, each tempered by the others")
+    unknown = sorted(set(labels.tolist()) - set(classes))
+    if unknown:
+        raise ValueError(f"the recordings have classes the model does not: {', '.join(unknown)}")
+    original = features.copy == 0
+    proba = raw_probabilities(model, features.X[original])
+    owner = features.utterance_index[original]
+    window_corpus = corpora[owner]
+    per_corpus = {}
+    for corpus in names:
+        here, others = window_corpus == corpus, window_corpus != corpus
+        temperature = fit_temperature(proba[others], labels[owner[others]], classes)
+        members = np.flatnonzero(corpora == corpus)
+        local = np.searchsorted(members, owner[here])
+        per_corpus[corpus] = {
+            "temperature_from_others": temperature,
+            "before": _reports(proba[here], local, labels[members], classes),
+            "after": _reports(apply_temperature(proba[here], temperature), local, labels[members], classes),
+        }
+    return {"protocol": UNHEARD_PROTOCOL, "temperature": fit_temperature(proba, labels[owner], classes),
+            "per_corpus": per_corpus}
+
+
+def calibration_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """What a model file carries of :func:`calibrate_on_unheard`'s report (for the window's model panel): the
+    temperature and, per corpus, the tempered window ECE and accuracy of the answers shown at 80 % or more."""
+    return {"temperature": report["temperature"], "protocol": report["protocol"],
+            "per_corpus": {c: {"ece": v["after"]["window"]["ece"],
+                               "confident_accuracy": v["after"]["window"]["confident_accuracy"],
+                               "confident_share": v["after"]["window"]["confident_share"]}
+                           for c, v in report["per_corpus"].items()}}

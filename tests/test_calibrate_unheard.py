@@ -1,0 +1,105 @@
+"""A trained model's confidence on corpora it never heard: the temperature fitted there, how true the confidence
+then is, the model card's table, bench's rows and the window's line (ser_live.training.calibrate)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_live.model.emotion_model import EmotionModel
+from ser_live.training.calibrate import calibrate_on_unheard, calibration_summary, raw_probabilities
+from ser_live.training.corpora import Utterance
+from ser_live.training.extract import FeatureSet
+
+CLASSES = ("angry", "happy", "sad")
+
+
+@pytest.fixture(scope="module")
+def overconfident(tiny_fitted_model) -> tuple[EmotionModel, FeatureSet]:
+    """A model trained on well-separated classes (so it is very sure) and windows of two corpora it never heard,
+    where the classes overlap (so it is often wrong, and still sure)."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    dim = tiny_fitted_model.extractor.dim
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=3.0, size=(len(CLASSES), dim))
+    labels = np.repeat(np.arange(len(CLASSES)), 60)
+    estimator = make_pipeline(StandardScaler(), MLPClassifier((16,), alpha=1e-4, max_iter=500, random_state=0))
+    estimator.fit(centres[labels] + rng.normal(size=(labels.size, dim)), np.array(CLASSES)[labels])
+    model = EmotionModel(estimator, tiny_fitted_model.extractor)
+    utterances, rows, owner = [], [], []
+    for corpus, spread in (("far", 9.0), ("farther", 12.0)):
+        for i in range(90):
+            label = i % len(CLASSES)
+            utterances.append(Utterance(Path(f"/{corpus}/{i}.wav"), CLASSES[label], f"{corpus}:{i % 3}", corpus))
+            for _ in range(3):
+                rows.append(centres[label] + rng.normal(scale=spread, size=dim))
+                owner.append(len(utterances) - 1)
+    features = FeatureSet(utterances, np.array(rows), np.array(owner), np.zeros(len(owner), dtype=int))
+    return model, features
+
+
+def test_the_temperature_fitted_on_corpora_never_heard_makes_the_confidence_true_on_each(overconfident):
+    model, features = overconfident
+    report = calibrate_on_unheard(model, features)
+    assert report["temperature"] > 1.5 and set(report["per_corpus"]) == {"far", "farther"}
+    for corpus, v in report["per_corpus"].items():
+        before, after = v["before"]["window"], v["after"]["window"]
+        assert before["mean_confidence"] > before["accuracy"] + 0.15, corpus  # surer than right, untempered
+        assert after["ece"] < before["ece"] / 2, corpus  # tempered by the other corpus's temperature
+        assert after["accuracy"] == before["accuracy"]  # tempering never changes an answer
+        assert v["after"]["utterance"]["n"] == 90
+        assert v["temperature_from_others"] > 1.0
+    # A model that already carries a temperature is calibrated from its untempered probabilities.
+    model.temperature = 3.0
+    np.testing.assert_allclose(raw_probabilities(model, features.X[:5]), model.untempered(model.predict_proba(
+        features.X[:5])))
+    again = calibrate_on_unheard(model, features)
+    assert again["temperature"] == pytest.approx(report["temperature"], abs=1e-3)
+    model.temperature = 1.0
+    summary = calibration_summary(report)
+    assert summary["per_corpus"]["far"]["ece"] == report["per_corpus"]["far"]["after"]["window"]["ece"]
+
+
+def test_calibrating_needs_two_corpora_and_the_models_classes(overconfident):
+    model, features = overconfident
+    one = features.subset(np.flatnonzero(features.corpora == "far"))
+    with pytest.raises(ValueError, match="at least two"):
+        calibrate_on_unheard(model, one)
+    other = [Utterance(u.path, "calm", u.speaker, u.corpus) if i == 0 else u for i, u in enumerate(features.utterances)]
+    with pytest.raises(ValueError, match="classes the model does not: calm"):
+        calibrate_on_unheard(model, FeatureSet(other, features.X, features.utterance_index, features.copy))
+
+
+def test_the_card_bench_and_window_say_how_true_the_confidence_is(overconfident, tmp_path):
+    import importlib.util
+
+    from ser_live.gui.modelinfo import describe_model
+    from ser_live.training.report import calibration_section, write_calibration_report
+
+    model, features = overconfident
+    report = {**calibrate_on_unheard(model, features), "base_evaluation_sha256": "abc"}
+    section = calibration_section({"calibration": report})
+    assert "| far |" in section and "| farther |" in section and f"{report['temperature']:g}" in section
+    (tmp_path / "metrics.json").write_text(json.dumps({"evaluation_sha256": "other", "model_sha256": "x"}))
+    with pytest.raises(ValueError, match="not made from the evaluation"):
+        write_calibration_report(tmp_path, report, model_sha256="y", model_size_bytes=1)
+
+    spec = importlib.util.spec_from_file_location("bench", Path(__file__).parents[1] / "scripts" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = bench._calibration_rows(report, 0.05)
+    assert len(rows) == 4 and all("never heard" in r for r in rows)
+
+    model.metadata["calibration"] = calibration_summary(report)
+    right = [v["after"]["window"]["confident_accuracy"] for v in report["per_corpus"].values()]
+    line = describe_model(model).confidence
+    assert line.startswith("Confidence: on 2 corpora it never heard") and f"{min(right):.0%}" in line
+    assert line in describe_model(model).summary_lines()
+    model.metadata["calibration"] = {"per_corpus": {"x": {"ece": "bad"}}}
+    assert describe_model(model).confidence == ""  # a damaged entry shows nothing rather than nonsense
