@@ -103,3 +103,53 @@ def test_the_card_bench_and_window_say_how_true_the_confidence_is(overconfident,
     assert line in describe_model(model).summary_lines()
     model.metadata["calibration"] = {"per_corpus": {"x": {"ece": "bad"}}}
     assert describe_model(model).confidence == ""  # a damaged entry shows nothing rather than nonsense
+
+
+def test_calibrate_model_script_stores_the_temperature_and_the_figures(tmp_path):
+    """scripts/calibrate_model.py on a copy of the shipped light model and two tiny corpora in TESS's and nEMO's
+    naming that it never heard (espeak-ng voices): the file carries the temperature, metrics.json and the card the
+    figures, the model still loads and classifies; run again, it starts from the untempered probabilities."""
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import espeak
+    from ser_live.model.emotion_model import file_sha256, shipped_model_path
+
+    model_dir = tmp_path / "light"
+    model_dir.mkdir()
+    source = shipped_model_path("light")
+    for name in (source.name, "metrics.json"):
+        shutil.copy(source.parent / name, model_dir / name)
+    data = tmp_path / "data"
+    lines = {"angry": "Stop that right now!", "sad": "I miss them so much.", "happy": "What a lovely day!"}
+    for i, (emotion, text) in enumerate(lines.items()):
+        for word, voice in (("bath", "en+f3"), ("dog", "en+f5"), ("kite", "en+m3")):
+            (data / "tess" / "OAF").mkdir(parents=True, exist_ok=True)
+            espeak(f"Say the word {word}. {text}", data / "tess" / "OAF" / f"OAF_{word}_{emotion}.wav", voice=voice)
+        polish = {"angry": "anger", "sad": "sadness", "happy": "happiness"}[emotion]
+        for n, voice in enumerate(("pl", "pl+m3", "pl+f2")):
+            (data / "nemo" / "EB0").mkdir(parents=True, exist_ok=True)
+            espeak(f"{text} {n}", data / "nemo" / "EB0" / f"EB0_{polish}_{i * 3 + n}.wav", voice=voice)
+    command = [sys.executable, "scripts/calibrate_model.py", "--data", str(data), "--model-dir", str(model_dir),
+               "--no-progress", "--jobs", "1"]
+    repo = Path(__file__).parents[1]
+    first = subprocess.run(command, capture_output=True, text=True, cwd=repo, timeout=600)
+    assert first.returncode == 0, first.stderr
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    model = EmotionModel.load(model_dir / source.name)
+    assert model.temperature == metrics["calibration"]["temperature"] >= 1.0
+    assert metrics["model_sha256"] == file_sha256(model_dir / source.name)
+    assert set(metrics["calibration"]["per_corpus"]) == {"nemo", "tess"}
+    assert model.metadata["calibration"]["per_corpus"].keys() == {"nemo", "tess"}
+    assert "| tess |" in (model_dir / "MODEL_CARD.md").read_text()
+    assert f"temperature {model.temperature:g}" in first.stdout
+    second = subprocess.run(command, capture_output=True, text=True, cwd=repo, timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert json.loads((model_dir / "metrics.json").read_text())["calibration"] == metrics["calibration"]
+    classify = subprocess.run([sys.executable, "-m", "ser_live", "--model", str(model_dir / source.name),
+                               "--classify", str(data / "tess")], capture_output=True, text=True, cwd=repo, timeout=300)
+    assert classify.returncode == 0 and "OAF_dog_sad" in classify.stdout, classify.stderr
+    (model_dir / source.name).write_bytes(b"not a model")
+    broken = subprocess.run(command, capture_output=True, text=True, cwd=repo, timeout=600)
+    assert broken.returncode == 1 and broken.stderr.count("\n") == 1 and "train it again" in broken.stderr
