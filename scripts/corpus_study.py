@@ -54,6 +54,8 @@ class Candidate:
         Train on each speaker's features standardised by that speaker's statistics; a held-out recording is
         standardised by the population's (the mean of the speaker means, the root mean within-speaker variance),
         which is what a live monitor without speaker adaptation can do.
+    codec_copy : bool
+        Train on one more copy of every training recording, passed through a codec (:data:`CODEC_COPY`).
     """
 
     description: str
@@ -61,6 +63,14 @@ class Candidate:
     n_seeds: int = 3
     corpus_directions: int = 0
     speaker_standardised: bool = False
+    codec_copy: bool = False
+
+
+def _codec_copy() -> Any:
+    from ser_live.training.augment import Augmenter
+
+    return Augmenter(n_copies=1, room_share=0.0, noises=(), gain_db=(0.0, 0.0), pitch_semitones=(0.0, 0.0),
+                     tempo=(1.0, 1.0), codec_share=1.0)
 
 
 CANDIDATES: dict[str, Candidate] = {
@@ -76,6 +86,9 @@ CANDIDATES: dict[str, Candidate] = {
     "speaker-standardised": Candidate("sqrt-speaker weights; each training speaker standardised by their own "
                                       "statistics, a held-out recording by the population's",
                                       weighting="sqrt-speakers", speaker_standardised=True),
+    "codec copies": Candidate("sqrt-speaker weights; one more copy of every training recording through Opus at "
+                              "8-32 kbit/s or a narrow-band phone line (half each), nothing else changed",
+                              weighting="sqrt-speakers", codec_copy=True),
     "ensemble of 7": Candidate("sqrt-speaker weights; 7 MLPs from different seeds averaged instead of 3",
                                weighting="sqrt-speakers", n_seeds=7),
 }
@@ -87,9 +100,10 @@ def _window_weights(candidate: Candidate, features: Any, rows: np.ndarray) -> np
 
     owner = features.utterance_index[rows]
     labels = features.labels[owner]
+    recordings = owner * 1000 + features.copy[rows]  # a copy is a recording of its own
     if candidate.weighting == "recording":
-        return training_weights(labels, owner)
-    return hierarchical_weights(labels, owner, features.speakers[owner], features.corpora[owner],
+        return training_weights(labels, recordings)
+    return hierarchical_weights(labels, recordings, features.speakers[owner], features.corpora[owner],
                                 weighting=candidate.weighting)
 
 
@@ -125,7 +139,7 @@ def _held_out(candidate: Candidate, features: Any, room: Any, corpus: str) -> tu
     from ser_live.training.recipe import ENCODER_CONFIG
 
     window_corpus = features.corpora[features.utterance_index]
-    train_rows = np.flatnonzero((window_corpus != corpus) & (features.copy == 0))
+    train_rows = np.flatnonzero((window_corpus != corpus) & ((features.copy == 0) | candidate.codec_copy))
     test_rows = np.flatnonzero((window_corpus == corpus) & (features.copy == 0))
     room_rows = np.flatnonzero(room.corpora[room.utterance_index] == corpus)
     X_train, (X_test, X_room) = _inputs(candidate, features, train_rows,
@@ -212,8 +226,10 @@ def leave_each_corpus_out(candidate: Candidate, features: Any, room: Any, n_jobs
             "mean_room_sample_clean_uar": float(np.mean([v["room_sample_clean_uar"] for v in per_corpus.values()]))}
 
 
-def load_features(data_dirs: list[str], cache_dir: str | None, n_jobs: int) -> tuple[Any, Any]:
-    """The clean features of every recording of the five corpora, and the 10 dB room features of a sample."""
+def load_features(data_dirs: list[str], cache_dir: str | None, n_jobs: int, *,
+                  codec_copy: bool) -> tuple[Any, Any]:
+    """The clean features of every recording of the five corpora (and their codec copies, if asked), and the 10 dB
+    room features of a sample."""
     from ser_live.training.conditions import RoomNoise
     from ser_live.training.extract import extract_condition, extract_dataset
     from ser_live.training.recipe import ENCODER_CONFIG, scan_for
@@ -221,7 +237,8 @@ def load_features(data_dirs: list[str], cache_dir: str | None, n_jobs: int) -> t
 
     config = dataclasses.replace(ENCODER_CONFIG, corpora=None, augmenter=None)
     scan = scan_for(data_dirs, config)
-    features = extract_dataset(scan.utterances, config.setup, cache_dir=cache_dir, n_jobs=n_jobs)
+    features = extract_dataset(scan.utterances, config.setup, cache_dir=cache_dir, n_jobs=n_jobs,
+                               augmenter=_codec_copy() if codec_copy else None)
     corpora = features.corpora
     names = sorted(set(corpora.tolist()))
     rng = np.random.default_rng(0)
@@ -272,11 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     quiet_training_warnings()
     n_jobs = args.jobs or 2
     start = time.perf_counter()
-    features, room = load_features(args.data, args.cache_dir, n_jobs)
+    chosen = args.candidates or list(CANDIDATES)
+    features, room = load_features(args.data, args.cache_dir, n_jobs,
+                                   codec_copy=any(CANDIDATES[name].codec_copy for name in chosen))
     print(f"features: {len(features.utterances)} recordings, {features.X.shape[0]} windows; room sample "
           f"{len(room.utterances)} ({time.perf_counter() - start:.0f} s)", flush=True)
     results = {}
-    for name in args.candidates or list(CANDIDATES):
+    for name in chosen:
         began = time.perf_counter()
         results[name] = leave_each_corpus_out(CANDIDATES[name], features, room, n_jobs)
         results[name]["description"] = CANDIDATES[name].description

@@ -114,6 +114,7 @@ def test_calibrate_model_script_stores_the_temperature_and_the_figures(tmp_path)
     import sys
 
     from conftest import espeak
+
     from ser_live.model.emotion_model import file_sha256, shipped_model_path
 
     model_dir = tmp_path / "light"

@@ -1,4 +1,4 @@
-"""Training-data augmentation: a room, a noise at a random SNR, a level, a small pitch shift and tempo change.
+"""Training-data augmentation: a room, a noise at a random SNR, a level, a small pitch shift and tempo change, a codec.
 
 Augmented copies are made per file with a seed derived from the file's content hash, so they are
 reproducible and cacheable. They only ever join the training side of a fold (see
@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..dsp.codec import through_codec
 from .conditions import mix_at_snr, noise_of_kind, reverberate, room_impulse_responses
 
 __all__ = ["Augmenter", "TRAINING_ROOM_SEED"]
@@ -50,6 +51,16 @@ class Augmenter:
         Range of the tempo factor (>1 is faster).
     seed : int
         Combined with each file's hash and the copy index.
+    codec_share : float
+        Share of the copies passed through a codec last (0 for none): so that a codec is a nuisance to the model,
+        not a cue, when some corpora come as Opus and others not.
+    codecs : tuple of str
+        Codecs drawn from (:data:`ser_live.dsp.codec.CODECS`).
+    opus_kbps : (float, float)
+        Range of Opus's bit rate.
+
+    A range whose ends are equal (a tempo of (1, 1), a pitch of (0, 0)) and an empty ``noises`` leave that step
+    out.
     """
 
     n_copies: int = 1
@@ -62,10 +73,18 @@ class Augmenter:
     pitch_semitones: tuple[float, float] = (-1.0, 1.0)
     tempo: tuple[float, float] = (0.9, 1.1)
     seed: int = 0
+    codec_share: float = 0.0
+    codecs: tuple[str, ...] = ("opus", "telephone")
+    opus_kbps: tuple[float, float] = (8.0, 32.0)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dictionary (for cache keys and model metadata)."""
-        return dataclasses.asdict(self)
+        """Plain dictionary (for cache keys and model metadata); without the codec settings when no copy has a
+        codec, so the keys of copies made before codecs existed stay as they were."""
+        record = dataclasses.asdict(self)
+        if not self.codec_share:
+            for name in ("codec_share", "codecs", "opus_kbps"):
+                del record[name]
+        return record
 
     def rng(self, file_key: str, copy: int) -> np.random.Generator:
         """The generator for one copy of one file."""
@@ -80,12 +99,21 @@ class Augmenter:
         tempo = rng.uniform(*self.tempo)
         steps = rng.uniform(*self.pitch_semitones)
         gain = 10.0 ** (rng.uniform(*self.gain_db) / 20.0)
-        y = librosa.effects.time_stretch(y, rate=tempo)
-        y = librosa.effects.pitch_shift(y, sr=sample_rate_hz, n_steps=steps, res_type="soxr_hq")
+        if self.tempo[0] != self.tempo[1]:
+            y = librosa.effects.time_stretch(y, rate=tempo)
+        if self.pitch_semitones[0] != self.pitch_semitones[1]:
+            y = librosa.effects.pitch_shift(y, sr=sample_rate_hz, n_steps=steps, res_type="soxr_hq")
         if rng.random() < self.room_share:
             rooms = room_impulse_responses(self.n_rooms, sample_rate_hz=sample_rate_hz, rt60_s=self.rt60_s,
                                            seed=TRAINING_ROOM_SEED + self.seed)
             y = reverberate(y, rooms[int(rng.integers(len(rooms)))])
-        noise = noise_of_kind(str(rng.choice(self.noises)), y.shape[0], sample_rate_hz=sample_rate_hz, rng=rng)
-        mixed = mix_at_snr(y * gain, noise, snr_db=rng.uniform(*self.snr_db), sample_rate_hz=sample_rate_hz)
-        return np.clip(mixed, -1.0, 1.0).astype(np.float32)
+        y = y * gain
+        if self.noises:
+            noise = noise_of_kind(str(rng.choice(self.noises)), y.shape[0], sample_rate_hz=sample_rate_hz, rng=rng)
+            y = mix_at_snr(y, noise, snr_db=rng.uniform(*self.snr_db), sample_rate_hz=sample_rate_hz)
+        y = np.clip(y, -1.0, 1.0).astype(np.float32)
+        # Drawn only when codecs are on, so copies made without them keep their random choices.
+        if self.codec_share and rng.random() < self.codec_share:
+            y = through_codec(y, str(rng.choice(self.codecs)), sample_rate_hz=sample_rate_hz,
+                              bitrate_kbps=rng.uniform(*self.opus_kbps))
+        return y
