@@ -6,9 +6,11 @@ Example::
 
     python scripts/corpus_study.py --data ../shared/data --out models/corpus_study.md --json corpus_study.json
     python scripts/corpus_study.py --data ../shared/data --candidates "shipped recipe" "corpus weights"
+    python scripts/corpus_study.py --model light --data ../shared/data
 
-Every candidate is the default model's estimator (Whisper-base block 3, mean and standard deviation of its frames,
-3 averaged MLP(64,), alpha 1) on the clean recordings, changed in one way. For each of the corpora, a model
+Every candidate is a shipped model's features and estimator (the default's: Whisper-base block 3, mean and standard
+deviation of its frames, 3 averaged MLP(64,), alpha 1; the light one's: handcrafted features, 5 averaged MLP(256,),
+alpha 10) on the clean recordings of every corpus, changed in one way. For each of the corpora, a model
 trained on the others scores every recording of it (utterance UAR over that corpus's own classes, the window
 probabilities averaged) and a seeded sample of its recordings played in a simulated room with noise at 10 dB SNR
 (babble from other speakers of the same corpus). The headline is the mean over the held-out corpora, each counting
@@ -46,8 +48,8 @@ class Candidate:
         How it was made, for the table.
     weighting : str
         One of :data:`ser_live.training.domain.WEIGHTINGS`.
-    n_seeds : int
-        MLPs averaged.
+    n_seeds : int, optional
+        MLPs averaged (the model family's own number when omitted).
     corpus_directions : int
         Directions separating the training corpora removed from the standardised features (0: none).
     speaker_standardised : bool
@@ -60,7 +62,7 @@ class Candidate:
 
     description: str
     weighting: str = "recording"
-    n_seeds: int = 3
+    n_seeds: int | None = None
     corpus_directions: int = 0
     speaker_standardised: bool = False
     codec_copy: bool = False
@@ -131,28 +133,63 @@ def _inputs(candidate: Candidate, features: Any, train_rows: np.ndarray,
     return X_train, tests
 
 
-def _held_out(candidate: Candidate, features: Any, room: Any, corpus: str) -> tuple[np.ndarray, np.ndarray]:
-    """Window probabilities of the held-out corpus's clean windows and of its room windows."""
+def _fit_predict(candidate: Candidate, features: Any, params: Any, train_utterances: np.ndarray,
+                 tests: list[np.ndarray]) -> list[np.ndarray]:
+    """Train on the windows of ``train_utterances`` (and their codec copies, if the candidate has them) and give the
+    probabilities of each test set's windows."""
     from ser_live.process import blas_threads
     from ser_live.training.estimator import make_estimator
     from ser_live.training.evaluate import aligned_proba, classes_of
-    from ser_live.training.recipe import ENCODER_CONFIG
 
-    window_corpus = features.corpora[features.utterance_index]
-    train_rows = np.flatnonzero((window_corpus != corpus) & ((features.copy == 0) | candidate.codec_copy))
-    test_rows = np.flatnonzero((window_corpus == corpus) & (features.copy == 0))
-    room_rows = np.flatnonzero(room.corpora[room.utterance_index] == corpus)
-    X_train, (X_test, X_room) = _inputs(candidate, features, train_rows,
-                                        [features.X[test_rows].astype(np.float64),
-                                         room.X[room_rows].astype(np.float64)])
-    params = dataclasses.replace(ENCODER_CONFIG.params, n_seeds=candidate.n_seeds)
+    in_train = np.isin(features.utterance_index, train_utterances)
+    train_rows = np.flatnonzero(in_train & ((features.copy == 0) | candidate.codec_copy))
+    X_train, tests = _inputs(candidate, features, train_rows, [t.astype(np.float64) for t in tests])
+    params = dataclasses.replace(params, n_seeds=candidate.n_seeds or params.n_seeds)
     estimator = make_estimator(params, random_state=0)
     labels = features.labels[features.utterance_index[train_rows]]
+    classes = classes_of(features.labels)
     with blas_threads(1):
         estimator.fit(X_train.astype(np.float32), labels,
                       mlp__sample_weight=_window_weights(candidate, features, train_rows))
-        classes = classes_of(features.labels)
-        return aligned_proba(estimator, X_test, classes), aligned_proba(estimator, X_room, classes)
+        return [aligned_proba(estimator, t, classes) for t in tests]
+
+
+def _held_out(candidate: Candidate, features: Any, room: Any, corpus: str,
+              params: Any) -> list[np.ndarray]:
+    """Window probabilities of the held-out corpus's clean windows and of its room windows."""
+    test_rows = (features.corpora[features.utterance_index] == corpus) & (features.copy == 0)
+    room_rows = room.corpora[room.utterance_index] == corpus
+    return _fit_predict(candidate, features, params, np.flatnonzero(features.corpora != corpus),
+                        [features.X[test_rows], room.X[room_rows]])
+
+
+def _speaker_fold(candidate: Candidate, features: Any, params: Any, train: np.ndarray,
+                  test: np.ndarray) -> np.ndarray:
+    rows = np.isin(features.utterance_index, test) & (features.copy == 0)
+    return _fit_predict(candidate, features, params, train, [features.X[rows]])[0]
+
+
+def speaker_independent_cv(candidate: Candidate, features: Any, params: Any, n_jobs: int) -> dict[str, Any]:
+    """Utterance UAR of the speaker-independent 5-fold CV over all the corpora (the shipped models' folds), overall
+    and per corpus."""
+    from joblib import Parallel, delayed
+
+    from ser_live.training.evaluate import classes_of, classification_report, speaker_folds, utterance_mean
+
+    folds = speaker_folds(features.speakers, features.labels, n_splits=5, random_state=0)
+    outputs = Parallel(n_jobs=n_jobs)(delayed(_speaker_fold)(candidate, features, params, train, test)
+                                      for train, test in folds)
+    classes = classes_of(features.labels)
+    original = features.copy == 0
+    window_proba = np.zeros((int(original.sum()), len(classes)))
+    owner = features.utterance_index[original]
+    for (_, test), proba in zip(folds, outputs):
+        window_proba[np.isin(owner, test)] = proba
+    predicted = np.array(classes)[utterance_mean(window_proba, owner, len(features.utterances)).argmax(axis=1)]
+    corpora = features.corpora
+    return {"uar": classification_report(features.labels, predicted, classes)["uar"],
+            "per_corpus": {c: classification_report(features.labels[corpora == c], predicted[corpora == c],
+                                                    classes)["uar"] for c in sorted(set(corpora.tolist()))}}
 
 
 def _corpus_figures(features: Any, room: Any, names: list[str], clean: list[np.ndarray],
@@ -213,12 +250,12 @@ def _one_corpus(features: Any, room: Any, corpus: str, clean: np.ndarray, room_p
     }
 
 
-def leave_each_corpus_out(candidate: Candidate, features: Any, room: Any, n_jobs: int) -> dict[str, Any]:
+def leave_each_corpus_out(candidate: Candidate, features: Any, room: Any, params: Any, n_jobs: int) -> dict[str, Any]:
     """The candidate's figures on each corpus held out in turn, and their means."""
     from joblib import Parallel, delayed
 
     names = sorted(set(features.corpora.tolist()))
-    outputs = Parallel(n_jobs=n_jobs)(delayed(_held_out)(candidate, features, room, c) for c in names)
+    outputs = Parallel(n_jobs=n_jobs)(delayed(_held_out)(candidate, features, room, c, params) for c in names)
     per_corpus = _corpus_figures(features, room, names, [o[0] for o in outputs], [o[1] for o in outputs])
     return {"per_corpus": per_corpus,
             "mean_uar": float(np.mean([v["utterance"]["uar"] for v in per_corpus.values()])),
@@ -226,16 +263,16 @@ def leave_each_corpus_out(candidate: Candidate, features: Any, room: Any, n_jobs
             "mean_room_sample_clean_uar": float(np.mean([v["room_sample_clean_uar"] for v in per_corpus.values()]))}
 
 
-def load_features(data_dirs: list[str], cache_dir: str | None, n_jobs: int, *,
+def load_features(config: Any, data_dirs: list[str], cache_dir: str | None, n_jobs: int, *,
                   codec_copy: bool) -> tuple[Any, Any]:
     """The clean features of every recording of the five corpora (and their codec copies, if asked), and the 10 dB
     room features of a sample."""
     from ser_live.training.conditions import RoomNoise
     from ser_live.training.extract import extract_condition, extract_dataset
-    from ser_live.training.recipe import ENCODER_CONFIG, scan_for
+    from ser_live.training.recipe import scan_for
     from ser_live.training.robustness import babble_talkers
 
-    config = dataclasses.replace(ENCODER_CONFIG, corpora=None, augmenter=None)
+    config = dataclasses.replace(config, corpora=None, augmenter=None)
     scan = scan_for(data_dirs, config)
     features = extract_dataset(scan.utterances, config.setup, cache_dir=cache_dir, n_jobs=n_jobs,
                                augmenter=_codec_copy() if codec_copy else None)
@@ -255,7 +292,7 @@ def load_features(data_dirs: list[str], cache_dir: str | None, n_jobs: int, *,
 def table(results: dict[str, dict[str, Any]]) -> str:
     """Markdown: one row per candidate, the held-out corpora's UAR and calibration."""
     names = sorted(next(iter(results.values()))["per_corpus"])
-    head = ("| candidate | mean UAR, corpus never heard | " + " | ".join(names)
+    head = ("| candidate | CV UAR (five corpora) | mean UAR, corpus never heard | " + " | ".join(names)
             + " | room 10 dB (clean, same sample) | score | ECE window (each corpus) | right at >= 80 % "
               "(each corpus) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -263,7 +300,8 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         per = r["per_corpus"]
         ece = " / ".join(f"{per[c]['calibration']['window']['after']['ece']:.2f}" for c in names)
         confident = " / ".join(_share(per[c]["calibration"]["window"]["after"]) for c in names)
-        lines.append(f"| {name} | {r['mean_uar']:.3f} | " + " | ".join(f"{per[c]['utterance']['uar']:.3f}"
+        cv = f"{r['cv']['uar']:.3f}" if "cv" in r else "–"
+        lines.append(f"| {name} | {cv} | {r['mean_uar']:.3f} | " + " | ".join(f"{per[c]['utterance']['uar']:.3f}"
                                                                          for c in names)
                      + f" | {r['mean_room_10db_uar']:.3f} ({r['mean_room_sample_clean_uar']:.3f}) | "
                        f"{(r['mean_uar'] + r['mean_room_10db_uar']) / 2:.3f} | {ece} | {confident} |")
@@ -279,8 +317,12 @@ def _share(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_arguments(parser)
+    parser.add_argument("--model", choices=["default", "light"], default="default",
+                        help="which shipped model's features and estimator: default (speech encoder) or light")
     parser.add_argument("--candidates", nargs="+", choices=list(CANDIDATES), metavar="NAME",
                         help="which to evaluate (default: all): " + ", ".join(map(repr, CANDIDATES)))
+    parser.add_argument("--cv", action="store_true",
+                        help="also the speaker-independent 5-fold CV over all the corpora (5 more fits a candidate)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write every figure as JSON")
     parser.add_argument("--out", type=Path, metavar="FILE", help="also write the table as Markdown")
     args = parser.parse_args(argv)
@@ -289,15 +331,20 @@ def main(argv: list[str] | None = None) -> int:
     quiet_training_warnings()
     n_jobs = args.jobs or 2
     start = time.perf_counter()
+    from ser_live.training.recipe import SHIPPED_CONFIGS
+
+    config = SHIPPED_CONFIGS[args.model]
     chosen = args.candidates or list(CANDIDATES)
-    features, room = load_features(args.data, args.cache_dir, n_jobs,
+    features, room = load_features(config, args.data, args.cache_dir, n_jobs,
                                    codec_copy=any(CANDIDATES[name].codec_copy for name in chosen))
     print(f"features: {len(features.utterances)} recordings, {features.X.shape[0]} windows; room sample "
           f"{len(room.utterances)} ({time.perf_counter() - start:.0f} s)", flush=True)
     results = {}
     for name in chosen:
         began = time.perf_counter()
-        results[name] = leave_each_corpus_out(CANDIDATES[name], features, room, n_jobs)
+        results[name] = leave_each_corpus_out(CANDIDATES[name], features, room, config.params, n_jobs)
+        if args.cv:
+            results[name]["cv"] = speaker_independent_cv(CANDIDATES[name], features, config.params, n_jobs)
         results[name]["description"] = CANDIDATES[name].description
         results[name]["seconds"] = round(time.perf_counter() - began, 1)
         print(f"{name}: mean UAR {results[name]['mean_uar']:.3f}, room {results[name]['mean_room_10db_uar']:.3f} "
