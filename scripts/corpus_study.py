@@ -314,18 +314,36 @@ def _share(report: dict[str, Any]) -> str:
     return f"{report['confident_accuracy']:.2f} ({100 * report['confident_share']:.0f} %)"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_arguments(parser)
     parser.add_argument("--model", choices=["default", "light"], default="default",
                         help="which shipped model's features and estimator: default (speech encoder) or light")
     parser.add_argument("--candidates", nargs="+", choices=list(CANDIDATES), metavar="NAME",
                         help="which to evaluate (default: all): " + ", ".join(map(repr, CANDIDATES)))
-    parser.add_argument("--cv", action="store_true",
-                        help="also the speaker-independent 5-fold CV over all the corpora (5 more fits a candidate)")
+    parser.add_argument("--cv", nargs="*", choices=list(CANDIDATES), metavar="NAME",
+                        help="also the speaker-independent 5-fold CV over all the corpora (5 more fits a candidate) "
+                             "of these candidates (of all without a name)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write every figure as JSON")
     parser.add_argument("--out", type=Path, metavar="FILE", help="also write the table as Markdown")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def evaluate(name: str, features: Any, room: Any, params: Any, *, cv: bool, n_jobs: int) -> dict[str, Any]:
+    """One candidate's figures (and its CV, if asked), with how it was made and how long it took."""
+    began = time.perf_counter()
+    result = leave_each_corpus_out(CANDIDATES[name], features, room, params, n_jobs)
+    if cv:
+        result["cv"] = speaker_independent_cv(CANDIDATES[name], features, params, n_jobs)
+    result["description"] = CANDIDATES[name].description
+    result["seconds"] = round(time.perf_counter() - began, 1)
+    print(f"{name}: mean UAR {result['mean_uar']:.3f}, room {result['mean_room_10db_uar']:.3f} "
+          f"({result['seconds']:.0f} s)", flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if data_error_reported(args):
         return 1
     quiet_training_warnings()
@@ -341,14 +359,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(room.utterances)} ({time.perf_counter() - start:.0f} s)", flush=True)
     results = {}
     for name in chosen:
-        began = time.perf_counter()
-        results[name] = leave_each_corpus_out(CANDIDATES[name], features, room, config.params, n_jobs)
-        if args.cv:
-            results[name]["cv"] = speaker_independent_cv(CANDIDATES[name], features, config.params, n_jobs)
-        results[name]["description"] = CANDIDATES[name].description
-        results[name]["seconds"] = round(time.perf_counter() - began, 1)
-        print(f"{name}: mean UAR {results[name]['mean_uar']:.3f}, room {results[name]['mean_room_10db_uar']:.3f} "
-              f"({results[name]['seconds']:.0f} s)", flush=True)
+        results[name] = evaluate(name, features, room, config.params, n_jobs=n_jobs,
+                                 cv=args.cv is not None and (not args.cv or name in args.cv))
         if args.json:
             args.json.write_text(json.dumps(results, indent=1))
     text = table(results)
