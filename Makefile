@@ -50,13 +50,17 @@ bench: $(VENV)/.stamp-test
 # Both shipped models: the default (speech encoder; models/) and the light one (handcrafted; models/light/).
 # Each is trained, then its live speaker-adaptation evaluation adds its figures to that directory's metrics.json
 # and MODEL_CARD.md; it must come second, as it checks that the directory holds the model of the evaluation it
-# reruns. ARGS go to train.py; with --no-adaptation there is no adaptive variant to evaluate. The new models are
-# what 'make run' and the tests use from then on; the regression record is made anew for them.
+# reruns. Last, its confidence is calibrated on the corpora under ../shared/data it was not trained on
+# (scripts/calibrate_model.py: the temperature goes into the model file, the figures into the card). ARGS go to
+# train.py; with --no-adaptation there is no adaptive variant to evaluate. The new models are what 'make run' and
+# the tests use from then on; the regression record is made anew for them.
 train: $(VENV)/.stamp-test
 	$(PY) scripts/train.py --data ../shared/data --out models/ $(ARGS)
 	$(if $(filter --no-adaptation,$(ARGS)),,$(PY) scripts/evaluate_adaptation.py --data ../shared/data --model-dir models/)
+	$(PY) scripts/calibrate_model.py --data ../shared/data --model-dir models/
 	$(PY) scripts/train.py --model light --data ../shared/data --out models/light/ $(ARGS)
 	$(if $(filter --no-adaptation,$(ARGS)),,$(PY) scripts/evaluate_adaptation.py --model light --data ../shared/data --model-dir models/light/)
+	$(PY) scripts/calibrate_model.py --data ../shared/data --model-dir models/light/
 	$(MAKE) regression-record
 
 # The features and probabilities tests/test_extractor_regression.py compares with, for the models in models/.

@@ -63,6 +63,12 @@ def calibrate(model_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _right(report: dict[str, Any]) -> str:
+    if report["confident_accuracy"] is None:
+        return "(none shown)"
+    return f"{report['confident_accuracy']:.0%} of {report['confident_share']:.0%} of windows"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if data_error_reported(args):
@@ -81,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"temperature {report['temperature']:g}, stored in the model in {model_dir}")
     for corpus, v in report["per_corpus"].items():
         before, after = v["before"]["window"], v["after"]["window"]
-        print(f"{corpus}: calibration error per window {before['ece']:.3f} -> {after['ece']:.3f}, answers at >= 80 % "
-              f"right {before['confident_accuracy']} -> {after['confident_accuracy']} "
-              f"(temperature from the others {v['temperature_from_others']:g})")
+        print(f"{corpus} (never heard): calibration error per window {before['ece']:.3f} -> {after['ece']:.3f}; "
+              f"answers shown at >= 80 % right {_right(before)} -> {_right(after)} "
+              f"(tempered by {v['temperature_from_others']:g}, fitted on the others)")
     return 0
 
 

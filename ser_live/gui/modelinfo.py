@@ -195,22 +195,30 @@ def _new_corpus_uar(meta: dict[str, Any]) -> float | None:
 
 
 def _confidence_line(meta: dict[str, Any]) -> str:
-    """How often answers shown at 80 % or more were right on the corpora the model never heard (from the
-    ``calibration`` entry scripts/calibrate_model.py writes), in a line; empty when not recorded."""
+    """How far the confidence can be trusted on the corpora the model never heard (from the ``calibration`` entry
+    scripts/calibrate_model.py writes), in a line; empty when not recorded."""
     rows = _calibration_rows(meta)
-    right = [v["confident_accuracy"] for v in rows if _share(v.get("confident_accuracy"))]
-    errors = [v["ece"] for v in rows if _share(v.get("ece"))]
-    if not right or not errors:
+    errors = [v["ece"] for v in rows.values() if _share(v.get("ece"))]
+    if not errors:
         return ""
-    spread = f"{min(right):.0%}" if len(right) == 1 else f"{min(right):.0%}-{max(right):.0%}"
-    return (f"Confidence: on {len(rows)} corpora it never heard, answers shown at 80 % or more were right {spread} "
-            f"of the time (calibration error at most {max(errors):.2f})")
+    right = [v["confident_accuracy"] for v in rows.values() if _share(v.get("confident_accuracy"))]
+    off = f"{min(errors):.2f}" if len(errors) == 1 else f"{min(errors):.2f}-{max(errors):.2f}"
+    shown = (f"answers shown at 80 % or more were right {_spread(right)} of the time" if right
+             else "it never showed 80 % or more")
+    return (f"Confidence: tempered for corpora it never heard ({', '.join(rows)}); there it was off by {off} on "
+            f"average, and {shown}")
 
 
-def _calibration_rows(meta: dict[str, Any]) -> list[dict[str, Any]]:
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.0%}" if len(values) == 1 else f"{min(values):.0%}-{max(values):.0%}"
+
+
+def _calibration_rows(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
     calibration = meta.get("calibration")
     per_corpus = calibration.get("per_corpus") if isinstance(calibration, dict) else None
-    return [v for v in per_corpus.values() if isinstance(v, dict)] if isinstance(per_corpus, dict) else []
+    if not isinstance(per_corpus, dict):
+        return {}
+    return {str(k): v for k, v in per_corpus.items() if isinstance(v, dict)}
 
 
 def _share(value: Any) -> bool:
