@@ -625,18 +625,20 @@ def calibration_section(metrics: dict[str, Any]) -> str:
     calibration = metrics.get("calibration")
     if not calibration:
         return ""
-    lines = ["| corpus never heard | temperature (fitted on the others) | calibration error per window, before -> "
-             "after | answers shown at >= 80 %: right (share of answers), before -> after | per recording: "
-             "error after |", "|---|---|---|---|---|"]
+    lines = ["| corpus never heard | accuracy per window | mean confidence, before -> after | calibration error per "
+             "window, before -> after | answers shown at >= 80 %: right (share of windows), before -> after | per "
+             "recording: error after | temperature used (fitted on the others) |", "|---|---|---|---|---|---|---|"]
     for corpus, v in calibration["per_corpus"].items():
         before, after = v["before"]["window"], v["after"]["window"]
-        lines.append(f"| {corpus} | {v['temperature_from_others']:g} | {before['ece']:.3f} -> {after['ece']:.3f} | "
-                     f"{_confident_cell(before)} -> {_confident_cell(after)} | {v['after']['utterance']['ece']:.3f} |")
+        lines.append(f"| {corpus} | {before['accuracy']:.2f} | {before['mean_confidence']:.2f} -> "
+                     f"{after['mean_confidence']:.2f} | {before['ece']:.3f} -> {after['ece']:.3f} | "
+                     f"{_confident_cell(before)} -> {_confident_cell(after)} | {v['after']['utterance']['ece']:.3f} | "
+                     f"{v['temperature_from_others']:g} |")
     return f"""
 **Is its confidence true where it has never been?** Its probabilities are tempered by
 {calibration['temperature']:g}, fitted (`scripts/calibrate_model.py`) on its predictions for every window of the
-corpora below, which it never heard in training; a model is surest where it knows least unless it is told. Each
-row is tempered by the temperature fitted on the other rows only ({calibration['protocol']}).
+corpora below, which it never heard in training: untempered, a model is surest where it knows least. Each row is
+tempered by the temperature fitted on the other rows only, so no corpus is calibrated on itself.
 
 {chr(10).join(lines)}
 """
@@ -645,7 +647,9 @@ row is tempered by the temperature fitted on the other rows only ({calibration['
 def _confident_cell(report: dict[str, Any]) -> str:
     if report["confident_accuracy"] is None:
         return "none"
-    return f"{report['confident_accuracy']:.2f} ({report['confident_share']:.0%})"
+    share = report["confident_share"]
+    return f"{report['confident_accuracy']:.2f} ({share:.1%})" if share < 0.01 else \
+        f"{report['confident_accuracy']:.2f} ({share:.0%})"
 
 
 def _selection_section(selection: str | None) -> str:
