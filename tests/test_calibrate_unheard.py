@@ -100,12 +100,12 @@ def test_the_card_bench_and_window_say_how_true_the_confidence_is(overconfident,
     errors = [v["after"]["window"]["ece"] for v in report["per_corpus"].values()]
     line = describe_model(model).confidence
     assert line.startswith("Confidence: tempered for corpora it never heard (far, farther)")
-    assert f"off by {min(errors):.2f}-{max(errors):.2f}" in line
+    assert f"off by {round(100 * min(errors))}-{round(100 * max(errors))} points" in line
     right = [r for v in report["per_corpus"].values() if (r := v["after"]["window"]["confident_accuracy"]) is not None]
     assert f"were right {min(right):.0%}" in line if right else "it never showed 80 % or more" in line
     assert line in describe_model(model).summary_lines()
     model.metadata["calibration"] = {"per_corpus": {"a": {"ece": 0.04, "confident_accuracy": None}}}
-    assert describe_model(model).confidence.endswith("off by 0.04 on average, and it never showed 80 % or more")
+    assert describe_model(model).confidence.endswith("off by 4 points on average; it never showed 80 % or more there")
     model.metadata["calibration"] = {"per_corpus": {"x": {"ece": "bad"}}}
     assert describe_model(model).confidence == ""  # a damaged entry shows nothing rather than nonsense
 

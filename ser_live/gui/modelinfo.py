@@ -202,11 +202,12 @@ def _confidence_line(meta: dict[str, Any]) -> str:
     if not errors:
         return ""
     right = [v["confident_accuracy"] for v in rows.values() if _share(v.get("confident_accuracy"))]
-    off = f"{min(errors):.2f}" if len(errors) == 1 else f"{min(errors):.2f}-{max(errors):.2f}"
+    points = [round(100 * e) for e in errors]
+    off = f"{min(points)}" if len(points) == 1 else f"{min(points)}-{max(points)}"
     shown = (f"answers shown at 80 % or more were right {_spread(right)} of the time" if right
-             else "it never showed 80 % or more")
-    return (f"Confidence: tempered for corpora it never heard ({', '.join(rows)}); there it was off by {off} on "
-            f"average, and {shown}")
+             else "it never showed 80 % or more there")
+    return (f"Confidence: tempered for corpora it never heard ({', '.join(rows)}), where it was off by {off} points "
+            f"on average; {shown}")
 
 
 def _spread(values: list[float]) -> str:
