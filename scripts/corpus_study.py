@@ -57,7 +57,11 @@ class Candidate:
         standardised by the population's (the mean of the speaker means, the root mean within-speaker variance),
         which is what a live monitor without speaker adaptation can do.
     codec_copy : bool
-        Train on one more copy of every training recording, passed through a codec (:data:`CODEC_COPY`).
+        Train on one more copy of every training recording, passed through a codec (:func:`_codec_copy`).
+    blocks : tuple of int, optional
+        The default family only: pool these encoder blocks instead of block 3 (read from the same cache entries).
+    alpha_factor : float
+        The networks' L2 penalty is the family's times this.
     """
 
     description: str
@@ -66,6 +70,8 @@ class Candidate:
     corpus_directions: int = 0
     speaker_standardised: bool = False
     codec_copy: bool = False
+    blocks: tuple[int, ...] | None = None
+    alpha_factor: float = 1.0
 
 
 def _codec_copy() -> Any:
@@ -91,6 +97,12 @@ CANDIDATES: dict[str, Candidate] = {
     "codec copies": Candidate("sqrt-speaker weights; one more copy of every training recording through Opus at "
                               "8-32 kbit/s or a narrow-band phone line (half each), nothing else changed",
                               weighting="sqrt-speakers", codec_copy=True),
+    "blocks 1+3": Candidate("sqrt-speaker weights; encoder blocks 1 and 3 pooled (the default family only)",
+                            weighting="sqrt-speakers", blocks=(1, 3)),
+    "block 1": Candidate("sqrt-speaker weights; encoder block 1 pooled (the default family only)",
+                         weighting="sqrt-speakers", blocks=(1,)),
+    "alpha 3x": Candidate("sqrt-speaker weights; an L2 penalty three times the family's (3 for the default, 30 for "
+                          "the light model)", weighting="sqrt-speakers", alpha_factor=3.0),
     "ensemble of 7": Candidate("sqrt-speaker weights; 7 MLPs from different seeds averaged instead of 3",
                                weighting="sqrt-speakers", n_seeds=7),
 }
@@ -144,7 +156,8 @@ def _fit_predict(candidate: Candidate, features: Any, params: Any, train_utteran
     in_train = np.isin(features.utterance_index, train_utterances)
     train_rows = np.flatnonzero(in_train & ((features.copy == 0) | candidate.codec_copy))
     X_train, tests = _inputs(candidate, features, train_rows, [t.astype(np.float64) for t in tests])
-    params = dataclasses.replace(params, n_seeds=candidate.n_seeds or params.n_seeds)
+    params = dataclasses.replace(params, n_seeds=candidate.n_seeds or params.n_seeds,
+                                 alpha=params.alpha * candidate.alpha_factor)
     estimator = make_estimator(params, random_state=0)
     labels = features.labels[features.utterance_index[train_rows]]
     classes = classes_of(features.labels)
@@ -264,15 +277,19 @@ def leave_each_corpus_out(candidate: Candidate, features: Any, room: Any, params
 
 
 def load_features(config: Any, data_dirs: list[str], cache_dir: str | None, n_jobs: int, *,
-                  codec_copy: bool) -> tuple[Any, Any]:
+                  codec_copy: bool, blocks: tuple[int, ...] | None = None) -> tuple[Any, Any]:
     """The clean features of every recording of the five corpora (and their codec copies, if asked), and the 10 dB
-    room features of a sample."""
+    room features of a sample (with ``blocks``, of those encoder blocks)."""
     from ser_live.training.conditions import RoomNoise
     from ser_live.training.extract import extract_condition, extract_dataset
     from ser_live.training.recipe import scan_for
     from ser_live.training.robustness import babble_talkers
 
     config = dataclasses.replace(config, corpora=None, augmenter=None)
+    if blocks is not None:
+        from ser_live.features.extractor import EncoderFeatures
+
+        config = dataclasses.replace(config, setup=dataclasses.replace(config.setup, extractor=EncoderFeatures(blocks)))
     scan = scan_for(data_dirs, config)
     features = extract_dataset(scan.utterances, config.setup, cache_dir=cache_dir, n_jobs=n_jobs,
                                augmenter=_codec_copy() if codec_copy else None)
@@ -342,28 +359,36 @@ def evaluate(name: str, features: Any, room: Any, params: Any, *, cv: bool, n_jo
     return result
 
 
+def run(args: argparse.Namespace, config: Any, chosen: list[str]) -> dict[str, dict[str, Any]]:
+    """Every chosen candidate's figures, each feature set read once (and the JSON rewritten after each)."""
+    start = time.perf_counter()
+    n_jobs = args.jobs or 2
+    codec_copy = any(CANDIDATES[n].codec_copy for n in chosen)  # then read for every candidate
+    loaded: dict[tuple[int, ...] | None, tuple[Any, Any]] = {}
+    results = {}
+    for name in chosen:
+        blocks = CANDIDATES[name].blocks
+        if blocks not in loaded:
+            loaded[blocks] = load_features(config, args.data, args.cache_dir, n_jobs, blocks=blocks,
+                                           codec_copy=codec_copy)
+            print(f"features: {loaded[blocks][0].X.shape[0]} windows ({time.perf_counter() - start:.0f} s)",
+                  flush=True)
+        results[name] = evaluate(name, *loaded[blocks], config.params, n_jobs=n_jobs,
+                                 cv=args.cv is not None and (not args.cv or name in args.cv))
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if data_error_reported(args):
         return 1
     quiet_training_warnings()
-    n_jobs = args.jobs or 2
-    start = time.perf_counter()
     from ser_live.training.recipe import SHIPPED_CONFIGS
 
-    config = SHIPPED_CONFIGS[args.model]
-    chosen = args.candidates or list(CANDIDATES)
-    features, room = load_features(config, args.data, args.cache_dir, n_jobs,
-                                   codec_copy=any(CANDIDATES[name].codec_copy for name in chosen))
-    print(f"features: {len(features.utterances)} recordings, {features.X.shape[0]} windows; room sample "
-          f"{len(room.utterances)} ({time.perf_counter() - start:.0f} s)", flush=True)
-    results = {}
-    for name in chosen:
-        results[name] = evaluate(name, features, room, config.params, n_jobs=n_jobs,
-                                 cv=args.cv is not None and (not args.cv or name in args.cv))
-        if args.json:
-            args.json.write_text(json.dumps(results, indent=1))
-    text = table(results)
+    chosen = args.candidates or [n for n, c in CANDIDATES.items() if not c.blocks or args.model == "default"]
+    text = table(run(args, SHIPPED_CONFIGS[args.model], chosen))
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
