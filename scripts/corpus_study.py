@@ -52,10 +52,12 @@ class Candidate:
         MLPs averaged (the model family's own number when omitted).
     corpus_directions : int
         Directions separating the training corpora removed from the standardised features (0: none).
-    speaker_standardised : bool
+    speaker_standardised : {"", "population", "own speaker"}
         Train on each speaker's features standardised by that speaker's statistics; a held-out recording is
         standardised by the population's (the mean of the speaker means, the root mean within-speaker variance),
-        which is what a live monitor without speaker adaptation can do.
+        which is what a live monitor without speaker adaptation can do, or by its own speaker's statistics over all
+        their test windows, which a live monitor cannot (it has not heard the speaker's other moods yet): the most
+        a speaker adaptation could reach.
     codec_copy : bool
         Train on one more copy of every training recording, passed through a codec (:func:`_codec_copy`).
     blocks : tuple of int, optional
@@ -68,7 +70,7 @@ class Candidate:
     weighting: str = "recording"
     n_seeds: int | None = None
     corpus_directions: int = 0
-    speaker_standardised: bool = False
+    speaker_standardised: str = ""
     codec_copy: bool = False
     blocks: tuple[int, ...] | None = None
     alpha_factor: float = 1.0
@@ -93,7 +95,11 @@ CANDIDATES: dict[str, Candidate] = {
                                            "features", weighting="sqrt-speakers", corpus_directions=3),
     "speaker-standardised": Candidate("sqrt-speaker weights; each training speaker standardised by their own "
                                       "statistics, a held-out recording by the population's",
-                                      weighting="sqrt-speakers", speaker_standardised=True),
+                                      weighting="sqrt-speakers", speaker_standardised="population"),
+    "speaker-standardised, own speaker": Candidate("as speaker-standardised, but each held-out recording standardised "
+                                                   "by its own speaker's statistics over all their windows (not "
+                                                   "reproducible live; the most speaker adaptation could reach)",
+                                                   weighting="sqrt-speakers", speaker_standardised="own speaker"),
     "codec copies": Candidate("sqrt-speaker weights; one more copy of every training recording through Opus at "
                               "8-32 kbit/s or a narrow-band phone line (half each), nothing else changed",
                               weighting="sqrt-speakers", codec_copy=True),
@@ -122,8 +128,9 @@ def _window_weights(candidate: Candidate, features: Any, rows: np.ndarray) -> np
 
 
 def _inputs(candidate: Candidate, features: Any, train_rows: np.ndarray,
-            tests: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The training windows and each test set's windows as the candidate feeds them to the estimator."""
+            tests: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The training windows and each test set's windows (with their speakers) as the candidate feeds them to the
+    estimator."""
     from ser_live.training.adaptation import normalise_per_speaker, speaker_statistics
     from ser_live.training.domain import corpus_directions, remove_directions
 
@@ -134,19 +141,22 @@ def _inputs(candidate: Candidate, features: Any, train_rows: np.ndarray,
         mean = np.mean([m for m, _ in stats.values()], axis=0)
         std = np.sqrt(np.maximum(np.mean([v for _, v in stats.values()], axis=0), 1e-12))
         X_train = normalise_per_speaker(X_train, features.speakers[owner])
-        tests = [(t - mean) / std for t in tests]
+        own = candidate.speaker_standardised == "own speaker"
+        standardised = [normalise_per_speaker(t, who) if own else (t - mean) / std for t, who in tests]
+    else:
+        standardised = [t for t, _ in tests]
     if candidate.corpus_directions:
         mean, std = X_train.mean(axis=0), X_train.std(axis=0) + 1e-12
         X_train = (X_train - mean) / std
         projector = corpus_directions(X_train, features.corpora[owner], features.labels[owner],
                                       candidate.corpus_directions)
         X_train = remove_directions(X_train, projector)
-        tests = [remove_directions((t - mean) / std, projector) for t in tests]
-    return X_train, tests
+        standardised = [remove_directions((t - mean) / std, projector) for t in standardised]
+    return X_train, standardised
 
 
 def _fit_predict(candidate: Candidate, features: Any, params: Any, train_utterances: np.ndarray,
-                 tests: list[np.ndarray]) -> list[np.ndarray]:
+                 tests: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
     """Train on the windows of ``train_utterances`` (and their codec copies, if the candidate has them) and give the
     probabilities of each test set's windows."""
     from ser_live.process import blas_threads
@@ -155,7 +165,7 @@ def _fit_predict(candidate: Candidate, features: Any, params: Any, train_utteran
 
     in_train = np.isin(features.utterance_index, train_utterances)
     train_rows = np.flatnonzero(in_train & ((features.copy == 0) | candidate.codec_copy))
-    X_train, tests = _inputs(candidate, features, train_rows, [t.astype(np.float64) for t in tests])
+    X_train, inputs = _inputs(candidate, features, train_rows, [(X.astype(np.float64), who) for X, who in tests])
     params = dataclasses.replace(params, n_seeds=candidate.n_seeds or params.n_seeds,
                                  alpha=params.alpha * candidate.alpha_factor)
     estimator = make_estimator(params, random_state=0)
@@ -164,7 +174,7 @@ def _fit_predict(candidate: Candidate, features: Any, params: Any, train_utteran
     with blas_threads(1):
         estimator.fit(X_train.astype(np.float32), labels,
                       mlp__sample_weight=_window_weights(candidate, features, train_rows))
-        return [aligned_proba(estimator, t, classes) for t in tests]
+        return [aligned_proba(estimator, X, classes) for X in inputs]
 
 
 def _held_out(candidate: Candidate, features: Any, room: Any, corpus: str,
@@ -173,13 +183,17 @@ def _held_out(candidate: Candidate, features: Any, room: Any, corpus: str,
     test_rows = (features.corpora[features.utterance_index] == corpus) & (features.copy == 0)
     room_rows = room.corpora[room.utterance_index] == corpus
     return _fit_predict(candidate, features, params, np.flatnonzero(features.corpora != corpus),
-                        [features.X[test_rows], room.X[room_rows]])
+                        [_with_speakers(features, test_rows), _with_speakers(room, room_rows)])
 
 
 def _speaker_fold(candidate: Candidate, features: Any, params: Any, train: np.ndarray,
                   test: np.ndarray) -> np.ndarray:
     rows = np.isin(features.utterance_index, test) & (features.copy == 0)
-    return _fit_predict(candidate, features, params, train, [features.X[rows]])[0]
+    return _fit_predict(candidate, features, params, train, [_with_speakers(features, rows)])[0]
+
+
+def _with_speakers(features: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return features.X[rows], features.speakers[features.utterance_index[rows]]
 
 
 def speaker_independent_cv(candidate: Candidate, features: Any, params: Any, n_jobs: int) -> dict[str, Any]:
