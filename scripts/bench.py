@@ -693,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
         print(table(r, r["targets"]))
         accuracy = accuracy_table(name)
         if accuracy:
-            print(f"\naccuracy and confidence (from the model's metrics.json; issue 19's and 32's targets):\n{accuracy}")
+            print(f"\naccuracy and confidence (the model's metrics.json; issue 19's and 32's targets):\n{accuracy}")
     print(f"\nresults written to {out}" + (" (smoke run: figures are not meaningful)" if smoke else ""))
     return 0
 
