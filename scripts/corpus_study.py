@@ -109,6 +109,11 @@ CANDIDATES: dict[str, Candidate] = {
                          weighting="sqrt-speakers", blocks=(1,)),
     "alpha 3x": Candidate("sqrt-speaker weights; an L2 penalty three times the family's (3 for the default, 30 for "
                           "the light model)", weighting="sqrt-speakers", alpha_factor=3.0),
+    "directions, speaker-standardised, 7": Candidate("the three above that each helped together: sqrt-speaker "
+                                                     "weights, each training speaker standardised, the 3 corpus "
+                                                     "directions removed, 7 MLPs", weighting="sqrt-speakers",
+                                                     speaker_standardised="population", corpus_directions=3,
+                                                     n_seeds=7),
     "ensemble of 7": Candidate("sqrt-speaker weights; 7 MLPs from different seeds averaged instead of 3",
                                weighting="sqrt-speakers", n_seeds=7),
 }
