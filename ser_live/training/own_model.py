@@ -114,7 +114,7 @@ def train_own_model(dataset: Dataset, out_dir: str | Path, config: TrainingConfi
     scan = ScanResult(dataset.utterances, collections.Counter({"unreadable": len(dataset.unreadable)}
                                                               if dataset.unreadable else {}))
     evaluation = evaluate_scan(scan, config, classic=False, speaker_independent=dataset.speakers_known,
-                               cache_dir=cache_dir, n_jobs=n_jobs, progress=False)
+                               cache_dir=cache_dir, n_jobs=n_jobs, features=features)
     timings = dict(evaluation.timings_s)
     timings["extraction_s"] = time.perf_counter() - start - timings["cross_validation_s"]
     extra = _measures(evaluation, config, robustness=robustness, cache_dir=cache_dir, n_jobs=n_jobs,

@@ -223,10 +223,11 @@ def evaluate_configuration(data_dirs: Sequence[str | Path], config: TrainingConf
 
 def evaluate_scan(scan: ScanResult, config: TrainingConfig, *, classic: bool = True,
                   speaker_independent: bool = True, cache_dir: str | Path | None = None, n_jobs: int | None = None,
-                  progress: bool = True) -> Evaluation:
+                  progress: bool = True, features: FeatureSet | None = None) -> Evaluation:
     """:func:`evaluate_configuration` of the recordings a scan found (all of them; ``config.corpora`` is not
     applied here). With ``speaker_independent=False`` (speakers unknown) the folds are random and every figure is
-    labelled :data:`~ser_live.training.evaluate.RANDOM_SPLIT`.
+    labelled :data:`~ser_live.training.evaluate.RANDOM_SPLIT`. ``features``, when the caller has already extracted
+    them (with ``config``'s setup and augmenter, and the classic features if ``classic``), are used as they are.
 
     Raises
     ------
@@ -235,8 +236,9 @@ def evaluate_scan(scan: ScanResult, config: TrainingConfig, *, classic: bool = T
     """
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    features = extract_dataset(scan.utterances, config.setup, augmenter=config.augmenter, classic=classic,
-                               cache_dir=cache_dir, n_jobs=n_jobs, progress=progress)
+    if features is None:
+        features = extract_dataset(scan.utterances, config.setup, augmenter=config.augmenter, classic=classic,
+                                   cache_dir=cache_dir, n_jobs=n_jobs, progress=progress)
     timings["extraction_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
