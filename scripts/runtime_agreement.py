@@ -31,11 +31,7 @@ def features_on(runtime: str, recordings: list[np.ndarray], model) -> np.ndarray
     """The model's features of every speech window of the recordings (gated and cut as --classify does), with the
     encoder on ``runtime``."""
     from ser_live.engine.monitor import gated_window_features
-    from ser_live.features.extractor import EncoderFeatures
-
-    shipped = model.extractor
-    extractor = EncoderFeatures(shipped.blocks, weights=shipped.weights, level_dbfs=shipped.level_dbfs,
-                                pooling=shipped.pooling, dereverb=shipped.dereverb, runtime=runtime)
+    extractor = model.extractor.on_runtime(runtime)
     rate = model.sample_rate_hz
     return np.concatenate([gated_window_features([y], gate=model.make_gate(), extractor=extractor,
                                                  window_samples=int(model.window_s * rate),

@@ -102,6 +102,17 @@ def test_without_onnx_runtime_the_numpy_path_runs_and_asking_for_it_says_what_to
         WhisperEncoder(1, runtime="tpu")
 
 
+def test_the_same_features_on_another_runtime_keep_the_record_and_leave_the_original_as_it_was() -> None:
+    pytest.importorskip("onnxruntime", reason="the fast extra ('make test' installs it)")
+    extractor = EncoderFeatures([1], pooling=("mean",), runtime="numpy")
+    twin = extractor.on_runtime("onnxruntime")
+    assert twin.to_record() == extractor.to_record() and twin.blocks == (1,) and twin.pooling == ("mean",)
+    assert (twin.runtime_name, extractor.runtime_name) == ("onnxruntime", "numpy")
+    assert twin.runs_on == "encoder on onnxruntime" and extractor.runs_on == "encoder on numpy"
+    y = _voice(2.0, f0_hz=140.0, seed=3)
+    np.testing.assert_allclose(twin(y), extractor(y), rtol=0, atol=1e-4 * np.abs(extractor(y)).max())
+
+
 def test_fewer_blocks_give_the_same_early_states() -> None:
     mel = whisper_log_mel(_voice(2.0))
     deep, shallow = WhisperEncoder(4).hidden_states(mel), WhisperEncoder(2).hidden_states(mel)

@@ -16,6 +16,7 @@ rebuilds the extractor at load time; any mismatch is one :class:`~ser_live.error
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -262,9 +263,20 @@ class EncoderFeatures:
         return len(self.pooling) * self.width * len(self.blocks)
 
     @property
+    def runtime_name(self) -> str:
+        """``"onnxruntime"`` or ``"numpy"``: what runs the encoder (loads it)."""
+        return str(self.encoder.runtime)
+
+    @property
     def runs_on(self) -> str:
         """``"encoder on onnxruntime"`` or ``"encoder on numpy"`` (loads the encoder)."""
-        return f"encoder on {self.encoder.runtime}"
+        return f"encoder on {self.runtime_name}"
+
+    def on_runtime(self, runtime: str | None) -> EncoderFeatures:
+        """The same features computed by another runtime (see ``runtime``); its own weights check travels along."""
+        twin = copy.copy(self)
+        twin.runtime = runtime
+        return twin
 
     def names(self) -> tuple[str, ...]:
         """``"<weights>.block<k>.<mean|std><i>"`` for every element."""

@@ -230,8 +230,9 @@ def _features(model: EmotionModel) -> str:
     extractor = model.extractor
     if extractor.kind == "whisper-encoder":
         blocks = getattr(extractor, "blocks", ())
-        where = extractor.runs_on.replace("encoder on", "on")  # what runs it: onnxruntime, or numpy without it
-        return f"{getattr(extractor, 'weights', 'speech')} encoder, block {', '.join(map(str, blocks))}, {where}"
+        on = getattr(extractor, "runtime_name", "")  # what runs it: onnxruntime, or numpy without it
+        return (f"{getattr(extractor, 'weights', 'speech')} encoder, block {', '.join(map(str, blocks))}"
+                + (f", on {on}" if on else ""))
     if extractor.kind == "handcrafted":
         return f"handcrafted (version {extractor.version})"
     return extractor.kind
