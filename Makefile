@@ -17,7 +17,7 @@ APT_GUI   := libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-r
 # libasound2-plugins lets PortAudio (through ALSA) reach the private PulseAudio server.
 APT_TEST  := pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox xvfb x11-utils imagemagick tmux
 
-.PHONY: run test setup setup-test lint bench train regression-record study frontend-study select install-desktop clean
+.PHONY: run test setup setup-test lint bench train regression-record study frontend-study select corpus-study install-desktop clean
 
 run: $(VENV)/.stamp-run
 	$(VENV)/bin/ser-live $(ARGS)
@@ -83,6 +83,13 @@ frontend-study: $(VENV)/.stamp-test
 select: $(VENV)/.stamp-test
 	$(PIP) install -e ".[gui,fast,train,test]"
 	$(PY) scripts/select_model.py --data ../shared/data --out models/model_selection.md $(ARGS)
+
+# Five corpora, each held out in turn: ways of training on all of them, and how true the confidence is on the one
+# left out (models/corpus_study.md; about 25 minutes of encoder features the first time, then a few minutes a
+# candidate). The light family's table goes beside it.
+corpus-study: $(VENV)/.stamp-test
+	$(PY) scripts/corpus_study.py --data ../shared/data --cv "shipped recipe" --out models/corpus_study.md $(ARGS)
+	$(PY) scripts/corpus_study.py --model light --data ../shared/data --cv "shipped recipe" --out models/light/corpus_study.md $(ARGS)
 
 install-desktop: $(VENV)/.stamp-run
 	$(PY) scripts/install_desktop.py
