@@ -226,20 +226,25 @@ def speaker_independent_cv(candidate: Candidate, features: Any, params: Any, n_j
 
 def _corpus_figures(features: Any, room: Any, names: list[str], clean: list[np.ndarray],
                     rooms: list[np.ndarray]) -> dict[str, Any]:
-    """UAR, room UAR and calibration per held-out corpus."""
-    from ser_live.training.evaluate import classes_of, fit_temperature
+    """UAR, room UAR and calibration (:func:`ser_live.training.calibrate.calibration_per_corpus`) per held-out
+    corpus."""
+    from ser_live.training.calibrate import calibration_per_corpus
+    from ser_live.training.evaluate import classes_of
 
     classes = classes_of(features.labels)
-    window_corpus = features.corpora[features.utterance_index]
     original = features.copy == 0
-    window_labels = [features.labels[features.utterance_index[original & (window_corpus == c)]] for c in names]
+    owner = features.utterance_index[original]
+    proba = np.zeros((owner.size, len(classes)))
+    for corpus, held_out in zip(names, clean):
+        proba[features.corpora[owner] == corpus] = held_out
+    calibration = calibration_per_corpus(proba, owner, features.labels, features.corpora, classes)
     out = {}
-    for k, corpus in enumerate(names):
-        others = [j for j in range(len(names)) if j != k]
-        temperature = fit_temperature(np.concatenate([clean[j] for j in others]),
-                                      np.concatenate([window_labels[j] for j in others]), classes)
-        out[corpus] = _one_corpus(features, room, corpus, clean[k], rooms[k], classes, temperature)
-        out[corpus]["temperature"] = temperature
+    for corpus, held_out, room_proba in zip(names, clean, rooms):
+        fitted = calibration[corpus]
+        out[corpus] = {**_one_corpus(features, room, corpus, held_out, room_proba, classes),
+                       "calibration": {level: {when: fitted[when][level] for when in ("before", "after")}
+                                       for level in ("window", "utterance")},
+                       "temperature": fitted["temperature_from_others"]}
     return out
 
 
@@ -254,15 +259,13 @@ def _utterance_level(features: Any, corpus: str, window_proba: np.ndarray) -> tu
 
 
 def _one_corpus(features: Any, room: Any, corpus: str, clean: np.ndarray, room_proba: np.ndarray,
-                classes: tuple[str, ...], temperature: float) -> dict[str, Any]:
-    from ser_live.model.emotion_model import apply_temperature
-    from ser_live.training.evaluate import calibration_report, classification_report
+                classes: tuple[str, ...]) -> dict[str, Any]:
+    """The held-out corpus's utterance report, window UAR, and the 10 dB room's UAR beside the same sample's clean."""
+    from ser_live.training.evaluate import classification_report
 
     window_rows = (features.copy == 0) & (features.corpora[features.utterance_index] == corpus)
     window_labels = features.labels[features.utterance_index[window_rows]]
     labels, utterance_proba = _utterance_level(features, corpus, clean)
-    tempered = apply_temperature(clean, temperature)
-    _, tempered_utterances = _utterance_level(features, corpus, tempered)
     room_labels, room_utterances = _utterance_level(room, corpus, room_proba)
     sampled = np.isin([str(u.path) for u in features.utterances if u.corpus == corpus],
                       [str(u.path) for u in room.utterances if u.corpus == corpus])
@@ -273,12 +276,6 @@ def _one_corpus(features: Any, room: Any, corpus: str, clean: np.ndarray, room_p
         "room_10db_uar": classification_report(room_labels, names[room_utterances.argmax(1)], classes)["uar"],
         "room_sample_clean_uar": classification_report(labels[sampled], names[utterance_proba[sampled].argmax(1)],
                                                        classes)["uar"],
-        "calibration": {
-            "window": {"before": calibration_report(clean, window_labels, classes),
-                       "after": calibration_report(tempered, window_labels, classes)},
-            "utterance": {"before": calibration_report(utterance_proba, labels, classes),
-                          "after": calibration_report(tempered_utterances, labels, classes)},
-        },
     }
 
 

@@ -11,7 +11,8 @@ from ..model.emotion_model import EmotionModel, apply_temperature
 from .evaluate import calibration_report, fit_temperature, utterance_mean
 from .extract import FeatureSet
 
-__all__ = ["UNHEARD_PROTOCOL", "raw_probabilities", "calibrate_on_unheard", "calibration_summary"]
+__all__ = ["UNHEARD_PROTOCOL", "raw_probabilities", "calibrate_on_unheard", "calibration_per_corpus",
+           "calibration_summary"]
 
 #: How the figures of :func:`calibrate_on_unheard` are described wherever they are shown.
 UNHEARD_PROTOCOL = ("corpora the model never heard in training, each tempered by the temperature fitted on the "
@@ -64,20 +65,43 @@ def calibrate_on_unheard(model: EmotionModel, features: FeatureSet) -> dict[str,
     original = features.copy == 0
     proba = raw_probabilities(model, features.X[original])
     owner = features.utterance_index[original]
+    return {"protocol": UNHEARD_PROTOCOL, "temperature": fit_temperature(proba, labels[owner], classes),
+            "per_corpus": calibration_per_corpus(proba, owner, labels, corpora, classes)}
+
+
+def calibration_per_corpus(proba: np.ndarray, owner: np.ndarray, labels: np.ndarray, corpora: np.ndarray,
+                           classes: Sequence[str]) -> dict[str, Any]:
+    """Each corpus's calibration before and after the temperature fitted on the other corpora's windows only.
+
+    Parameters
+    ----------
+    proba : np.ndarray, shape (n_windows, n_classes)
+        Untempered window probabilities, columns in ``classes`` order.
+    owner : np.ndarray, shape (n_windows,)
+        The utterance of each window.
+    labels, corpora : np.ndarray, shape (n_utterances,)
+        Each utterance's class and corpus.
+    classes : sequence of str
+
+    Returns
+    -------
+    dict
+        Corpus -> ``temperature_from_others`` and ``before`` / ``after``, each with ``window`` and ``utterance``
+        :func:`~ser_live.training.evaluate.calibration_report`.
+    """
     window_corpus = corpora[owner]
-    per_corpus = {}
-    for corpus in names:
+    out = {}
+    for corpus in sorted(set(corpora.tolist())):
         here, others = window_corpus == corpus, window_corpus != corpus
         temperature = fit_temperature(proba[others], labels[owner[others]], classes)
         members = np.flatnonzero(corpora == corpus)
         local = np.searchsorted(members, owner[here])
-        per_corpus[corpus] = {
+        out[corpus] = {
             "temperature_from_others": temperature,
             "before": _reports(proba[here], local, labels[members], classes),
             "after": _reports(apply_temperature(proba[here], temperature), local, labels[members], classes),
         }
-    return {"protocol": UNHEARD_PROTOCOL, "temperature": fit_temperature(proba, labels[owner], classes),
-            "per_corpus": per_corpus}
+    return out
 
 
 def calibration_summary(report: dict[str, Any]) -> dict[str, Any]:
