@@ -60,7 +60,7 @@ train: $(VENV)/.stamp-test
 	$(PY) scripts/calibrate_model.py --data ../shared/data --model-dir models/
 	$(PY) scripts/train.py --model light --data ../shared/data --out models/light/ $(ARGS)
 	$(if $(filter --no-adaptation,$(ARGS)),,$(PY) scripts/evaluate_adaptation.py --model light --data ../shared/data --model-dir models/light/)
-	$(PY) scripts/calibrate_model.py --data ../shared/data --model-dir models/light/
+	$(PY) scripts/calibrate_model.py --model light --data ../shared/data --model-dir models/light/
 	$(MAKE) regression-record
 
 # The features and probabilities tests/test_extractor_regression.py compares with, for the models in models/.

@@ -564,14 +564,16 @@ def accuracy_table(name: str) -> str | None:
 
 
 def _calibration_rows(calibration: dict | None, max_ece: float) -> list[str]:
-    """Issue 32's confidence targets on each corpus never heard (tempered by the temperature of the others)."""
+    """Issue 32's confidence targets on each corpus never heard, or held out of the recipe's training in turn for a
+    model that heard them all (tempered by the temperature of the others)."""
     rows = []
+    role = "held out" if (calibration or {}).get("corpora_were") == "held out" else "never heard"
     for corpus, v in (calibration or {}).get("per_corpus", {}).items():
         after = v["after"]["window"]
         right = after["confident_accuracy"]
-        rows += [_row(f"{corpus} (never heard): calibration error per window", f"{after['ece']:.3f} "
+        rows += [_row(f"{corpus} ({role}): calibration error per window", f"{after['ece']:.3f} "
                       f"(untempered {v['before']['window']['ece']:.3f})", f"≤ {max_ece:g}", after["ece"] <= max_ece),
-                 _row(f"{corpus} (never heard): answers shown at ≥ 80 % right",
+                 _row(f"{corpus} ({role}): answers shown at ≥ 80 % right",
                       "none shown" if right is None else f"{right:.0%} of {after['confident_share']:.1%} of windows",
                       "≥ 80 %", right is None or right >= 0.8)]
     return rows

@@ -47,7 +47,7 @@ class Candidate:
     description : str
         How it was made, for the table.
     weighting : str
-        One of :data:`ser_live.training.domain.WEIGHTINGS`.
+        One of :data:`ser_live.training.estimator.WEIGHTINGS`.
     n_seeds : int, optional
         MLPs averaged (the model family's own number when omitted).
     corpus_directions : int
@@ -120,16 +120,11 @@ CANDIDATES: dict[str, Candidate] = {
 
 
 def _window_weights(candidate: Candidate, features: Any, rows: np.ndarray) -> np.ndarray:
-    from ser_live.training.domain import hierarchical_weights
-    from ser_live.training.estimator import training_weights
+    from ser_live.training.estimator import window_weights
 
-    owner = features.utterance_index[rows]
-    labels = features.labels[owner]
-    recordings = owner * 1000 + features.copy[rows]  # a copy is a recording of its own
-    if candidate.weighting == "recording":
-        return training_weights(labels, recordings)
-    return hierarchical_weights(labels, recordings, features.speakers[owner], features.corpora[owner],
-                                weighting=candidate.weighting)
+    recordings, speakers, corpora = (column[rows] for column in features.window_strata())
+    return window_weights(features.labels[features.utterance_index[rows]], recordings, candidate.weighting,
+                          (speakers, corpora))
 
 
 def _inputs(candidate: Candidate, features: Any, train_rows: np.ndarray,

@@ -169,9 +169,10 @@ def _fit(utterances: list[Any], clean: list[np.ndarray], name: str) -> Any:
     train = [i for i, u in enumerate(utterances) if u.speaker not in TEST_SPEAKERS and len(clean[i])]
     repeat = [len(clean[i]) for i in train]
     params = (ENCODER_CONFIG if name == "encoder" else LIGHT_CONFIG).params
+    speakers = np.repeat([utterances[i].speaker for i in train], repeat)
     return fit_estimator(np.concatenate([clean[i] for i in train]),
-                         np.repeat([utterances[i].label for i in train], repeat),
-                         np.repeat([utterances[i].speaker for i in train], repeat), params, n_jobs=2)
+                         np.repeat([utterances[i].label for i in train], repeat), speakers, params,
+                         strata=(speakers, np.repeat([utterances[i].corpus for i in train], repeat)), n_jobs=2)
 
 
 def _uar(estimator: Any, windows: list[np.ndarray], truth: list[str]) -> float:

@@ -61,10 +61,11 @@ def test_a_model_window_that_does_not_fit_is_named_as_the_models(light_model):
 
 
 # -- open_session -------------------------------------------------------------------------------------------
-def test_open_session_runs_a_file_and_keeps_the_voice_in_a_profile(light_model, voice_file, tmp_path, monkeypatch):
+def test_open_session_runs_a_file_and_keeps_the_voice_in_a_profile(voice_file, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     events, rows = [], []
-    config = SessionConfig(model="light", input_path=str(voice_file), profile="tester", adapt=True,
+    # The default model: the light one judges none of this even tone neutral, so --adapt would learn nothing.
+    config = SessionConfig(model="default", input_path=str(voice_file), profile="tester", adapt=True,
                            record_path=str(tmp_path / "rec.csv"))
     with open_session(config, on_status=events.append) as session:
         assert session.adapting and session.settings == MonitorSettings(2.0, 0.5, 0.0)
@@ -80,7 +81,7 @@ def test_open_session_runs_a_file_and_keeps_the_voice_in_a_profile(light_model, 
     assert saved.is_file()
     # The next session starts from the saved voice and says so, as a typed notice.
     events.clear()
-    with open_session(config.__class__(model="light", profile="tester"), on_status=events.append) as again:
+    with open_session(config.__class__(model="default", profile="tester"), on_status=events.append) as again:
         assert again.learnt_s == pytest.approx(learnt)
     assert [e.kind for e in events] == [StatusKind.NOTICE] and "already learnt" in events[0].message
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -77,8 +78,6 @@ def test_calibrating_needs_two_corpora_and_the_models_classes(overconfident):
 
 
 def test_the_card_bench_and_window_say_how_true_the_confidence_is(overconfident, tmp_path):
-    import importlib.util
-
     from ser_live.gui.modelinfo import describe_model
     from ser_live.training.report import calibration_section, write_calibration_report
 
@@ -90,10 +89,7 @@ def test_the_card_bench_and_window_say_how_true_the_confidence_is(overconfident,
     with pytest.raises(ValueError, match="not made from the evaluation"):
         write_calibration_report(tmp_path, report, model_sha256="y", model_size_bytes=1)
 
-    spec = importlib.util.spec_from_file_location("bench", Path(__file__).parents[1] / "scripts" / "bench.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    rows = bench._calibration_rows(report, 0.05)
+    rows = _bench()._calibration_rows(report, 0.05)
     assert len(rows) == 4 and all("never heard" in r for r in rows)
 
     model.metadata["calibration"] = calibration_summary(report)
@@ -103,6 +99,9 @@ def test_the_card_bench_and_window_say_how_true_the_confidence_is(overconfident,
     assert f"off by {round(100 * min(errors))}-{round(100 * max(errors))} points" in line
     right = [r for v in report["per_corpus"].values() if (r := v["after"]["window"]["confident_accuracy"]) is not None]
     assert f"were right {min(right):.0%}" in line if right else "it never showed 80 % or more" in line
+    shares = [v["after"]["window"]["confident_share"] for v in report["per_corpus"].values()
+              if v["after"]["window"]["confident_accuracy"] is not None]
+    assert not shares or f"(on at most {max(shares):.1%} of windows) were right" in line
     assert line in describe_model(model).summary_lines()
     model.metadata["calibration"] = {"per_corpus": {"a": {"ece": 0.04, "confident_accuracy": None}}}
     assert describe_model(model).confidence.endswith("off by 4 points on average; it never showed 80 % or more there")
@@ -110,52 +109,132 @@ def test_the_card_bench_and_window_say_how_true_the_confidence_is(overconfident,
     assert describe_model(model).confidence == ""  # a damaged entry shows nothing rather than nonsense
 
 
-def test_calibrate_model_script_stores_the_temperature_and_the_figures(tmp_path):
-    """scripts/calibrate_model.py on a copy of the shipped light model and two tiny corpora in TESS's and nEMO's
-    naming that it never heard (espeak-ng voices): the file carries the temperature, metrics.json and the card the
-    figures, the model still loads and classifies; run again, it starts from the untempered probabilities."""
-    import shutil
-    import subprocess
-    import sys
+def _bench() -> Any:
+    """scripts/bench.py as a module."""
+    import importlib.util
 
+    spec = importlib.util.spec_from_file_location("bench", Path(__file__).parents[1] / "scripts" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+@pytest.fixture(scope="module")
+def two_tiny_corpora(tmp_path_factory) -> Path:
+    """Two tiny corpora in TESS's and nEMO's naming (espeak-ng voices): three classes, five speakers in all."""
     from conftest import espeak
+
+    data = tmp_path_factory.mktemp("data")
+    lines = {"angry": "Stop that right now!", "sad": "I miss them so much.", "happy": "What a lovely day!"}
+    polish = {"angry": "anger", "sad": "sadness", "happy": "happiness"}
+    for i, (emotion, text) in enumerate(lines.items()):
+        for speaker, voice in (("OAF", "en+f3"), ("YAF", "en+f5")):
+            for word in ("dog", "kite"):
+                path = data / "tess" / speaker / f"{speaker}_{word}_{emotion}.wav"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                espeak(f"Say the word {word}. {text}", path, voice=voice)
+        for speaker, voice in (("EB0", "pl"), ("SB0", "pl+m3"), ("KL0", "pl+f2")):
+            for n in range(2):
+                path = data / "nemo" / speaker / f"{speaker}_{polish[emotion]}_{i * 2 + n}.wav"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                espeak(f"{text} {n}", path, voice=voice)
+    return data
+
+
+def _light_copy(model_dir: Path, *, heard: list[str] | None = None) -> Path:
+    """A copy of the shipped light model and its metrics.json in ``model_dir``; with ``heard``, its record of the
+    corpora it was trained on says those (and metrics.json the new file's SHA-256)."""
+    import shutil
 
     from ser_live.model.emotion_model import file_sha256, shipped_model_path
 
-    model_dir = tmp_path / "light"
     model_dir.mkdir()
     source = shipped_model_path("light")
     for name in (source.name, "metrics.json"):
         shutil.copy(source.parent / name, model_dir / name)
-    data = tmp_path / "data"
-    lines = {"angry": "Stop that right now!", "sad": "I miss them so much.", "happy": "What a lovely day!"}
-    for i, (emotion, text) in enumerate(lines.items()):
-        for word, voice in (("bath", "en+f3"), ("dog", "en+f5"), ("kite", "en+m3")):
-            (data / "tess" / "OAF").mkdir(parents=True, exist_ok=True)
-            espeak(f"Say the word {word}. {text}", data / "tess" / "OAF" / f"OAF_{word}_{emotion}.wav", voice=voice)
-        polish = {"angry": "anger", "sad": "sadness", "happy": "happiness"}[emotion]
-        for n, voice in enumerate(("pl", "pl+m3", "pl+f2")):
-            (data / "nemo" / "EB0").mkdir(parents=True, exist_ok=True)
-            espeak(f"{text} {n}", data / "nemo" / "EB0" / f"EB0_{polish}_{i * 3 + n}.wav", voice=voice)
+    path = model_dir / source.name
+    if heard is not None:
+        model = EmotionModel.load(path)
+        model.metadata["corpora"] = heard
+        model.save(path)
+        metrics = json.loads((model_dir / "metrics.json").read_text())
+        (model_dir / "metrics.json").write_text(json.dumps({**metrics, "model_sha256": file_sha256(path)}))
+    return path
+
+
+def _calibrate(data: Path, model_dir: Path, *extra: str) -> Any:
+    import subprocess
+    import sys
+
     command = [sys.executable, "scripts/calibrate_model.py", "--data", str(data), "--model-dir", str(model_dir),
-               "--no-progress", "--jobs", "1"]
-    repo = Path(__file__).parents[1]
-    first = subprocess.run(command, capture_output=True, text=True, cwd=repo, timeout=600)
+               "--no-progress", "--jobs", "1", *extra]
+    return subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=600)
+
+
+def test_calibrate_model_script_stores_the_temperature_and_the_figures(two_tiny_corpora, tmp_path):
+    """scripts/calibrate_model.py on a copy of the shipped light model recorded as trained on RAVDESS, EMOVO and
+    ASED only, and the two tiny corpora it never heard: the file carries the temperature, metrics.json and the card
+    the figures, the model still loads and classifies; run again, it starts from the untempered probabilities."""
+    import subprocess
+    import sys
+
+    from ser_live.model.emotion_model import file_sha256
+
+    data, model_dir = two_tiny_corpora, tmp_path / "light"
+    path = _light_copy(model_dir, heard=["ravdess", "emovo", "ased"])
+    first = _calibrate(data, model_dir)
     assert first.returncode == 0, first.stderr
     metrics = json.loads((model_dir / "metrics.json").read_text())
-    model = EmotionModel.load(model_dir / source.name)
+    model = EmotionModel.load(path)
     assert model.temperature == metrics["calibration"]["temperature"] >= 1.0
-    assert metrics["model_sha256"] == file_sha256(model_dir / source.name)
+    assert metrics["model_sha256"] == file_sha256(path)
     assert set(metrics["calibration"]["per_corpus"]) == {"nemo", "tess"}
+    assert metrics["calibration"]["corpora_were"] == "unheard"
     assert model.metadata["calibration"]["per_corpus"].keys() == {"nemo", "tess"}
     assert "| tess |" in (model_dir / "MODEL_CARD.md").read_text()
-    assert f"temperature {model.temperature:g}" in first.stdout
-    second = subprocess.run(command, capture_output=True, text=True, cwd=repo, timeout=600)
+    assert f"temperature {model.temperature:g}" in first.stdout and "tess (never heard)" in first.stdout
+    second = _calibrate(data, model_dir)
     assert second.returncode == 0, second.stderr
     assert json.loads((model_dir / "metrics.json").read_text())["calibration"] == metrics["calibration"]
-    classify = subprocess.run([sys.executable, "-m", "ser_live", "--model", str(model_dir / source.name),
-                               "--classify", str(data / "tess")], capture_output=True, text=True, cwd=repo, timeout=300)
+    classify = subprocess.run([sys.executable, "-m", "ser_live", "--model", str(path), "--classify",
+                               str(data / "tess")], capture_output=True, text=True, cwd=Path(__file__).parents[1],
+                              timeout=300)
     assert classify.returncode == 0 and "OAF_dog_sad" in classify.stdout, classify.stderr
-    (model_dir / source.name).write_bytes(b"not a model")
-    broken = subprocess.run(command, capture_output=True, text=True, cwd=repo, timeout=600)
+    path.write_bytes(b"not a model")
+    broken = _calibrate(data, model_dir)
     assert broken.returncode == 1 and broken.stderr.count("\n") == 1 and "train it again" in broken.stderr
+
+
+def test_a_model_that_heard_every_corpus_is_calibrated_on_its_recipe_trained_without_each(two_tiny_corpora,
+                                                                                          tmp_path):
+    """The light recipe trained on both tiny corpora heard them all, so calibrate_model.py scores each by the
+    recipe trained on the other instead; a directory trained with another recipe than --model names is refused in
+    one line, and its file left as it was."""
+    import subprocess
+    import sys
+
+    from ser_live.gui.modelinfo import describe_model
+    from ser_live.model.emotion_model import file_sha256
+
+    data, model_dir = two_tiny_corpora, tmp_path / "light"
+    train = subprocess.run([sys.executable, "scripts/train.py", "--model", "light", "--data", str(data), "--out",
+                            str(model_dir), "--no-adaptation", "--no-robustness", "--no-progress", "--jobs", "1"],
+                           capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=600)
+    assert train.returncode == 0, train.stderr
+    path = model_dir / "ser-live-light.npz"
+    before = file_sha256(path)
+    wrong = _calibrate(data, model_dir)  # --model default: not the recipe the directory was trained with
+    assert wrong.returncode == 1 and wrong.stderr.count("\n") == 1 and "--model" in wrong.stderr
+    assert file_sha256(path) == before
+    done = _calibrate(data, model_dir, "--model", "light")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    calibration = metrics["calibration"]
+    assert calibration["corpora_were"] == "held out" and set(calibration["per_corpus"]) == {"nemo", "tess"}
+    assert "leave-one-corpus-out" in calibration["protocol"] and "tess (held out)" in done.stdout
+    model = EmotionModel.load(path)
+    assert model.temperature == calibration["temperature"] and metrics["model_sha256"] == file_sha256(path)
+    assert "| corpus held out |" in (model_dir / "MODEL_CARD.md").read_text()
+    assert all("(held out)" in row for row in _bench()._calibration_rows(calibration, 0.07))
+    assert describe_model(model).confidence.startswith(
+        "Confidence: tempered on each corpus it learnt from, left out of its training in turn (nemo, tess)")

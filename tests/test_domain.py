@@ -1,11 +1,13 @@
-"""Training across corpora: the hierarchical weights and the corpus directions (ser_live.training.domain)."""
+"""Training across corpora: the hierarchical weights the estimator can train with (ser_live.training.estimator) and
+the corpus directions (ser_live.training.domain)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ser_live.training.domain import corpus_directions, hierarchical_weights, remove_directions
+from ser_live.training.domain import corpus_directions, remove_directions
+from ser_live.training.estimator import ModelParams, fit_estimator, hierarchical_weights, window_weights
 
 
 def _windows() -> dict[str, np.ndarray]:
@@ -48,6 +50,30 @@ def test_hierarchical_weights_refuse_an_unknown_weighting() -> None:
     w = _windows()
     with pytest.raises(ValueError, match="weighting must be one of"):
         hierarchical_weights(w["labels"], w["groups"], w["speakers"], w["corpora"], weighting="recording")
+
+
+def test_the_estimator_trains_with_the_weighting_its_parameters_name(monkeypatch) -> None:
+    """ModelParams(weighting=...) reaches the networks' sample weights; the record of a recording-weighted
+    estimator keeps its old form; a weighting over corpora without each window's speaker and corpus is refused."""
+    from sklearn.neural_network import MLPClassifier
+
+    w = _windows()
+    X = np.random.default_rng(2).normal(size=(w["labels"].size, 3))
+    seen = []
+    fit = MLPClassifier.fit
+    monkeypatch.setattr(MLPClassifier, "fit", lambda self, X, y, sample_weight=None: (seen.append(sample_weight),
+                                                                                       fit(self, X, y))[1])
+    params = ModelParams(hidden_layer_sizes=(4,), n_seeds=1, max_iter=5, weighting="corpus")
+    fit_estimator(X, w["labels"], w["groups"], params, strata=(w["speakers"], w["corpora"]))
+    np.testing.assert_allclose(seen[-1], hierarchical_weights(w["labels"], w["groups"], w["speakers"], w["corpora"]))
+    fit_estimator(X, w["labels"], w["groups"], ModelParams(hidden_layer_sizes=(4,), n_seeds=1, max_iter=5))
+    np.testing.assert_allclose(seen[-1], window_weights(w["labels"], w["groups"]))
+    assert not np.allclose(seen[-1], seen[-2])
+    assert "weighting" not in ModelParams().to_dict() and params.to_dict()["weighting"] == "corpus"
+    with pytest.raises(ValueError, match="needs each window's speaker and corpus"):
+        fit_estimator(X, w["labels"], w["groups"], params)
+    with pytest.raises(ValueError, match="weighting must be one of"):
+        ModelParams(weighting="speaker")
 
 
 def test_corpus_directions_remove_a_corpus_offset_and_keep_the_emotions() -> None:

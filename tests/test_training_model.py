@@ -94,7 +94,7 @@ def test_cross_validation_never_evaluates_augmented_windows(monkeypatch: pytest.
             seen_test.append(X)
             return np.full((X.shape[0], self.classes_.size), 1.0 / self.classes_.size)
 
-    monkeypatch.setattr(evaluate, "fit_estimator", lambda X, labels, groups, params, random_state: Spy(X, labels))
+    monkeypatch.setattr(evaluate, "fit_estimator", lambda X, labels, groups, params, **_: Spy(X, labels))
     monkeypatch.setattr(evaluate, "loss_curves", lambda estimator: [])
     folds = speaker_folds(fs.speakers, fs.labels, n_splits=5)
     result = cross_validate(fs, folds, ModelParams(n_seeds=1), augmented=True)

@@ -201,13 +201,24 @@ def _confidence_line(meta: dict[str, Any]) -> str:
     errors = [v["ece"] for v in rows.values() if _share(v.get("ece"))]
     if not errors:
         return ""
-    right = [v["confident_accuracy"] for v in rows.values() if _share(v.get("confident_accuracy"))]
     points = [round(100 * e) for e in errors]
     off = f"{min(points)}" if len(points) == 1 else f"{min(points)}-{max(points)}"
-    shown = (f"answers shown at 80 % or more were right {_spread(right)} of the time" if right
-             else "it never showed 80 % or more there")
-    return (f"Confidence: tempered for corpora it never heard ({', '.join(rows)}), where it was off by {off} points "
-            f"on average; {shown}")
+    shown = _confident_answers(rows)
+    calibration = meta["calibration"]
+    where = ("on each corpus it learnt from, left out of its training in turn" if
+             calibration.get("corpora_were") == "held out" else "for corpora it never heard")
+    return f"Confidence: tempered {where} ({', '.join(rows)}), where it was off by {off} points on average; {shown}"
+
+
+def _confident_answers(rows: dict[str, dict[str, Any]]) -> str:
+    """How often the answers shown at 80 % or more were right, and on how many windows at most."""
+    confident = [v for v in rows.values() if _share(v.get("confident_accuracy"))]
+    if not confident:
+        return "it never showed 80 % or more there"
+    right = _spread([v["confident_accuracy"] for v in confident])
+    shares = [v["confident_share"] for v in confident if _share(v.get("confident_share"))]
+    often = f" (on at most {max(shares):.1%} of windows)" if shares else ""
+    return f"answers shown at 80 % or more{often} were right {right} of the time"
 
 
 def _spread(values: list[float]) -> str:

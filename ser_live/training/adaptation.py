@@ -86,7 +86,8 @@ def fit_shipped_adaptation(features: FeatureSet, training_config: Any, *, n_jobs
     rows = np.flatnonzero(features.copy == 0)
     owner = features.utterance_index[rows]
     fitted = fit_method(CONTINUOUS_METHOD, features.X[rows], features.speakers[owner], features.labels[owner], owner,
-                        training_config.params, random_state=training_config.random_state, n_jobs=n_jobs or -1)
+                        training_config.params, corpora=features.corpora[owner],
+                        random_state=training_config.random_state, n_jobs=n_jobs or -1)
     prior = SpeakerPrior(fitted.mean, fitted.std, half_s=CONTINUOUS_METHOD.half_s)
     return ModelAdaptation(fitted.estimator, prior, blend=True, inputs="raw+normalised", reference=NEUTRAL,
                            neutral_threshold=CONTINUOUS_METHOD.neutral_threshold)

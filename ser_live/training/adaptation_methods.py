@@ -166,8 +166,8 @@ def _referenced(method: AdaptationMethod, X: np.ndarray, ref_mean: np.ndarray, r
 
 
 def fit_method(method: AdaptationMethod, X: np.ndarray, speakers: np.ndarray, labels: np.ndarray,
-               groups: np.ndarray, params: ModelParams, *, random_state: int = 0,
-               n_jobs: int | None = 1) -> FittedMethod:
+               groups: np.ndarray, params: ModelParams, *, corpora: np.ndarray | None = None,
+               random_state: int = 0, n_jobs: int | None = 1) -> FittedMethod:
     """Fit ``method``'s estimator on training windows (each speaker referenced by their own statistics).
 
     Parameters
@@ -177,6 +177,8 @@ def fit_method(method: AdaptationMethod, X: np.ndarray, speakers: np.ndarray, la
     speakers, labels, groups : np.ndarray, shape (n_windows,)
         Speaker, emotion and utterance of each window.
     params : ModelParams
+    corpora : np.ndarray, shape (n_windows,), optional
+        Corpus of each window: needed when ``params.weighting`` shares classes out over corpora.
     """
     X = np.asarray(X, dtype=np.float64)
     stats = reference_statistics(X, speakers, labels, method.reference)
@@ -190,7 +192,9 @@ def fit_method(method: AdaptationMethod, X: np.ndarray, speakers: np.ndarray, la
     for speaker, (m, v) in stats.items():
         ref_mean[speakers == speaker], ref_var[speakers == speaker] = m, v
     inputs = adaptive_input(X, _referenced(method, X, ref_mean, ref_var, fitted), "raw+normalised")
-    fitted.estimator = fit_estimator(inputs, labels, groups, params, random_state=random_state, n_jobs=n_jobs)
+    strata = (speakers, corpora) if corpora is not None else None
+    fitted.estimator = fit_estimator(inputs, labels, groups, params, strata=strata, random_state=random_state,
+                                     n_jobs=n_jobs)
     return fitted
 
 

@@ -1,4 +1,4 @@
-"""A trained model's confidence made true where it has never been: the temperature fitted on corpora it never heard."""
+"""A trained model's confidence made true where it has never been: its temperature, fitted on unheard corpora."""
 
 from __future__ import annotations
 
@@ -8,15 +8,18 @@ from typing import Any
 import numpy as np
 
 from ..model.emotion_model import EmotionModel, apply_temperature
-from .evaluate import calibration_report, fit_temperature, utterance_mean
+from .evaluate import CVResult, calibration_report, fit_temperature, utterance_mean
 from .extract import FeatureSet
 
-__all__ = ["UNHEARD_PROTOCOL", "raw_probabilities", "calibrate_on_unheard", "calibration_per_corpus",
-           "calibration_summary"]
+__all__ = ["UNHEARD_PROTOCOL", "HELD_OUT_PROTOCOL", "raw_probabilities", "calibrate_on_unheard",
+           "calibrate_on_held_out", "calibration_per_corpus", "calibration_summary"]
 
 #: How the figures of :func:`calibrate_on_unheard` are described wherever they are shown.
 UNHEARD_PROTOCOL = ("corpora the model never heard in training, each tempered by the temperature fitted on the "
                     "others (so none is calibrated on itself)")
+#: How the figures of :func:`calibrate_on_held_out` are described.
+HELD_OUT_PROTOCOL = ("each corpus scored by the same recipe trained on the other corpora (leave-one-corpus-out), "
+                     "tempered by the temperature fitted on the others' scores (so none is calibrated on itself)")
 
 
 def raw_probabilities(model: EmotionModel, X: np.ndarray) -> np.ndarray:
@@ -64,9 +67,43 @@ def calibrate_on_unheard(model: EmotionModel, features: FeatureSet) -> dict[str,
         raise ValueError(f"the recordings have classes the model does not: {', '.join(unknown)}")
     original = features.copy == 0
     proba = raw_probabilities(model, features.X[original])
-    owner = features.utterance_index[original]
-    return {"protocol": UNHEARD_PROTOCOL, "temperature": fit_temperature(proba, labels[owner], classes),
-            "per_corpus": calibration_per_corpus(proba, owner, labels, corpora, classes)}
+    return _calibration(proba, features.utterance_index[original], features, classes, UNHEARD_PROTOCOL, "unheard")
+
+
+def calibrate_on_held_out(held_out: CVResult, features: FeatureSet) -> dict[str, Any]:
+    """The temperature for a model trained on every corpus of ``features``, fitted on its recipe's
+    leave-one-corpus-out predictions (the nearest thing to corpora it never heard), and how true it then is.
+
+    Parameters
+    ----------
+    held_out : CVResult
+        :func:`~ser_live.training.evaluate.cross_validate` on folds that each hold out one corpus (untempered
+        window probabilities).
+    features : FeatureSet
+        The features it was made from (at least two corpora).
+
+    Returns
+    -------
+    report : dict
+        As :func:`calibrate_on_unheard`'s, with :data:`HELD_OUT_PROTOCOL`.
+
+    Raises
+    ------
+    ValueError
+        With fewer than two corpora, or without window probabilities.
+    """
+    if held_out.window_proba is None or len(set(features.corpora.tolist())) < 2:
+        raise ValueError("calibrating on held-out corpora needs window probabilities of at least two of them")
+    return _calibration(held_out.window_proba, held_out.window_utterance, features, held_out.classes,
+                        HELD_OUT_PROTOCOL, "held out")
+
+
+def _calibration(proba: np.ndarray, owner: np.ndarray, features: FeatureSet, classes: Sequence[str], protocol: str,
+                 corpora_were: str) -> dict[str, Any]:
+    labels = features.labels
+    return {"protocol": protocol, "corpora_were": corpora_were,
+            "temperature": fit_temperature(proba, labels[owner], classes),
+            "per_corpus": calibration_per_corpus(proba, owner, labels, features.corpora, classes)}
 
 
 def calibration_per_corpus(proba: np.ndarray, owner: np.ndarray, labels: np.ndarray, corpora: np.ndarray,
@@ -108,6 +145,7 @@ def calibration_summary(report: dict[str, Any]) -> dict[str, Any]:
     """What a model file carries of :func:`calibrate_on_unheard`'s report (for the window's model panel): the
     temperature and, per corpus, the tempered window ECE and accuracy of the answers shown at 80 % or more."""
     return {"temperature": report["temperature"], "protocol": report["protocol"],
+            "corpora_were": report.get("corpora_were", "unheard"),
             "per_corpus": {c: {"ece": v["after"]["window"]["ece"],
                                "confident_accuracy": v["after"]["window"]["confident_accuracy"],
                                "confident_share": v["after"]["window"]["confident_share"]}

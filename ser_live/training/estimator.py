@@ -7,7 +7,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ModelParams", "make_estimator", "training_weights", "fit_estimator", "loss_curves"]
+__all__ = ["WEIGHTINGS", "ModelParams", "make_estimator", "training_weights", "hierarchical_weights", "window_weights",
+           "fit_estimator", "loss_curves"]
+
+
+#: How a corpus's share within a class grows with its number of speakers: ``"recording"`` is the shipped
+#: weighting (every recording of a class counts equally, so the largest corpus outvotes the others);
+#: ``"corpus"`` gives each corpus that has the class an equal share, ``"sqrt-speakers"`` a share growing with the
+#: square root of its speakers (a corpus of 65 voices says more about people than one of 2, but not 30 times more).
+WEIGHTINGS = ("recording", "corpus", "sqrt-speakers")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +52,10 @@ class ModelParams:
         replaced by their weighted sum with learnt weights (:class:`~ser_live.training.layer_weights.
         LayerWeightedSum`), standardised again, before the networks. A study candidate: such an estimator
         predicts through scikit-learn and needs ser-live's training code to unpickle.
+    weighting : str
+        With ``class_balanced``, how a class's weight is shared out (:data:`WEIGHTINGS`): ``"recording"`` equally
+        over its recordings, ``"corpus"`` / ``"sqrt-speakers"`` over corpora, then speakers, then recordings
+        (:func:`hierarchical_weights`).
     """
 
     hidden_layer_sizes: tuple[int, ...] = (256,)
@@ -58,12 +70,20 @@ class ModelParams:
     max_features: float | None = None
     early_stopping: bool = True
     layer_blocks: int | None = None
+    weighting: str = "recording"
+
+    def __post_init__(self) -> None:
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, not {self.weighting!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dictionary for metadata and metrics files."""
         record = dataclasses.asdict(self)
-        if self.layer_blocks is None:  # records made before the option keep their form (and fingerprints)
+        # Records made before these options keep their form (and fingerprints).
+        if self.layer_blocks is None:
             del record["layer_blocks"]
+        if self.weighting == "recording":
+            del record["weighting"]
         return record
 
 
@@ -126,9 +146,71 @@ def training_weights(labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return weights * (weights.size / weights.sum())
 
 
+
+def _distinct_per(key: np.ndarray, member: np.ndarray) -> np.ndarray:
+    """For each row, how many distinct ``member`` values share its ``key``."""
+    pairs = np.unique(np.stack([key, member], axis=1), axis=0)
+    keys, counts = np.unique(pairs[:, 0], return_counts=True)
+    return counts[np.searchsorted(keys, key)]
+
+
+def hierarchical_weights(labels: np.ndarray, groups: np.ndarray, speakers: np.ndarray, corpora: np.ndarray, *,
+                         weighting: str = "corpus") -> np.ndarray:
+    """Per-window weights: every class counts equally; within a class, each corpus that has it counts as
+    ``weighting`` says, each speaker within that corpus equally and each recording of that speaker equally (its
+    windows share the recording's weight).
+
+    Parameters
+    ----------
+    labels, groups, speakers, corpora : np.ndarray, shape (n_windows,)
+        Each window's class, recording (or augmented copy), speaker and corpus.
+    weighting : {"corpus", "sqrt-speakers"}
+        A corpus's share of a class: equal, or in proportion to the square root of its speakers of that class.
+
+    Returns
+    -------
+    weights : np.ndarray, shape (n_windows,), mean 1
+    """
+    if weighting not in WEIGHTINGS[1:]:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS[1:]}, not {weighting!r}")
+    labels, groups = np.asarray(labels).astype(str), np.asarray(groups).astype(str)
+    speakers, corpora = np.asarray(speakers).astype(str), np.asarray(corpora).astype(str)
+    _, group_id, group_size = np.unique(groups, return_inverse=True, return_counts=True)
+    class_corpus = np.char.add(np.char.add(labels, "\0"), corpora)
+    class_speaker = np.char.add(np.char.add(class_corpus, "\0"), speakers)
+    speakers_here = _distinct_per(class_corpus, speakers).astype(np.float64)
+    weights = 1.0 / (group_size[group_id] * _distinct_per(class_speaker, groups) * speakers_here)
+    corpus_share = np.ones_like(weights) if weighting == "corpus" else np.sqrt(speakers_here)
+    weights = weights * corpus_share
+    classes, class_id = np.unique(labels, return_inverse=True)
+    class_total = np.bincount(class_id, weights=weights, minlength=classes.size)
+    weights = weights / class_total[class_id]
+    return weights * (weights.size / weights.sum())
+
+
+def window_weights(labels: np.ndarray, groups: np.ndarray, weighting: str = "recording",
+                   strata: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Per-window training weights as ``weighting`` says (:data:`WEIGHTINGS`).
+
+    ``strata`` is each window's (speaker, corpus), needed by every weighting but ``"recording"``.
+
+    Raises
+    ------
+    ValueError
+        If the weighting needs ``strata`` and none are given.
+    """
+    if weighting == "recording":
+        return training_weights(labels, groups)
+    if strata is None:
+        raise ValueError(f"the {weighting!r} weighting needs each window's speaker and corpus")
+    return hierarchical_weights(labels, groups, *strata, weighting=weighting)
+
+
 def fit_estimator(X: np.ndarray, labels: np.ndarray, groups: np.ndarray, params: ModelParams | None = None,
-                  *, random_state: int = 0, n_jobs: int | None = None) -> Any:
-    """Make and fit the estimator on windows (see :func:`training_weights` for ``groups``).
+                  *, strata: tuple[np.ndarray, np.ndarray] | None = None, random_state: int = 0,
+                  n_jobs: int | None = None) -> Any:
+    """Make and fit the estimator on windows (see :func:`training_weights` for ``groups``, :func:`window_weights`
+    for ``strata``, each window's speaker and corpus).
 
     ``n_jobs`` fits the averaged networks in parallel; it is reset afterwards so the saved model
     never starts worker processes when it predicts.
@@ -139,7 +221,7 @@ def fit_estimator(X: np.ndarray, labels: np.ndarray, groups: np.ndarray, params:
     estimator = make_estimator(params, random_state=random_state)
     fit_params = {}
     if params.class_balanced:
-        weights = training_weights(labels, groups)
+        weights = window_weights(labels, groups, params.weighting, strata)
         fit_params = {"mlp__sample_weight": weights} | ({"layers__sample_weight": weights}
                                                         if params.layer_blocks is not None else {})
     # One BLAS thread: the matrices are small, and on a shared 2-core machine OpenBLAS's spinning

@@ -170,12 +170,14 @@ def _fit_other(estimator: Any, X: np.ndarray, labels: np.ndarray, groups: np.nda
         return model.fit(np.asarray(X, dtype=np.float64), labels, **fit_params)
 
 
-def _fit_and_predict(X_train: np.ndarray, y_train: np.ndarray, groups_train: np.ndarray, X_test: np.ndarray,
+def _fit_and_predict(X_train: np.ndarray, y_train: np.ndarray, strata_train: tuple[np.ndarray, ...], X_test: np.ndarray,
                      params: ModelParams, random_state: int, classes: tuple[str, ...],
                      other: Any = None) -> tuple[np.ndarray, Any]:
+    groups_train, *speakers_corpora = strata_train
     if other is not None:
         return aligned_proba(_fit_other(other, X_train, y_train, groups_train), X_test, classes), []
-    estimator = fit_estimator(X_train, y_train, groups_train, params, random_state=random_state)
+    estimator = fit_estimator(X_train, y_train, groups_train, params, strata=tuple(speakers_corpora),
+                              random_state=random_state)
     return aligned_proba(estimator, X_test, classes), loss_curves(estimator)
 
 
@@ -205,12 +207,12 @@ def cross_validate(features: FeatureSet, folds: Sequence[tuple[np.ndarray, np.nd
     labels_utt = features.labels
     classes = classes_of(labels_utt)
     window_labels = labels_utt[features.utterance_index]
-    # Each (utterance, copy) is its own recording for weighting purposes.
-    window_groups = features.utterance_index * 1000 + features.copy
+    strata = features.window_strata()
     fold_rows = [training_rows(features, train_utt, test_utt, augmented=augmented) for train_utt, test_utt in folds]
     outputs = Parallel(n_jobs=n_jobs or -1)(
-        delayed(_fit_and_predict)(features.X[train_rows], window_labels[train_rows], window_groups[train_rows],
-                                  features.X[test_rows], params, random_state, classes, estimator)
+        delayed(_fit_and_predict)(features.X[train_rows], window_labels[train_rows],
+                                  tuple(column[train_rows] for column in strata), features.X[test_rows], params,
+                                  random_state, classes, estimator)
         for train_rows, test_rows in fold_rows
     )
     window_proba = np.zeros((features.X.shape[0], len(classes)))
@@ -240,6 +242,12 @@ def utterance_mean(window_proba: np.ndarray, window_utterance: np.ndarray, n_utt
 LEAVE_ONE_CORPUS_OUT = "leave-one-corpus-out: trained on the other corpora, tested on all of this one"
 
 
+def corpus_folds(features: FeatureSet) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One fold per corpus (in name order): its utterances are the test side, every other corpus's the training."""
+    corpora = features.corpora
+    return [(np.flatnonzero(corpora != c), np.flatnonzero(corpora == c)) for c in sorted(set(corpora.tolist()))]
+
+
 def leave_one_corpus_out(features: FeatureSet, params: ModelParams | None = None, *, augmented: bool = True,
                          random_state: int = 0, n_jobs: int | None = 1) -> dict[str, Any] | None:
     """How the model does on a corpus it has never heard: each corpus in turn held out whole.
@@ -253,11 +261,10 @@ def leave_one_corpus_out(features: FeatureSet, params: ModelParams | None = None
         ``per_corpus`` (corpus -> utterance and window UAR), ``mean_utterance_uar`` and ``mean_window_uar``
         (over corpora, each counting once) and ``protocol``.
     """
-    corpora = features.corpora
-    names = sorted(set(corpora.tolist()))
+    names = sorted(set(features.corpora.tolist()))
     if len(names) < 2:
         return None
-    folds = [(np.flatnonzero(corpora != c), np.flatnonzero(corpora == c)) for c in names]
+    folds = corpus_folds(features)
     result = cross_validate(features, folds, params, augmented=augmented, random_state=random_state, n_jobs=n_jobs)
     report = full_report(result, features)
     per_corpus = {c: {"utterance_uar": report["utterance"][c]["uar"], "window_uar": report["window"][c]["uar"],

@@ -212,6 +212,12 @@ class FeatureSet:
         """Corpus of each utterance."""
         return np.array([u.corpus for u in self.utterances])
 
+    def window_strata(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each window's recording (an augmented copy is a recording of its own), speaker and corpus: what the
+        training weights share a class out over (:func:`~ser_live.training.estimator.window_weights`)."""
+        recordings = self.utterance_index * 1000 + self.copy
+        return recordings, self.speakers[self.utterance_index], self.corpora[self.utterance_index]
+
     def subset(self, keep_utterances: np.ndarray) -> FeatureSet:
         """The windows of some utterances only (utterance ids renumbered in the order given; no classic features)."""
         keep_utterances = np.asarray(keep_utterances, dtype=np.int64)

@@ -501,7 +501,7 @@ Classifies a {config['window_s']:g} s window of 16 kHz speech (one every {config
 speech gate accepts) into {len(recall)} emotions: {', '.join(recall)}. Input: {inputs}.
 Estimator: `StandardScaler` + soft-voting average of {model_params['n_seeds']}
 `MLPClassifier{tuple(model_params['hidden_layer_sizes'])}` (alpha {model_params['alpha']}, early stopping),
-trained on windows weighted so that each class and each recording counts equally. Augmentation:
+trained on windows weighted so that {_weighting_text(model_params.get('weighting', 'recording'))}. Augmentation:
 {copies}.
 {encoder_section}
 ## Training data
@@ -620,12 +620,25 @@ Measured by `scripts/train.py` (or `scripts/evaluate_robustness.py --model-dir`;
 """
 
 
+def _weighting_text(weighting: str) -> str:
+    """How the card says a class's weight was shared out (:data:`~ser_live.training.estimator.WEIGHTINGS`)."""
+    if weighting == "recording":
+        return "each class and each recording counts equally"
+    share = ("equally" if weighting == "corpus"
+             else "in proportion to the square root of its speakers of that class")
+    return (f"each class counts equally; within a class each corpus that has it counts {share} (so a large corpus "
+            "does not outvote a small one, and a corpus does not count for a class it lacks), "
+            "within a corpus each speaker equally, and within a speaker each recording equally")
+
+
 def calibration_section(metrics: dict[str, Any]) -> str:
     """The model card's "is its confidence true where it has never been" table (empty before calibration)."""
     calibration = metrics.get("calibration")
     if not calibration:
         return ""
-    lines = ["| corpus never heard | accuracy per window | mean confidence, before -> after | calibration error per "
+    held_out = calibration.get("corpora_were") == "held out"
+    role = "held out" if held_out else "never heard"
+    lines = [f"| corpus {role} | accuracy per window | mean confidence, before -> after | calibration error per "
              "window, before -> after | answers shown at >= 80 %: right (share of windows), before -> after | per "
              "recording: error after | temperature used (fitted on the others) |", "|---|---|---|---|---|---|---|"]
     for corpus, v in calibration["per_corpus"].items():
@@ -634,11 +647,14 @@ def calibration_section(metrics: dict[str, Any]) -> str:
                      f"{after['mean_confidence']:.2f} | {before['ece']:.3f} -> {after['ece']:.3f} | "
                      f"{_confident_cell(before)} -> {_confident_cell(after)} | {v['after']['utterance']['ece']:.3f} | "
                      f"{v['temperature_from_others']:g} |")
+    fitted_on = ("the predictions for every window of each corpus below by the same recipe trained on the other "
+                 "corpora (it heard them all, so these are the nearest thing to corpora it never heard)" if held_out
+                 else "its predictions for every window of the corpora below, which it never heard in training")
     return f"""
 **Is its confidence true where it has never been?** Its probabilities are tempered by
-{calibration['temperature']:g}, fitted (`scripts/calibrate_model.py`) on its predictions for every window of the
-corpora below, which it never heard in training: untempered, a model is surest where it knows least. Each row is
-tempered by the temperature fitted on the other rows only, so no corpus is calibrated on itself.
+{calibration['temperature']:g}, fitted (`scripts/calibrate_model.py`) on {fitted_on}: untempered, a model is
+surest where it knows least. Each row is tempered by the temperature fitted on the other rows only, so no corpus is
+calibrated on itself.
 
 {chr(10).join(lines)}
 """

@@ -70,10 +70,10 @@ def _fold_predictions(features: FeatureSet, conditioned: Mapping[str, FeatureSet
                       classes: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """One fold: fit on the clean training side, then the window probabilities of each condition's test rows."""
     window_labels = features.labels[features.utterance_index]
-    groups = features.utterance_index * 1000 + features.copy
+    groups, speakers, corpora = features.window_strata()
     train_rows, _ = training_rows(features, train, test, augmented=augmented)
     estimator = fit_estimator(features.X[train_rows], window_labels[train_rows], groups[train_rows], params,
-                              random_state=random_state)
+                              strata=(speakers[train_rows], corpora[train_rows]), random_state=random_state)
     out = {}
     for name, cond in conditioned.items():
         rows = np.flatnonzero(np.isin(clean_id[name][cond.utterance_index], test))
