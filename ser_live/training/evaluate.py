@@ -173,10 +173,10 @@ def _fit_other(estimator: Any, X: np.ndarray, labels: np.ndarray, groups: np.nda
 def _fit_and_predict(X_train: np.ndarray, y_train: np.ndarray, strata_train: tuple[np.ndarray, ...], X_test: np.ndarray,
                      params: ModelParams, random_state: int, classes: tuple[str, ...],
                      other: Any = None) -> tuple[np.ndarray, Any]:
-    groups_train, *speakers_corpora = strata_train
+    recordings, speakers, corpora = strata_train  # FeatureSet.window_strata of the training rows
     if other is not None:
-        return aligned_proba(_fit_other(other, X_train, y_train, groups_train), X_test, classes), []
-    estimator = fit_estimator(X_train, y_train, groups_train, params, strata=tuple(speakers_corpora),
+        return aligned_proba(_fit_other(other, X_train, y_train, recordings), X_test, classes), []
+    estimator = fit_estimator(X_train, y_train, recordings, params, strata=(speakers, corpora),
                               random_state=random_state)
     return aligned_proba(estimator, X_test, classes), loss_curves(estimator)
 
