@@ -13,9 +13,10 @@ APT_BUILD := $(PY_APT) gcc portaudio19-dev libsndfile1
 APT_GUI   := libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 \
              libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 libdbus-1-3
 # What the tests drive: a private PulseAudio server as the microphone, espeak-ng speech, a virtual
-# X display for the real window, imagemagick screenshots, tmux for the terminal view.
+# X display for the real window (xdotool unmaps it, as a window manager minimises it, for bench.py), imagemagick
+# screenshots, tmux for the terminal view.
 # libasound2-plugins lets PortAudio (through ALSA) reach the private PulseAudio server.
-APT_TEST  := pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox xvfb x11-utils imagemagick tmux
+APT_TEST  := pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox xvfb x11-utils xdotool imagemagick tmux
 
 .PHONY: run test setup setup-test lint bench train regression-record study frontend-study select corpus-study install-desktop clean
 
@@ -34,6 +35,8 @@ $(VENV)/.stamp-run: setup.cfg pyproject.toml
 	$(PIP) install --upgrade pip setuptools wheel
 	$(PIP) install -e ".[gui,fast]"
 	$(PY) -m compileall -q ser_live  # as a regular pip install does: start-up need not compile the sources
+	# The default model's encoder graph for ONNX Runtime, built once into the user cache: the first start loads it.
+	$(PY) -c "from ser_live.model.emotion_model import EmotionModel; print(EmotionModel.load().extractor.runs_on)"
 	touch $@
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-run

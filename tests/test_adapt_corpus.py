@@ -20,6 +20,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.corpus, requires_corpora(), pytest.m
 #: Figures compared with the recorded ones: pooled over thousands of windows, they move by less than this
 #: when BLAS sums in another order on another CPU (the fits are seeded; a window near a class boundary can flip).
 TOLERANCE = 0.02
+#: The rule's other input is an extreme over single emotions (the largest drop of one emotion's recall, over 7
+#: emotions and two times, on EMOVO's few streams of each): the same evaluation on features that differ by less
+#: than 1e-4 of their spread (ONNX Runtime's against numpy's) moved it from 0.022 to 0.047.
+DROP_TOLERANCE = 0.05
 
 
 def _headline(scores: dict) -> dict[str, float]:
@@ -35,6 +39,32 @@ def _assert_headlines_match(report: dict, expected: dict) -> None:
         got, want = _headline(groups["overall"]), _headline(expected["methods"][method]["overall"])
         for figure in want:
             assert got[figure] == pytest.approx(want[figure], abs=TOLERANCE), (method, figure)
+
+
+def _settled(value: float, threshold: float, tolerance: float) -> bool:
+    """Whether a figure recorded this far from a rule's threshold keeps its side of it when rerun: figures move by up
+    to ``tolerance`` on another CPU's BLAS or the other encoder runtime, so a nearer one can tip either way."""
+    return abs(value - threshold) > tolerance
+
+
+def _assert_verdicts_match(report: dict, expected: dict) -> bool:
+    """The shipping rule's inputs reproduce to their tolerances for every method rerun, and so does its verdict
+    wherever the recorded inputs settle it. Returns whether every verdict was settled."""
+    from ser_live.training.adaptation_eval import SHUFFLED_GAIN, SUSTAINED_TOLERANCE
+
+    all_settled = True
+    for method, got in report["verdicts"].items():
+        want = expected["verdicts"][method]
+        for figure, tolerance in (("shuffled_gain", TOLERANCE), ("largest_sustained_drop", DROP_TOLERANCE)):
+            assert got[figure] == pytest.approx(want[figure], abs=tolerance), (method, figure)
+        harmless = _settled(want["largest_sustained_drop"], SUSTAINED_TOLERANCE, DROP_TOLERANCE)
+        helpful = _settled(want["shuffled_gain"], SHUFFLED_GAIN, TOLERANCE)
+        settled = ((harmless and not want["no_harm_on_sustained"]) or (helpful and not want["helps_shuffled"])
+                   or (harmless and helpful))
+        if settled:
+            assert got["passes"] == want["passes"], method
+        all_settled = all_settled and settled
+    return all_settled
 
 
 def _rerun(name: str, metrics: dict, plan) -> tuple[dict, dict]:
@@ -68,9 +98,12 @@ def test_adaptation_evaluation_reproduces_metrics_json(name: str) -> None:
     report, expected = _rerun(name, metrics, plan)
     assert report["n_streams"] == expected["n_streams"]
     _assert_headlines_match(report, expected)
-    # The rule's verdict reproduces too (on EMOVO alone the default model's --calibrate passes it: +0.032 on mixed
-    # speech, no held mood more than 0.022 lower; the product follows the whole evaluation's verdict).
-    assert default_choice(report) == default_choice(expected)
+    # The rule's verdict reproduces too, where the recorded figures settle it. (On EMOVO alone the default model's
+    # --calibrate passed it by a hair: +0.032 on mixed speech against the rule's +0.02, no held mood more than 0.022
+    # lower against its 0.03; on ONNX Runtime's features it failed, its largest drop 0.047. The product follows the
+    # whole evaluation's verdict.)
+    if _assert_verdicts_match(report, expected):
+        assert default_choice(report) == default_choice(expected)
     # The product follows the rule: never on by default with a method that fails it. It starts with the plain model
     # for both models (the README says why): no method passes for the default model; on five corpora --adapt
     # passes for the light one, but not on EMOVO alone.

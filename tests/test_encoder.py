@@ -90,8 +90,8 @@ def test_without_onnx_runtime_the_numpy_path_runs_and_asking_for_it_says_what_to
     from ser_live.features import encoder_onnx
 
     monkeypatch.delenv("SER_LIVE_ENCODER_RUNTIME", raising=False)
-    assert WhisperEncoder(1).runtime == "numpy"  # the default: start-up matters more than a third of the CPU
     monkeypatch.setattr(encoder_onnx, "runtime_installed", lambda: False)
+    assert WhisperEncoder(1).runtime == "numpy"  # the default ("auto") without the extra
     assert WhisperEncoder(1, runtime="auto").runtime == "numpy"
     with pytest.raises(EncoderMissingError, match=r"pip install 'ser-live\[fast\]'"):
         WhisperEncoder(1, runtime="onnxruntime")
@@ -100,6 +100,45 @@ def test_without_onnx_runtime_the_numpy_path_runs_and_asking_for_it_says_what_to
     assert WhisperEncoder(1).runtime == "onnxruntime"  # the environment's choice
     with pytest.raises(ValueError, match="encoder runtime must be one of"):
         WhisperEncoder(1, runtime="tpu")
+
+
+def test_the_built_graph_is_kept_and_later_encoders_load_it_without_building(monkeypatch, tmp_path) -> None:
+    pytest.importorskip("onnxruntime", reason="the fast extra ('make test' installs it)")
+    from ser_live.features import encoder_onnx
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("SER_LIVE_ENCODER_RUNTIME", raising=False)
+    mel = whisper_log_mel(_voice(2.0))
+    first = WhisperEncoder(2)  # the default runtime where the extra is installed
+    kept = encoder_onnx.graph_cache_path(first.weights_sha256, 2)
+    assert first.runtime == "onnxruntime" and not first._onnx.loaded_from_cache
+    assert kept.is_file() and kept.parent == tmp_path / "ser-live" / "encoder" and not list(kept.parent.glob("*.part"))
+    built = kept.stat().st_mtime_ns
+
+    def never_built(*args, **kwargs):
+        raise AssertionError("the kept graph was built again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(encoder_onnx, "_model_bytes", never_built)
+        second = WhisperEncoder(2)
+    assert second._onnx.loaded_from_cache and kept.stat().st_mtime_ns == built
+    for a, b in zip(first.hidden_states(mel), second.hidden_states(mel)):
+        np.testing.assert_array_equal(a, b)
+    # Another number of blocks is another graph; a damaged file is built again, not an error.
+    assert encoder_onnx.graph_cache_path(first.weights_sha256, 3) != kept
+    kept.write_bytes(b"not a graph")
+    third = WhisperEncoder(2)
+    assert not third._onnx.loaded_from_cache and kept.stat().st_size > 1_000_000
+    np.testing.assert_array_equal(third.hidden_states(mel)[1], first.hidden_states(mel)[1])
+
+
+def test_a_graph_that_cannot_be_kept_is_still_built_and_run(monkeypatch, tmp_path) -> None:
+    pytest.importorskip("onnxruntime", reason="the fast extra ('make test' installs it)")
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the cache directory would go")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    encoder = WhisperEncoder(1, runtime="onnxruntime")
+    assert encoder.runtime == "onnxruntime" and len(encoder.hidden_states(whisper_log_mel(_voice(1.0)))) == 1
 
 
 def test_the_same_features_on_another_runtime_keep_the_record_and_leave_the_original_as_it_was() -> None:

@@ -308,8 +308,8 @@ class WhisperEncoder:
         Which installed weights to use.
     runtime : {"auto", "onnxruntime", "numpy"}, optional
         What runs the blocks: ONNX Runtime (:mod:`ser_live.features.encoder_onnx`; the same numbers, a third less
-        CPU per window, but 0.8-2 s more start-up), or numpy. Default: ``$SER_LIVE_ENCODER_RUNTIME``, else numpy
-        (a monitor must answer within a second of starting); ``"auto"`` takes ONNX Runtime where it is installed.
+        CPU per window; its graph is built once and kept in the user cache), or numpy. Default:
+        ``$SER_LIVE_ENCODER_RUNTIME``, else ``"auto"``: ONNX Runtime where it is installed (the ``fast`` extra).
 
     Attributes
     ----------
@@ -350,16 +350,17 @@ class WhisperEncoder:
 
     def _onnx_blocks(self, runtime: str | None) -> Callable[[np.ndarray], list[np.ndarray]] | None:
         """The ONNX Runtime session of the blocks, when asked for (or ``"auto"`` and installed)."""
-        from .encoder_onnx import OnnxBlocks, runtime_installed
+        from .encoder_onnx import OnnxBlocks, graph_cache_path, runtime_installed
 
-        runtime = runtime or os.environ.get("SER_LIVE_ENCODER_RUNTIME") or "numpy"
+        runtime = runtime or os.environ.get("SER_LIVE_ENCODER_RUNTIME") or "auto"
         if runtime not in RUNTIMES:
             raise ValueError(f"the encoder runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         if runtime == "numpy" or (runtime == "auto" and not runtime_installed()):
             return None
         if not runtime_installed():
             raise EncoderMissingError("the encoder runtime onnxruntime is not installed: pip install 'ser-live[fast]'")
-        return OnnxBlocks(self._conv, self._positions, self._blocks, self.n_heads)
+        return OnnxBlocks(self._conv, self._positions, self._blocks, self.n_heads,
+                          cached=graph_cache_path(self.weights_sha256, self.n_blocks))
 
     @property
     def max_frames(self) -> int:

@@ -1,32 +1,69 @@
 """The speech encoder's blocks as an ONNX graph run by ONNX Runtime: the numpy path's float32 maths, fused and faster.
 
-The graph is built in memory from the arrays :class:`~ser_live.features.encoder.WhisperEncoder` already holds
-(with the ``onnx`` package; no file, no download, no deep-learning framework) and run on one thread by ONNX
-Runtime's CPU provider, which fuses the layer norms, GELUs and attention the numpy path computes op by op: on
-this project's 2-core machine a 2 s window took 32 instead of 51 ms, with the same numbers to float32 rounding
-(``tests/test_encoder.py``). Both packages are the optional ``fast`` extra, and the path is chosen with
-``SER_LIVE_ENCODER_RUNTIME=onnxruntime``: importing ``onnx`` and building the session add 0.8-2 s to the start,
-which a monitor that must answer within a second of starting cannot spare, so numpy stays the default.
+The graph is built from the arrays :class:`~ser_live.features.encoder.WhisperEncoder` already holds (with the
+``onnx`` package; no download, no deep-learning framework) and run on one thread by ONNX Runtime's CPU provider,
+which fuses the layer norms, GELUs and attention the numpy path computes op by op: on this project's 2-core
+machine a 2 s window took 32 instead of 51 ms, with the same numbers to float32 rounding (``tests/test_encoder.py``).
+Both packages are the optional ``fast`` extra.
+
+Importing ``onnx`` and building the graph take 1-1.5 s, more than a monitor that must answer within a second of
+starting can spare, so the built graph is kept in the user cache (:func:`graph_cache_path`: keyed by the weights'
+SHA-256, the number of blocks and this module's own source, so a changed builder never loads an old graph) and
+later starts load it in about 0.1 s without importing ``onnx``. ``make run`` and ``make test`` build it once
+when they set up.
 
 Why not int8: ONNX Runtime's dynamic quantisation of the matrix products (per tensor or per channel) moved the
 pooled block-3 features by 37-43 % of their spread across windows (their centred cosine with the float32 ones
 was 0.78-0.88), far beyond what keeps the shipped model's answers, for a further 1.3x.
 """
-
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["runtime_installed", "OnnxBlocks"]
+__all__ = ["runtime_installed", "OnnxBlocks", "graph_cache_path"]
 
 
 def runtime_installed() -> bool:
     """Whether ONNX Runtime and the ``onnx`` package (to build the graph) are both installed."""
     return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+
+
+def graph_cache_path(weights_sha256: str, n_blocks: int, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where the built graph of these weights' first ``n_blocks`` blocks is kept.
+
+    The name holds the weights' SHA-256, the number of blocks and the SHA-256 of this module's source, so new weights
+    or a changed graph builder never load a graph built before. ``cache_dir`` defaults to the user cache
+    (``~/.cache/ser-live/encoder`` on Linux).
+    """
+    if cache_dir is None:
+        import platformdirs
+
+        cache_dir = Path(platformdirs.user_cache_dir("ser-live")) / "encoder"
+    builder = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    return Path(cache_dir) / f"blocks-{weights_sha256[:16]}-{n_blocks}-{builder}.onnx"
+
+
+def _keep(model: bytes, path: Path) -> None:
+    """Write the graph to ``path`` atomically (two processes may build it at once); a cache that cannot be
+    written (a read-only home) only costs the next start the build again."""
+    tmp_path = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".part", delete=False) as tmp:
+            tmp_path = tmp.name
+            tmp.write(model)
+        os.replace(tmp_path, path)
+    except OSError:
+        if tmp_path is not None:
+            Path(tmp_path).unlink(missing_ok=True)
 
 
 class _Graph:
@@ -128,24 +165,51 @@ class OnnxBlocks:
     blocks : list of dict
         Each block's layer norms and (transposed) linear layers, as the numpy path holds them.
     n_heads : int
+    cached : path, optional
+        Where the built graph is kept (:func:`graph_cache_path`): loaded from there when it is, else built and
+        written there. ``None`` builds it in memory only.
 
     The session takes the weights over: ``convolutions`` and ``blocks`` are left empty, so that the numpy copies
     can be freed (the session holds its own).
+
+    Attributes
+    ----------
+    loaded_from_cache : bool
+        Whether the graph came from ``cached`` rather than being built here.
     """
 
     def __init__(self, convolutions: list[tuple[np.ndarray, np.ndarray]], positions: np.ndarray,
-                 blocks: list[dict[str, tuple[np.ndarray, np.ndarray]]], n_heads: int) -> None:
+                 blocks: list[dict[str, tuple[np.ndarray, np.ndarray]]], n_heads: int, *,
+                 cached: str | os.PathLike[str] | None = None) -> None:
         import onnxruntime
 
-        model = _model_bytes(convolutions, positions, blocks, n_heads)
         options = onnxruntime.SessionOptions()
         # One thread, as every other product of the analysis: the cores are the batch workers' or the GUI's.
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        self._session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self._session = self._cached_session(onnxruntime, options, cached)
+        self.loaded_from_cache = self._session is not None
+        if self._session is None:
+            model = _model_bytes(convolutions, positions, blocks, n_heads)
+            if cached is not None:
+                _keep(model, Path(cached))
+            self._session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        convolutions.clear()
+        blocks.clear()
         self.version = onnxruntime.__version__
+
+    @staticmethod
+    def _cached_session(onnxruntime: Any, options: Any, cached: str | os.PathLike[str] | None) -> Any:
+        """The session of the kept graph, or ``None`` when there is none (or it no longer loads: built anew)."""
+        if cached is None or not Path(cached).is_file():
+            return None
+        try:
+            return onnxruntime.InferenceSession(os.fspath(cached), options, providers=["CPUExecutionProvider"])
+        except Exception:  # noqa: BLE001 - a damaged cache file (any of ONNX Runtime's load errors) is rebuilt
+            return None
 
     def __call__(self, log_mel: np.ndarray) -> list[np.ndarray]:
         """Every block's output for a batch of equally long log-mel spectrograms (windows, frames, 80)."""
         return self._session.run(None, {"mel": np.ascontiguousarray(log_mel, dtype=np.float32)})
+
