@@ -49,6 +49,8 @@ TARGETS_BY_MODEL = {
         "print_cpu_pct": 5.0,
         "print_peak_rss_mb": 200.0,
         "gui_cpu_pct": 20.0,
+        "gui_silent_cpu_pct": 3.0,
+        "gui_minimised_cpu_pct": 1.0,
         "classify_audio_s_per_s_2workers": 300.0,
     },
     "default": {
@@ -60,6 +62,8 @@ TARGETS_BY_MODEL = {
         "print_cpu_pct": 30.0,
         "print_peak_rss_mb": 400.0,
         "gui_cpu_pct": 45.0,
+        "gui_silent_cpu_pct": 3.0,
+        "gui_minimised_cpu_pct": 1.0,
         "classify_audio_s_per_s_2workers": 10.0,
     },
 }
@@ -231,13 +235,13 @@ def bench_startup(one_second_wav: Path, reps: int) -> dict:
 
 
 # -- 4: steady state --------------------------------------------------------------------------------
-def _measure_process(proc: subprocess.Popen, warmup_s: float, seconds: float) -> dict:
+def _cpu_over(proc: subprocess.Popen, seconds: float) -> dict:
+    """CPU (user + system, children included) of a running process over ``seconds``, and its peak memory."""
     import psutil
 
-    p = psutil.Process(proc.pid)
-    time.sleep(warmup_s)
     if proc.poll() is not None:
         raise RuntimeError(f"process exited early with status {proc.returncode}")
+    p = psutil.Process(proc.pid)
     procs = [p, *p.children(recursive=True)]
     cpu0 = sum(sum(q.cpu_times()[:2]) for q in procs)
     t0 = time.monotonic()
@@ -250,41 +254,66 @@ def _measure_process(proc: subprocess.Popen, warmup_s: float, seconds: float) ->
     return {"cpu_pct_of_one_core": 100.0 * (cpu1 - cpu0) / elapsed, "peak_rss_mb": peak / 2**20, "seconds": elapsed}
 
 
+def _measure_process(proc: subprocess.Popen, warmup_s: float, seconds: float) -> dict:
+    time.sleep(warmup_s)
+    return _cpu_over(proc, seconds)
+
+
+class _Speaker:
+    """Plays a recording into the virtual microphone over and over, until paused (its ``paplay`` stopped at once)."""
+
+    def __init__(self, server, wav: Path) -> None:
+        self.server, self.wav = server, wav
+        self.speaking, self.stopped = threading.Event(), threading.Event()
+        self.speaking.set()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            if not self.speaking.wait(timeout=0.1):
+                continue
+            player = self.server.play(self.wav, wait=False)
+            while player.poll() is None:
+                if self.stopped.is_set() or not self.speaking.is_set():
+                    player.terminate()
+                self.stopped.wait(0.1)
+            player.wait()
+
+    def __enter__(self) -> _Speaker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self._thread.join(timeout=10)
+
+
 def bench_steady(speech_wav: Path, seconds: float, tmp: Path) -> dict:
-    from ser_live.audio.virtual_microphone import PulseServer, PulseUnavailable
+    from ser_live.audio.virtual_microphone import PulseServer
 
     out = {}
-    with PulseServer() as server:
-        stop = threading.Event()
-
-        def keep_playing():
-            while not stop.is_set():
-                try:
-                    server.play(speech_wav, timeout_s=120)
-                except PulseUnavailable:
-                    if stop.is_set():
-                        return  # the server went away because the measurement is over
-                    raise
-
-        player = threading.Thread(target=keep_playing, daemon=True)
-        player.start()
+    with PulseServer() as server, _Speaker(server, speech_wav) as speaker:
+        cmd = [sys.executable, "-m", "ser_live", "--print", *MODEL_ARGS]
+        proc = subprocess.Popen(cmd, env=server.client_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            cmd = [sys.executable, "-m", "ser_live", "--print", *MODEL_ARGS]
-            proc = subprocess.Popen(cmd, env=server.client_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            try:
-                out["print"] = _measure_process(proc, 5.0, seconds)
-            finally:
-                proc.terminate()
-                proc.wait(timeout=10)
-            out["gui"] = _bench_gui(server, seconds, tmp)
+            out["print"] = _measure_process(proc, 5.0, seconds)
         finally:
-            stop.set()
+            proc.terminate()
+            proc.wait(timeout=10)
+        out["gui"] = _bench_gui(server, speaker, seconds, tmp)
     return out
 
 
-def _bench_gui(server, seconds: float, tmp: Path) -> dict:
-    if not shutil.which("Xvfb"):
-        return {"skipped": "Xvfb is not installed"}
+#: How long after the speech stops the GUI is measured as silent: the window's SILENT_AFTER_S, the last window
+#: and a margin.
+_SILENT_AFTER_S = 9.0
+
+
+def _bench_gui(server, speaker: _Speaker, seconds: float, tmp: Path) -> dict:
+    """The window's CPU while speech is heard, then while nobody speaks, then with the window unmapped (as a
+    window manager minimises it), both while nobody speaks and while speech is heard (the analysis goes on)."""
+    if not (shutil.which("Xvfb") and shutil.which("xdotool")):
+        return {"skipped": "Xvfb or xdotool is not installed"}
     display = ":97"
     xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -295,7 +324,7 @@ def _bench_gui(server, seconds: float, tmp: Path) -> dict:
         proc = subprocess.Popen([sys.executable, "-m", "ser_live", *MODEL_ARGS], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            return _measure_process(proc, 8.0, seconds)
+            return _gui_phases(proc, speaker, seconds, display)
         finally:
             proc.terminate()
             try:
@@ -305,6 +334,23 @@ def _bench_gui(server, seconds: float, tmp: Path) -> dict:
     finally:
         xvfb.terminate()
         xvfb.wait(timeout=10)
+
+
+def _gui_phases(proc: subprocess.Popen, speaker: _Speaker, seconds: float, display: str) -> dict:
+    speaker.speaking.set()
+    out = _measure_process(proc, 8.0, seconds)  # the headline figure: speech heard, window in sight
+    speaker.speaking.clear()
+    out["silent"] = _measure_process(proc, _SILENT_AFTER_S, seconds)
+    xdotool = {**os.environ, "DISPLAY": display}
+    windows = subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(proc.pid)], env=xdotool,
+                             capture_output=True, text=True).stdout.split()
+    for window in windows:
+        subprocess.run(["xdotool", "windowunmap", "--sync", window], env=xdotool, check=True)
+    out["minimised_silent"] = _measure_process(proc, 2.0, seconds)
+    speaker.speaking.set()
+    out["minimised_speech"] = _measure_process(proc, 4.0, seconds)
+    out["windows_unmapped"] = len(windows)
+    return out
 
 
 # -- 5 and 6: batch throughput -------------------------------------------------------------------------
@@ -475,10 +521,26 @@ def _row(name: str, value: str, target: str = "", ok: bool | None = None) -> str
     return f"| {name} | {value} | {target} | {verdict} |"
 
 
-def table(r: dict, targets: dict) -> str:
-    t = targets
-    rows = ["| measure | median (p95) | target | |", "|---|---|---|---|"]
-    for key, w in r.get("window_compute", {}).items():
+#: The window's phases after speech (scripts/bench.py's steady part): (key, row, target key or None).
+_GUI_PHASES = (("silent", "GUI CPU, nobody speaking", "gui_silent_cpu_pct"),
+               ("minimised_silent", "GUI CPU, minimised, nobody speaking", "gui_minimised_cpu_pct"),
+               ("minimised_speech", "GUI CPU, minimised, speech heard (the analysis goes on)", None))
+
+
+def _gui_phase_rows(gui: dict | None, t: dict) -> list[str]:
+    rows = []
+    for key, name, target in _GUI_PHASES:
+        phase = gui.get(key) if isinstance(gui, dict) else None
+        if isinstance(phase, dict):
+            pct = phase["cpu_pct_of_one_core"]
+            rows.append(_row(name, f"{pct:.1f} % of one core", f"≤ {t[target]:g} %" if target else "",
+                             pct <= t[target] if target else None))
+    return rows
+
+
+def _window_rows(windows: dict, t: dict) -> list[str]:
+    rows = []
+    for key, w in windows.items():
         o, c = w["ours_ms"], w["classic_ms"]
         ok = None
         if key == "2s":
@@ -491,23 +553,31 @@ def table(r: dict, targets: dict) -> str:
                          w["real_time_factor"] <= rtf_target if key == "2s" else None))
         rows.append(_row(f"{key} window: classic recipe", f"{c['median']:.2f} ms ({c['p95']:.2f})",
                          f"ours/classic = {w['ratio_ours_over_classic']:.2f}"))
-    rows += _runtime_rows(r.get("encoder_runtimes"))
-    lat = r.get("latency")
+    return rows
+
+
+def _latency_and_startup_rows(lat: dict | None, st: dict | None, t: dict) -> list[str]:
+    rows = []
     if isinstance(lat, dict) and "latency_ms" in lat:
         v = lat["latency_ms"]
         rows.append(_row("end-to-end latency beyond the hop (real PortAudio capture)",
                          f"{v['median']:.1f} ms ({v['p95']:.1f})", f"≤ {t['latency_beyond_hop_ms']:g} ms",
                          v["p95"] <= t["latency_beyond_hop_ms"]))
-    st = r.get("startup")
     if isinstance(st, dict) and "warm_s" in st:
         warm, cold = st["warm_s"], st["cold_s"]
         rows.append(_row("start-up to first prediction, warm", f"{warm['median']:.2f} s ({warm['p95']:.2f})",
                          f"≤ {t['startup_warm_s']:g} s", warm["median"] <= t["startup_warm_s"]))
         rows.append(_row(f"start-up, cold ({st['cold_method']})", f"{cold['median']:.2f} s ({cold['p95']:.2f})",
                          f"≤ {t['startup_cold_s']:g} s", cold["median"] <= t["startup_cold_s"]))
-    steady = r.get("steady", {})
+    return rows
+
+
+def _steady_rows(steady: dict | None, t: dict) -> list[str]:
+    if not isinstance(steady, dict):
+        return []
+    rows = []
     for name, target_cpu in (("print", t["print_cpu_pct"]), ("gui", t["gui_cpu_pct"])):
-        s = steady.get(name) if isinstance(steady, dict) else None
+        s = steady.get(name)
         if isinstance(s, dict) and "cpu_pct_of_one_core" in s:
             rows.append(_row("`--print` steady CPU" if name == "print" else "GUI steady CPU",
                              f"{s['cpu_pct_of_one_core']:.1f} % of one core", f"≤ {target_cpu:g} %",
@@ -515,20 +585,35 @@ def table(r: dict, targets: dict) -> str:
             rows.append(_row(f"{name} peak RSS", f"{s['peak_rss_mb']:.0f} MB",
                              f"≤ {t['print_peak_rss_mb']:g} MB" if name == "print" else "",
                              s["peak_rss_mb"] <= t["print_peak_rss_mb"] if name == "print" else None))
-    cl = r.get("classify")
-    if isinstance(cl, dict):
-        goal = t["classify_audio_s_per_s_2workers"]
-        for workers in (1, 2):
-            c = cl.get(f"{workers}_workers")
-            if c:
-                rows.append(_row(f"--classify {cl['files']} x 3 s files, {workers} worker(s), {cl.get('runs', 1)} runs",
-                                 f"{c['files_per_s']:.1f} files/s, {c['audio_s_per_s']:.0f} audio-s/s "
-                                 f"({c.get('audio_s_per_s_at_p95_wall', c['audio_s_per_s']):.0f} at the p95 wall time)",
-                                 f"≥ {goal:g} audio-s/s" if workers == 2 else "",
-                                 c["audio_s_per_s"] >= goal if workers == 2 else None))
-                rows.append(_row(f"classic recipe, {workers} worker(s)", f"{c['classic_audio_s_per_s']:.0f} audio-s/s",
-                                 f"ours/classic = {c['ratio_ours_over_classic']:.1f}"))
-    rows.extend(_cluster_rows(r.get("cluster")))
+    return rows + _gui_phase_rows(steady.get("gui"), t)
+
+
+def _classify_rows(cl: dict | None, t: dict) -> list[str]:
+    if not isinstance(cl, dict):
+        return []
+    rows = []
+    goal = t["classify_audio_s_per_s_2workers"]
+    for workers in (1, 2):
+        c = cl.get(f"{workers}_workers")
+        if c:
+            rows.append(_row(f"--classify {cl['files']} x 3 s files, {workers} worker(s), {cl.get('runs', 1)} runs",
+                             f"{c['files_per_s']:.1f} files/s, {c['audio_s_per_s']:.0f} audio-s/s "
+                             f"({c.get('audio_s_per_s_at_p95_wall', c['audio_s_per_s']):.0f} at the p95 wall time)",
+                             f"≥ {goal:g} audio-s/s" if workers == 2 else "",
+                             c["audio_s_per_s"] >= goal if workers == 2 else None))
+            rows.append(_row(f"classic recipe, {workers} worker(s)", f"{c['classic_audio_s_per_s']:.0f} audio-s/s",
+                             f"ours/classic = {c['ratio_ours_over_classic']:.1f}"))
+    return rows
+
+
+def table(r: dict, targets: dict) -> str:
+    rows = ["| measure | median (p95) | target | |", "|---|---|---|---|"]
+    rows += _window_rows(r.get("window_compute", {}), targets)
+    rows += _runtime_rows(r.get("encoder_runtimes"))
+    rows += _latency_and_startup_rows(r.get("latency"), r.get("startup"), targets)
+    rows += _steady_rows(r.get("steady"), targets)
+    rows += _classify_rows(r.get("classify"), targets)
+    rows += _cluster_rows(r.get("cluster"))
     for key in ("latency", "startup", "steady", "classify", "cluster"):
         if isinstance(r.get(key), dict) and "skipped" in r[key]:
             rows.append(_row(key, "skipped: " + r[key]["skipped"]))
@@ -644,7 +729,7 @@ def _measured(run) -> dict:
 PARTS = ["window", "runtime", "latency", "startup", "steady", "classify", "cluster"]
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a quick run that only checks the script works")
     parser.add_argument("--out", default=str(REPO / "bench" / "results.json"), help="where to write the results")
@@ -652,7 +737,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=["default", "light"], metavar="NAME",
                         help="shipped models to measure (default: default light)")
     parser.add_argument("--model", help="benchmark another model file instead")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def _load_models(names: list[str]) -> dict[str, EmotionModel] | None:
+    """The models by name, or None after one line on stderr."""
+    models = {}
+    for name in names:
+        try:
+            models[name] = EmotionModel.load(name)
+        except Exception as exc:  # noqa: BLE001 - one line for the user, as everywhere
+            print(f"bench: cannot load the model {name}: {exc}", file=sys.stderr)
+            return None
+    return models
+
+
+def _print_results(results: dict, models: dict[str, EmotionModel], out: Path) -> None:
+    print(f"CPU: {os.cpu_count()} cores; vector instructions {', '.join(results['machine']['cpu_features']) or '?'}")
+    for name, r in results["models"].items():
+        print(f"\n## {name} model ({r['extractor']} features, {models[name].extractor.runs_on or 'numpy'})\n")
+        print(table(r, r["targets"]))
+        accuracy = accuracy_table(name)
+        if accuracy:
+            print(f"\naccuracy and confidence (the model's metrics.json; issue 19's and 32's targets):\n{accuracy}")
+    print(f"\nresults written to {out}" + (" (smoke run: figures are not meaningful)" if results["smoke"] else ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
     smoke = args.smoke
     import compileall
 
@@ -664,14 +776,9 @@ def main(argv: list[str] | None = None) -> int:
 
     prepare_process()  # as the ser-live command does at start, so in-process figures are the product's
     parts = set(args.only or PARTS)
-    names = [args.model] if args.model else args.models
-    models = {}
-    for name in names:
-        try:
-            models[name] = EmotionModel.load(name)
-        except Exception as exc:  # noqa: BLE001 - one line for the user, as everywhere
-            print(f"bench: cannot load the model {name}: {exc}", file=sys.stderr)
-            return 1
+    models = _load_models([args.model] if args.model else args.models)
+    if models is None:
+        return 1
     results: dict = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "cpu_features": cpu_features()},
@@ -689,14 +796,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"CPU: {os.cpu_count()} cores; vector instructions {', '.join(results['machine']['cpu_features']) or '?'}")
-    for name, r in results["models"].items():
-        print(f"\n## {name} model ({r['extractor']} features, {models[name].extractor.runs_on or 'numpy'})\n")
-        print(table(r, r["targets"]))
-        accuracy = accuracy_table(name)
-        if accuracy:
-            print(f"\naccuracy and confidence (the model's metrics.json; issue 19's and 32's targets):\n{accuracy}")
-    print(f"\nresults written to {out}" + (" (smoke run: figures are not meaningful)" if smoke else ""))
+    _print_results(results, models, out)
     return 0
 
 

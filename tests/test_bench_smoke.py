@@ -35,6 +35,11 @@ def test_bench_smoke_run_produces_every_section(tmp_path):
         for part in ("latency", "startup", "steady", "classify", "cluster"):
             assert "skipped" not in r[part], (name, r[part])
         assert r["steady"]["print"]["peak_rss_mb"] > 0
+        # The window after the speech: nobody speaking, then unmapped as a window manager minimises it.
+        gui = r["steady"]["gui"]
+        assert gui["windows_unmapped"] >= 1, gui
+        phases = ("silent", "minimised_silent", "minimised_speech")
+        assert all(gui[phase]["cpu_pct_of_one_core"] > 0 for phase in phases), gui
         assert r["classify"]["2_workers"]["files_per_s"] > 0
         engines = r["cluster"]["engines"]
         assert sorted(engines) == ["Dask local:1", "Dask local:2", "local pool, 2 workers"]

@@ -199,6 +199,15 @@ def test_schedule_skips_stale_windows_when_the_consumer_lags():
     assert schedule.due(22) == [(14, 22)]
 
 
+def test_windows_taken_one_at_a_time_are_checked_for_lag_again_after_a_slow_one():
+    schedule = WindowSchedule(8, 2, max_lag_windows=2)
+    # Three are due: the oldest is stale (lag 2), the newest waits for the next call.
+    assert schedule.due(6, limit=1) == [(-4, 4)] and schedule.skipped_windows == 1
+    # A slow analysis of that one: meanwhile the writer reached 20, so the one left behind is stale now too.
+    assert schedule.due(20, limit=1) == [(10, 18)]
+    assert schedule.skipped_windows == 7 and schedule.due(20) == [(12, 20)]
+
+
 def test_signal_windows_match_the_schedule_over_a_buffer():
     y = np.random.default_rng(0).normal(size=1000).astype(np.float32)
     window, hop = 160, 40

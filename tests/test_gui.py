@@ -911,6 +911,36 @@ def test_a_stalled_microphone_is_one_engine_signal_that_the_window_shows(make_wi
     assert window.display_state() != "no audio"
 
 
+def test_while_nobody_speaks_rows_are_shown_every_few_seconds_and_speech_at_once(make_window, monkeypatch) -> None:
+    """Silence keeps producing rows (no speech): they change no emotion, so they are drawn at most every
+    QUIET_NEWS_EVERY_S; a speech row is drawn on the next frame; out of sight, none is drawn."""
+    import time
+
+    from ser_live.gui import window as window_mod
+    from ser_live.gui.runner import RunState
+
+    window = make_window()
+    drawn = []
+    monkeypatch.setattr(window, "_draw_frame", lambda monitor, news: drawn.append(news))
+    with monkeypatch.context() as runner:  # undone before the window closes (and stops its runner)
+        runner.setattr(window.runner, "state", RunState.RUNNING)  # listening (no audio needed for this part)
+        runner.setattr(window.runner, "drain", lambda: [])
+        runner.setattr(window.runner, "monitor", object())
+        silence_began = time.monotonic() - window_mod.SILENT_AFTER_S - 1.0
+        window._speech_seen_at = silence_began  # noqa: SLF001 - nobody has spoken for a while
+        window._history_dirty, window._news_shown_at = True, time.monotonic()  # noqa: SLF001 - a row just shown
+        window.tick()
+        assert window.frame_interval_ms() == window_mod.IDLE_INTERVAL_MS and drawn == [False]
+        window._news_shown_at = time.monotonic() - window_mod.QUIET_NEWS_EVERY_S  # noqa: SLF001 - long enough ago
+        window.tick()
+        assert drawn == [False, True]
+        window._news_shown_at = time.monotonic()  # noqa: SLF001
+        window._speech_seen_at = time.monotonic()  # noqa: SLF001 - a speech row came
+        window.tick()
+        assert drawn[-1] is True and window.frame_interval_ms() == window_mod.FRAME_INTERVAL_MS
+        assert not window._news_due(window_mod.HIDDEN_INTERVAL_MS)  # noqa: SLF001 - nothing drawn out of sight
+
+
 def test_the_window_redraws_within_a_budget_and_not_at_all_when_minimised(make_window, qtbot, speech_file,
                                                                            monkeypatch):
     """A frame budget while someone may speak, a slow pace when nothing moves or nobody speaks, no drawing at all
@@ -941,3 +971,8 @@ def test_the_window_redraws_within_a_budget_and_not_at_all_when_minimised(make_w
     assert len(drawn) == before
     window.showNormal()
     assert window.frame_interval_ms() != window_mod.HIDDEN_INTERVAL_MS
+    # Unmapped by the window system with no window manager to say "minimised" (xdotool windowunmap under Xvfb, as
+    # scripts/bench.py measures it): not exposed, so not drawn either.
+    monkeypatch.setattr(window.windowHandle(), "isExposed", lambda: False)
+    assert not window.isMinimized() and window.out_of_sight()
+    assert window.frame_interval_ms() == window_mod.HIDDEN_INTERVAL_MS

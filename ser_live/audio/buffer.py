@@ -149,8 +149,9 @@ class WindowSchedule:
         self.next_end = self.hop_samples
         self.skipped_windows = 0
 
-    def due(self, total_written: int) -> list[tuple[int, int]]:
-        """Spans ``(start, stop)`` of every window now complete, oldest first, and advance past them."""
+    def due(self, total_written: int, *, limit: int | None = None) -> list[tuple[int, int]]:
+        """Spans ``(start, stop)`` of every window now complete (at most ``limit`` of them), oldest first, and
+        advance past them."""
         n_due = (total_written - self.next_end) // self.hop_samples + 1 if total_written >= self.next_end else 0
         if self.max_lag_windows is not None and n_due > self.max_lag_windows:
             skip = n_due - self.max_lag_windows
@@ -158,7 +159,7 @@ class WindowSchedule:
             self.next_end += skip * self.hop_samples
             n_due = self.max_lag_windows
         spans = []
-        for _ in range(n_due):
+        for _ in range(n_due if limit is None else min(n_due, limit)):
             spans.append((self.next_end - self.window_samples, self.next_end))
             self.next_end += self.hop_samples
         return spans

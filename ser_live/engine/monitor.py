@@ -246,6 +246,23 @@ def _classify_blocks(blocks: Iterable[np.ndarray], model: EmotionModel) -> ClipR
     )
 
 
+#: How often the analysis thread looks for audio close to a due window, and at most how long it sleeps otherwise.
+NEAR_DUE_POLL_S = 0.01
+FAR_POLL_S = 0.1
+
+
+def _poll_s(wait_s: float) -> float:
+    """How long the analysis thread sleeps when the next window is ``wait_s`` of audio away.
+
+    Audio arrives in capture blocks (~50 ms), so the count of samples jumps rather than runs: within 0.1 s of a due
+    window it looks every 10 ms (a window is analysed at most that late), and further away it sleeps until then, at
+    most 0.1 s (the gap meter wants a few readings in each of its 0.5 s: with one every 0.25 s it took delivery
+    jitter for lost audio). The callback itself never signals (no locks there). Against looking every 3 ms near and
+    50 ms far, this is a third of the wake-ups, which is most of what a monitor costs while nobody speaks.
+    """
+    return NEAR_DUE_POLL_S if wait_s < 0.1 else min(wait_s - 0.1 + NEAR_DUE_POLL_S, FAR_POLL_S)
+
+
 @dataclasses.dataclass(frozen=True)
 class MonitorSnapshot:
     """What a display needs of a running :class:`Monitor`, read at one moment (see :meth:`Monitor.snapshot`).
@@ -435,8 +452,15 @@ class Monitor:
         return self._capture_lost_s + self.buffer.dropped_samples / self.sample_rate_hz
 
     def _process_due(self) -> list[Prediction]:
-        self._keep_audio()
-        return [self._analyse(start, stop) for start, stop in self.schedule.due(self.buffer.total_written)]
+        """Analyse every window now due, one at a time: after a slow one, the schedule is asked again, so windows that
+        fell behind meanwhile are skipped (``max_lag_windows``) rather than read after the buffer wrote over them."""
+        predictions = []
+        while True:
+            self._keep_audio()  # before each window too: a slow one must not let the buffer outrun the kept audio
+            spans = self.schedule.due(self.buffer.total_written, limit=1)
+            if not spans:
+                return predictions
+            predictions.append(self._analyse(*spans[0]))
 
     def _analyse(self, start: int, stop: int) -> Prediction:
         """Analyse the buffered window ``[start, stop)``, count it and hand it to the consumers."""
@@ -604,10 +628,7 @@ class Monitor:
                 self._measure_loss(capture)
                 self._process_due()
                 wait_s = self.schedule.samples_until_next(self.buffer.total_written) / self.sample_rate_hz
-                # Audio arrives in capture blocks (~50 ms), so the count above jumps rather than
-                # runs: close to a due window, look often, or the wait overshoots the block that
-                # completes it by up to a block. The callback itself never signals (no locks there).
-                self._stop.wait(0.003 if wait_s < 0.1 else 0.05)
+                self._stop.wait(_poll_s(wait_s))
         except BaseException as exc:  # surfaced to the caller through .error and the status callbacks
             self.error = exc
             if not isinstance(exc, BrokenPipeError):  # the reader of the output left: not news to report

@@ -111,6 +111,10 @@ def style_plot(plot: pg.PlotWidget | pg.PlotItem, *, tick_px: int = 14) -> None:
         axis.setPen(palette.TEXT_DIM)
         axis.setStyle(tickFont=font(tick_px))
         axis.label.setFont(font(tick_px))
+        # Kept as a pixmap: a curve redrawn 20 times a second repaints the axes beside it, and drawing their tick
+        # text anew each time was a third of the window's painting (py-spy, speech heard); pyqtgraph's update()
+        # on a change of ticks renews the pixmap.
+        axis.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
 def brush(colour: str, alpha: int = 255) -> QtGui.QBrush:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,9 @@ IDLE_INTERVAL_MS = 250
 HIDDEN_INTERVAL_MS = 500
 #: No speech window for this long counts as silence: the waveform drops to the idle pace.
 SILENT_AFTER_S = 5.0
+#: During such a silence the rows that keep coming are shown at most this often: they change no emotion, only the
+#: row count and the history's time axis (a speech row is shown at once).
+QUIET_NEWS_EVERY_S = 2.0
 #: Height of the waveform strip: enough for its -1/0/1 labels and the time axis, no more.
 WAVEFORM_HEIGHT_PX = 120
 
@@ -216,6 +220,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._notice = ""  # the latest passing news for the status bar ("input device back: ...")
         self._notice_until = 0.0
         self._history_dirty = False
+        self._news_shown_at = -math.inf  # when rows were last shown (see _news_due)
         self._speech_seen_at = time.monotonic()  # when the last speech window arrived (silence slows the redraw)
         self._build(settings, device)
         self.adapt_check.toggled.connect(self._adapt_toggled)
@@ -685,31 +690,50 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._notice and time.monotonic() > self._notice_until:
             self._notice = ""
             self._shown_state = ""  # redraw the status bar without it
-        if self._history_dirty or self.display_state() != self._shown_state:
-            self._refresh_controls()
         interval_ms = self.frame_interval_ms()
+        news = self._history_dirty and self._news_due(interval_ms)
+        if news or self.display_state() != self._shown_state:
+            self._refresh_controls()
         if self.runner.monitor is not None and interval_ms != HIDDEN_INTERVAL_MS:
-            self._draw_frame(self.runner.monitor)
+            self._draw_frame(self.runner.monitor, news)
         if self.timer.interval() != interval_ms:
             self.timer.setInterval(interval_ms)
 
     def frame_interval_ms(self) -> int:
         """The redraw budget now: the frame rate while audio moves and speech may come, slower when nothing moves
         or nobody has spoken for a while, and no drawing at all while the window is minimised or hidden."""
-        if self.isMinimized() or not self.isVisible():
+        if self.out_of_sight():
             return HIDDEN_INTERVAL_MS
-        silent = time.monotonic() - self._speech_seen_at > SILENT_AFTER_S
-        if self.runner is None or self.runner.state != RunState.RUNNING or silent or self._device_lost:
+        if self.runner is None or self.runner.state != RunState.RUNNING or self._silent() or self._device_lost:
             return IDLE_INTERVAL_MS
         return FRAME_INTERVAL_MS
 
-    def _draw_frame(self, monitor) -> None:
-        """The audio views when new audio came, an idle meter when none can, the history at its own pace."""
+    def _silent(self) -> bool:
+        """Listening, and nobody has spoken for :data:`SILENT_AFTER_S`."""
+        listening = self.runner is not None and self.runner.state == RunState.RUNNING
+        return listening and time.monotonic() - self._speech_seen_at > SILENT_AFTER_S
+
+    def _news_due(self, interval_ms: int) -> bool:
+        """Whether the rows taken since the last redraw are shown now: at once, but not while out of sight (they
+        are on the next frame in sight) and at most every :data:`QUIET_NEWS_EVERY_S` while nobody speaks."""
+        if interval_ms == HIDDEN_INTERVAL_MS:
+            return False
+        return not self._silent() or time.monotonic() >= self._news_shown_at + QUIET_NEWS_EVERY_S
+
+    def out_of_sight(self) -> bool:
+        """Minimised, hidden, or unmapped by the window system (iconified, on another desktop): a frame drawn now
+        would show nothing (Qt reports the window not exposed even where no window manager says "minimised")."""
+        handle = self.windowHandle()
+        return self.isMinimized() or not self.isVisible() or handle is None or not handle.isExposed()
+
+    def _draw_frame(self, monitor, news: bool) -> None:
+        """The audio views when new audio came, an idle meter when none can, the history with ``news`` or at its
+        own pace."""
         snap = monitor.snapshot()
         advanced = self._draw_audio(monitor, snap)
         if self._stalled or self._device_lost or self.runner.state != RunState.RUNNING:
             self.meter.set_level(self.meter.rms_db, self.meter.peak_db, "idle")
-        if self._history_dirty or (advanced and self._frame % HISTORY_EVERY_N_FRAMES == 0):
+        if news or (advanced and self._frame % HISTORY_EVERY_N_FRAMES == 0):
             self._draw_history(snap)
 
     def _take_events(self) -> None:
@@ -748,6 +772,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.history_title.setText(caption)
         self.history.show_timeline(Timeline.from_predictions(self.recent, self.classes, hop_s=snap.hop_s), now_s)
         self._history_dirty = False
+        self._news_shown_at = time.monotonic()
 
     def show_status(self, event: StatusEvent) -> None:
         """Take a status event of the session: the state, banner and status bar say what holds now."""
@@ -918,6 +943,7 @@ class MainWindow(QtWidgets.QMainWindow):
         super().showEvent(event)
         if getattr(self, "timer", None) is not None:
             self._history_dirty = True
+            self._news_shown_at = -math.inf
             self.timer.setInterval(FRAME_INTERVAL_MS)
 
     def shutdown(self) -> None:
