@@ -105,6 +105,8 @@ CANDIDATES: dict[str, Candidate] = {
                               weighting="sqrt-speakers", codec_copy=True),
     "blocks 1+3": Candidate("sqrt-speaker weights; encoder blocks 1 and 3 pooled (the default family only)",
                             weighting="sqrt-speakers", blocks=(1, 3)),
+    "block 2": Candidate("today's default recipe, but encoder block 2 pooled instead of block 3 (a quarter less "
+                         "encoder per window; the default family only)", blocks=(2,)),
     "block 1": Candidate("sqrt-speaker weights; encoder block 1 pooled (the default family only)",
                          weighting="sqrt-speakers", blocks=(1,)),
     "alpha 3x": Candidate("sqrt-speaker weights; an L2 penalty three times the family's (3 for the default, 30 for "
