@@ -124,11 +124,17 @@ def test_the_built_graph_is_kept_and_later_encoders_load_it_without_building(mon
     assert second._onnx.loaded_from_cache and kept.stat().st_mtime_ns == built
     for a, b in zip(first.hidden_states(mel), second.hidden_states(mel)):
         np.testing.assert_array_equal(a, b)
-    # Another number of blocks is another graph; a damaged file is built again, not an error.
+    # Another number of blocks is another graph; a damaged file is built again, not an error; a graph an older
+    # builder made of the same blocks is removed when the new one is kept, and another number of blocks stays.
     assert encoder_onnx.graph_cache_path(first.weights_sha256, 3) != kept
+    older = kept.with_name(kept.name.rsplit("-", 1)[0] + "-0123456789ab.onnx")
+    other_blocks = kept.with_name(kept.name.replace("-2-", "-3-"))
+    older.write_bytes(b"a graph of an older builder")
+    other_blocks.write_bytes(b"another model's graph")
     kept.write_bytes(b"not a graph")
     third = WhisperEncoder(2)
     assert not third._onnx.loaded_from_cache and kept.stat().st_size > 1_000_000
+    assert not older.exists() and other_blocks.exists()
     np.testing.assert_array_equal(third.hidden_states(mel)[1], first.hidden_states(mel)[1])
 
 

@@ -16,6 +16,7 @@ Why not int8: ONNX Runtime's dynamic quantisation of the matrix products (per te
 pooled block-3 features by 37-43 % of their spread across windows (their centred cosine with the float32 ones
 was 0.78-0.88), far beyond what keeps the shipped model's answers, for a further 1.3x.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,8 +53,9 @@ def graph_cache_path(weights_sha256: str, n_blocks: int, cache_dir: str | os.Pat
 
 
 def _keep(model: bytes, path: Path) -> None:
-    """Write the graph to ``path`` atomically (two processes may build it at once); a cache that cannot be
-    written (a read-only home) only costs the next start the build again."""
+    """Write the graph to ``path`` atomically (two processes may build it at once) and remove the graphs an older
+    builder made of the same weights and blocks (never loaded again); a cache that cannot be written (a read-only
+    home) only costs the next start the build again."""
     tmp_path = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +63,9 @@ def _keep(model: bytes, path: Path) -> None:
             tmp_path = tmp.name
             tmp.write(model)
         os.replace(tmp_path, path)
+        for stale in path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.onnx"):
+            if stale != path:
+                stale.unlink(missing_ok=True)
     except OSError:
         if tmp_path is not None:
             Path(tmp_path).unlink(missing_ok=True)
