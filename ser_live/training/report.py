@@ -437,8 +437,9 @@ time). The package is a one-person upload of known weights: its metadata names t
 conversion of OpenAI's Whisper base by Systran for faster-whisper) and carries OpenAI's MIT licence, which allows
 redistribution and use in a model trained on its outputs; ser-live pins the versions and records the SHA-256 of
 the encoder weights it uses (`{encoder['weights_sha256']}`), refusing any other. The first
-{max(blocks) + 1} of its 6 encoder blocks are run in numpy (`ser_live/features/encoder.py`, checked against
-CTranslate2's own encoder in the tests). Why this encoder and these blocks: `encoder_selection.md` (made by
+{max(blocks) + 1} of its 6 encoder blocks are run in float32, on ONNX Runtime where the `fast` extra is installed
+and on numpy otherwise (`ser_live/features/encoder.py`, `encoder_onnx.py`; checked against CTranslate2's own
+encoder and against each other in the tests). Why this encoder and these blocks: `encoder_selection.md` (made by
 `scripts/encoder_study.py`).
 """
     return "ser-live default model (Whisper-base encoder + MLP)", inputs, section
