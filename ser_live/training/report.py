@@ -624,7 +624,7 @@ Measured by `scripts/train.py` (or `scripts/evaluate_robustness.py --model-dir`;
 def _weighting_text(weighting: str) -> str:
     """How the card says a class's weight was shared out (:data:`~ser_live.training.estimator.WEIGHTINGS`)."""
     if weighting == "recording":
-        return "each class and each recording counts equally"
+        return "each class and each recording counts equally (so a corpus counts by its recordings of the class)"
     share = ("equally" if weighting == "corpus"
              else "in proportion to the square root of its speakers of that class")
     return (f"each class counts equally; within a class each corpus that has it counts {share} (so a large corpus "
