@@ -56,10 +56,9 @@ def candidates() -> dict[str, tuple[str, Any]]:
     def five_corpora(block: int, n_copies: int = 2, *, codec_share: float = 0.0) -> Any:
         """The shipped recipe (``n_copies`` augmented copies, none: clean; ``codec_share`` of them through Opus or
         a telephone line last) with one encoder block, on every corpus under the data."""
-        recipe = augmented(n_copies) if n_copies else clean
-        if codec_share:
-            recipe = dataclasses.replace(recipe, augmenter=Augmenter(n_copies=n_copies, codec_share=codec_share))
-        return dataclasses.replace(recipe, setup=WindowSetup(extractor=EncoderFeatures([block])), corpora=None)
+        augmenter = Augmenter(n_copies=n_copies, codec_share=codec_share) if n_copies else None
+        return dataclasses.replace(clean, setup=WindowSetup(extractor=EncoderFeatures([block])), augmenter=augmenter,
+                                   corpora=None)
 
     def light_augmented(augmenter: Augmenter, **params: Any) -> Any:
         return dataclasses.replace(LIGHT_CONFIG, augmenter=augmenter,

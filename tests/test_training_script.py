@@ -138,14 +138,21 @@ def test_tiny_corpus_end_to_end(tmp_path: Path) -> None:
     _assert_robustness_measured(out, metrics, result.stdout)
     metrics = _assert_robustness_script(tmp_path, data, out, cache)
     report = _assert_adaptation_joins(data, out, cache, metrics)
-    # Retraining on the same data reproduces the same evaluation, so the report stays, and so does the card.
+    _assert_retraining_keeps_the_report(data, out, cache, report)
+    _assert_no_variant_drops_the_report(data, out, cache)
+
+
+def _assert_retraining_keeps_the_report(data: Path, out: Path, cache: Path, report: dict) -> None:
+    """Retraining on the same data reproduces the same evaluation, so the report stays, and so does the card."""
     result = _run("--data", str(data), "--out", str(out), "--no-progress", "--jobs", "1", cache=cache)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "report in" in result.stdout and "is kept" in result.stdout
     assert json.loads((out / "metrics.json").read_text())["adaptation"] == report
     assert "| method | shuffled UAR |" in (out / "MODEL_CARD.md").read_text()
 
-    # Without the variant there is nothing for the report to describe: it goes, and the evaluation refuses.
+
+def _assert_no_variant_drops_the_report(data: Path, out: Path, cache: Path) -> None:
+    """Without the variant there is nothing for the report to describe: it goes, and the evaluation refuses."""
     result = _run("--data", str(data), "--out", str(out), "--no-progress", "--no-adaptation", cache=cache)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "adaptation" not in json.loads((out / "metrics.json").read_text())
@@ -270,22 +277,32 @@ def test_ceiling_study_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     assert empty.stderr.strip().splitlines()[-1].startswith("error: no recordings of a known corpus")
 
 
+def _table_rows(text: str, *, header: str) -> list[list[str]]:
+    """The cells of a Markdown table's body rows (the row starting with ``header`` left out)."""
+    return [line.strip("| ").split(" | ") for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith(header)]
+
+
+def _assert_the_one_corpus_is_the_whole(rows: list[list[str]], *, overall_column: int) -> None:
+    """Each row's overall UAR is a UAR, and equals its EMOVO column (the next): the only corpus is the whole data."""
+    for row in rows:
+        overall, emovo = float(row[overall_column]), float(row[overall_column + 1])
+        assert 0.0 <= overall <= 1.0 and overall == emovo
+
+
 def test_ceiling_study_runs_every_comparison_on_a_tiny_corpus(tmp_path: Path) -> None:
     data = _tiny_corpus(tmp_path, sentences=("b1", "b2"))
     out = tmp_path / "study.md"
     result = _run("--data", str(data), "--out", str(out), "--jobs", "1", cache=tmp_path / "cache",
                   script=CEILING_STUDY)
     assert result.returncode == 0, result.stderr
-    rows = [line.strip("| ").split(" | ") for line in out.read_text().splitlines()
-            if line.startswith("| ") and not line.startswith("| group")]
+    rows = _table_rows(out.read_text(), header="| group")
     groups = [row[0] for row in rows]
     # 6 speakers: leave-one-speaker-out is the only fold count above 5; one corpus, so one "alone" row.
     assert groups == ["model family (5-fold)"] * 5 + ["speakers per fold", "one corpus alone (5-fold)"] + [
         "oracle speaker normalisation (5-fold)"] * 3
     assert "leave one speaker out (about 5 training speakers)" in rows[5][1]
-    for row in rows:
-        overall, emovo = float(row[2]), float(row[3])
-        assert 0.0 <= overall <= 1.0 and overall == emovo  # the only corpus is the whole data
+    _assert_the_one_corpus_is_the_whole(rows, overall_column=2)
     assert result.stdout.strip().splitlines()[2:] == out.read_text().strip().splitlines()[-len(rows):]
 
 
@@ -308,16 +325,13 @@ def test_encoder_study_scores_every_candidate_on_a_tiny_corpus(tmp_path: Path) -
     result = _run("--data", str(data), "--out", str(out), "--jobs", "1", "--encoders", "whisper-base",
                   "--seeds", "1", "--timing-windows", "3", cache=tmp_path / "cache", script=ENCODER_STUDY)
     assert result.returncode == 0, result.stderr
-    rows = [line.strip("| ").split(" | ") for line in out.read_text().splitlines()
-            if line.startswith("| ") and not line.startswith("| features")]
+    rows = _table_rows(out.read_text(), header="| features")
     names = [row[0] for row in rows]
     assert names == ["handcrafted v4 (208 values; the light model)",
                      *[f"whisper-base block {k} (mean+std, 1024)" for k in range(6)],
                      "whisper-base blocks 0-5 (6144)", "whisper-base blocks 0-5 + handcrafted (6352)"]
-    for row in rows:
-        overall, emovo = float(row[1]), float(row[2])
-        assert 0.0 <= overall <= 1.0 and overall == emovo  # the only corpus is the whole data
-        assert row[-1]  # a licence on every row
+    _assert_the_one_corpus_is_the_whole(rows, overall_column=1)
+    assert all(row[-1] for row in rows)  # a licence on every row
     # Costs are measured for every extractor that runs on its own; the encoder rows carry the package's size.
     encoder_row = rows[4]
     assert float(encoder_row[7].split(" ")[0]) > 0 and encoder_row[9].endswith(" s")
