@@ -76,10 +76,11 @@ def candidates() -> dict[str, tuple[str, Any]]:
         "block 3, rooms+noise augmentation, two copies (shipped)": ("default", augmented(2)),
         "block 3, WPE dereverberation, augmentation, one copy": ("default", augmented(1, dereverb=Dereverb())),
         "block 3, WPE dereverberation, augmentation, two copies": ("default", augmented(2, dereverb=Dereverb())),
-        # Issue 32: the same recipe on all five corpora (its own family: its first row, today's recipe retrained
-        # on them, is the reference), with encoder block 2, which models/corpus_study.md found travels further,
-        # without the augmentation, to see whether it still earns its place, and with half the copies through a
-        # codec (the new corpora are Opus, the others not: a codec should be a nuisance, not a cue).
+        # Issue 32: the same recipe on all five corpora (its own family: its first row, the three-corpus recipe
+        # retrained on them, is the reference), with encoder block 2, which models/corpus_study.md found travels
+        # further, without the augmentation, to see whether it still earns its place, and with half the copies
+        # through a codec (the new corpora are Opus, the others not: a codec should be a nuisance, not a cue; the
+        # rule chose it, and it ships).
         "five corpora: block 3, two augmented copies": ("default, five corpora", five_corpora(3)),
         "five corpora: block 2, two augmented copies": ("default, five corpora", five_corpora(2)),
         "five corpora: block 3, no augmentation": ("default, five corpora", five_corpora(3, n_copies=0)),

@@ -74,8 +74,9 @@ def _assert_verdicts_match(report: dict, expected: dict) -> None:
 
 def _assert_the_product_follows_the_rule(name: str, metrics: dict) -> None:
     """Never on by default with a method that fails it. It starts with the plain model for both models (the README
-    says why): on five corpora the neutral enrolment passes for the default model, and it runs only when the user
-    reads the passage (--calibrate); --adapt passes for the light one, but not on EMOVO alone."""
+    says why): on five corpora the neutral enrolment passes or misses by a hair for the default model (a held mood
+    0.027, then 0.031 lower, against the rule's 0.03), and it runs only when the user reads the passage
+    (--calibrate); --adapt passes for the light one, but not on EMOVO alone."""
     from ser_live.app.session import SessionConfig
     from ser_live.training.adaptation import ENROLMENT_METHOD
     from ser_live.training.adaptation_eval import default_choice
