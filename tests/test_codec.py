@@ -66,3 +66,16 @@ def test_the_augmenter_passes_a_share_of_copies_through_a_codec_and_keeps_old_co
     a = plain(y, sample_rate_hz=SR, rng=plain.rng("file", 1))
     b = dataclasses.replace(plain, codec_share=0.0)(y, sample_rate_hz=SR, rng=plain.rng("file", 1))
     np.testing.assert_array_equal(a, b)
+
+
+def test_the_default_model_card_says_which_copies_passed_through_a_codec():
+    """The shipped default trains with codec copies (models/model_selection.md), and its card says so."""
+    from pathlib import Path
+
+    from ser_live.training.recipe import ENCODER_CONFIG
+
+    card = (Path(__file__).resolve().parents[1] / "models" / "MODEL_CARD.md").read_text()
+    share = ENCODER_CONFIG.augmenter.codec_share
+    assert share > 0
+    assert (f"2 augmented copies per training recording, {share:.0%} of them then through a codec "
+            "(opus or telephone)") in card

@@ -471,7 +471,11 @@ def _augmentation_text(augmentation: dict[str, Any] | None) -> str:
     if augmentation is None:
         return "none"
     n_copies = augmentation["n_copies"]
-    return f"{n_copies} augmented {'copy' if n_copies == 1 else 'copies'} per training recording"
+    text = f"{n_copies} augmented {'copy' if n_copies == 1 else 'copies'} per training recording"
+    if augmentation.get("codec_share"):  # absent from copies made before codecs existed
+        codecs = " or ".join(augmentation["codecs"])
+        text += f", {augmentation['codec_share']:.0%} of them then through a codec ({codecs})"
+    return text
 
 
 def model_card(metrics: dict[str, Any], *, selection_table: str | None = None) -> str:
