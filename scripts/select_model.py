@@ -54,8 +54,8 @@ def candidates() -> dict[str, tuple[str, Any]]:
                                    augmenter=Augmenter(n_copies=n_copies))
 
     def five_corpora(block: int, n_copies: int = 2, *, codec_share: float = 0.0) -> Any:
-        """The shipped recipe (``n_copies`` augmented copies, none: clean; ``codec_share`` of them through Opus or
-        a telephone line last) with one encoder block, on every corpus under the data."""
+        """The shipped recipe with one encoder block, on every corpus under the data: ``n_copies`` augmented
+        copies of each recording (0: the clean recordings alone), ``codec_share`` of them through a codec last."""
         augmenter = Augmenter(n_copies=n_copies, codec_share=codec_share) if n_copies else None
         return dataclasses.replace(clean, setup=WindowSetup(extractor=EncoderFeatures([block])), augmenter=augmenter,
                                    corpora=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from ser_live.dsp.codec import opus_round_trip, telephone_line, through_codec
 from ser_live.training.augment import Augmenter
 
 SR = 16000
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _signal() -> np.ndarray:
@@ -70,11 +72,9 @@ def test_the_augmenter_passes_a_share_of_copies_through_a_codec_and_keeps_old_co
 
 def test_the_default_model_card_says_which_copies_passed_through_a_codec():
     """The shipped default trains with codec copies (models/model_selection.md), and its card says so."""
-    from pathlib import Path
-
     from ser_live.training.recipe import ENCODER_CONFIG
 
-    card = (Path(__file__).resolve().parents[1] / "models" / "MODEL_CARD.md").read_text()
+    card = (REPO / "models" / "MODEL_CARD.md").read_text()
     share = ENCODER_CONFIG.augmenter.codec_share
     assert share > 0
     assert (f"2 augmented copies per training recording, {share:.0%} of them then through a codec "
